@@ -1,0 +1,328 @@
+//! The per-workspace hash chain: how an event is hashed, and how a stored
+//! chain is verified.
+//!
+//! `hash = hex(SHA-256(prev_hash || canonical_json(event without "hash")))`,
+//! where `prev_hash` is the previous event's hash as 64 lowercase hex
+//! characters (64 zeros for seq 1) and the hashed object has exactly the
+//! members `workspace, seq, kind, run_id, at, data, prev_hash`.
+
+use crate::canonical::to_canonical_json;
+use crate::error::ChainBreak;
+use crate::model::{ChainReport, Event, EventKind};
+use crate::ts::format_ts;
+use crate::StoreError;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// `prev_hash` of a workspace's first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An event that has not been given its place in the chain yet.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingEvent {
+    pub kind: EventKind,
+    pub run_id: Option<String>,
+    pub at: DateTime<Utc>,
+    pub data: Value,
+}
+
+/// Hash of an event given the textual forms of its fields, exactly as stored.
+fn hash_fields(
+    workspace: &str,
+    seq: u64,
+    kind: &str,
+    run_id: Option<&str>,
+    at: &str,
+    data: &Value,
+    prev_hash: &str,
+) -> String {
+    let mut body = Map::new();
+    body.insert("workspace".into(), Value::from(workspace));
+    body.insert("seq".into(), Value::from(seq));
+    body.insert("kind".into(), Value::from(kind));
+    body.insert(
+        "run_id".into(),
+        run_id.map_or(Value::Null, Value::from),
+    );
+    body.insert("at".into(), Value::from(at));
+    body.insert("data".into(), data.clone());
+    body.insert("prev_hash".into(), Value::from(prev_hash));
+    let canonical = to_canonical_json(&Value::Object(body));
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(canonical.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Recomputes the hash of `event` from its fields (ignoring `event.hash`).
+#[must_use]
+pub fn compute_hash(event: &Event) -> String {
+    hash_fields(
+        &event.workspace,
+        event.seq,
+        event.kind.as_str(),
+        event.run_id.as_deref(),
+        &format_ts(event.at),
+        &event.data,
+        &event.prev_hash,
+    )
+}
+
+/// Gives `pending` its place after (`prev_seq`, `prev_hash`) and hashes it.
+pub(crate) fn seal(
+    workspace: &str,
+    prev_seq: u64,
+    prev_hash: &str,
+    pending: PendingEvent,
+) -> Event {
+    let mut event = Event {
+        workspace: workspace.to_owned(),
+        seq: prev_seq + 1,
+        kind: pending.kind,
+        run_id: pending.run_id,
+        at: pending.at,
+        data: pending.data,
+        prev_hash: prev_hash.to_owned(),
+        hash: String::new(),
+    };
+    event.hash = compute_hash(&event);
+    event
+}
+
+/// An event row as stored, before any decoding, so verification can report
+/// a row that no longer decodes as a break rather than a read failure.
+#[derive(Debug, Clone)]
+pub(crate) struct RawEvent {
+    pub seq: u64,
+    pub kind: String,
+    pub run_id: Option<String>,
+    /// The timestamp in its hashed textual form.
+    pub at: String,
+    /// The stored data text (canonical JSON when written by the store).
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Walks a workspace's events in seq order and stops at the first break.
+pub(crate) struct ChainVerifier {
+    workspace: String,
+    expected_seq: u64,
+    last_hash: String,
+}
+
+impl ChainVerifier {
+    pub(crate) fn new(workspace: &str) -> Self {
+        Self {
+            workspace: workspace.to_owned(),
+            expected_seq: 1,
+            last_hash: GENESIS_HASH.to_owned(),
+        }
+    }
+
+    fn broken(&self, seq: u64, reason: ChainBreak) -> StoreError {
+        StoreError::ChainBroken {
+            workspace: self.workspace.clone(),
+            seq,
+            reason,
+        }
+    }
+
+    /// Checks the next stored event.
+    pub(crate) fn push(&mut self, raw: &RawEvent) -> Result<(), StoreError> {
+        if raw.seq != self.expected_seq {
+            return Err(self.broken(
+                self.expected_seq,
+                ChainBreak::SeqGap {
+                    expected: self.expected_seq,
+                    found: raw.seq,
+                },
+            ));
+        }
+        if raw.prev_hash != self.last_hash {
+            return Err(self.broken(
+                raw.seq,
+                ChainBreak::PrevHashMismatch {
+                    expected: self.last_hash.clone(),
+                    found: raw.prev_hash.clone(),
+                },
+            ));
+        }
+        let data: Value = serde_json::from_str(&raw.data).map_err(|e| {
+            self.broken(
+                raw.seq,
+                ChainBreak::Unreadable {
+                    message: format!("data is not JSON: {e}"),
+                },
+            )
+        })?;
+        let computed = hash_fields(
+            &self.workspace,
+            raw.seq,
+            &raw.kind,
+            raw.run_id.as_deref(),
+            &raw.at,
+            &data,
+            &raw.prev_hash,
+        );
+        if computed != raw.hash {
+            return Err(self.broken(
+                raw.seq,
+                ChainBreak::HashMismatch {
+                    computed,
+                    stored: raw.hash.clone(),
+                },
+            ));
+        }
+        self.expected_seq += 1;
+        self.last_hash.clone_from(&raw.hash);
+        Ok(())
+    }
+
+    /// Compares the end of the walk with the head recorded at the last
+    /// append (`None` when the workspace never had an event).
+    pub(crate) fn finish(self, head: Option<(u64, String)>) -> Result<ChainReport, StoreError> {
+        let last_seq = self.expected_seq - 1;
+        if let Some((head_seq, head_hash)) = head {
+            if head_seq > last_seq {
+                return Err(self.broken(
+                    last_seq + 1,
+                    ChainBreak::Truncated { head_seq, last_seq },
+                ));
+            }
+            if head_seq == last_seq && head_hash != self.last_hash {
+                return Err(self.broken(
+                    last_seq,
+                    ChainBreak::HeadMismatch {
+                        head_hash,
+                        last_hash: self.last_hash.clone(),
+                    },
+                ));
+            }
+            // head_seq < last_seq: events were appended without moving the
+            // head, which the store never does.
+            if head_seq < last_seq {
+                return Err(self.broken(
+                    head_seq + 1,
+                    ChainBreak::Unreadable {
+                        message: format!(
+                            "events after the recorded head (seq {head_seq}) were added outside the store"
+                        ),
+                    },
+                ));
+            }
+        } else if last_seq > 0 {
+            return Err(self.broken(
+                1,
+                ChainBreak::Unreadable {
+                    message: "events exist but no head was recorded".to_owned(),
+                },
+            ));
+        }
+        Ok(ChainReport {
+            events: last_seq,
+            head_hash: self.last_hash,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 5_000).unwrap_or_default()
+    }
+
+    fn raw(e: &Event) -> RawEvent {
+        RawEvent {
+            seq: e.seq,
+            kind: e.kind.as_str().to_owned(),
+            run_id: e.run_id.clone(),
+            at: format_ts(e.at),
+            data: to_canonical_json(&e.data),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+
+    fn two_events() -> (Event, Event) {
+        let a = seal(
+            "ws",
+            0,
+            GENESIS_HASH,
+            PendingEvent {
+                kind: EventKind::RunProposed,
+                run_id: Some("r1".into()),
+                at: at(),
+                data: json!({"b": 1, "a": "x"}),
+            },
+        );
+        let b = seal(
+            "ws",
+            a.seq,
+            &a.hash,
+            PendingEvent {
+                kind: EventKind::KeyCreated,
+                run_id: None,
+                at: at(),
+                data: json!({}),
+            },
+        );
+        (a, b)
+    }
+
+    #[test]
+    fn hash_is_sha256_of_prev_hash_and_canonical_body() {
+        let (a, _) = two_events();
+        let body = format!(
+            r#"{{"at":"2027-01-15T08:00:00.000005Z","data":{{"a":"x","b":1}},"kind":"run_proposed","prev_hash":"{GENESIS_HASH}","run_id":"r1","seq":1,"workspace":"ws"}}"#
+        );
+        let mut h = Sha256::new();
+        h.update(GENESIS_HASH.as_bytes());
+        h.update(body.as_bytes());
+        assert_eq!(a.hash, hex::encode(h.finalize()));
+        assert_eq!(a.seq, 1);
+        assert_eq!(compute_hash(&a), a.hash);
+    }
+
+    #[test]
+    fn verifier_accepts_a_good_chain_and_names_breaks() {
+        let (a, b) = two_events();
+        let mut v = ChainVerifier::new("ws");
+        assert!(v.push(&raw(&a)).is_ok());
+        assert!(v.push(&raw(&b)).is_ok());
+        let report = v.finish(Some((2, b.hash.clone())));
+        assert_eq!(
+            report.ok(),
+            Some(ChainReport {
+                events: 2,
+                head_hash: b.hash.clone()
+            })
+        );
+
+        let mut tampered = raw(&b);
+        tampered.data = r#"{"x":1}"#.into();
+        let mut v = ChainVerifier::new("ws");
+        assert!(v.push(&raw(&a)).is_ok());
+        assert!(matches!(
+            v.push(&tampered),
+            Err(StoreError::ChainBroken { seq: 2, reason: ChainBreak::HashMismatch { .. }, .. })
+        ));
+
+        let mut v = ChainVerifier::new("ws");
+        assert!(matches!(
+            v.push(&raw(&b)),
+            Err(StoreError::ChainBroken { seq: 1, reason: ChainBreak::SeqGap { expected: 1, found: 2 }, .. })
+        ));
+
+        let mut v = ChainVerifier::new("ws");
+        assert!(v.push(&raw(&a)).is_ok());
+        assert!(matches!(
+            v.finish(Some((2, b.hash))),
+            Err(StoreError::ChainBroken { seq: 2, reason: ChainBreak::Truncated { .. }, .. })
+        ));
+    }
+}

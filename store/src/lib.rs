@@ -1,0 +1,210 @@
+//! Countersign's audit store: an append-only, tamper-evident event log per
+//! workspace, with runs, answers, API keys and approval deliveries kept as
+//! projections updated in the same transaction as the events they follow.
+//!
+//! What it is for:
+//! - recording every state change of a run (proposed, decided, answered,
+//!   expired, executed) and of keys and policies as a hash-chained event;
+//! - enforcing the run state machine atomically (quorum, self-approval,
+//!   single execution report, idempotent creation), identically on SQLite
+//!   ([`SqliteStore`], embedded, group commit) and PostgreSQL
+//!   ([`PostgresStore`], for several gate instances);
+//! - proving the log was not edited: [`Store::verify_chain`].
+//!
+//! What it must not do:
+//! - read the clock: every operation that changes state takes `now`;
+//! - update or delete an event, ever;
+//! - see secrets: API keys and approval tokens arrive already hashed;
+//! - evaluate policies, talk HTTP or deliver messages: that is the gate's job;
+//! - let one workspace see or touch another workspace's data.
+
+mod canonical;
+mod chain;
+mod cursor;
+mod error;
+mod logic;
+mod model;
+mod rows;
+mod postgres;
+mod sqlite;
+mod ts;
+
+pub use canonical::to_canonical_json;
+pub use chain::{GENESIS_HASH, compute_hash};
+pub use error::{ChainBreak, StoreError};
+pub use model::{
+    AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer,
+    ApprovalRequirement, ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport,
+    CreateRunOutcome, DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome,
+    ExecutionReport, ExecutionStatus, GovernanceStatus, NewDelivery, NewRun, Role, Run, RunFilter,
+    RunPage, TokenOutcome, is_executable,
+};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+pub use ts::format_ts;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Default number of events returned by [`Store::events`] when `limit` is 0.
+pub const DEFAULT_EVENTS_LIMIT: u32 = 100;
+/// Largest number of events one [`Store::events`] call returns.
+pub const MAX_EVENTS_LIMIT: u32 = 1000;
+
+pub(crate) fn events_limit(limit: u32) -> u32 {
+    if limit == 0 {
+        DEFAULT_EVENTS_LIMIT
+    } else {
+        limit.min(MAX_EVENTS_LIMIT)
+    }
+}
+
+/// The audit store, as the gate uses it (`Arc<dyn Store>`).
+///
+/// Every state-changing method appends its events and updates the
+/// projections in one transaction; a returned `Ok` means committed and
+/// durable. Timestamps are truncated to microseconds.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Readiness: the database answers reads and (where it applies) the
+    /// writer is alive.
+    async fn health(&self) -> Result<(), StoreError>;
+
+    /// Creates a run with its decision, or returns the existing run for an
+    /// idempotent retry (same workspace, idempotency key and request hash).
+    ///
+    /// Appends run_proposed, policy_decided and, when pending,
+    /// approval_requested; queues `run.deliveries` in the same transaction.
+    /// Errors: [`StoreError::IdempotencyConflict`] for a reused key with a
+    /// different request hash, [`StoreError::Conflict`] for a run id already
+    /// taken, [`StoreError::InvalidInput`].
+    async fn create_run(&self, run: NewRun) -> Result<CreateRunOutcome, StoreError>;
+
+    /// A run of this workspace; `None` if unknown or of another workspace.
+    async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError>;
+
+    /// Runs of a workspace, newest first (created_at desc, run_id desc).
+    /// Errors: [`StoreError::InvalidCursor`].
+    async fn list_runs(&self, workspace: &str, filter: RunFilter) -> Result<RunPage, StoreError>;
+
+    /// Records the execution outcome of an executable, unreported run.
+    ///
+    /// Repeating the recorded report exactly returns the run unchanged.
+    /// Errors: [`StoreError::NotFound`], [`StoreError::Conflict`] (not
+    /// executable, or already reported differently).
+    async fn report_execution(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        outcome: ExecutionOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Run, StoreError>;
+
+    /// Records an approver's answer and applies it (quorum, reject, expiry).
+    ///
+    /// Errors: [`StoreError::NotFound`], [`StoreError::NotAnApprover`],
+    /// [`StoreError::SelfApproval`]; nothing is recorded for those.
+    async fn record_answer(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<AnswerOutcome, StoreError>;
+
+    /// Expires every pending run, in every workspace, whose `expires_at` is
+    /// at or before `now`, and returns them.
+    async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError>;
+
+    /// Registers an API key by the SHA-256 of its secret.
+    /// Errors: [`StoreError::Conflict`] if the id or hash exists.
+    async fn create_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        key_hash: &str,
+        role: Role,
+        label: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError>;
+
+    /// Revokes a key; revoking a revoked key returns it unchanged.
+    /// Errors: [`StoreError::NotFound`].
+    async fn revoke_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError>;
+
+    /// The key with this hash, revoked or not (check `revoked_at`).
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// The workspace's keys, oldest first.
+    async fn list_keys(&self, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Records a policy (re)load attempt as a policy_reloaded event.
+    async fn record_policy_reload(
+        &self,
+        workspace: &str,
+        policy_version: &str,
+        ok: bool,
+        diagnostics: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Event, StoreError>;
+
+    /// Events of a workspace with seq > `after_seq`, in seq order; `limit`
+    /// 0 means [`DEFAULT_EVENTS_LIMIT`], capped at [`MAX_EVENTS_LIMIT`].
+    async fn events(
+        &self,
+        workspace: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Recomputes the whole chain of a workspace.
+    /// Errors: [`StoreError::ChainBroken`] naming the first broken seq.
+    async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError>;
+
+    /// Workspaces that have at least one event, sorted.
+    async fn workspaces(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Unsent deliveries whose `next_attempt_at` is at or before `now`, for
+    /// runs still pending approval, oldest due first.
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Marks a delivery sent. Errors: [`StoreError::NotFound`].
+    async fn mark_delivery_sent(&self, delivery_id: &str, now: DateTime<Utc>)
+    -> Result<(), StoreError>;
+
+    /// Records a failed delivery attempt; `next_attempt_at = None` gives up.
+    /// Errors: [`StoreError::NotFound`].
+    async fn mark_delivery_failed(
+        &self,
+        delivery_id: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Looks up an approval token by its hash without using it.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApprovalToken>, StoreError>;
+
+    /// Uses a single-use approval token: the first call within its validity
+    /// gets [`TokenOutcome::Consumed`], every later call
+    /// [`TokenOutcome::AlreadyUsed`].
+    async fn consume_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenOutcome, StoreError>;
+
+    /// Group-commit batch sizes, for backends that batch (SQLite).
+    fn batch_stats(&self) -> Option<BatchStats> {
+        None
+    }
+}

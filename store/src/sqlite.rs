@@ -1,0 +1,371 @@
+//! The embedded SQLite backend.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a commit is on disk
+//! when it returns. Throughput: one writer thread group-commits whatever is
+//! queued (see [`writer`]), so concurrent requests share one fsync. Reads use
+//! separate read-only connections on tokio's blocking pool and never wait for
+//! the writer.
+
+mod ops;
+mod read;
+mod writer;
+
+use crate::logic::{self, check_id};
+use crate::model::{
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainReport,
+    CreateRunOutcome, Delivery, Event, ExecutionOutcome, NewRun, Role, Run, RunFilter, RunPage,
+    TokenOutcome,
+};
+use crate::ts::normalize;
+use crate::{Store, StoreError, events_limit};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use writer::Writer;
+
+/// Embedded migrations: (version, SQL). Append only; never edit a shipped one.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+/// How long a connection waits on a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read-only connections kept open between reads.
+const IDLE_READERS: usize = 4;
+
+/// The SQLite store. Cheap to share: wrap it in an `Arc`.
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<ReadPool>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection, StoreError> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => open_reader(&self.path),
+        }
+    }
+
+    fn give(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable {
+            message: format!("sqlite refused WAL mode (journal_mode is {mode})"),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: i64 =
+        tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |row| {
+            row.get(0)
+        })?;
+    let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if current > latest {
+        return Err(StoreError::Unavailable {
+            message: format!(
+                "database schema version {current} is newer than this build knows ({latest})"
+            ),
+        });
+    }
+    for (version, sql) in MIGRATIONS {
+        if *version > current {
+            tx.execute_batch(sql)?;
+            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    ///
+    /// Blocking: call it at start-up, or from `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open_writer(&path)?;
+        let writer = Writer::start(conn)?;
+        Ok(Self {
+            writer,
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` on a read-only connection, inside one read transaction so
+    /// multi-query reads see a single snapshot.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let result = {
+                let tx = conn.unchecked_transaction()?;
+                let result = f(&tx);
+                // Read-only: ending the transaction either way is the same.
+                drop(tx);
+                result
+            };
+            pool.give(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable {
+            message: format!("sqlite read task failed: {e}"),
+        })?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn health(&self) -> Result<(), StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
+            .await?;
+        self.writer
+            .submit(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
+            .await?;
+        Ok(())
+    }
+
+    async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
+        logic::validate_new_run(&mut run)?;
+        self.writer.submit(move |conn| ops::create_run(conn, &run)).await
+    }
+
+    async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        let (workspace, run_id) = (workspace.to_owned(), run_id.to_owned());
+        self.read(move |conn| read::load_run(conn, &workspace, &run_id))
+            .await
+    }
+
+    async fn list_runs(&self, workspace: &str, filter: RunFilter) -> Result<RunPage, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| read::list_runs(conn, &workspace, &filter))
+            .await
+    }
+
+    async fn report_execution(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        outcome: ExecutionOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Run, StoreError> {
+        let now = normalize(now)?;
+        let (workspace, run_id) = (workspace.to_owned(), run_id.to_owned());
+        self.writer
+            .submit(move |conn| ops::report_execution(conn, &workspace, &run_id, outcome, now))
+            .await
+    }
+
+    async fn record_answer(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<AnswerOutcome, StoreError> {
+        let now = normalize(now)?;
+        let (workspace, run_id) = (workspace.to_owned(), run_id.to_owned());
+        self.writer
+            .submit(move |conn| ops::record_answer(conn, &workspace, &run_id, answer, now))
+            .await
+    }
+
+    async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+        let now = normalize(now)?;
+        self.writer.submit(move |conn| ops::expire_due(conn, now)).await
+    }
+
+    async fn create_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        key_hash: &str,
+        role: Role,
+        label: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        check_id("workspace", workspace)?;
+        check_id("key_id", key_id)?;
+        check_id("key_hash", key_hash)?;
+        let key = logic::new_key(workspace, key_id, role, label, normalize(now)?);
+        let key_hash = key_hash.to_owned();
+        self.writer
+            .submit(move |conn| ops::create_key(conn, &key, &key_hash))
+            .await
+    }
+
+    async fn revoke_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let now = normalize(now)?;
+        let (workspace, key_id) = (workspace.to_owned(), key_id.to_owned());
+        self.writer
+            .submit(move |conn| ops::revoke_key(conn, &workspace, &key_id, now))
+            .await
+    }
+
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let key_hash = key_hash.to_owned();
+        self.read(move |conn| read::find_key(conn, &key_hash)).await
+    }
+
+    async fn list_keys(&self, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| read::list_keys(conn, &workspace)).await
+    }
+
+    async fn record_policy_reload(
+        &self,
+        workspace: &str,
+        policy_version: &str,
+        ok: bool,
+        diagnostics: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        check_id("workspace", workspace)?;
+        let event = logic::policy_reloaded_event(policy_version, ok, &diagnostics, normalize(now)?);
+        let workspace = workspace.to_owned();
+        self.writer
+            .submit(move |conn| ops::record_policy_reload(conn, &workspace, event))
+            .await
+    }
+
+    async fn events(
+        &self,
+        workspace: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let workspace = workspace.to_owned();
+        let limit = events_limit(limit);
+        self.read(move |conn| read::events(conn, &workspace, after_seq, limit))
+            .await
+    }
+
+    async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| read::verify_chain(conn, &workspace))
+            .await
+    }
+
+    async fn workspaces(&self) -> Result<Vec<String>, StoreError> {
+        self.read(read::workspaces).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = normalize(now)?;
+        let limit = events_limit(limit);
+        self.read(move |conn| read::due_deliveries(conn, now, limit))
+            .await
+    }
+
+    async fn mark_delivery_sent(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = normalize(now)?;
+        let delivery_id = delivery_id.to_owned();
+        self.writer
+            .submit(move |conn| ops::mark_delivery_sent(conn, &delivery_id, now))
+            .await
+    }
+
+    async fn mark_delivery_failed(
+        &self,
+        delivery_id: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+        error: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let next = next_attempt_at.map(normalize).transpose()?;
+        let (delivery_id, error) = (delivery_id.to_owned(), error.to_owned());
+        self.writer
+            .submit(move |conn| ops::mark_delivery_failed(conn, &delivery_id, next, &error))
+            .await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApprovalToken>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |conn| read::find_token(conn, &token_hash))
+            .await
+    }
+
+    async fn consume_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenOutcome, StoreError> {
+        let now = normalize(now)?;
+        let token_hash = token_hash.to_owned();
+        self.writer
+            .submit(move |conn| ops::consume_token(conn, &token_hash, now))
+            .await
+    }
+
+    fn batch_stats(&self) -> Option<BatchStats> {
+        Some(self.writer.stats.snapshot())
+    }
+}

@@ -1,0 +1,406 @@
+//! SQLite write operations. Each runs on the writer's connection inside its
+//! own savepoint: events and projections change together or not at all.
+//!
+//! There is deliberately no UPDATE or DELETE statement for `events` here.
+
+use super::read;
+use crate::StoreError;
+use crate::canonical::to_canonical_json;
+use crate::chain::{PendingEvent, seal};
+use crate::logic::{self, AnswerKind};
+use crate::model::{
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, CreateRunOutcome,
+    Event, ExecutionOutcome, NewRun, Run, TokenOutcome,
+};
+use crate::rows::{RunRow, seq_to_db};
+use crate::ts::format_ts;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode, params};
+
+fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(format_ts)
+}
+
+/// Turns a uniqueness violation into a [`StoreError::Conflict`].
+fn unique(e: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+            StoreError::conflict(message())
+        }
+        _ => e.into(),
+    }
+}
+
+/// Appends events to a workspace's chain and moves its head.
+pub(crate) fn append(
+    conn: &Connection,
+    workspace: &str,
+    pending: Vec<PendingEvent>,
+) -> Result<Vec<Event>, StoreError> {
+    let (mut seq, mut hash) = read::head_or_genesis(conn, workspace)?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut out = Vec::with_capacity(pending.len());
+    for p in pending {
+        let event = seal(workspace, seq, &hash, p);
+        stmt.execute(params![
+            workspace,
+            seq_to_db(event.seq)?,
+            event.kind.as_str(),
+            event.run_id,
+            format_ts(event.at),
+            to_canonical_json(&event.data),
+            event.prev_hash,
+            event.hash,
+        ])?;
+        seq = event.seq;
+        hash.clone_from(&event.hash);
+        out.push(event);
+    }
+    conn.prepare_cached(
+        "INSERT INTO chain_heads (workspace, seq, hash) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (workspace) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )?
+    .execute(params![workspace, seq_to_db(seq)?, hash])?;
+    Ok(out)
+}
+
+fn append_for_run(
+    conn: &Connection,
+    run: &mut Run,
+    pending: Vec<PendingEvent>,
+) -> Result<(), StoreError> {
+    let events = append(conn, &run.workspace, pending)?;
+    if let Some(last) = events.last() {
+        run.chain = ChainPosition {
+            seq: last.seq,
+            hash: last.hash.clone(),
+        };
+    }
+    Ok(())
+}
+
+fn insert_run(conn: &Connection, run: &Run) -> Result<(), StoreError> {
+    let r = RunRow::from_run(run)?;
+    let sql = format!(
+        "INSERT INTO runs ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+         ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+        read::RUN_COLUMNS
+    );
+    conn.prepare_cached(&sql)?.execute(params![
+        r.workspace,
+        r.run_id,
+        r.action,
+        r.actor,
+        r.source_json,
+        r.reasoning,
+        r.payload_json,
+        r.payload_hash,
+        r.payload_summary,
+        r.idempotency_key,
+        r.request_hash,
+        r.decision_status,
+        r.decision_rule,
+        r.decision_reason,
+        r.policy_version,
+        r.risk,
+        r.decision_details,
+        r.approval_group,
+        r.approval_quorum,
+        opt_ts(r.expires_at),
+        r.approvers_json,
+        r.governance_status,
+        r.execution_status,
+        r.execution_json,
+        format_ts(r.created_at),
+        format_ts(r.updated_at),
+        r.head_seq,
+        r.head_hash,
+    ])?;
+    Ok(())
+}
+
+/// Writes the mutable part of a run's projection.
+fn save_state(conn: &Connection, run: &Run) -> Result<(), StoreError> {
+    let execution_json = run.execution.as_ref().map(serde_json::to_string).transpose()?;
+    conn.prepare_cached(
+        "UPDATE runs SET governance_status = ?3, execution_status = ?4, execution_json = ?5, \
+         updated_at = ?6, head_seq = ?7, head_hash = ?8 WHERE workspace = ?1 AND run_id = ?2",
+    )?
+    .execute(params![
+        run.workspace,
+        run.run_id,
+        run.governance_status.as_str(),
+        run.execution_status.as_str(),
+        execution_json,
+        format_ts(run.updated_at),
+        seq_to_db(run.chain.seq)?,
+        run.chain.hash,
+    ])?;
+    Ok(())
+}
+
+fn insert_answer(
+    conn: &Connection,
+    run: &Run,
+    answer_no: usize,
+    a: &ApprovalAnswer,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO approvals (workspace, run_id, answer_no, approver_id, decision, channel, \
+         comment, client_addr, user_agent, answered_at, counted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        run.workspace,
+        run.run_id,
+        i64::try_from(answer_no).unwrap_or(i64::MAX),
+        a.approver_id,
+        a.decision.as_str(),
+        a.channel,
+        a.comment,
+        a.client_addr,
+        a.user_agent,
+        format_ts(a.answered_at),
+        a.counted,
+    ])?;
+    Ok(())
+}
+
+fn require_run(conn: &Connection, workspace: &str, run_id: &str) -> Result<Run, StoreError> {
+    read::load_run(conn, workspace, run_id)?.ok_or_else(|| StoreError::run_not_found(run_id))
+}
+
+/// Creates a run (already validated by [`logic::validate_new_run`]).
+pub(crate) fn create_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOutcome, StoreError> {
+    if let Some(key) = &new.idempotency_key {
+        if let Some(existing) = read::load_run_by_idempotency_key(conn, &new.workspace, key)? {
+            if existing.request_hash == new.request_hash {
+                return Ok(CreateRunOutcome::Existing(existing));
+            }
+            return Err(StoreError::IdempotencyConflict {
+                idempotency_key: key.clone(),
+                existing_run_id: existing.run_id,
+            });
+        }
+    }
+    if read::load_run(conn, &new.workspace, &new.run_id)?.is_some() {
+        return Err(StoreError::conflict(format!(
+            "run id `{}` already exists",
+            new.run_id
+        )));
+    }
+    let (mut run, events) = logic::initial_run(new);
+    append_for_run(conn, &mut run, events)?;
+    insert_run(conn, &run)?;
+    let expires_at = run.approval.as_ref().map(|a| format_ts(a.expires_at));
+    for d in &new.deliveries {
+        conn.prepare_cached(
+            "INSERT INTO deliveries (delivery_id, workspace, run_id, approver_id, channel, \
+             attempts, next_attempt_at, token_hash, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            d.delivery_id,
+            run.workspace,
+            run.run_id,
+            d.approver_id,
+            d.channel,
+            format_ts(d.next_attempt_at),
+            d.token_hash,
+            format_ts(run.created_at),
+        ])
+        .map_err(|e| unique(e, || format!("delivery id `{}` already exists", d.delivery_id)))?;
+        if let Some(token_hash) = &d.token_hash {
+            conn.prepare_cached(
+                "INSERT INTO approval_tokens (token_hash, workspace, run_id, approver_id, \
+                 expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![token_hash, run.workspace, run.run_id, d.approver_id, expires_at])
+            .map_err(|e| unique(e, || "approval token hash already exists".to_owned()))?;
+        }
+    }
+    Ok(CreateRunOutcome::Created(run))
+}
+
+/// Records an execution report.
+pub(crate) fn report_execution(
+    conn: &Connection,
+    workspace: &str,
+    run_id: &str,
+    outcome: ExecutionOutcome,
+    now: DateTime<Utc>,
+) -> Result<Run, StoreError> {
+    let mut run = require_run(conn, workspace, run_id)?;
+    let events = logic::plan_report(&mut run, outcome, now)?;
+    if events.is_empty() {
+        return Ok(run);
+    }
+    append_for_run(conn, &mut run, events)?;
+    save_state(conn, &run)?;
+    Ok(run)
+}
+
+/// Records an approver's answer.
+pub(crate) fn record_answer(
+    conn: &Connection,
+    workspace: &str,
+    run_id: &str,
+    input: AnswerInput,
+    now: DateTime<Utc>,
+) -> Result<AnswerOutcome, StoreError> {
+    let mut run = require_run(conn, workspace, run_id)?;
+    let (kind, events) = logic::plan_answer(&mut run, input, now)?;
+    append_for_run(conn, &mut run, events)?;
+    save_state(conn, &run)?;
+    let answer_no = run.approvals.len().saturating_sub(1);
+    if let Some(answer) = run.approvals.last() {
+        insert_answer(conn, &run, answer_no, answer)?;
+    }
+    Ok(match kind {
+        AnswerKind::Recorded => AnswerOutcome::Recorded(run),
+        AnswerKind::Duplicate => AnswerOutcome::Duplicate(run),
+        AnswerKind::AlreadyDecided => AnswerOutcome::AlreadyDecided(run),
+    })
+}
+
+/// Expires every due pending run.
+pub(crate) fn expire_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+    let mut expired = Vec::new();
+    for (workspace, run_id) in read::due_runs(conn, now)? {
+        let mut run = require_run(conn, &workspace, &run_id)?;
+        if !logic::is_due(&run, now) {
+            continue;
+        }
+        let event = logic::plan_expire(&mut run, now);
+        append_for_run(conn, &mut run, vec![event])?;
+        save_state(conn, &run)?;
+        expired.push(run);
+    }
+    Ok(expired)
+}
+
+/// Registers an API key.
+pub(crate) fn create_key(
+    conn: &Connection,
+    key: &ApiKeyRecord,
+    key_hash: &str,
+) -> Result<ApiKeyRecord, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO api_keys (workspace, key_id, key_hash, role, label, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        key.workspace,
+        key.key_id,
+        key_hash,
+        key.role.as_str(),
+        key.label,
+        format_ts(key.created_at),
+    ])
+    .map_err(|e| unique(e, || format!("key `{}` (or its hash) already exists", key.key_id)))?;
+    append(conn, &key.workspace, vec![logic::key_created_event(key)])?;
+    Ok(key.clone())
+}
+
+/// Revokes a key (idempotently).
+pub(crate) fn revoke_key(
+    conn: &Connection,
+    workspace: &str,
+    key_id: &str,
+    now: DateTime<Utc>,
+) -> Result<ApiKeyRecord, StoreError> {
+    let mut key = read::load_key(conn, workspace, key_id)?.ok_or_else(|| StoreError::NotFound {
+        entity: "key",
+        id: key_id.to_owned(),
+    })?;
+    if key.revoked_at.is_some() {
+        return Ok(key);
+    }
+    conn.prepare_cached(
+        "UPDATE api_keys SET revoked_at = ?3 WHERE workspace = ?1 AND key_id = ?2",
+    )?
+    .execute(params![workspace, key_id, format_ts(now)])?;
+    append(conn, workspace, vec![logic::key_revoked_event(key_id, now)])?;
+    key.revoked_at = Some(now);
+    Ok(key)
+}
+
+/// Records a policy reload.
+pub(crate) fn record_policy_reload(
+    conn: &Connection,
+    workspace: &str,
+    event: PendingEvent,
+) -> Result<Event, StoreError> {
+    append(conn, workspace, vec![event])?
+        .pop()
+        .ok_or_else(|| StoreError::corrupt("append returned no event"))
+}
+
+fn delivery_not_found(delivery_id: &str) -> StoreError {
+    StoreError::NotFound {
+        entity: "delivery",
+        id: delivery_id.to_owned(),
+    }
+}
+
+/// Marks a delivery sent.
+pub(crate) fn mark_delivery_sent(
+    conn: &Connection,
+    delivery_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE deliveries SET sent_at = ?2, next_attempt_at = NULL WHERE delivery_id = ?1",
+        )?
+        .execute(params![delivery_id, format_ts(now)])?;
+    if n == 0 {
+        return Err(delivery_not_found(delivery_id));
+    }
+    Ok(())
+}
+
+/// Records a failed delivery attempt.
+pub(crate) fn mark_delivery_failed(
+    conn: &Connection,
+    delivery_id: &str,
+    next_attempt_at: Option<DateTime<Utc>>,
+    error: &str,
+) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 \
+             WHERE delivery_id = ?1 AND sent_at IS NULL",
+        )?
+        .execute(params![delivery_id, error, opt_ts(next_attempt_at)])?;
+    if n == 0 {
+        return Err(delivery_not_found(delivery_id));
+    }
+    Ok(())
+}
+
+/// Uses a single-use approval token.
+pub(crate) fn consume_token(
+    conn: &Connection,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<TokenOutcome, StoreError> {
+    let Some(mut token) = read::find_token(conn, token_hash)? else {
+        return Ok(TokenOutcome::Unknown);
+    };
+    if token.used_at.is_some() {
+        return Ok(TokenOutcome::AlreadyUsed(token));
+    }
+    if now >= token.expires_at {
+        return Ok(TokenOutcome::Expired(token));
+    }
+    conn.prepare_cached(
+        "UPDATE approval_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
+    )?
+    .execute(params![token_hash, format_ts(now)])?;
+    token.used_at = Some(now);
+    Ok(TokenOutcome::Consumed(token))
+}

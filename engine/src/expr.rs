@@ -109,8 +109,8 @@ impl CompiledExpr {
     /// quote it.
     fn explain(&self, mut e: EvalError) -> EvalError {
         if let Some(snippet) = self.source.get(e.span.start..e.span.end) {
-            let snippet = snippet.trim();
-            if !snippet.is_empty() && !e.message.contains(snippet) {
+            let snippet = snippet.split_whitespace().collect::<Vec<_>>().join(" ");
+            if !snippet.is_empty() && !e.message.contains(&snippet) {
                 e.message = format!("{} in `{snippet}`", e.message);
             }
         }

@@ -12,6 +12,7 @@ mod cel_bridge;
 pub mod decide;
 pub mod expr;
 pub mod policy;
+pub mod testing;
 pub mod value;
 
 pub use cel_bridge::{CelCondition, to_cel};

@@ -39,7 +39,7 @@ pub use model::{
     ExecutionReport, ExecutionStatus, GovernanceStatus, NewDelivery, NewRun, Role, Run, RunFilter,
     RunPage, TokenOutcome, is_executable,
 };
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use ts::format_ts;
 

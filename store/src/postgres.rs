@@ -1,4 +1,390 @@
-//! stub
-/// stub
-#[derive(Debug)]
-pub struct PostgresStore;
+//! The PostgreSQL backend, for several gate instances sharing one database.
+//!
+//! Every write is one transaction that first locks its workspace's row in
+//! `chain_heads` (`SELECT ... FOR UPDATE`): appends to a workspace's chain
+//! are serialized across all connections and processes, and seqs stay
+//! gapless. Multi-query reads run in a read-only REPEATABLE READ
+//! transaction, so they see one snapshot.
+
+mod ops;
+mod read;
+
+use crate::logic::{self, check_id};
+use crate::model::{
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, ChainReport, CreateRunOutcome,
+    Delivery, Event, ExecutionOutcome, NewRun, Role, Run, RunFilter, RunPage, TokenOutcome,
+};
+use crate::ts::normalize;
+use crate::{Store, StoreError, events_limit};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::{Client, IsolationLevel};
+
+/// Embedded migrations: (version, SQL). Append only; never edit a shipped one.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// Connections in the pool when none is given.
+const DEFAULT_POOL_SIZE: usize = 16;
+
+/// How to connect.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresOptions {
+    /// Schema to keep the tables in; created if missing and made the only
+    /// entry of every connection's `search_path`. `None` keeps the URL's
+    /// search_path (usually `public`).
+    pub schema: Option<String>,
+    /// Most pooled connections (default 16).
+    pub pool_size: Option<usize>,
+}
+
+/// The PostgreSQL store. Cheap to share: wrap it in an `Arc`.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+fn unavailable(message: String) -> StoreError {
+    StoreError::Unavailable { message }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (e.g. `postgres://user@host:5432/db`, which may
+    /// carry `?options=-c%20search_path%3Dname`) and migrates the schema.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Like [`PostgresStore::connect`], keeping the tables in `schema`
+    /// (created if missing): `[a-z_][a-z0-9_]*`, at most 63 characters.
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        Self::connect_with(
+            url,
+            PostgresOptions {
+                schema: Some(schema.to_owned()),
+                pool_size: None,
+            },
+        )
+        .await
+    }
+
+    /// Connects with explicit options.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::invalid(format!("bad postgres url: {e}")))?;
+        if let Some(schema) = &options.schema {
+            if !valid_schema_name(schema) {
+                return Err(StoreError::invalid(format!(
+                    "schema name `{schema}` must match [a-z_][a-z0-9_]* (at most 63 characters)"
+                )));
+            }
+            let (client, connection) = config.connect(NoTls).await?;
+            let driver = tokio::spawn(connection);
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .await?;
+            drop(client);
+            let _ = driver.await;
+            config.options(format!("-c search_path={schema}"));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1))
+            .build()
+            .map_err(|e| unavailable(format!("postgres pool: {e}")))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut obj = self.client().await?;
+        let client: &mut Client = &mut obj;
+        let tx = client.transaction().await?;
+        // Several gate instances may start at once: one migrates, the others wait.
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(hashtext('countersign-migrate:' || current_schema())); \
+             CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+        )
+        .await?;
+        let row = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+            .await?;
+        let current: i64 = row.try_get(0)?;
+        let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if current > latest {
+            return Err(unavailable(format!(
+                "database schema version {current} is newer than this build knows ({latest})"
+            )));
+        }
+        for (version, sql) in MIGRATIONS {
+            if *version > current {
+                tx.batch_execute(sql).await?;
+                tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[version])
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Runs `$body` (an expression using `$tx`) in a read-write transaction
+/// and commits it if it succeeded.
+macro_rules! in_tx {
+    ($self:ident, |$tx:ident| $body:expr) => {{
+        let mut obj = $self.client().await?;
+        let client: &mut Client = &mut obj;
+        let $tx = client.transaction().await?;
+        let out = $body.await?;
+        $tx.commit().await?;
+        Ok(out)
+    }};
+}
+
+/// Runs `$body` in a read-only REPEATABLE READ transaction.
+macro_rules! in_snapshot {
+    ($self:ident, |$tx:ident| $body:expr) => {{
+        let mut obj = $self.client().await?;
+        let client: &mut Client = &mut obj;
+        let $tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let out = $body.await?;
+        $tx.commit().await?;
+        Ok(out)
+    }};
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn health(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
+        logic::validate_new_run(&mut run)?;
+        in_tx!(self, |tx| ops::create_run(&tx, &run))
+    }
+
+    async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        in_snapshot!(self, |tx| read::load_run(&tx, workspace, run_id, false))
+    }
+
+    async fn list_runs(&self, workspace: &str, filter: RunFilter) -> Result<RunPage, StoreError> {
+        in_snapshot!(self, |tx| read::list_runs(&tx, workspace, &filter))
+    }
+
+    async fn report_execution(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        outcome: ExecutionOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Run, StoreError> {
+        let now = normalize(now)?;
+        in_tx!(self, |tx| ops::report_execution(
+            &tx, workspace, run_id, outcome, now
+        ))
+    }
+
+    async fn record_answer(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<AnswerOutcome, StoreError> {
+        let now = normalize(now)?;
+        in_tx!(self, |tx| ops::record_answer(&tx, workspace, run_id, answer, now))
+    }
+
+    async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+        let now = normalize(now)?;
+        let due = {
+            let client = self.client().await?;
+            read::due_runs(&**client, now).await?
+        };
+        let mut expired = Vec::new();
+        // One transaction per run: each expiry is its own state change, and
+        // no transaction ever holds two workspaces' head locks.
+        for (workspace, run_id) in due {
+            let run: Result<Option<Run>, StoreError> =
+                in_tx!(self, |tx| ops::expire_one(&tx, &workspace, &run_id, now));
+            if let Some(run) = run? {
+                expired.push(run);
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn create_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        key_hash: &str,
+        role: Role,
+        label: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        check_id("workspace", workspace)?;
+        check_id("key_id", key_id)?;
+        check_id("key_hash", key_hash)?;
+        let key = logic::new_key(workspace, key_id, role, label, normalize(now)?);
+        in_tx!(self, |tx| ops::create_key(&tx, &key, key_hash))
+    }
+
+    async fn revoke_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let now = normalize(now)?;
+        in_tx!(self, |tx| ops::revoke_key(&tx, workspace, key_id, now))
+    }
+
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        read::find_key(&**client, key_hash).await
+    }
+
+    async fn list_keys(&self, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        read::list_keys(&**client, workspace).await
+    }
+
+    async fn record_policy_reload(
+        &self,
+        workspace: &str,
+        policy_version: &str,
+        ok: bool,
+        diagnostics: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        check_id("workspace", workspace)?;
+        let event = logic::policy_reloaded_event(policy_version, ok, &diagnostics, normalize(now)?);
+        in_tx!(self, |tx| ops::append_one(&tx, workspace, event))
+    }
+
+    async fn events(
+        &self,
+        workspace: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let client = self.client().await?;
+        read::events(&**client, workspace, after_seq, events_limit(limit)).await
+    }
+
+    async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError> {
+        in_snapshot!(self, |tx| read::verify_chain(&tx, workspace))
+    }
+
+    async fn workspaces(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        read::workspaces(&**client).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = normalize(now)?;
+        let client = self.client().await?;
+        read::due_deliveries(&**client, now, events_limit(limit)).await
+    }
+
+    async fn mark_delivery_sent(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = normalize(now)?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE deliveries SET sent_at = $2, next_attempt_at = NULL WHERE delivery_id = $1",
+                &[&delivery_id, &now],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                entity: "delivery",
+                id: delivery_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn mark_delivery_failed(
+        &self,
+        delivery_id: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+        error: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let next = next_attempt_at.map(normalize).transpose()?;
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = $2, \
+                 next_attempt_at = $3 WHERE delivery_id = $1 AND sent_at IS NULL",
+                &[&delivery_id, &error, &next],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                entity: "delivery",
+                id: delivery_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApprovalToken>, StoreError> {
+        let client = self.client().await?;
+        read::find_token(&**client, token_hash, false).await
+    }
+
+    async fn consume_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenOutcome, StoreError> {
+        let now = normalize(now)?;
+        in_tx!(self, |tx| ops::consume_token(&tx, token_hash, now))
+    }
+}

@@ -1,0 +1,425 @@
+//! PostgreSQL write operations. Each runs inside the caller's transaction
+//! and starts by locking its workspace's chain head, which serializes the
+//! workspace's appends; the transaction commits events and projections
+//! together.
+//!
+//! There is deliberately no UPDATE or DELETE statement for `events` here.
+
+use super::read;
+use crate::StoreError;
+use crate::canonical::to_canonical_json;
+use crate::chain::{GENESIS_HASH, PendingEvent, seal};
+use crate::logic::{self, AnswerKind};
+use crate::model::{
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, CreateRunOutcome,
+    Event, ExecutionOutcome, NewRun, Run, TokenOutcome,
+};
+use crate::rows::{RunRow, seq_from_db, seq_to_db};
+use chrono::{DateTime, Utc};
+use tokio_postgres::Transaction;
+use tokio_postgres::error::SqlState;
+
+/// Turns a uniqueness violation into a [`StoreError::Conflict`].
+fn unique(e: tokio_postgres::Error, message: impl FnOnce() -> String) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        StoreError::conflict(message())
+    } else {
+        e.into()
+    }
+}
+
+/// Locks the chain head of `workspace` (creating it at seq 0) and returns it.
+pub(crate) async fn lock_head(
+    tx: &Transaction<'_>,
+    workspace: &str,
+) -> Result<(u64, String), StoreError> {
+    tx.execute(
+        "INSERT INTO chain_heads (workspace, seq, hash) VALUES ($1, 0, $2) \
+         ON CONFLICT (workspace) DO NOTHING",
+        &[&workspace, &GENESIS_HASH],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT seq, hash FROM chain_heads WHERE workspace = $1 FOR UPDATE",
+            &[&workspace],
+        )
+        .await?;
+    Ok((seq_from_db(row.try_get(0)?)?, row.try_get(1)?))
+}
+
+/// Appends events after `head` (which the caller has locked) and moves the head.
+async fn append(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    head: (u64, String),
+    pending: Vec<PendingEvent>,
+) -> Result<Vec<Event>, StoreError> {
+    let (mut seq, mut hash) = head;
+    let insert = tx
+        .prepare(
+            "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await?;
+    let mut out = Vec::with_capacity(pending.len());
+    for p in pending {
+        let event = seal(workspace, seq, &hash, p);
+        tx.execute(
+            &insert,
+            &[
+                &workspace,
+                &seq_to_db(event.seq)?,
+                &event.kind.as_str(),
+                &event.run_id,
+                &event.at,
+                &to_canonical_json(&event.data),
+                &event.prev_hash,
+                &event.hash,
+            ],
+        )
+        .await?;
+        seq = event.seq;
+        hash.clone_from(&event.hash);
+        out.push(event);
+    }
+    tx.execute(
+        "UPDATE chain_heads SET seq = $2, hash = $3 WHERE workspace = $1",
+        &[&workspace, &seq_to_db(seq)?, &hash],
+    )
+    .await?;
+    Ok(out)
+}
+
+async fn append_for_run(
+    tx: &Transaction<'_>,
+    head: (u64, String),
+    run: &mut Run,
+    pending: Vec<PendingEvent>,
+) -> Result<(), StoreError> {
+    let events = append(tx, &run.workspace, head, pending).await?;
+    if let Some(last) = events.last() {
+        run.chain = ChainPosition {
+            seq: last.seq,
+            hash: last.hash.clone(),
+        };
+    }
+    Ok(())
+}
+
+async fn insert_run(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
+    let r = RunRow::from_run(run)?;
+    let placeholders: Vec<String> = (1..=28).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "INSERT INTO runs ({}) VALUES ({})",
+        read::RUN_COLUMNS,
+        placeholders.join(", ")
+    );
+    tx.execute(
+        &sql,
+        &[
+            &r.workspace,
+            &r.run_id,
+            &r.action,
+            &r.actor,
+            &r.source_json,
+            &r.reasoning,
+            &r.payload_json,
+            &r.payload_hash,
+            &r.payload_summary,
+            &r.idempotency_key,
+            &r.request_hash,
+            &r.decision_status,
+            &r.decision_rule,
+            &r.decision_reason,
+            &r.policy_version,
+            &r.risk,
+            &r.decision_details,
+            &r.approval_group,
+            &r.approval_quorum,
+            &r.expires_at,
+            &r.approvers_json,
+            &r.governance_status,
+            &r.execution_status,
+            &r.execution_json,
+            &r.created_at,
+            &r.updated_at,
+            &r.head_seq,
+            &r.head_hash,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes the mutable part of a run's projection.
+async fn save_state(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
+    let execution_json = run.execution.as_ref().map(serde_json::to_string).transpose()?;
+    tx.execute(
+        "UPDATE runs SET governance_status = $3, execution_status = $4, execution_json = $5, \
+         updated_at = $6, head_seq = $7, head_hash = $8 WHERE workspace = $1 AND run_id = $2",
+        &[
+            &run.workspace,
+            &run.run_id,
+            &run.governance_status.as_str(),
+            &run.execution_status.as_str(),
+            &execution_json,
+            &run.updated_at,
+            &seq_to_db(run.chain.seq)?,
+            &run.chain.hash,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_answer(
+    tx: &Transaction<'_>,
+    run: &Run,
+    answer_no: usize,
+    a: &ApprovalAnswer,
+) -> Result<(), StoreError> {
+    let answer_no = i32::try_from(answer_no)
+        .map_err(|_| StoreError::conflict("too many answers for one run"))?;
+    tx.execute(
+        "INSERT INTO approvals (workspace, run_id, answer_no, approver_id, decision, channel, \
+         comment, client_addr, user_agent, answered_at, counted) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &[
+            &run.workspace,
+            &run.run_id,
+            &answer_no,
+            &a.approver_id,
+            &a.decision.as_str(),
+            &a.channel,
+            &a.comment,
+            &a.client_addr,
+            &a.user_agent,
+            &a.answered_at,
+            &a.counted,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn require_run(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    run_id: &str,
+) -> Result<Run, StoreError> {
+    read::load_run(tx, workspace, run_id, true)
+        .await?
+        .ok_or_else(|| StoreError::run_not_found(run_id))
+}
+
+/// Creates a run (already validated by [`logic::validate_new_run`]).
+pub(crate) async fn create_run(
+    tx: &Transaction<'_>,
+    new: &NewRun,
+) -> Result<CreateRunOutcome, StoreError> {
+    let head = lock_head(tx, &new.workspace).await?;
+    if let Some(key) = &new.idempotency_key {
+        if let Some(existing) = read::load_run_by_idempotency_key(tx, &new.workspace, key).await? {
+            if existing.request_hash == new.request_hash {
+                return Ok(CreateRunOutcome::Existing(existing));
+            }
+            return Err(StoreError::IdempotencyConflict {
+                idempotency_key: key.clone(),
+                existing_run_id: existing.run_id,
+            });
+        }
+    }
+    if read::load_run(tx, &new.workspace, &new.run_id, false)
+        .await?
+        .is_some()
+    {
+        return Err(StoreError::conflict(format!(
+            "run id `{}` already exists",
+            new.run_id
+        )));
+    }
+    let (mut run, events) = logic::initial_run(new);
+    append_for_run(tx, head, &mut run, events).await?;
+    insert_run(tx, &run).await?;
+    let expires_at = run.approval.as_ref().map(|a| a.expires_at);
+    for d in &new.deliveries {
+        tx.execute(
+            "INSERT INTO deliveries (delivery_id, workspace, run_id, approver_id, channel, \
+             attempts, next_attempt_at, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
+            &[
+                &d.delivery_id,
+                &run.workspace,
+                &run.run_id,
+                &d.approver_id,
+                &d.channel,
+                &d.next_attempt_at,
+                &d.token_hash,
+                &run.created_at,
+            ],
+        )
+        .await
+        .map_err(|e| unique(e, || format!("delivery id `{}` already exists", d.delivery_id)))?;
+        if let (Some(token_hash), Some(expires_at)) = (&d.token_hash, expires_at) {
+            tx.execute(
+                "INSERT INTO approval_tokens (token_hash, workspace, run_id, approver_id, \
+                 expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[token_hash, &run.workspace, &run.run_id, &d.approver_id, &expires_at],
+            )
+            .await
+            .map_err(|e| unique(e, || "approval token hash already exists".to_owned()))?;
+        }
+    }
+    Ok(CreateRunOutcome::Created(run))
+}
+
+/// Records an execution report.
+pub(crate) async fn report_execution(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    run_id: &str,
+    outcome: ExecutionOutcome,
+    now: DateTime<Utc>,
+) -> Result<Run, StoreError> {
+    let head = lock_head(tx, workspace).await?;
+    let mut run = require_run(tx, workspace, run_id).await?;
+    let events = logic::plan_report(&mut run, outcome, now)?;
+    if events.is_empty() {
+        return Ok(run);
+    }
+    append_for_run(tx, head, &mut run, events).await?;
+    save_state(tx, &run).await?;
+    Ok(run)
+}
+
+/// Records an approver's answer.
+pub(crate) async fn record_answer(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    run_id: &str,
+    input: AnswerInput,
+    now: DateTime<Utc>,
+) -> Result<AnswerOutcome, StoreError> {
+    let head = lock_head(tx, workspace).await?;
+    let mut run = require_run(tx, workspace, run_id).await?;
+    let (kind, events) = logic::plan_answer(&mut run, input, now)?;
+    append_for_run(tx, head, &mut run, events).await?;
+    save_state(tx, &run).await?;
+    let answer_no = run.approvals.len().saturating_sub(1);
+    if let Some(answer) = run.approvals.last() {
+        insert_answer(tx, &run, answer_no, answer).await?;
+    }
+    Ok(match kind {
+        AnswerKind::Recorded => AnswerOutcome::Recorded(run),
+        AnswerKind::Duplicate => AnswerOutcome::Duplicate(run),
+        AnswerKind::AlreadyDecided => AnswerOutcome::AlreadyDecided(run),
+    })
+}
+
+/// Expires one run if it is still due; `None` if something else decided it.
+pub(crate) async fn expire_one(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    run_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Run>, StoreError> {
+    let head = lock_head(tx, workspace).await?;
+    let mut run = require_run(tx, workspace, run_id).await?;
+    if !logic::is_due(&run, now) {
+        return Ok(None);
+    }
+    let event = logic::plan_expire(&mut run, now);
+    append_for_run(tx, head, &mut run, vec![event]).await?;
+    save_state(tx, &run).await?;
+    Ok(Some(run))
+}
+
+/// Registers an API key.
+pub(crate) async fn create_key(
+    tx: &Transaction<'_>,
+    key: &ApiKeyRecord,
+    key_hash: &str,
+) -> Result<ApiKeyRecord, StoreError> {
+    let head = lock_head(tx, &key.workspace).await?;
+    tx.execute(
+        "INSERT INTO api_keys (workspace, key_id, key_hash, role, label, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &key.workspace,
+            &key.key_id,
+            &key_hash,
+            &key.role.as_str(),
+            &key.label,
+            &key.created_at,
+        ],
+    )
+    .await
+    .map_err(|e| unique(e, || format!("key `{}` (or its hash) already exists", key.key_id)))?;
+    append(tx, &key.workspace, head, vec![logic::key_created_event(key)]).await?;
+    Ok(key.clone())
+}
+
+/// Revokes a key (idempotently).
+pub(crate) async fn revoke_key(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    key_id: &str,
+    now: DateTime<Utc>,
+) -> Result<ApiKeyRecord, StoreError> {
+    let head = lock_head(tx, workspace).await?;
+    let mut key = read::lock_key(tx, workspace, key_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "key",
+            id: key_id.to_owned(),
+        })?;
+    if key.revoked_at.is_some() {
+        return Ok(key);
+    }
+    tx.execute(
+        "UPDATE api_keys SET revoked_at = $3 WHERE workspace = $1 AND key_id = $2",
+        &[&workspace, &key_id, &now],
+    )
+    .await?;
+    append(tx, workspace, head, vec![logic::key_revoked_event(key_id, now)]).await?;
+    key.revoked_at = Some(now);
+    Ok(key)
+}
+
+/// Appends a single event that concerns no run.
+pub(crate) async fn append_one(
+    tx: &Transaction<'_>,
+    workspace: &str,
+    event: PendingEvent,
+) -> Result<Event, StoreError> {
+    let head = lock_head(tx, workspace).await?;
+    append(tx, workspace, head, vec![event])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::corrupt("append returned no event"))
+}
+
+/// Uses a single-use approval token.
+pub(crate) async fn consume_token(
+    tx: &Transaction<'_>,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<TokenOutcome, StoreError> {
+    let Some(mut token) = read::find_token(tx, token_hash, true).await? else {
+        return Ok(TokenOutcome::Unknown);
+    };
+    if token.used_at.is_some() {
+        return Ok(TokenOutcome::AlreadyUsed(token));
+    }
+    if now >= token.expires_at {
+        return Ok(TokenOutcome::Expired(token));
+    }
+    tx.execute(
+        "UPDATE approval_tokens SET used_at = $2 WHERE token_hash = $1",
+        &[&token_hash, &now],
+    )
+    .await?;
+    token.used_at = Some(now);
+    Ok(TokenOutcome::Consumed(token))
+}

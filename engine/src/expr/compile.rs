@@ -557,7 +557,9 @@ impl<'a> Compiler<'a> {
     /// Evaluates an operation now when all its inputs are constants; an
     /// error found that way is reported at load (for example `1 / 0`).
     fn fold(&mut self, (op, ty): (Op, Ty), span: Span) -> (Op, Ty) {
-        if !all_inputs_const(&op) {
+        // After an error, operands may be placeholders: folding them would
+        // only report follow-on noise.
+        if !self.diagnostics.is_empty() || !all_inputs_const(&op) {
             return (op, ty);
         }
         let null = Value::Null;

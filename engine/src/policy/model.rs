@@ -277,7 +277,13 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".to_owned();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+    // Days only from two days up: people write `24h`, not `1d`.
+    let units: &[(&str, u64)] = if secs >= 2 * 86_400 {
+        &[("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)]
+    } else {
+        &[("h", 3_600), ("m", 60), ("s", 1)]
+    };
+    for &(unit, size) in units {
         if secs >= size {
             out.push_str(&format!("{}{unit}", secs / size));
             secs %= size;
@@ -315,4 +321,28 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         return None;
     }
     Some(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_and_print_as_people_write_them() {
+        let d = |s| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(d("30s"), Some(30));
+        assert_eq!(d("15m"), Some(900));
+        assert_eq!(d("24h"), Some(86_400));
+        assert_eq!(d("7d"), Some(604_800));
+        assert_eq!(d("1h30m"), Some(5_400));
+        assert_eq!(d("2w"), Some(1_209_600));
+        for bad in ["", "h", "10", "10x", "1.5h", "-1h", "99999999999999999999d"] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+        let f = |s: u64| format_duration(Duration::from_secs(s));
+        assert_eq!(f(86_400), "24h");
+        assert_eq!(f(5_400), "1h30m");
+        assert_eq!(f(3 * 86_400), "3d");
+        assert_eq!(f(0), "0s");
+    }
 }

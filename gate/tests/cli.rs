@@ -1,0 +1,240 @@
+//! The `countersign` policy commands, run as a user runs them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const POLICY: &str = r#"version: 1
+approvers:
+  finance-leads:
+    members:
+      - { id: alice, email: alice@example.com }
+      - { id: bob, email: bob@example.com }
+actions:
+  send_invoice_reminder:
+    risk: medium
+    approvers: finance-leads
+    rules:
+      - name: large-amount
+        when: payload.amount > 500
+        decision: require_approval
+        reason: Reminders above $500 need a finance lead
+      - name: default
+        decision: allow
+  mark_invoice_paid:
+    risk: high
+    approvers: finance-leads
+    rules:
+      - name: always
+        decision: require_approval
+        quorum: 2
+"#;
+
+const TESTS: &str = r#"tests:
+  - name: small reminders go straight through
+    action: send_invoice_reminder
+    payload: { amount: 100 }
+    expect: { decision: allow, rule: default }
+  - name: exactly 500 is not large
+    action: send_invoice_reminder
+    payload: { amount: 500.00 }
+    expect: { decision: allow }
+"#;
+
+fn countersign(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run countersign")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn set_up(policy: &str, tests: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+    std::fs::write(dir.path().join("policies/finance.yaml"), policy).expect("write");
+    if let Some(t) = tests {
+        std::fs::write(dir.path().join("policies/finance_test.yaml"), t).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn check_prints_one_summary_line() {
+    let dir = set_up(POLICY, None);
+    let out = countersign(&["check"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let (head, version) = lines[0].split_once(", policy version ").expect("version");
+    assert_eq!(head, "ok: 2 actions, 3 rules");
+    assert_eq!(version.len(), 64);
+    assert!(version.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[test]
+fn check_reports_every_problem_with_location_and_underline() {
+    let broken = POLICY
+        .replace("payload.amount > 500", "lowr(payload.amount) > 500")
+        .replace("decision: allow", "decision: alow");
+    let dir = set_up(&broken, None);
+    let out = countersign(&["check", "policies"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("policies/finance.yaml:13:15: unknown function `lowr`"), "{err}");
+    assert!(err.contains("did you mean `lower`?"), "{err}");
+    assert!(err.contains("policies/finance.yaml:17:19: unknown decision `alow`"), "{err}");
+    // miette draws the source line and underlines the span.
+    assert!(err.contains("when: lowr(payload.amount) > 500"), "{err}");
+    assert!(err.contains("────"), "{err}");
+    assert!(err.contains("2 problems found"), "{err}");
+}
+
+#[test]
+fn check_fails_on_a_missing_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = countersign(&["check", "nowhere"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("`nowhere` is not a directory"));
+}
+
+#[test]
+fn test_passes_and_ends_with_the_count() {
+    let dir = set_up(POLICY, Some(TESTS));
+    let out = countersign(&["test", "policies"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stdout).lines().last(), Some("2 passed, 0 failed"));
+}
+
+#[test]
+fn test_failure_shows_a_diff_and_exits_1() {
+    let tests = TESTS.replace(
+        "payload: { amount: 500.00 }\n    expect: { decision: allow }",
+        "payload: { amount: 500.01 }\n    expect: { decision: allow }",
+    );
+    let dir = set_up(POLICY, Some(&tests));
+    let out = countersign(&["test", "policies"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAIL  policies/finance_test.yaml:6  exactly 500 is not large"), "{stdout}");
+    assert!(stdout.contains("- expected: allow"), "{stdout}");
+    assert!(stdout.contains("+ actual:   require_approval"), "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("1 passed, 1 failed"));
+}
+
+#[test]
+fn test_coverage_lists_unmatched_rules_per_file() {
+    let dir = set_up(POLICY, Some(TESTS));
+    let out = countersign(&["test", "--coverage", "policies"], dir.path());
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("coverage: 1 of 3 rules matched by a test"), "{stdout}");
+    assert!(stdout.contains("  policies/finance.yaml\n"), "{stdout}");
+    assert!(stdout.contains("line 12   send_invoice_reminder / large-amount"), "{stdout}");
+    assert!(stdout.contains("line 22   mark_invoice_paid / always"), "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("2 passed, 0 failed"));
+}
+
+#[test]
+fn test_with_an_invalid_policy_exits_1() {
+    let dir = set_up(&POLICY.replace("quorum: 2", "quorum: 3"), Some(TESTS));
+    let out = countersign(&["test", "policies"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("quorum 3 can never be reached"));
+}
+
+fn eval_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["eval", "--policies", "policies"];
+    all.extend_from_slice(args);
+    let out = countersign(&all, dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("eval prints JSON")
+}
+
+#[test]
+fn eval_prints_the_decision_as_json() {
+    let dir = set_up(POLICY, None);
+    let v = eval_json(
+        dir.path(),
+        &["--action", "send_invoice_reminder", "--payload", r#"{"amount": 1250.10}"#, "--actor", "agent-7"],
+    );
+    assert_eq!(v["decision"], "require_approval");
+    assert_eq!(v["rule"], "large-amount");
+    assert_eq!(v["reason"], "Reminders above $500 need a finance lead");
+    assert_eq!(v["approvers"], "finance-leads");
+    assert_eq!(v["quorum"], 1);
+    assert_eq!(v["timeout"], "24h");
+    assert_eq!(v["matched"][0]["rule"], "large-amount");
+    assert_eq!(v["matched"][1]["rule"], "default");
+    assert_eq!(v["shadow"], serde_json::json!([]));
+    assert_eq!(v["errors"], serde_json::json!([]));
+    assert_eq!(v["policy_version"].as_str().map(str::len), Some(64));
+
+    let v = eval_json(dir.path(), &["--action", "mark_invoice_paid"]);
+    assert_eq!(v["quorum"], 2, "the rule's quorum overrides the group's");
+}
+
+#[test]
+fn eval_blocks_undeclared_actions_with_exit_0() {
+    let dir = set_up(POLICY, None);
+    let v = eval_json(dir.path(), &["--action", "delete_everything"]);
+    assert_eq!(v["decision"], "block");
+    assert_eq!(v["declared"], false);
+    assert!(v["reason"].as_str().is_some_and(|r| r.contains("`delete_everything`")));
+}
+
+#[test]
+fn eval_reads_the_payload_from_a_file() {
+    let dir = set_up(POLICY, None);
+    std::fs::write(dir.path().join("p.json"), r#"{"amount": 500.00}"#).expect("write");
+    let v = eval_json(dir.path(), &["--action", "send_invoice_reminder", "--payload", "@p.json"]);
+    assert_eq!(v["decision"], "allow");
+}
+
+#[test]
+fn eval_rejects_bad_arguments_with_exit_2() {
+    let dir = set_up(POLICY, None);
+    let cases: [(&[&str], &str); 4] = [
+        (&["--payload", "{nope"], "--payload is not valid JSON"),
+        (&["--payload", "[1]"], "--payload must be a JSON object"),
+        (&["--now", "yesterday"], "is not an RFC 3339 timestamp"),
+        (&["--payload", "@missing.json"], "cannot read payload file"),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["eval", "--policies", "policies", "--action", "send_invoice_reminder"];
+        args.extend_from_slice(extra);
+        let out = countersign(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(text(&out.stderr).contains(message), "{extra:?}: {}", text(&out.stderr));
+    }
+    let out = countersign(&["eval", "--action", "x"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "--policies is required");
+}
+
+#[test]
+fn eval_with_an_invalid_policy_exits_2() {
+    let dir = set_up(&POLICY.replace("risk: high", "risk: extreme"), None);
+    let out = countersign(&["eval", "--policies", "policies", "--action", "mark_invoice_paid"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown risk `extreme`"));
+}
+
+#[test]
+fn bench_prints_a_row_per_action() {
+    let dir = set_up(POLICY, Some(TESTS));
+    let out = countersign(&["bench", "--samples", "10", "policies"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("send_invoice_reminder"))
+        .expect("a row for the action");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "2", "two cases: {row}");
+    assert!(row.contains("ns") || row.contains("µs"), "{row}");
+}

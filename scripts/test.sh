@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The one test command (README "Test it"). Works on a fresh machine: it
+# installs what the suites need, builds everything, runs every suite, and
+# ends with one summary line `N passed, N failed`.
+#
+#   COUNTERSIGN_REQUIRE_POSTGRES=1  fail (instead of skip) when no PostgreSQL
+#                                   server answers on 127.0.0.1:5432 (CI sets it)
+#   COUNTERSIGN_SKIP_LINT=1         skip cargo fmt --check and clippy
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+LOG_DIR=${LOG_DIR:-$ROOT/target/test-logs}
+mkdir -p "$LOG_DIR"
+
+say() { printf '\n==> %s\n' "$*"; }
+
+passed=0
+failed=0
+count_cargo() { # add up libtest's "test result:" lines from a log
+  local p f
+  p=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$1" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$1" | awk '{s+=$6} END {print s+0}')
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+# --- prerequisites --------------------------------------------------------
+say "checking prerequisites"
+command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+if ! command -v pg_isready >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null || true
+fi
+
+# PostgreSQL: the store suite runs against a real server when one answers.
+PG_URL=${COUNTERSIGN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+export COUNTERSIGN_TEST_POSTGRES_URL=$PG_URL
+if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "PostgreSQL: using $PG_URL"
+elif [ "${COUNTERSIGN_REQUIRE_POSTGRES:-0}" = 1 ]; then
+  echo "PostgreSQL is required (COUNTERSIGN_REQUIRE_POSTGRES=1) but nothing answers on 127.0.0.1:5432"
+  exit 1
+else
+  echo "PostgreSQL: NO SERVER on 127.0.0.1:5432 — the PostgreSQL store tests will be SKIPPED"
+fi
+
+# --- lint -------------------------------------------------------------------
+if [ "${COUNTERSIGN_SKIP_LINT:-0}" != 1 ]; then
+  say "cargo fmt --check"
+  cargo fmt --all -- --check
+  say "cargo clippy (warnings are errors)"
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
+
+# --- Rust suites: unit, YAML cases, properties, CLI, store, gate -------------
+say "cargo test --workspace"
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo-test.log"
+cargo_status=${PIPESTATUS[0]}
+set -e
+count_cargo "$LOG_DIR/cargo-test.log"
+
+# --- the example policies' own tests ----------------------------------------
+say "countersign check / test --coverage policies/"
+cargo build --quiet -p countersign
+CS="$ROOT/target/debug/countersign"
+policy_status=0
+"$CS" check policies/ || policy_status=1
+set +e
+"$CS" test --coverage policies/ 2>&1 | tee "$LOG_DIR/policy-test.log"
+[ "${PIPESTATUS[0]}" = 0 ] || policy_status=1
+set -e
+if line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/policy-test.log" | tail -1); then
+  passed=$((passed + $(echo "$line" | awk '{print $1}')))
+  failed=$((failed + $(echo "$line" | awk '{print $3}')))
+fi
+
+say "summary"
+echo "cargo test exit: $cargo_status; policy tests exit: $policy_status"
+echo "total: $passed passed, $failed failed"
+echo "$passed passed, $failed failed"
+if [ "$cargo_status" != 0 ] || [ "$policy_status" != 0 ] || [ "$failed" != 0 ]; then
+  exit 1
+fi

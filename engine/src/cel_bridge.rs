@@ -26,7 +26,9 @@ pub struct CelCondition {
 
 impl std::fmt::Debug for CelCondition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CelCondition").field("source", &self.source).finish()
+        f.debug_struct("CelCondition")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -58,15 +60,33 @@ impl CelCondition {
                     |e| format!("CEL syntax error: {}", e.msg),
                 ),
                 position: first.and_then(|e| {
-                    Some((usize::try_from(e.pos.0).ok()?, usize::try_from(e.pos.1).ok()?))
+                    Some((
+                        usize::try_from(e.pos.0).ok()?,
+                        usize::try_from(e.pos.1).ok()?,
+                    ))
                 }),
             }
         })?;
+        if let Some(m) = ORDERED_MACRO.as_ref().and_then(|re| re.find(text)) {
+            return Err(CelCompileError {
+                message: format!(
+                    "CEL `{}` is not allowed in conditions: over an object its order is unspecified, and decisions must be deterministic; use `all`, `exists` or `exists_one`",
+                    m.as_str()
+                        .trim_start_matches('.')
+                        .trim_end_matches('(')
+                        .trim()
+                ),
+                position: None,
+            });
+        }
         let refs = program.references();
+        let bound = comprehension_variables(text);
         let mut uses = [false; 6];
         for name in refs.variables() {
             match Var::from_name(name) {
                 Some(v) => uses[v as usize] = true,
+                // `xs.exists(x, x > 1)` binds `x`: not a request variable.
+                None if bound.iter().any(|b| b == name) => {}
                 None => {
                     return Err(CelCompileError {
                         message: format!(
@@ -102,8 +122,16 @@ impl CelCondition {
                 ctx.add_variable_from_value(var.name(), v);
             }
         };
-        bind(&mut ctx, Var::Action, cel::Value::String(Arc::new(action.to_owned())));
-        bind(&mut ctx, Var::Risk, cel::Value::String(Arc::new(risk.to_owned())));
+        bind(
+            &mut ctx,
+            Var::Action,
+            cel::Value::String(Arc::new(action.to_owned())),
+        );
+        bind(
+            &mut ctx,
+            Var::Risk,
+            cel::Value::String(Arc::new(risk.to_owned())),
+        );
         for (var, value) in [
             (Var::Actor, b.actor),
             (Var::Payload, b.payload),
@@ -123,6 +151,27 @@ impl CelCondition {
             Err(e) => Err(format!("CEL: {e}")),
         }
     }
+}
+
+/// `map` and `filter` build lists in iteration order, which for CEL maps
+/// (hash maps) changes from run to run.
+static ORDERED_MACRO: LazyLock<Option<regex::Regex>> =
+    LazyLock::new(|| regex::Regex::new(r"\.\s*(?:map|filter)\s*\(").ok());
+
+/// Names bound by CEL's comprehension macros (`all`, `exists`,
+/// `exists_one`, `map`, `filter`): the identifier before the first comma.
+fn comprehension_variables(text: &str) -> Vec<String> {
+    static MACRO: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+        regex::Regex::new(
+            r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,",
+        )
+        .ok()
+    });
+    MACRO.as_ref().map_or_else(Vec::new, |re| {
+        re.captures_iter(text)
+            .filter_map(|c| c.get(1).map(|m| m.as_str().to_owned()))
+            .collect()
+    })
 }
 
 /// Converts one of our values to CEL's representation.
@@ -146,5 +195,85 @@ pub fn to_cel(v: &Value) -> cel::Value {
             cel::Value::Map(map.into())
         }
         Value::Timestamp(t) => cel::Value::Timestamp(t.fixed_offset()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::Bindings;
+
+    fn test(text: &str, payload: &str) -> Result<bool, String> {
+        let cond = CelCondition::compile(text).map_err(|e| e.message)?;
+        let payload = crate::parse_json(payload.as_bytes()).map_err(|e| e.to_string())?;
+        let null = Value::Null;
+        let b = Bindings {
+            actor: &null,
+            payload: &payload,
+            source: &null,
+            now: &null,
+        };
+        cond.test("act", "high", &b)
+    }
+
+    #[test]
+    fn comprehension_macros_bind_their_variable() {
+        assert_eq!(
+            test("payload.xs.exists(f, f == 2)", r#"{"xs":[1,2]}"#),
+            Ok(true)
+        );
+        assert_eq!(
+            test("payload.xs.all(x, x > 1)", r#"{"xs":[1,2]}"#),
+            Ok(false)
+        );
+        assert_eq!(
+            test("payload.m.exists(k, k == 'b')", r#"{"m":{"a":1,"b":2}}"#),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn unknown_variables_are_still_rejected() {
+        let e = CelCondition::compile("paylod.amount > 5")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            e.message.contains("unknown variable `paylod`"),
+            "{}",
+            e.message
+        );
+        let e = CelCondition::compile("payload.xs.exists(f, g == 1)")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(e.message.contains("`g`"), "{}", e.message);
+    }
+
+    #[test]
+    fn order_dependent_macros_are_refused() {
+        for text in [
+            "payload.m.map(k, k)[0] == 'a'",
+            "payload.xs.filter(x, x > 1).size() == 1",
+        ] {
+            let e = CelCondition::compile(text).map(|_| ()).unwrap_err();
+            assert!(e.message.contains("deterministic"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn numbers_and_constants_reach_cel() {
+        assert_eq!(
+            test(
+                "payload.amount > 100 && action == 'act' && risk == 'high'",
+                r#"{"amount": 100.5}"#
+            ),
+            Ok(true)
+        );
+        assert_eq!(test("payload.n == 3", r#"{"n": 3}"#), Ok(true));
+        assert!(test("payload.missing > 1", "{}").is_err());
+        assert!(
+            test("payload.n", r#"{"n": 3}"#)
+                .unwrap_err()
+                .contains("not true or false")
+        );
     }
 }

@@ -13,7 +13,9 @@ use serde::Serialize;
 use smallvec::SmallVec;
 
 use crate::expr::Bindings;
-use crate::policy::{Action, ApproverGroup, Condition, Member, Mode, PolicySet, Rule, Verdict, format_duration};
+use crate::policy::{
+    Action, ApproverGroup, Condition, Member, Mode, PolicySet, Rule, Verdict, format_duration,
+};
 use crate::value::Value;
 
 /// One proposed action, as the engine sees it.
@@ -142,11 +144,19 @@ impl PolicySet {
                 Condition::Cel(c) => c.test(&action.name, action.risk.as_str(), &bindings),
             };
             let hit = match outcome {
-                Ok(true) => RuleHit { rule, decision: rule.decision, errored: false },
+                Ok(true) => RuleHit {
+                    rule,
+                    decision: rule.decision,
+                    errored: false,
+                },
                 Ok(false) => continue,
                 Err(message) => {
                     errors.push(RuleError { rule, message });
-                    RuleHit { rule, decision: action.on_error, errored: true }
+                    RuleHit {
+                        rule,
+                        decision: action.on_error,
+                        errored: true,
+                    }
                 }
             };
             match rule.mode {
@@ -173,15 +183,7 @@ impl PolicySet {
             None => Cow::Borrowed(action.default_reason.as_str()),
         };
         let approval = if verdict == Verdict::RequireApproval {
-            let group = match deciding {
-                Some(hit) => self.rule_group(action, hit.rule),
-                None => self.action_group(action),
-            };
-            group.map(|group| ApprovalRequirement {
-                group,
-                quorum: deciding.and_then(|h| h.rule.quorum).unwrap_or(group.quorum),
-                timeout: group.timeout,
-            })
+            self.approval_requirement(action, &matched)
         } else {
             None
         };
@@ -212,6 +214,55 @@ impl PolicySet {
             approval,
             policy_version: &self.version,
         }
+    }
+}
+
+impl PolicySet {
+    /// The approval a `require_approval` decision asks for. When several
+    /// matching rules require approval, the strictest requirement wins:
+    /// highest quorum, then longest timeout, then the group name in
+    /// alphabetical order. Only rules that tie on all three can remain, and
+    /// they ask for exactly the same thing, so rule order never changes
+    /// what is asked.
+    fn approval_requirement<'p>(
+        &'p self,
+        action: &'p Action,
+        matched: &[RuleHit<'p>],
+    ) -> Option<ApprovalRequirement<'p>> {
+        let mut candidates: SmallVec<[ApprovalRequirement<'p>; 4]> = matched
+            .iter()
+            .filter(|h| h.decision == Verdict::RequireApproval)
+            .filter_map(|h| {
+                // A rule that requires approval only through on_error asks
+                // the action's group, as a declared default does.
+                let group = if h.errored {
+                    self.action_group(action)
+                } else {
+                    self.rule_group(action, h.rule)
+                }?;
+                let quorum = if h.errored { None } else { h.rule.quorum };
+                Some(ApprovalRequirement {
+                    group,
+                    quorum: quorum.unwrap_or(group.quorum),
+                    timeout: group.timeout,
+                })
+            })
+            .collect();
+        if candidates.is_empty() {
+            // No rule matched: the action's default (or on_error) decided.
+            return self.action_group(action).map(|group| ApprovalRequirement {
+                group,
+                quorum: group.quorum,
+                timeout: group.timeout,
+            });
+        }
+        candidates.sort_by(|a, b| {
+            b.quorum
+                .cmp(&a.quorum)
+                .then(b.timeout.cmp(&a.timeout))
+                .then(a.group.name.cmp(&b.group.name))
+        });
+        candidates.first().copied()
     }
 }
 

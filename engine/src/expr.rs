@@ -53,6 +53,7 @@ impl CompiledExpr {
             Ok(CompiledExpr {
                 op,
                 source: Arc::from(text),
+                canonical: Arc::from(node.canonical()),
             })
         } else {
             Err(compiler.diagnostics)
@@ -84,7 +85,10 @@ impl CompiledExpr {
             Ok(v) => match v.as_ref() {
                 Value::Bool(b) => Ok(*b),
                 other => Err(EvalError::new(
-                    format!("the condition produced {}, not true or false", other.type_name()),
+                    format!(
+                        "the condition produced {}, not true or false",
+                        other.type_name()
+                    ),
                     Span::new(0, self.source.len()),
                 )),
             },
@@ -98,6 +102,11 @@ impl CompiledExpr {
             compile::Op::Const(v) => Some(v),
             _ => None,
         }
+    }
+
+    /// The canonical spelling (see the policy version).
+    pub fn canonical(&self) -> &str {
+        &self.canonical
     }
 
     /// The source text.

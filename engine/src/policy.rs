@@ -39,7 +39,9 @@ impl PolicySet {
     /// )]).unwrap();
     /// assert_eq!(set.actions().len(), 1);
     /// ```
-    pub fn from_sources<N, T>(sources: impl IntoIterator<Item = (N, T)>) -> Result<Self, PolicyError>
+    pub fn from_sources<N, T>(
+        sources: impl IntoIterator<Item = (N, T)>,
+    ) -> Result<Self, PolicyError>
     where
         N: Into<PathBuf>,
         T: Into<Arc<str>>,

@@ -29,8 +29,8 @@ use serde_saphyr::Spanned;
 
 use crate::decide::{DecisionReport, Request};
 use crate::policy::{
-    DiagnosticKind, PolicyDiagnostic, PolicyError, PolicySet, SourceFile, Verdict,
-    find_yaml_files, read_source, span_of, yaml_diagnostic,
+    DiagnosticKind, PolicyDiagnostic, PolicyError, PolicySet, SourceFile, Verdict, find_yaml_files,
+    read_source, span_of, yaml_diagnostic,
 };
 use crate::value::Value;
 
@@ -171,7 +171,8 @@ pub struct UncoveredRule {
 pub struct TestRun {
     /// Each case, in file order.
     pub outcomes: Vec<CaseOutcome>,
-    /// Rules that no case matched (enforced or shadow), by file and line.
+    /// Rules whose condition no case made true (enforced or shadow), by file
+    /// and line.
     pub uncovered: Vec<UncoveredRule>,
     /// Number of rules in the set.
     pub total_rules: usize,
@@ -199,7 +200,7 @@ pub fn load_tests<P: AsRef<Path>>(roots: &[P]) -> Result<Vec<TestCase>, PolicyEr
     for path in files {
         match read_source(&path) {
             Ok(file) => parse_test_file(&file, &mut cases, &mut diags),
-            Err(d) => diags.push(d),
+            Err(d) => diags.push(*d),
         }
     }
     if diags.is_empty() {
@@ -222,7 +223,11 @@ pub fn parse_tests(name: impl Into<PathBuf>, text: &str) -> Result<Vec<TestCase>
     }
 }
 
-fn parse_test_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mut Vec<PolicyDiagnostic>) {
+fn parse_test_file(
+    file: &Arc<SourceFile>,
+    cases: &mut Vec<TestCase>,
+    diags: &mut Vec<PolicyDiagnostic>,
+) {
     let raw: RawTestFile = match serde_saphyr::from_str(file.text()) {
         Ok(r) => r,
         Err(e) => {
@@ -236,13 +241,19 @@ fn parse_test_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mu
             PolicyDiagnostic::new(DiagnosticKind::Test, msg).at(file, at)
         };
         if !names.insert(t.name.value.clone()) {
-            diags.push(bad(span_of(file, &t.name), format!("test `{}` is declared twice in this file", t.name.value)));
+            diags.push(bad(
+                span_of(file, &t.name),
+                format!("test `{}` is declared twice in this file", t.name.value),
+            ));
             continue;
         }
         let Some(decision) = Verdict::parse(&t.expect.decision.value) else {
             diags.push(
-                bad(span_of(file, &t.expect.decision), format!("unknown decision `{}`", t.expect.decision.value))
-                    .help("decisions are allow, require_approval, block"),
+                bad(
+                    span_of(file, &t.expect.decision),
+                    format!("unknown decision `{}`", t.expect.decision.value),
+                )
+                .help("decisions are allow, require_approval, block"),
             );
             continue;
         };
@@ -250,7 +261,10 @@ fn parse_test_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mu
             None => Value::Object(crate::Map::new()),
             Some(p) if matches!(p.value, Value::Object(_)) => p.value,
             Some(p) => {
-                diags.push(bad(span_of(file, &p), "a test payload must be a mapping (an object)".to_owned()));
+                diags.push(bad(
+                    span_of(file, &p),
+                    "a test payload must be a mapping (an object)".to_owned(),
+                ));
                 continue;
             }
         };
@@ -260,8 +274,11 @@ fn parse_test_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mu
                 Ok(t) => Value::Timestamp(t.with_timezone(&Utc)),
                 Err(_) => {
                     diags.push(
-                        bad(span_of(file, s), format!("`{}` is not an RFC 3339 timestamp", s.value))
-                            .help("for example `2026-05-23T13:31:08Z`"),
+                        bad(
+                            span_of(file, s),
+                            format!("`{}` is not an RFC 3339 timestamp", s.value),
+                        )
+                        .help("for example `2026-05-23T13:31:08Z`"),
                     );
                     continue;
                 }
@@ -272,13 +289,22 @@ fn parse_test_file(file: &Arc<SourceFile>, cases: &mut Vec<TestCase>, diags: &mu
                 None => Ok(None),
                 Some(Value::Null) => Ok(Some(None)),
                 Some(Value::String(s)) => Ok(Some(Some(s))),
-                Some(other) => Err(format!("expected a name or null, got {}", other.type_name())),
+                Some(other) => Err(format!(
+                    "expected a name or null, got {}",
+                    other.type_name()
+                )),
             }
         };
-        let (rule, approvers) = match (optional_name(t.expect.rule), optional_name(t.expect.approvers)) {
+        let (rule, approvers) = match (
+            optional_name(t.expect.rule),
+            optional_name(t.expect.approvers),
+        ) {
             (Ok(r), Ok(a)) => (r, a),
             (Err(m), _) | (_, Err(m)) => {
-                diags.push(bad(span_of(file, &t.name), format!("in `expect` of `{}`: {m}", t.name.value)));
+                diags.push(bad(
+                    span_of(file, &t.name),
+                    format!("in `expect` of `{}`: {m}", t.name.value),
+                ));
                 continue;
             }
         };
@@ -319,7 +345,15 @@ pub fn run_tests(set: &PolicySet, cases: &[TestCase]) -> TestRun {
     let mut outcomes = Vec::with_capacity(cases.len());
     for case in cases {
         let decision = set.decide(&case.request());
-        for h in decision.matched.iter().chain(decision.shadow.iter()) {
+        // A rule counts as covered only when its condition really held: a
+        // test that reaches a rule only through an evaluation error does
+        // not exercise it.
+        for h in decision
+            .matched
+            .iter()
+            .chain(decision.shadow.iter())
+            .filter(|h| !h.errored)
+        {
             if let Some(a) = decision.action {
                 hit.insert((a.name.as_str(), h.rule.name.as_str()));
             }
@@ -329,23 +363,49 @@ pub fn run_tests(set: &PolicySet, cases: &[TestCase]) -> TestRun {
         let mut mismatches = Vec::new();
         let mut check = |field: &'static str, ok: bool, expected: String, actual: String| {
             if !ok {
-                mismatches.push(Mismatch { field, expected, actual });
+                mismatches.push(Mismatch {
+                    field,
+                    expected,
+                    actual,
+                });
             }
         };
-        check("decision", e.decision == report.decision, e.decision.to_string(), report.decision.to_string());
+        check(
+            "decision",
+            e.decision == report.decision,
+            e.decision.to_string(),
+            report.decision.to_string(),
+        );
         if let Some(rule) = &e.rule {
             check("rule", *rule == report.rule, show(rule), show(&report.rule));
         }
         if let Some(group) = &e.approvers {
-            check("approvers", *group == report.approvers, show(group), show(&report.approvers));
+            check(
+                "approvers",
+                *group == report.approvers,
+                show(group),
+                show(&report.approvers),
+            );
         }
         if let Some(q) = e.quorum {
-            check("quorum", Some(q) == report.quorum, q.to_string(), report.quorum.map_or("null".to_owned(), |q| q.to_string()));
+            check(
+                "quorum",
+                Some(q) == report.quorum,
+                q.to_string(),
+                report.quorum.map_or("null".to_owned(), |q| q.to_string()),
+            );
         }
         if let Some(r) = &e.reason {
-            check("reason", report.reason.contains(r.as_str()), format!("… {r} …"), report.reason.clone());
+            check(
+                "reason",
+                report.reason.contains(r.as_str()),
+                format!("… {r} …"),
+                report.reason.clone(),
+            );
         }
-        let names = |hits: &[crate::decide::HitReport]| hits.iter().map(|h| h.rule.clone()).collect::<Vec<_>>();
+        let names = |hits: &[crate::decide::HitReport]| {
+            hits.iter().map(|h| h.rule.clone()).collect::<Vec<_>>()
+        };
         if let Some(m) = &e.matched {
             let got = names(&report.matched);
             check("matched", *m == got, show_list(m), show_list(&got));
@@ -447,7 +507,15 @@ tests:
         assert!(d.message().contains("RFC 3339"), "{}", d.message());
         assert_eq!(d.location().map(|l| (l.line, l.column)), Some((4, 10)));
 
-        let err = parse_tests("t_test.yaml", "tests:\n  - name: x\n    action: a\n    expect: { decision: alow }\n").unwrap_err();
-        assert!(err.diagnostics()[0].message().contains("unknown decision `alow`"));
+        let err = parse_tests(
+            "t_test.yaml",
+            "tests:\n  - name: x\n    action: a\n    expect: { decision: alow }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.diagnostics()[0]
+                .message()
+                .contains("unknown decision `alow`")
+        );
     }
 }

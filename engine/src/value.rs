@@ -17,8 +17,8 @@ use std::fmt::{self, Write as _};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 
-pub use json::{JsonError, JsonLimits, parse_json, parse_json_with_limits};
 pub(crate) use json::parse_decimal as parse_decimal_literal;
+pub use json::{JsonError, JsonLimits, parse_json, parse_json_with_limits};
 
 /// A JSON value, or a timestamp (only `now` and values derived from it).
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -1,4 +1,10 @@
 //! Data-driven policy cases: every `engine/tests/cases/*.yaml` file is one
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failing test"
+)]
 //! test (files under `cases/pending/` are not run; they pin behaviour the
 //! engine does not have yet).
 //!
@@ -46,6 +52,7 @@
 //!     snippet: "lowr"                        # optional: PolicyDiagnostic::snippet()
 //!     help_contains: "did you mean `lower`"  # optional: a substring of the help
 //!     kind: "Expression(UnknownFunction)"    # optional: Debug form of the kind
+//!     file: a.yaml                           # optional: the file it is located in
 //! load_error_count: 1                        # optional: exact number of diagnostics
 //!
 //! same_version_as:                           # optional: other sets (file name -> text)
@@ -57,6 +64,7 @@
 //!
 //! expressions:                               # optional: single expressions, compiled
 //!   - expr: "0.1 + 0.2 == 0.3"               #   with CompiledExpr::compile
+//!     note: why                              # optional, named in failures
 //!     action: pay                            # optional (default `test_action`)
 //!     risk: high                             # optional (default `medium`)
 //!     payload: {}                            # optional; also payload_json, actor,
@@ -69,6 +77,8 @@
 //!                                            #   offset where the diagnostic starts
 //!     help_contains: "did you mean"          # optional, with compile_error
 //! ```
+//!
+//! Run the pending files instead with `COUNTERSIGN_PENDING_CASES=1`.
 //!
 //! A file has `cases`, `load_error` or neither (then the set must simply
 //! load); `expressions` may appear in any file, even without `policies`.
@@ -86,7 +96,17 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 datatest_stable::harness! {
-    { test = run_case_file, root = "tests/cases", pattern = r"^[^/]+\.yaml$" },
+    { test = run_case_file, root = "tests/cases", pattern = case_pattern() },
+}
+
+/// The files run: `cases/*.yaml`, or with `COUNTERSIGN_PENDING_CASES=1` only
+/// `cases/pending/*.yaml` (to see which pending cases the engine now passes).
+fn case_pattern() -> &'static str {
+    if std::env::var_os("COUNTERSIGN_PENDING_CASES").is_some_and(|v| v == "1") {
+        r"^pending/[^/]+\.yaml$"
+    } else {
+        r"^[^/]+\.yaml$"
+    }
 }
 
 /// Policy files in the order written: file name -> YAML text.
@@ -143,17 +163,12 @@ struct CaseFile {
 }
 
 /// The request fields shared by `cases` and `expressions`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 struct Inputs {
-    #[serde(default)]
     actor: Value,
-    #[serde(default)]
     payload: Option<Value>,
-    #[serde(default)]
     payload_json: Option<String>,
-    #[serde(default)]
     source: Value,
-    #[serde(default)]
     now: Option<String>,
 }
 
@@ -272,6 +287,8 @@ struct WantDiagnostic {
     help_contains: Option<String>,
     #[serde(default)]
     kind: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,7 +335,13 @@ impl Failures {
     }
 
     /// Records `field` of case `note` when `want` and `got` differ.
-    fn check<T: PartialEq + fmt::Debug>(&mut self, note: &str, field: &str, want: &T, got: &T) -> bool {
+    fn check<T: PartialEq + fmt::Debug>(
+        &mut self,
+        note: &str,
+        field: &str,
+        want: &T,
+        got: &T,
+    ) -> bool {
         if want == got {
             return true;
         }
@@ -330,8 +353,12 @@ impl Failures {
 }
 
 fn run_case_file(path: &Path, text: String) -> datatest_stable::Result<()> {
-    let file: CaseFile = serde_saphyr::from_str(&text)
-        .map_err(|e| format!("{}: cannot read the case file: {e}", path.display()))?;
+    let file: CaseFile = serde_saphyr::from_str(&text).map_err(|e| {
+        CaseFailure(format!(
+            "{}: cannot read the case file: {e}",
+            path.display()
+        ))
+    })?;
     let mut failures = Failures::default();
     if file.policies.is_none()
         && (!file.cases.is_empty()
@@ -344,8 +371,15 @@ fn run_case_file(path: &Path, text: String) -> datatest_stable::Result<()> {
     if file.load_error.is_some() && !file.cases.is_empty() {
         failures.push("a file has `cases` or `load_error`, not both");
     }
-    if file.cases.is_empty() && file.load_error.is_none() && file.expressions.is_empty() {
-        failures.push("the file checks nothing: add `cases`, `load_error` or `expressions`");
+    if file.cases.is_empty()
+        && file.load_error.is_none()
+        && file.expressions.is_empty()
+        && file.same_version_as.is_empty()
+        && file.different_version_from.is_empty()
+    {
+        failures.push(
+            "the file checks nothing: add `cases`, `load_error`, `expressions` or a version key",
+        );
     }
     if let Some(policies) = &file.policies {
         let loaded = load(policies);
@@ -353,7 +387,9 @@ fn run_case_file(path: &Path, text: String) -> datatest_stable::Result<()> {
             (Some(wanted), Err(err)) => {
                 check_load_error(&mut failures, wanted, file.load_error_count, &err);
             }
-            (Some(_), Ok(_)) => failures.push("the policy set loaded, but `load_error` wants it rejected"),
+            (Some(_), Ok(_)) => {
+                failures.push("the policy set loaded, but `load_error` wants it rejected")
+            }
             (None, Err(err)) => failures.push(format!(
                 "the policy set does not load:\n{}",
                 render_diagnostics(&err)
@@ -382,8 +418,26 @@ fn run_case_file(path: &Path, text: String) -> datatest_stable::Result<()> {
     for f in &failures.0 {
         let _ = writeln!(msg, "  - {f}");
     }
-    Err(msg.into())
+    Err(Box::new(CaseFailure(msg)))
 }
+
+/// The failure report of one file. Its `Debug` form is the plain text, since
+/// the harness prints errors with `{:?}`.
+struct CaseFailure(String);
+
+impl fmt::Debug for CaseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for CaseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CaseFailure {}
 
 fn load(files: &Files) -> Result<PolicySet, PolicyError> {
     PolicySet::from_sources(files.0.iter().map(|(n, t)| (n.as_str(), t.as_str())))
@@ -404,26 +458,41 @@ fn render_diagnostics(err: &PolicyError) -> String {
     out
 }
 
-fn check_load_error(failures: &mut Failures, wanted: &[WantDiagnostic], count: Option<usize>, err: &PolicyError) {
+fn check_load_error(
+    failures: &mut Failures,
+    wanted: &[WantDiagnostic],
+    count: Option<usize>,
+    err: &PolicyError,
+) {
     let diags = err.diagnostics();
     let mut used = vec![false; diags.len()];
     for w in wanted {
         let found = diags.iter().enumerate().position(|(i, d)| {
             !used[i]
                 && d.message().contains(&w.contains)
-                && w.at.as_ref().is_none_or(|at| d.location().is_some_and(|l| l.to_string() == *at))
-                && w.snippet.as_ref().is_none_or(|s| d.snippet() == Some(s.as_str()))
+                && w.at
+                    .as_ref()
+                    .is_none_or(|at| d.location().is_some_and(|l| l.to_string() == *at))
+                && w.snippet
+                    .as_ref()
+                    .is_none_or(|s| d.snippet() == Some(s.as_str()))
                 && w.help_contains
                     .as_ref()
                     .is_none_or(|h| d.help_text().is_some_and(|t| t.contains(h.as_str())))
-                && w.kind.as_ref().is_none_or(|k| format!("{:?}", d.kind()) == *k)
+                && w.kind
+                    .as_ref()
+                    .is_none_or(|k| format!("{:?}", d.kind()) == *k)
+                && w.file
+                    .as_ref()
+                    .is_none_or(|f| d.location().is_some_and(|l| l.file == Path::new(f)))
         });
         match found {
             Some(i) => used[i] = true,
             None => failures.push(format!(
-                "load_error `{}`: no diagnostic matches\n      want: contains={:?} at={:?} snippet={:?} help_contains={:?} kind={:?}\n       got:\n{}",
+                "load_error `{}`: no diagnostic matches\n      want: contains={:?} file={:?} at={:?} snippet={:?} help_contains={:?} kind={:?}\n       got:\n{}",
                 w.contains,
                 w.contains,
+                w.file,
                 w.at,
                 w.snippet,
                 w.help_contains,
@@ -447,9 +516,17 @@ fn check_versions(failures: &mut Failures, set: &PolicySet, file: &CaseFile) {
     for (i, other) in file.same_version_as.iter().enumerate() {
         match load(other) {
             Ok(o) => {
-                failures.check(&format!("same_version_as[{i}]"), "policy_version", &set.version(), &o.version());
+                failures.check(
+                    &format!("same_version_as[{i}]"),
+                    "policy_version",
+                    &set.version(),
+                    &o.version(),
+                );
             }
-            Err(e) => failures.push(format!("same_version_as[{i}] does not load:\n{}", render_diagnostics(&e))),
+            Err(e) => failures.push(format!(
+                "same_version_as[{i}] does not load:\n{}",
+                render_diagnostics(&e)
+            )),
         }
     }
     for (i, other) in file.different_version_from.iter().enumerate() {
@@ -497,7 +574,10 @@ fn compare_report(f: &mut Failures, note: &str, want: &Want, got: &DecisionRepor
         Some(v) => {
             f.check(note, "decision", &v, &got.decision);
         }
-        None => f.push(format!("case `{note}`: `{}` is not a decision", want.decision)),
+        None => f.push(format!(
+            "case `{note}`: `{}` is not a decision",
+            want.decision
+        )),
     }
     if let Some(rule) = &want.rule {
         f.check(note, "rule", rule, &got.rule);
@@ -515,19 +595,39 @@ fn compare_report(f: &mut Failures, note: &str, want: &Want, got: &DecisionRepor
     }
     if let Some(names) = &want.matched {
         let got_names: Vec<&str> = got.matched.iter().map(|h| h.rule.as_str()).collect();
-        f.check(note, "matched", &names.iter().map(String::as_str).collect::<Vec<_>>(), &got_names);
+        f.check(
+            note,
+            "matched",
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+            &got_names,
+        );
     }
     if let Some(decisions) = &want.matched_decisions {
         let got_d: Vec<&str> = got.matched.iter().map(|h| h.decision.as_str()).collect();
-        f.check(note, "matched_decisions", &decisions.iter().map(String::as_str).collect::<Vec<_>>(), &got_d);
+        f.check(
+            note,
+            "matched_decisions",
+            &decisions.iter().map(String::as_str).collect::<Vec<_>>(),
+            &got_d,
+        );
     }
     if let Some(names) = &want.shadow {
         let got_names: Vec<&str> = got.shadow.iter().map(|h| h.rule.as_str()).collect();
-        f.check(note, "shadow", &names.iter().map(String::as_str).collect::<Vec<_>>(), &got_names);
+        f.check(
+            note,
+            "shadow",
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+            &got_names,
+        );
     }
     if let Some(names) = &want.errors {
         let got_names: Vec<&str> = got.errors.iter().map(|e| e.rule.as_str()).collect();
-        f.check(note, "errors", &names.iter().map(String::as_str).collect::<Vec<_>>(), &got_names);
+        f.check(
+            note,
+            "errors",
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+            &got_names,
+        );
     }
     if let Some(part) = &want.error_contains {
         if !got.errors.iter().any(|e| e.message.contains(part.as_str())) {
@@ -542,7 +642,12 @@ fn compare_report(f: &mut Failures, note: &str, want: &Want, got: &DecisionRepor
     }
     if let Some(m) = &want.members {
         let got_ids: Vec<&str> = got.approver_members.iter().map(|m| m.id.as_str()).collect();
-        f.check(note, "members", &m.iter().map(String::as_str).collect::<Vec<_>>(), &got_ids);
+        f.check(
+            note,
+            "members",
+            &m.iter().map(String::as_str).collect::<Vec<_>>(),
+            &got_ids,
+        );
     }
     if let Some(q) = &want.quorum {
         f.check(note, "quorum", q, &got.quorum);
@@ -554,10 +659,20 @@ fn compare_report(f: &mut Failures, note: &str, want: &Want, got: &DecisionRepor
         f.check(note, "timeout_seconds", t, &got.timeout_seconds);
     }
     if let Some(e) = &want.escalate_to {
-        f.check(note, "escalate_to", e, &got.escalation.as_ref().map(|e| e.to.clone()));
+        f.check(
+            note,
+            "escalate_to",
+            e,
+            &got.escalation.as_ref().map(|e| e.to.clone()),
+        );
     }
     if let Some(e) = &want.escalate_after_seconds {
-        f.check(note, "escalate_after_seconds", e, &got.escalation.as_ref().map(|e| e.after_seconds));
+        f.check(
+            note,
+            "escalate_after_seconds",
+            e,
+            &got.escalation.as_ref().map(|e| e.after_seconds),
+        );
     }
     if let Some(d) = &want.declared {
         f.check(note, "declared", d, &got.declared);
@@ -573,9 +688,13 @@ fn run_expression(f: &mut Failures, i: usize, e: &ExprCase) {
         None => format!("expressions[{i}] `{}`", e.expr),
     };
     let label = label.as_str();
-    let outcomes = usize::from(e.want.is_some()) + usize::from(e.eval_error.is_some()) + usize::from(e.compile_error.is_some());
+    let outcomes = usize::from(e.want.is_some())
+        + usize::from(e.eval_error.is_some())
+        + usize::from(e.compile_error.is_some());
     if outcomes != 1 {
-        return f.push(format!("case {label}: give exactly one of want, eval_error, compile_error"));
+        return f.push(format!(
+            "case {label}: give exactly one of want, eval_error, compile_error"
+        ));
     }
     let inputs = Inputs {
         actor: e.actor.clone(),

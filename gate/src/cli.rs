@@ -1,5 +1,15 @@
-//! Command-line interface.
+//! Command-line interface: policy tools and the gate's administration.
 
+/// `println!` that stops quietly when stdout is closed (`countersign eval
+/// … | head`) instead of panicking on a broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+mod admin;
 mod bench;
 mod check;
 mod eval;
@@ -47,6 +57,53 @@ enum Command {
     },
     /// Decide one request and print the decision as JSON.
     Eval(eval::EvalArgs),
+    /// Run the HTTP gate.
+    Serve {
+        /// Configuration file (default: 127.0.0.1:8080, ./countersign-data,
+        /// workspace `default` with ./policies).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Check the audit store.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Work with signed receipts.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk every workspace's hash chain and name the first broken link.
+    Verify {
+        /// Only this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReceiptCommand {
+    /// Check a receipt's signature offline.
+    Verify {
+        /// The receipt (JSON from GET /v1/runs/{id}/receipt).
+        file: PathBuf,
+        /// Public keys as served by GET /v1/receipt-keys.
+        #[arg(long = "keys")]
+        keys: Option<PathBuf>,
+        /// One public key, base64.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Configuration file, to use this gate's own key.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn default_dirs(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
@@ -69,5 +126,16 @@ pub fn run() -> ExitCode {
         } => test::run(&default_dirs(dirs), coverage, verbose),
         Command::Bench { dirs, samples } => bench::run(&default_dirs(dirs), samples),
         Command::Eval(args) => eval::run(args),
+        Command::Serve { config } => admin::serve(config.as_deref()),
+        Command::Keys(cmd) => admin::keys(cmd),
+        Command::Audit(AuditCommand::Verify { workspace, config }) => {
+            admin::audit_verify(config.as_deref(), workspace)
+        }
+        Command::Receipt(ReceiptCommand::Verify {
+            file,
+            keys,
+            public_key,
+            config,
+        }) => admin::receipt_verify(&file, keys.as_deref(), public_key, config.as_deref()),
     }
 }

@@ -1,4 +1,10 @@
 //! The `countersign` policy commands, run as a user runs them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failing test"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -86,9 +92,15 @@ fn check_reports_every_problem_with_location_and_underline() {
     let out = countersign(&["check", "policies"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("policies/finance.yaml:13:15: unknown function `lowr`"), "{err}");
+    assert!(
+        err.contains("policies/finance.yaml:13:15: unknown function `lowr`"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `lower`?"), "{err}");
-    assert!(err.contains("policies/finance.yaml:17:19: unknown decision `alow`"), "{err}");
+    assert!(
+        err.contains("policies/finance.yaml:17:19: unknown decision `alow`"),
+        "{err}"
+    );
     // miette draws the source line and underlines the span.
     assert!(err.contains("when: lowr(payload.amount) > 500"), "{err}");
     assert!(err.contains("────"), "{err}");
@@ -121,7 +133,10 @@ fn test_failure_shows_a_diff_and_exits_1() {
     let out = countersign(&["test", "policies"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("FAIL  policies/finance_test.yaml:6  exactly 500 is not large"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  policies/finance_test.yaml:6  exactly 500 is not large"),
+        "{stdout}"
+    );
     assert!(stdout.contains("- expected: allow"), "{stdout}");
     assert!(stdout.contains("+ actual:   require_approval"), "{stdout}");
     assert_eq!(stdout.lines().last(), Some("1 passed, 1 failed"));
@@ -133,10 +148,19 @@ fn test_coverage_lists_unmatched_rules_per_file() {
     let out = countersign(&["test", "--coverage", "policies"], dir.path());
     assert!(out.status.success());
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("coverage: 1 of 3 rules matched by a test"), "{stdout}");
+    assert!(
+        stdout.contains("coverage: 1 of 3 rules matched by a test"),
+        "{stdout}"
+    );
     assert!(stdout.contains("  policies/finance.yaml\n"), "{stdout}");
-    assert!(stdout.contains("line 12   send_invoice_reminder / large-amount"), "{stdout}");
-    assert!(stdout.contains("line 22   mark_invoice_paid / always"), "{stdout}");
+    assert!(
+        stdout.contains("line 12   send_invoice_reminder / large-amount"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 22   mark_invoice_paid / always"),
+        "{stdout}"
+    );
     assert_eq!(stdout.lines().last(), Some("2 passed, 0 failed"));
 }
 
@@ -161,7 +185,14 @@ fn eval_prints_the_decision_as_json() {
     let dir = set_up(POLICY, None);
     let v = eval_json(
         dir.path(),
-        &["--action", "send_invoice_reminder", "--payload", r#"{"amount": 1250.10}"#, "--actor", "agent-7"],
+        &[
+            "--action",
+            "send_invoice_reminder",
+            "--payload",
+            r#"{"amount": 1250.10}"#,
+            "--actor",
+            "agent-7",
+        ],
     );
     assert_eq!(v["decision"], "require_approval");
     assert_eq!(v["rule"], "large-amount");
@@ -185,14 +216,21 @@ fn eval_blocks_undeclared_actions_with_exit_0() {
     let v = eval_json(dir.path(), &["--action", "delete_everything"]);
     assert_eq!(v["decision"], "block");
     assert_eq!(v["declared"], false);
-    assert!(v["reason"].as_str().is_some_and(|r| r.contains("`delete_everything`")));
+    assert!(
+        v["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("`delete_everything`"))
+    );
 }
 
 #[test]
 fn eval_reads_the_payload_from_a_file() {
     let dir = set_up(POLICY, None);
     std::fs::write(dir.path().join("p.json"), r#"{"amount": 500.00}"#).expect("write");
-    let v = eval_json(dir.path(), &["--action", "send_invoice_reminder", "--payload", "@p.json"]);
+    let v = eval_json(
+        dir.path(),
+        &["--action", "send_invoice_reminder", "--payload", "@p.json"],
+    );
     assert_eq!(v["decision"], "allow");
 }
 
@@ -206,11 +244,21 @@ fn eval_rejects_bad_arguments_with_exit_2() {
         (&["--payload", "@missing.json"], "cannot read payload file"),
     ];
     for (extra, message) in cases {
-        let mut args = vec!["eval", "--policies", "policies", "--action", "send_invoice_reminder"];
+        let mut args = vec![
+            "eval",
+            "--policies",
+            "policies",
+            "--action",
+            "send_invoice_reminder",
+        ];
         args.extend_from_slice(extra);
         let out = countersign(&args, dir.path());
         assert_eq!(out.status.code(), Some(2), "{extra:?}");
-        assert!(text(&out.stderr).contains(message), "{extra:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(message),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
     }
     let out = countersign(&["eval", "--action", "x"], dir.path());
     assert_eq!(out.status.code(), Some(2), "--policies is required");
@@ -219,7 +267,16 @@ fn eval_rejects_bad_arguments_with_exit_2() {
 #[test]
 fn eval_with_an_invalid_policy_exits_2() {
     let dir = set_up(&POLICY.replace("risk: high", "risk: extreme"), None);
-    let out = countersign(&["eval", "--policies", "policies", "--action", "mark_invoice_paid"], dir.path());
+    let out = countersign(
+        &[
+            "eval",
+            "--policies",
+            "policies",
+            "--action",
+            "mark_invoice_paid",
+        ],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown risk `extreme`"));
 }

@@ -11,7 +11,8 @@
 //!   `\u00xx`, everything else (including U+2028, U+2029 and DEL) verbatim;
 //! - numbers in ECMAScript's `Number.prototype.toString` form of the IEEE 754
 //!   double they denote: shortest round-trip digits, plain notation for
-//!   exponents from -6 to 20, otherwise `d.ddde+N` / `d.ddde-N`; `-0` is `0`.
+//!   exponents from -6 to 20, otherwise `d.ddde+N` / `d.ddde-N`; `-0` is `0`;
+//!   among equally short digit strings the closest wins, ties to even.
 //!
 //! Integers outside ±2^53 are first rounded to the nearest double, exactly as
 //! a JCS implementation reading the same JSON text would.
@@ -133,17 +134,24 @@ fn write_double(out: &mut String, f: f64) {
     if f < 0.0 {
         out.push('-');
     }
-    // Rust's `{:e}` prints the shortest digits that round-trip, as
-    // `d[.ddd]e<exp>`: exactly the (s, k, n) the ECMAScript algorithm needs.
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    // ryu gives the shortest digits that round-trip, the closest of them to
+    // the exact value, ties to even: the digits ECMAScript specifies. Only
+    // its notation differs, so take the digits and the decimal exponent out
+    // of whatever form it printed ("123.45", "1e21", "1.5e-7", "0.001").
+    let mut buffer = ryu::Buffer::new();
+    let printed = buffer.format_finite(f.abs());
+    let (mantissa, exp) = printed.split_once(['e', 'E']).unwrap_or((printed, "0"));
     let exp: i64 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let k = i64::try_from(digits.len()).unwrap_or(i64::MAX);
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int_part}{frac_part}");
+    let significant = all.trim_start_matches('0');
+    let leading_zeros = len_i64(&all) - len_i64(significant);
+    let digits = significant.trim_end_matches('0');
+    let k = len_i64(digits);
     // value = 0.d1d2...dk × 10^n
-    let n = exp + 1;
+    let n = len_i64(int_part) + exp - leading_zeros;
     if k <= n && n <= 21 {
-        out.push_str(&digits);
+        out.push_str(digits);
         for _ in 0..(n - k) {
             out.push('0');
         }
@@ -157,7 +165,7 @@ fn write_double(out: &mut String, f: f64) {
         for _ in 0..(-n) {
             out.push('0');
         }
-        out.push_str(&digits);
+        out.push_str(digits);
     } else {
         let e = n - 1;
         let sign = if e >= 0 { '+' } else { '-' };
@@ -168,6 +176,10 @@ fn write_double(out: &mut String, f: f64) {
         }
         let _ = write!(out, "e{sign}{}", e.abs());
     }
+}
+
+fn len_i64(s: &str) -> i64 {
+    i64::try_from(s.len()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -241,7 +253,10 @@ mod tests {
     fn integers_print_plainly() {
         assert_eq!(to_canonical_json(&json!(0)), "0");
         assert_eq!(to_canonical_json(&json!(-17)), "-17");
-        assert_eq!(to_canonical_json(&json!(9007199254740992_u64)), "9007199254740992");
+        assert_eq!(
+            to_canonical_json(&json!(9007199254740992_u64)),
+            "9007199254740992"
+        );
         assert_eq!(
             to_canonical_json(&json!(-9007199254740992_i64)),
             "-9007199254740992"
@@ -251,10 +266,7 @@ mod tests {
             to_canonical_json(&json!(9007199254740993_u64)),
             "9007199254740992"
         );
-        assert_eq!(
-            to_canonical_json(&json!(u64::MAX)),
-            "18446744073709552000"
-        );
+        assert_eq!(to_canonical_json(&json!(u64::MAX)), "18446744073709552000");
     }
 
     #[test]
@@ -300,6 +312,7 @@ mod tests {
             (0x41b3_de43_5555_5556, "333333333.3333334"),
             (0x41b3_de43_5555_5557, "333333333.33333343"),
             (0xbecb_f647_612f_3696, "-0.0000033333333333333333"),
+            // Exactly halfway between ...206.2 and ...206.3: ties go to even.
             (0x4314_3ff3_c1cb_0959, "1424953923781206.2"),
         ];
         for &(bits, want) in cases {
@@ -309,9 +322,12 @@ mod tests {
 
     #[test]
     fn parsed_floats_canonicalize_through_serde_json() {
-        let v: Value = serde_json::from_str(r#"{"b":1E3,"a":-0.0,"c":1e-7,"d":2.50}"#)
-            .unwrap_or(Value::Null);
-        assert_eq!(to_canonical_json(&v), r#"{"a":0,"b":1000,"c":1e-7,"d":2.5}"#);
+        let v: Value =
+            serde_json::from_str(r#"{"b":1E3,"a":-0.0,"c":1e-7,"d":2.50}"#).unwrap_or(Value::Null);
+        assert_eq!(
+            to_canonical_json(&v),
+            r#"{"a":0,"b":1000,"c":1e-7,"d":2.5}"#
+        );
     }
 
     #[test]

@@ -6,11 +6,11 @@
 //! characters (64 zeros for seq 1) and the hashed object has exactly the
 //! members `workspace, seq, kind, run_id, at, data, prev_hash`.
 
+use crate::StoreError;
 use crate::canonical::to_canonical_json;
 use crate::error::ChainBreak;
 use crate::model::{ChainReport, Event, EventKind};
 use crate::ts::format_ts;
-use crate::StoreError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -41,10 +41,7 @@ fn hash_fields(
     body.insert("workspace".into(), Value::from(workspace));
     body.insert("seq".into(), Value::from(seq));
     body.insert("kind".into(), Value::from(kind));
-    body.insert(
-        "run_id".into(),
-        run_id.map_or(Value::Null, Value::from),
-    );
+    body.insert("run_id".into(), run_id.map_or(Value::Null, Value::from));
     body.insert("at".into(), Value::from(at));
     body.insert("data".into(), data.clone());
     body.insert("prev_hash".into(), Value::from(prev_hash));
@@ -186,10 +183,7 @@ impl ChainVerifier {
         let last_seq = self.expected_seq - 1;
         if let Some((head_seq, head_hash)) = head {
             if head_seq > last_seq {
-                return Err(self.broken(
-                    last_seq + 1,
-                    ChainBreak::Truncated { head_seq, last_seq },
-                ));
+                return Err(self.broken(last_seq + 1, ChainBreak::Truncated { head_seq, last_seq }));
             }
             if head_seq == last_seq && head_hash != self.last_hash {
                 return Err(self.broken(
@@ -309,20 +303,35 @@ mod tests {
         assert!(v.push(&raw(&a)).is_ok());
         assert!(matches!(
             v.push(&tampered),
-            Err(StoreError::ChainBroken { seq: 2, reason: ChainBreak::HashMismatch { .. }, .. })
+            Err(StoreError::ChainBroken {
+                seq: 2,
+                reason: ChainBreak::HashMismatch { .. },
+                ..
+            })
         ));
 
         let mut v = ChainVerifier::new("ws");
         assert!(matches!(
             v.push(&raw(&b)),
-            Err(StoreError::ChainBroken { seq: 1, reason: ChainBreak::SeqGap { expected: 1, found: 2 }, .. })
+            Err(StoreError::ChainBroken {
+                seq: 1,
+                reason: ChainBreak::SeqGap {
+                    expected: 1,
+                    found: 2
+                },
+                ..
+            })
         ));
 
         let mut v = ChainVerifier::new("ws");
         assert!(v.push(&raw(&a)).is_ok());
         assert!(matches!(
             v.finish(Some((2, b.hash))),
-            Err(StoreError::ChainBroken { seq: 2, reason: ChainBreak::Truncated { .. }, .. })
+            Err(StoreError::ChainBroken {
+                seq: 2,
+                reason: ChainBreak::Truncated { .. },
+                ..
+            })
         ));
     }
 }

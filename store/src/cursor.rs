@@ -17,7 +17,10 @@ pub(crate) struct Cursor {
 }
 
 pub(crate) fn encode(created_at: DateTime<Utc>, run_id: &str) -> String {
-    hex::encode(format!("{VERSION}|{}|{run_id}", created_at.timestamp_micros()))
+    hex::encode(format!(
+        "{VERSION}|{}|{run_id}",
+        created_at.timestamp_micros()
+    ))
 }
 
 pub(crate) fn decode(cursor: &str) -> Result<Cursor, StoreError> {
@@ -55,8 +58,17 @@ mod tests {
                 run_id: "run|with|bars".into()
             })
         );
-        for bad in ["", "zz", "00", &hex::encode("r2|1|x"), &hex::encode("r1|x|y")] {
-            assert!(matches!(decode(bad), Err(StoreError::InvalidCursor)), "{bad}");
+        for bad in [
+            "",
+            "zz",
+            "00",
+            &hex::encode("r2|1|x"),
+            &hex::encode("r1|x|y"),
+        ] {
+            assert!(
+                matches!(decode(bad), Err(StoreError::InvalidCursor)),
+                "{bad}"
+            );
         }
     }
 }

@@ -24,8 +24,8 @@ mod cursor;
 mod error;
 mod logic;
 mod model;
-mod rows;
 mod postgres;
+mod rows;
 mod sqlite;
 mod ts;
 
@@ -33,11 +33,11 @@ pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash};
 pub use error::{ChainBreak, StoreError};
 pub use model::{
-    AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer,
-    ApprovalRequirement, ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport,
-    CreateRunOutcome, DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome,
-    ExecutionReport, ExecutionStatus, GovernanceStatus, NewDelivery, NewRun, Role, Run, RunFilter,
-    RunPage, TokenOutcome, is_executable,
+    AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
+    ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport, CreateRunOutcome,
+    DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome, ExecutionReport, ExecutionStatus,
+    GovernanceStatus, NewDelivery, NewRun, Role, Run, RunFilter, RunPage, TokenOutcome,
+    is_executable,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -178,8 +178,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Delivery>, StoreError>;
 
     /// Marks a delivery sent. Errors: [`StoreError::NotFound`].
-    async fn mark_delivery_sent(&self, delivery_id: &str, now: DateTime<Utc>)
-    -> Result<(), StoreError>;
+    async fn mark_delivery_sent(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Records a failed delivery attempt; `next_attempt_at = None` gives up.
     /// Errors: [`StoreError::NotFound`].

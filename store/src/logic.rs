@@ -5,13 +5,14 @@
 //! append, then writes both. So the rules live in one place, and SQLite and
 //! PostgreSQL cannot drift apart.
 
+use crate::StoreError;
 use crate::chain::PendingEvent;
 use crate::model::{
-    AnswerDecision, AnswerInput, ApiKeyRecord, ApprovalAnswer, ChainPosition, EventKind, ExecutionOutcome,
-    ExecutionReport, ExecutionStatus, GovernanceStatus, NewRun, Role, Run, is_executable,
+    AnswerDecision, AnswerInput, ApiKeyRecord, ApprovalAnswer, ChainPosition, EventKind,
+    ExecutionOutcome, ExecutionReport, ExecutionStatus, GovernanceStatus, NewRun, Role, Run,
+    is_executable,
 };
 use crate::ts::{format_ts, normalize};
-use crate::StoreError;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -57,7 +58,8 @@ pub(crate) fn validate_new_run(run: &mut NewRun) -> Result<(), StoreError> {
                 }
             }
             let count = approval.approvers.len();
-            if approval.quorum == 0 || usize::try_from(approval.quorum).unwrap_or(usize::MAX) > count
+            if approval.quorum == 0
+                || usize::try_from(approval.quorum).unwrap_or(usize::MAX) > count
             {
                 return Err(StoreError::invalid(format!(
                     "quorum {} is impossible with {count} approver(s)",
@@ -341,7 +343,11 @@ pub(crate) fn plan_answer(
     if counted {
         match answer.decision {
             AnswerDecision::Reject => {
-                set_status(run, GovernanceStatus::Rejected, ExecutionStatus::NotExecuted);
+                set_status(
+                    run,
+                    GovernanceStatus::Rejected,
+                    ExecutionStatus::NotExecuted,
+                );
             }
             AnswerDecision::Approve => {
                 let approvers: HashSet<&str> = run

@@ -146,8 +146,11 @@ impl PostgresStore {
         for (version, sql) in MIGRATIONS {
             if *version > current {
                 tx.batch_execute(sql).await?;
-                tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[version])
-                    .await?;
+                tx.execute(
+                    "INSERT INTO schema_version (version) VALUES ($1)",
+                    &[version],
+                )
+                .await?;
             }
         }
         tx.commit().await?;
@@ -227,7 +230,9 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<AnswerOutcome, StoreError> {
         let now = normalize(now)?;
-        in_tx!(self, |tx| ops::record_answer(&tx, workspace, run_id, answer, now))
+        in_tx!(self, |tx| ops::record_answer(
+            &tx, workspace, run_id, answer, now
+        ))
     }
 
     async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {

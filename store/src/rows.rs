@@ -100,7 +100,11 @@ impl RunRow {
                 .transpose()?,
             governance_status: run.governance_status.as_str().to_owned(),
             execution_status: run.execution_status.as_str().to_owned(),
-            execution_json: run.execution.as_ref().map(serde_json::to_string).transpose()?,
+            execution_json: run
+                .execution
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
             created_at: run.created_at,
             updated_at: run.updated_at,
             head_seq: seq_to_db(run.chain.seq)?,

@@ -88,7 +88,8 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unavailable {
             message: format!("sqlite refused WAL mode (journal_mode is {mode})"),
@@ -103,10 +104,11 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let current: i64 =
-        tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |row| {
-            row.get(0)
-        })?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |row| row.get(0),
+    )?;
     let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if current > latest {
         return Err(StoreError::Unavailable {
@@ -118,7 +120,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (version, sql) in MIGRATIONS {
         if *version > current {
             tx.execute_batch(sql)?;
-            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [version],
+            )?;
         }
     }
     tx.commit()?;
@@ -182,7 +187,9 @@ impl Store for SqliteStore {
 
     async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
         logic::validate_new_run(&mut run)?;
-        self.writer.submit(move |conn| ops::create_run(conn, &run)).await
+        self.writer
+            .submit(move |conn| ops::create_run(conn, &run))
+            .await
     }
 
     async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
@@ -227,7 +234,9 @@ impl Store for SqliteStore {
 
     async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
         let now = normalize(now)?;
-        self.writer.submit(move |conn| ops::expire_due(conn, now)).await
+        self.writer
+            .submit(move |conn| ops::expire_due(conn, now))
+            .await
     }
 
     async fn create_key(
@@ -269,7 +278,8 @@ impl Store for SqliteStore {
 
     async fn list_keys(&self, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let workspace = workspace.to_owned();
-        self.read(move |conn| read::list_keys(conn, &workspace)).await
+        self.read(move |conn| read::list_keys(conn, &workspace))
+            .await
     }
 
     async fn record_policy_reload(

@@ -158,3 +158,108 @@ pub enum NodeKind {
     /// An infix operator.
     Binary(BinOp, Box<Node>, Box<Node>),
 }
+
+impl Node {
+    /// A canonical spelling: fully parenthesized, numbers normalized
+    /// (`1000.00` → `1000`), strings in double quotes, `&&` as `and`,
+    /// `a["b"]` as `a.b`. Two conditions that differ only in layout or
+    /// spelling have the same canonical text, which is what the policy
+    /// version hashes.
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        self.write_canonical(&mut out);
+        out
+    }
+
+    fn write_canonical(&self, out: &mut String) {
+        match &self.kind {
+            NodeKind::Literal(v) => out.push_str(&v.to_json()),
+            NodeKind::Ident(name) => out.push_str(name),
+            NodeKind::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write_canonical(out);
+                }
+                out.push(']');
+            }
+            NodeKind::Member(base, field) => {
+                base.write_canonical(out);
+                write_key(field, out);
+            }
+            NodeKind::Index(base, index) => {
+                base.write_canonical(out);
+                match &index.kind {
+                    NodeKind::Literal(Value::String(k)) => write_key(k, out),
+                    _ => {
+                        out.push('[');
+                        index.write_canonical(out);
+                        out.push(']');
+                    }
+                }
+            }
+            NodeKind::Call(name, _, args) => {
+                out.push_str(name);
+                out.push('(');
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    a.write_canonical(out);
+                }
+                out.push(')');
+            }
+            NodeKind::Unary(op, x) => {
+                out.push_str(match op {
+                    UnOp::Not => "(not ",
+                    UnOp::Neg => "(-",
+                });
+                x.write_canonical(out);
+                out.push(')');
+            }
+            NodeKind::Binary(op, a, b) => {
+                out.push('(');
+                a.write_canonical(out);
+                out.push(' ');
+                out.push_str(op.symbol());
+                out.push(' ');
+                b.write_canonical(out);
+                out.push(')');
+            }
+        }
+    }
+}
+
+fn write_key(key: &str, out: &mut String) {
+    let mut chars = key.chars();
+    let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        out.push('.');
+        out.push_str(key);
+    } else {
+        out.push('[');
+        crate::value::write_json_string(key, out);
+        out.push(']');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::expr::parser::parse;
+
+    #[test]
+    fn canonical_text_ignores_spelling_and_layout() {
+        let c = |s: &str| parse(s).unwrap().canonical();
+        assert_eq!(
+            c("payload.a>1000.00&&payload['b']=='EUR'"),
+            c("payload.a > 1000 and\n payload.b == \"EUR\"")
+        );
+        assert_eq!(c("not (x)"), c("!x"));
+        assert_ne!(c("payload.a > 1000"), c("payload.a >= 1000"));
+        assert_ne!(c("a or b and c"), c("(a or b) and c"));
+        assert_eq!(c(r#"payload["odd key"]"#), r#"payload["odd key"]"#);
+    }
+}

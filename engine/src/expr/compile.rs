@@ -159,7 +159,10 @@ impl<'a> Compiler<'a> {
             self.diagnostics.push(
                 ExprDiagnostic::new(
                     ExprErrorKind::Type,
-                    format!("a condition must be true or false, but this is {}", ty.name()),
+                    format!(
+                        "a condition must be true or false, but this is {}",
+                        ty.name()
+                    ),
                     node.span,
                 )
                 .with_help("compare it with something, for example `payload.amount > 500`"),
@@ -190,7 +193,10 @@ impl<'a> Compiler<'a> {
                 if base_ty.known() && base_ty != Ty::Obj {
                     return self.error(ExprDiagnostic::new(
                         ExprErrorKind::Type,
-                        format!("`{field}` is read from {}, which has no fields", base_ty.name()),
+                        format!(
+                            "`{field}` is read from {}, which has no fields",
+                            base_ty.name()
+                        ),
                         span,
                     ));
                 }
@@ -234,11 +240,30 @@ impl<'a> Compiler<'a> {
             // Fixed per action, so folded now: `action == "x"` costs nothing.
             Var::Action => (Op::Const(Value::string(self.scope.action)), Ty::Str),
             Var::Risk => (Op::Const(Value::string(self.scope.risk)), Ty::Str),
-            Var::Payload => (Op::Path(Path { root: var, steps: Box::new([]), span }), Ty::Obj),
-            Var::Now => (Op::Path(Path { root: var, steps: Box::new([]), span }), Ty::Time),
-            Var::Actor | Var::Source => {
-                (Op::Path(Path { root: var, steps: Box::new([]), span }), Ty::Any)
-            }
+            Var::Payload => (
+                Op::Path(Path {
+                    root: var,
+                    steps: Box::new([]),
+                    span,
+                }),
+                Ty::Obj,
+            ),
+            Var::Now => (
+                Op::Path(Path {
+                    root: var,
+                    steps: Box::new([]),
+                    span,
+                }),
+                Ty::Time,
+            ),
+            Var::Actor | Var::Source => (
+                Op::Path(Path {
+                    root: var,
+                    steps: Box::new([]),
+                    span,
+                }),
+                Ty::Any,
+            ),
         }
     }
 
@@ -250,20 +275,28 @@ impl<'a> Compiler<'a> {
                 if base_ty.known() && base_ty != Ty::Obj {
                     return self.error(ExprDiagnostic::new(
                         ExprErrorKind::Type,
-                        format!("a string index needs an object, but this is {}", base_ty.name()),
+                        format!(
+                            "a string index needs an object, but this is {}",
+                            base_ty.name()
+                        ),
                         span,
                     ));
                 }
                 Some(Step::Key(k.as_str().into()))
             }
             Some(Value::Number(n)) => {
-                let i = usize::try_from(n.normalize().mantissa()).ok().filter(|_| n.fract().is_zero());
+                let i = usize::try_from(n.normalize().mantissa())
+                    .ok()
+                    .filter(|_| n.fract().is_zero());
                 match i {
                     Some(i) if n.fract().is_zero() => {
                         if base_ty.known() && base_ty != Ty::List {
                             return self.error(ExprDiagnostic::new(
                                 ExprErrorKind::Type,
-                                format!("a number index needs a list, but this is {}", base_ty.name()),
+                                format!(
+                                    "a number index needs a list, but this is {}",
+                                    base_ty.name()
+                                ),
                                 span,
                             ));
                         }
@@ -281,7 +314,10 @@ impl<'a> Compiler<'a> {
             Some(other) => {
                 return self.error(ExprDiagnostic::new(
                     ExprErrorKind::Type,
-                    format!("an index must be a string or a number, not {}", Ty::of(other).name()),
+                    format!(
+                        "an index must be a string or a number, not {}",
+                        Ty::of(other).name()
+                    ),
                     index.span,
                 ));
             }
@@ -289,7 +325,10 @@ impl<'a> Compiler<'a> {
                 if !matches!(index_ty, Ty::Any | Ty::Str | Ty::Num) {
                     return self.error(ExprDiagnostic::new(
                         ExprErrorKind::Type,
-                        format!("an index must be a string or a number, not {}", index_ty.name()),
+                        format!(
+                            "an index must be a string or a number, not {}",
+                            index_ty.name()
+                        ),
                         index.span,
                     ));
                 }
@@ -375,9 +414,10 @@ impl<'a> Compiler<'a> {
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build();
                 match (regex, ops.pop()) {
-                    (Ok(re), Some(subject)) => {
-                        self.fold((Op::Matches(Box::new(subject), Box::new(re), span), Ty::Bool), span)
-                    }
+                    (Ok(re), Some(subject)) => self.fold(
+                        (Op::Matches(Box::new(subject), Box::new(re), span), Ty::Bool),
+                        span,
+                    ),
                     (Err(e), _) => self.error(ExprDiagnostic::new(
                         ExprErrorKind::Regex,
                         format!("invalid regular expression: {}", first_line(&e.to_string())),
@@ -407,7 +447,10 @@ impl<'a> Compiler<'a> {
                     None => return (Op::Const(Value::Null), Ty::Any),
                 };
                 match subject {
-                    Some(subject) => self.fold((Op::Clock(func, Box::new(subject), tz, span), Ty::Num), span),
+                    Some(subject) => self.fold(
+                        (Op::Clock(func, Box::new(subject), tz, span), Ty::Num),
+                        span,
+                    ),
                     None => (Op::Const(Value::Null), Ty::Any),
                 }
             }
@@ -420,12 +463,8 @@ impl<'a> Compiler<'a> {
         match op {
             Op::Path(p) if !p.steps.is_empty() => (Op::Has(p), Ty::Bool),
             _ => self.error(
-                ExprDiagnostic::new(
-                    ExprErrorKind::Type,
-                    "`has` takes a field path",
-                    arg.span,
-                )
-                .with_help("for example `has(payload.customer.email)`"),
+                ExprDiagnostic::new(ExprErrorKind::Type, "`has` takes a field path", arg.span)
+                    .with_help("for example `has(payload.customer.email)`"),
             ),
         }
     }
@@ -469,7 +508,11 @@ impl<'a> Compiler<'a> {
                     if ty.known() && ty != Ty::Bool {
                         return self.error(ExprDiagnostic::new(
                             ExprErrorKind::Type,
-                            format!("`{}` needs booleans, but this is {}", op.symbol(), ty.name()),
+                            format!(
+                                "`{}` needs booleans, but this is {}",
+                                op.symbol(),
+                                ty.name()
+                            ),
                             node.span,
                         ));
                     }
@@ -508,23 +551,47 @@ impl<'a> Compiler<'a> {
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 for ty in [lt, rt] {
                     if ty.known() && !matches!(ty, Ty::Num | Ty::Str | Ty::Time) {
-                        return mismatch(self, format!("`{}` cannot order {}", op.symbol(), ty.name()));
+                        return mismatch(
+                            self,
+                            format!("`{}` cannot order {}", op.symbol(), ty.name()),
+                        );
                     }
                 }
                 if both && lt != rt {
                     return mismatch(
                         self,
-                        format!("`{}` cannot compare {} with {}", op.symbol(), lt.name(), rt.name()),
+                        format!(
+                            "`{}` cannot compare {} with {}",
+                            op.symbol(),
+                            lt.name(),
+                            rt.name()
+                        ),
                     );
                 }
-                self.fold((Op::Cmp(op, Box::new(l), Box::new(r), span), Ty::Bool), span)
+                self.fold(
+                    (Op::Cmp(op, Box::new(l), Box::new(r), span), Ty::Bool),
+                    span,
+                )
             }
             BinOp::In => {
                 if rt.known() && !matches!(rt, Ty::List | Ty::Obj | Ty::Str) {
-                    return mismatch(self, format!("`in` needs a list, object or string on its right, but this is {}", rt.name()));
+                    return mismatch(
+                        self,
+                        format!(
+                            "`in` needs a list, object or string on its right, but this is {}",
+                            rt.name()
+                        ),
+                    );
                 }
                 if matches!(rt, Ty::Obj | Ty::Str) && lt.known() && lt != Ty::Str {
-                    return mismatch(self, format!("`in` {} needs a string on its left, but this is {}", rt.name(), lt.name()));
+                    return mismatch(
+                        self,
+                        format!(
+                            "`in` {} needs a string on its left, but this is {}",
+                            rt.name(),
+                            lt.name()
+                        ),
+                    );
                 }
                 if let Some(Value::List(items)) = r.as_const() {
                     if l.as_const().is_none() {
@@ -542,11 +609,22 @@ impl<'a> Compiler<'a> {
                 };
                 for ty in [lt, rt] {
                     if ty.known() && !allowed.contains(&ty) {
-                        return mismatch(self, format!("`{}` cannot be applied to {}", op.symbol(), ty.name()));
+                        return mismatch(
+                            self,
+                            format!("`{}` cannot be applied to {}", op.symbol(), ty.name()),
+                        );
                     }
                 }
                 if both && lt != rt {
-                    return mismatch(self, format!("`{}` cannot combine {} with {}", op.symbol(), lt.name(), rt.name()));
+                    return mismatch(
+                        self,
+                        format!(
+                            "`{}` cannot combine {} with {}",
+                            op.symbol(),
+                            lt.name(),
+                            rt.name()
+                        ),
+                    );
                 }
                 let ty = if lt.known() { lt } else { rt };
                 self.fold((Op::Arith(op, Box::new(l), Box::new(r), span), ty), span)
@@ -636,4 +714,5 @@ fn const_set(items: &[Value]) -> ConstSet {
 pub struct CompiledExpr {
     pub(crate) op: Op,
     pub(crate) source: Arc<str>,
+    pub(crate) canonical: Arc<str>,
 }

@@ -42,22 +42,37 @@ pub(crate) fn eval<'a>(op: &'a Op, env: &Env<'a>) -> Res<'a> {
                 .map(|i| eval(i, env).map(Cow::into_owned))
                 .collect::<Result<_, _>>()?,
         ))),
-        Op::Not(inner, span) => Ok(Cow::Owned(Value::Bool(!boolean(eval(inner, env)?.as_ref(), "not", *span)?))),
+        Op::Not(inner, span) => Ok(Cow::Owned(Value::Bool(!boolean(
+            eval(inner, env)?.as_ref(),
+            "not",
+            *span,
+        )?))),
         Op::Neg(inner, span) => match eval(inner, env)?.as_ref() {
             Value::Number(n) => Ok(Cow::Owned(Value::Number(-*n))),
-            other => Err(EvalError::new(format!("`-` needs a number, got {}", other.type_name()), *span)),
+            other => Err(EvalError::new(
+                format!("`-` needs a number, got {}", other.type_name()),
+                *span,
+            )),
         },
         Op::And(l, r, span) => {
             if !boolean(eval(l, env)?.as_ref(), "and", *span)? {
                 return Ok(Cow::Owned(Value::Bool(false)));
             }
-            Ok(Cow::Owned(Value::Bool(boolean(eval(r, env)?.as_ref(), "and", *span)?)))
+            Ok(Cow::Owned(Value::Bool(boolean(
+                eval(r, env)?.as_ref(),
+                "and",
+                *span,
+            )?)))
         }
         Op::Or(l, r, span) => {
             if boolean(eval(l, env)?.as_ref(), "or", *span)? {
                 return Ok(Cow::Owned(Value::Bool(true)));
             }
-            Ok(Cow::Owned(Value::Bool(boolean(eval(r, env)?.as_ref(), "or", *span)?)))
+            Ok(Cow::Owned(Value::Bool(boolean(
+                eval(r, env)?.as_ref(),
+                "or",
+                *span,
+            )?)))
         }
         Op::Eq(l, r) => Ok(Cow::Owned(Value::Bool(eval(l, env)? == eval(r, env)?))),
         Op::Ne(l, r) => Ok(Cow::Owned(Value::Bool(eval(l, env)? != eval(r, env)?))),
@@ -65,7 +80,12 @@ pub(crate) fn eval<'a>(op: &'a Op, env: &Env<'a>) -> Res<'a> {
             let (a, b) = (eval(l, env)?, eval(r, env)?);
             let ord = compare(&a, &b).ok_or_else(|| {
                 EvalError::new(
-                    format!("`{}` cannot compare {} with {}", op.symbol(), a.type_name(), b.type_name()),
+                    format!(
+                        "`{}` cannot compare {} with {}",
+                        op.symbol(),
+                        a.type_name(),
+                        b.type_name()
+                    ),
                     *span,
                 )
             })?;
@@ -88,22 +108,36 @@ pub(crate) fn eval<'a>(op: &'a Op, env: &Env<'a>) -> Res<'a> {
         }
         Op::Has(p) => Ok(Cow::Owned(Value::Bool(resolve(p, env).is_ok()))),
         Op::Call(func, args, span) => {
-            let values = args.iter().map(|a| eval(a, env)).collect::<Result<Vec<_>, _>>()?;
+            let values = args
+                .iter()
+                .map(|a| eval(a, env))
+                .collect::<Result<Vec<_>, _>>()?;
             let refs: Vec<&Value> = values.iter().map(AsRef::as_ref).collect();
-            func.apply(&refs).map(Cow::Owned).map_err(|m| EvalError::new(m, *span))
+            func.apply(&refs)
+                .map(Cow::Owned)
+                .map_err(|m| EvalError::new(m, *span))
         }
         Op::Matches(subject, re, span) => match eval(subject, env)?.as_ref() {
             Value::String(s) => Ok(Cow::Owned(Value::Bool(re.is_match(s)))),
-            other => Err(EvalError::new(format!("`matches` expects a string, got {}", other.type_name()), *span)),
+            other => Err(EvalError::new(
+                format!("`matches` expects a string, got {}", other.type_name()),
+                *span,
+            )),
         },
         Op::Clock(func, subject, tz, span) => {
-            let t = functions::timestamp_arg(eval(subject, env)?.as_ref()).map_err(|m| EvalError::new(m, *span))?;
+            let t = functions::timestamp_arg(eval(subject, env)?.as_ref())
+                .map_err(|m| EvalError::new(m, *span))?;
             let tz = match tz {
                 TzArg::Fixed(tz) => *tz,
                 TzArg::Dynamic(op) => match eval(op, env)?.as_ref() {
-                    Value::String(name) => functions::parse_tz(name).map_err(|m| EvalError::new(m, *span))?,
+                    Value::String(name) => {
+                        functions::parse_tz(name).map_err(|m| EvalError::new(m, *span))?
+                    }
                     other => {
-                        return Err(EvalError::new(format!("a time zone must be a string, got {}", other.type_name()), *span));
+                        return Err(EvalError::new(
+                            format!("a time zone must be a string, got {}", other.type_name()),
+                            *span,
+                        ));
                     }
                 },
             };
@@ -119,7 +153,10 @@ pub(crate) fn eval<'a>(op: &'a Op, env: &Env<'a>) -> Res<'a> {
 fn boolean(v: &Value, op: &str, span: Span) -> Result<bool, EvalError> {
     match v {
         Value::Bool(b) => Ok(*b),
-        other => Err(EvalError::new(format!("`{op}` needs a boolean, got {}", other.type_name()), span)),
+        other => Err(EvalError::new(
+            format!("`{op}` needs a boolean, got {}", other.type_name()),
+            span,
+        )),
     }
 }
 
@@ -132,27 +169,46 @@ fn resolve<'a>(p: &Path, env: &Env<'a>) -> Result<&'a Value, EvalError> {
         Var::Source => env.source,
         Var::Now => env.now,
         // Folded to constants by the compiler.
-        Var::Action | Var::Risk => return Err(EvalError::new("internal: unfolded variable", p.span)),
+        Var::Action | Var::Risk => {
+            return Err(EvalError::new("internal: unfolded variable", p.span));
+        }
     };
     for (depth, step) in p.steps.iter().enumerate() {
         cur = match (step, cur) {
             (Step::Key(k), Value::Object(m)) => match m.get(k) {
                 Some(v) => v,
-                None => return Err(EvalError::new(format!("`{}` is missing", spell(p, depth + 1)), p.span)),
+                None => {
+                    return Err(EvalError::new(
+                        format!("`{}` is missing", spell(p, depth + 1)),
+                        p.span,
+                    ));
+                }
             },
             (Step::Index(i), Value::List(items)) => match items.get(*i) {
                 Some(v) => v,
                 None => {
                     return Err(EvalError::new(
-                        format!("`{}` is out of range: the list has {} items", spell(p, depth + 1), items.len()),
+                        format!(
+                            "`{}` is out of range: the list has {} items",
+                            spell(p, depth + 1),
+                            items.len()
+                        ),
                         p.span,
                     ));
                 }
             },
             (step, other) => {
-                let wanted = if matches!(step, Step::Key(_)) { "an object" } else { "a list" };
+                let wanted = if matches!(step, Step::Key(_)) {
+                    "an object"
+                } else {
+                    "a list"
+                };
                 return Err(EvalError::new(
-                    format!("`{}` is {}, not {wanted}", spell(p, depth), article(other.type_name())),
+                    format!(
+                        "`{}` is {}, not {wanted}",
+                        spell(p, depth),
+                        article(other.type_name())
+                    ),
                     p.span,
                 ));
             }
@@ -217,19 +273,43 @@ fn index_value<'a>(base: Cow<'a, Value>, index: &Value, span: Span) -> Res<'a> {
                 None
             };
             let Some(i) = i else {
-                return Err(EvalError::new(format!("list index {n} must be a whole number of zero or more"), span));
+                return Err(EvalError::new(
+                    format!("list index {n} must be a whole number of zero or more"),
+                    span,
+                ));
             };
-            let out_of_range = |len: usize| EvalError::new(format!("index {i} is out of range: the list has {len} items"), span);
+            let out_of_range = |len: usize| {
+                EvalError::new(
+                    format!("index {i} is out of range: the list has {len} items"),
+                    span,
+                )
+            };
             match base {
-                Cow::Borrowed(Value::List(items)) => items.get(i).map(Cow::Borrowed).ok_or_else(|| out_of_range(items.len())),
+                Cow::Borrowed(Value::List(items)) => items
+                    .get(i)
+                    .map(Cow::Borrowed)
+                    .ok_or_else(|| out_of_range(items.len())),
                 Cow::Owned(Value::List(mut items)) => {
                     let len = items.len();
-                    if i < len { Ok(Cow::Owned(items.swap_remove(i))) } else { Err(out_of_range(len)) }
+                    if i < len {
+                        Ok(Cow::Owned(items.swap_remove(i)))
+                    } else {
+                        Err(out_of_range(len))
+                    }
                 }
-                other => Err(EvalError::new(format!("cannot index {} with a number", article(other.type_name())), span)),
+                other => Err(EvalError::new(
+                    format!("cannot index {} with a number", article(other.type_name())),
+                    span,
+                )),
             }
         }
-        other => Err(EvalError::new(format!("an index must be a string or a number, got {}", other.type_name()), span)),
+        other => Err(EvalError::new(
+            format!(
+                "an index must be a string or a number, got {}",
+                other.type_name()
+            ),
+            span,
+        )),
     }
 }
 
@@ -239,7 +319,11 @@ fn contains(hay: &Value, needle: &Value, span: Span) -> Result<bool, EvalError> 
         (Value::Object(m), Value::String(k)) => Ok(m.get(k).is_some()),
         (Value::String(s), Value::String(sub)) => Ok(s.contains(sub.as_str())),
         (hay, needle) => Err(EvalError::new(
-            format!("`in` cannot look for {} in {}", article(needle.type_name()), article(hay.type_name())),
+            format!(
+                "`in` cannot look for {} in {}",
+                article(needle.type_name()),
+                article(hay.type_name())
+            ),
             span,
         )),
     }
@@ -266,15 +350,26 @@ fn arith(op: BinOp, a: &Value, b: &Value, span: Span) -> Result<Value, EvalError
                 BinOp::Div => x.checked_div(*y),
                 _ => x.checked_rem(*y),
             };
-            r.map(Value::Number)
-                .ok_or_else(|| EvalError::new(format!("`{}` overflows the exact decimal range", op.symbol()), span))
+            r.map(Value::Number).ok_or_else(|| {
+                EvalError::new(
+                    format!("`{}` overflows the exact decimal range", op.symbol()),
+                    span,
+                )
+            })
         }
-        (Value::String(x), Value::String(y)) if op == BinOp::Add => Ok(Value::String(format!("{x}{y}"))),
+        (Value::String(x), Value::String(y)) if op == BinOp::Add => {
+            Ok(Value::String(format!("{x}{y}")))
+        }
         (Value::List(x), Value::List(y)) if op == BinOp::Add => {
             Ok(Value::List(x.iter().chain(y.iter()).cloned().collect()))
         }
         (a, b) => Err(EvalError::new(
-            format!("`{}` cannot combine {} with {}", op.symbol(), article(a.type_name()), article(b.type_name())),
+            format!(
+                "`{}` cannot combine {} with {}",
+                op.symbol(),
+                article(a.type_name()),
+                article(b.type_name())
+            ),
             span,
         )),
     }

@@ -104,28 +104,34 @@ impl Func {
                 Value::String(s) => Ok(Value::Number(Decimal::from(s.chars().count()))),
                 Value::List(l) => Ok(Value::Number(Decimal::from(l.len()))),
                 Value::Object(m) => Ok(Value::Number(Decimal::from(m.len()))),
-                other => Err(format!("`len` expects a string, list or object, got {}", other.type_name())),
+                other => Err(format!(
+                    "`len` expects a string, list or object, got {}",
+                    other.type_name()
+                )),
             },
             (Func::Lower, [v]) => Ok(Value::String(string_arg(self, v)?.to_lowercase())),
             (Func::Upper, [v]) => Ok(Value::String(string_arg(self, v)?.to_uppercase())),
             (Func::Trim, [v]) => Ok(Value::String(string_arg(self, v)?.trim().to_owned())),
-            (Func::StartsWith, [s, p]) => {
-                Ok(Value::Bool(string_arg(self, s)?.starts_with(string_arg(self, p)?)))
-            }
-            (Func::EndsWith, [s, p]) => {
-                Ok(Value::Bool(string_arg(self, s)?.ends_with(string_arg(self, p)?)))
-            }
+            (Func::StartsWith, [s, p]) => Ok(Value::Bool(
+                string_arg(self, s)?.starts_with(string_arg(self, p)?),
+            )),
+            (Func::EndsWith, [s, p]) => Ok(Value::Bool(
+                string_arg(self, s)?.ends_with(string_arg(self, p)?),
+            )),
             (Func::Contains, [hay, needle]) => match hay {
                 Value::String(s) => Ok(Value::Bool(s.contains(string_arg(self, needle)?))),
                 Value::List(l) => Ok(Value::Bool(l.iter().any(|x| x == *needle))),
-                other => Err(format!("`contains` expects a string or list, got {}", other.type_name())),
+                other => Err(format!(
+                    "`contains` expects a string or list, got {}",
+                    other.type_name()
+                )),
             },
             _ => Err(format!("`{}` called with the wrong arguments", self.name())),
         }
     }
 }
 
-fn string_arg<'v>(f: Func, v: &'v Value) -> Result<&'v str, String> {
+fn string_arg(f: Func, v: &Value) -> Result<&str, String> {
     v.as_str()
         .ok_or_else(|| format!("`{}` expects a string, got {}", f.name(), v.type_name()))
 }
@@ -155,5 +161,7 @@ pub(crate) fn hour(t: DateTime<Utc>, tz: Tz) -> Value {
 
 /// The ISO weekday (1 = Monday … 7 = Sunday) of `t` in `tz`.
 pub(crate) fn weekday(t: DateTime<Utc>, tz: Tz) -> Value {
-    Value::Number(Decimal::from(t.with_timezone(&tz).weekday().number_from_monday()))
+    Value::Number(Decimal::from(
+        t.with_timezone(&tz).weekday().number_from_monday(),
+    ))
 }

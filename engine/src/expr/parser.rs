@@ -335,7 +335,6 @@ fn unescape(raw: &str, offset: usize) -> Result<String, ExprDiagnostic> {
     Ok(out)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,12 +344,18 @@ mod tests {
             NodeKind::Literal(v) => v.to_json(),
             NodeKind::Ident(s) => s.clone(),
             NodeKind::List(items) => {
-                format!("[{}]", items.iter().map(shape).collect::<Vec<_>>().join(","))
+                format!(
+                    "[{}]",
+                    items.iter().map(shape).collect::<Vec<_>>().join(",")
+                )
             }
             NodeKind::Member(b, f) => format!("{}.{f}", shape(b)),
             NodeKind::Index(b, i) => format!("{}[{}]", shape(b), shape(i)),
             NodeKind::Call(f, _, args) => {
-                format!("{f}({})", args.iter().map(shape).collect::<Vec<_>>().join(","))
+                format!(
+                    "{f}({})",
+                    args.iter().map(shape).collect::<Vec<_>>().join(",")
+                )
             }
             NodeKind::Unary(UnOp::Not, x) => format!("(not {})", shape(x)),
             NodeKind::Unary(UnOp::Neg, x) => format!("(-{})", shape(x)),
@@ -368,7 +373,10 @@ mod tests {
         assert_eq!(p("a || b && c"), "(a or (b and c))");
         assert_eq!(p("1 + 2 * 3 > 6"), "((1 + (2 * 3)) > 6)");
         assert_eq!(p("not payload.x > 5"), "(not (payload.x > 5))");
-        assert_eq!(p("!has(payload.x) or payload.x"), "((not has(payload.x)) or payload.x)");
+        assert_eq!(
+            p("!has(payload.x) or payload.x"),
+            "((not has(payload.x)) or payload.x)"
+        );
         assert_eq!(p("-payload.a * 2"), "((-payload.a) * 2)");
         assert_eq!(p("a - b - c"), "((a - b) - c)");
         assert_eq!(p("x in [1, 2,]"), "(x in [1,2])");
@@ -376,7 +384,10 @@ mod tests {
 
     #[test]
     fn accessors() {
-        assert_eq!(p(r#"payload["odd key"].b[0]"#), r#"payload["odd key"].b[0]"#);
+        assert_eq!(
+            p(r#"payload["odd key"].b[0]"#),
+            r#"payload["odd key"].b[0]"#
+        );
         assert_eq!(p("payload.in.and"), "payload.in.and");
     }
 

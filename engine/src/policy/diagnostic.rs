@@ -44,7 +44,10 @@ impl SourceFile {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts[line - 1];
-        let col = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
         (line, col)
     }
 
@@ -63,7 +66,12 @@ impl SourceFile {
     /// file, given where the scalar starts. Plain, quoted and block scalars
     /// are aligned character by character, skipping quotes, escapes and
     /// indentation; where alignment fails the scalar's start is used.
-    pub(crate) fn map_scalar_span(&self, scalar_start: usize, value: &str, range: (usize, usize)) -> (usize, usize) {
+    pub(crate) fn map_scalar_span(
+        &self,
+        scalar_start: usize,
+        value: &str,
+        range: (usize, usize),
+    ) -> (usize, usize) {
         let map = align(&self.text, scalar_start, value);
         let start = map.get(range.0).copied().unwrap_or(scalar_start);
         let end = map.get(range.1).copied().unwrap_or(start).max(start);
@@ -277,7 +285,9 @@ impl miette::Diagnostic for PolicyDiagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -287,10 +297,17 @@ impl miette::Diagnostic for PolicyDiagnostic {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (s, e) = self.span?;
         let label = self.label.clone().unwrap_or_else(|| "here".to_owned());
-        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(
-            Some(label),
-            (s, e.saturating_sub(s).max(usize::from(e == s && s < self.file.as_ref().map_or(0, |f| f.text().len())))),
-        ))))
+        Some(Box::new(std::iter::once(
+            LabeledSpan::new_primary_with_span(
+                Some(label),
+                (
+                    s,
+                    e.saturating_sub(s).max(usize::from(
+                        e == s && s < self.file.as_ref().map_or(0, |f| f.text().len()),
+                    )),
+                ),
+            ),
+        )))
     }
 }
 
@@ -307,6 +324,11 @@ impl PolicyError {
         Self { diagnostics }
     }
 
+    /// Wraps diagnostics collected elsewhere.
+    pub fn from_diagnostics(diagnostics: Vec<PolicyDiagnostic>) -> Self {
+        Self { diagnostics }
+    }
+
     /// Each problem found.
     pub fn diagnostics(&self) -> &[PolicyDiagnostic] {
         &self.diagnostics
@@ -316,7 +338,9 @@ impl PolicyError {
 impl miette::Diagnostic for PolicyError {
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
         Some(Box::new(
-            self.diagnostics.iter().map(|d| d as &dyn miette::Diagnostic),
+            self.diagnostics
+                .iter()
+                .map(|d| d as &dyn miette::Diagnostic),
         ))
     }
 }

@@ -42,12 +42,18 @@ pub fn is_test_file(path: &Path) -> bool {
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 /// Finds YAML files under `roots` (recursively, sorted, hidden entries
 /// skipped). A root that is a file is taken as is.
-pub(crate) fn find_yaml_files(roots: &[PathBuf], tests: bool) -> Result<Vec<PathBuf>, Vec<PolicyDiagnostic>> {
+pub(crate) fn find_yaml_files(
+    roots: &[PathBuf],
+    tests: bool,
+) -> Result<Vec<PathBuf>, Vec<PolicyDiagnostic>> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for root in roots {
@@ -70,29 +76,52 @@ pub(crate) fn find_yaml_files(roots: &[PathBuf], tests: bool) -> Result<Vec<Path
             .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
         for entry in walker {
             match entry {
-                Ok(e) if e.file_type().is_file() && is_yaml(e.path()) && is_test_file(e.path()) == tests => {
+                Ok(e)
+                    if e.file_type().is_file()
+                        && is_yaml(e.path())
+                        && is_test_file(e.path()) == tests =>
+                {
                     files.push(e.into_path());
                 }
                 Ok(_) => {}
-                Err(e) => problems.push(PolicyDiagnostic::new(DiagnosticKind::Io, format!("cannot read `{}`: {e}", root.display()))),
+                Err(e) => problems.push(PolicyDiagnostic::new(
+                    DiagnosticKind::Io,
+                    format!("cannot read `{}`: {e}", root.display()),
+                )),
             }
         }
     }
-    if problems.is_empty() { Ok(files) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Reads a file into a [`SourceFile`].
-pub(crate) fn read_source(path: &Path) -> Result<Arc<SourceFile>, PolicyDiagnostic> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| PolicyDiagnostic::new(DiagnosticKind::Io, format!("cannot read `{}`: {e}", path.display())))?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(PolicyDiagnostic::new(
+pub(crate) fn read_source(path: &Path) -> Result<Arc<SourceFile>, Box<PolicyDiagnostic>> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        PolicyDiagnostic::new(
             DiagnosticKind::Io,
-            format!("`{}` is larger than {} bytes", path.display(), MAX_FILE_BYTES),
-        ));
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+    })?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(Box::new(PolicyDiagnostic::new(
+            DiagnosticKind::Io,
+            format!(
+                "`{}` is larger than {} bytes",
+                path.display(),
+                MAX_FILE_BYTES
+            ),
+        )));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| PolicyDiagnostic::new(DiagnosticKind::Io, format!("cannot read `{}`: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        PolicyDiagnostic::new(
+            DiagnosticKind::Io,
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+    })?;
     Ok(Arc::new(SourceFile::new(path, text)))
 }
 
@@ -101,7 +130,10 @@ pub(crate) fn yaml_diagnostic(file: &Arc<SourceFile>, e: &serde_saphyr::Error) -
     let text = e.without_snippet().to_string();
     let first = text.lines().next().unwrap_or("invalid YAML").trim();
     let message = strip_location_prefix(first.strip_prefix("error: ").unwrap_or(first));
-    let d = PolicyDiagnostic::new(DiagnosticKind::Yaml, message.to_owned());
+    let mut d = PolicyDiagnostic::new(DiagnosticKind::Yaml, message.to_owned());
+    if message.contains("mapping values are not allowed") {
+        d = d.help("a value that contains `: ` must be quoted, for example `reason: \"Note: needs review\"`");
+    }
     match e.location() {
         Some(loc) if loc.line() > 0 => {
             let start = file.offset_of(loc.line() as usize, loc.column() as usize);
@@ -116,11 +148,22 @@ pub(crate) fn yaml_diagnostic(file: &Arc<SourceFile>, e: &serde_saphyr::Error) -
     }
 }
 
+/// Drops the position serde-saphyr writes into its messages (we show our
+/// own `file:line:col`): a leading `line 2 column 3: ` and a trailing
+/// ` at line 2, column 3`.
 fn strip_location_prefix(s: &str) -> &str {
-    // "line 2 column 3: unknown field …" → "unknown field …"
+    let mut s = s;
     if let Some(rest) = s.strip_prefix("line ") {
         if let Some((_, tail)) = rest.split_once(": ") {
-            return tail;
+            s = tail;
+        }
+    }
+    if let Some(i) = s.rfind(" at line ") {
+        let tail = &s[i + " at line ".len()..];
+        if tail.chars().all(|c| {
+            c.is_ascii_digit() || matches!(c, ',' | ' ' | 'c' | 'o' | 'l' | 'u' | 'm' | 'n')
+        }) {
+            s = &s[..i];
         }
     }
     s
@@ -151,21 +194,45 @@ struct Loader {
 }
 
 impl Loader {
-    fn err(&mut self, kind: DiagnosticKind, file: &Arc<SourceFile>, span: (usize, usize), message: impl Into<String>) -> &mut PolicyDiagnostic {
-        self.diags.push(PolicyDiagnostic::new(kind, message).at(file, span));
+    fn err(
+        &mut self,
+        kind: DiagnosticKind,
+        file: &Arc<SourceFile>,
+        span: (usize, usize),
+        message: impl Into<String>,
+    ) -> &mut PolicyDiagnostic {
+        self.diags
+            .push(PolicyDiagnostic::new(kind, message).at(file, span));
         let last = self.diags.len() - 1;
         &mut self.diags[last]
     }
 
-    fn duration(&mut self, file: &Arc<SourceFile>, s: &Spanned<String>, what: &str) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        file: &Arc<SourceFile>,
+        s: &Spanned<String>,
+        what: &str,
+    ) -> Option<Duration> {
         match parse_duration(&s.value) {
             Some(d) if d > Duration::ZERO && d <= MAX_TIMEOUT => Some(d),
             Some(_) => {
-                self.err(DiagnosticKind::InvalidValue, file, span_of(file, s), format!("{what} must be more than zero and at most 365d")).set_label("out of range");
+                self.err(
+                    DiagnosticKind::InvalidValue,
+                    file,
+                    span_of(file, s),
+                    format!("{what} must be more than zero and at most 365d"),
+                )
+                .set_label("out of range");
                 None
             }
             None => {
-                self.err(DiagnosticKind::InvalidValue, file, span_of(file, s), format!("`{}` is not a duration", s.value)).set_help("write a number and a unit: `30m`, `24h`, `7d`, or `1h30m`");
+                self.err(
+                    DiagnosticKind::InvalidValue,
+                    file,
+                    span_of(file, s),
+                    format!("`{}` is not a duration", s.value),
+                )
+                .set_help("write a number and a unit: `30m`, `24h`, `7d`, or `1h30m`");
                 None
             }
         }
@@ -174,11 +241,16 @@ impl Loader {
     fn verdict(&mut self, file: &Arc<SourceFile>, s: &Spanned<String>) -> Option<Verdict> {
         let v = Verdict::parse(&s.value);
         if v.is_none() {
-            let mut d = PolicyDiagnostic::new(DiagnosticKind::InvalidValue, format!("unknown decision `{}`", s.value))
-                .at(file, span_of(file, s))
-                .label("not a decision");
+            let mut d = PolicyDiagnostic::new(
+                DiagnosticKind::InvalidValue,
+                format!("unknown decision `{}`", s.value),
+            )
+            .at(file, span_of(file, s))
+            .label("not a decision");
             d = match crate::expr::err::closest(&s.value, ["allow", "require_approval", "block"]) {
-                Some(c) => d.help(format!("did you mean `{c}`? decisions are allow, require_approval, block")),
+                Some(c) => d.help(format!(
+                    "did you mean `{c}`? decisions are allow, require_approval, block"
+                )),
                 None => d.help("decisions are allow, require_approval, block"),
             };
             self.diags.push(d);
@@ -195,7 +267,7 @@ pub(crate) fn load(roots: &[PathBuf]) -> Result<PolicySet, PolicyError> {
     for path in &files {
         match read_source(path) {
             Ok(s) => sources.push(s),
-            Err(d) => diags.push(d),
+            Err(d) => diags.push(*d),
         }
     }
     if !diags.is_empty() {
@@ -219,7 +291,13 @@ pub(crate) fn build(sources: Vec<Arc<SourceFile>>) -> Result<PolicySet, PolicyEr
         match serde_saphyr::from_str::<RawFile>(file.text()) {
             Ok(raw) => {
                 if raw.version.value != 1 {
-                    l.err(DiagnosticKind::InvalidValue, &file, span_of(&file, &raw.version), format!("unsupported policy version `{}`", raw.version.value)).set_help("this release reads `version: 1`");
+                    l.err(
+                        DiagnosticKind::InvalidValue,
+                        &file,
+                        span_of(&file, &raw.version),
+                        format!("unsupported policy version `{}`", raw.version.value),
+                    )
+                    .set_help("this release reads `version: 1`");
                 }
                 parsed.push((file, raw));
             }
@@ -235,7 +313,14 @@ pub(crate) fn build(sources: Vec<Arc<SourceFile>>) -> Result<PolicySet, PolicyEr
         for (name, g) in &raw.approvers.0 {
             if let Some(&i) = group_index.get(&name.value) {
                 let first = groups[i].origin.clone();
-                l.err(DiagnosticKind::Duplicate, file, span_of(file, name), format!("approver group `{}` is declared twice", name.value)).set_label("declared again here").set_help(format!("it was first declared at {first}"));
+                l.err(
+                    DiagnosticKind::Duplicate,
+                    file,
+                    span_of(file, name),
+                    format!("approver group `{}` is declared twice", name.value),
+                )
+                .set_label("declared again here")
+                .set_help(format!("it was first declared at {first}"));
                 continue;
             }
             group_index.insert(name.value.clone(), groups.len());
@@ -248,27 +333,45 @@ pub(crate) fn build(sources: Vec<Arc<SourceFile>>) -> Result<PolicySet, PolicyEr
             if !group_index.contains_key(&target.value) {
                 unknown_group(&mut l, file, target, &group_index);
             } else if target.value == name.value {
-                l.err(DiagnosticKind::InvalidValue, file, span_of(file, target), format!("group `{}` cannot escalate to itself", name.value));
+                l.err(
+                    DiagnosticKind::InvalidValue,
+                    file,
+                    span_of(file, target),
+                    format!("group `{}` cannot escalate to itself", name.value),
+                );
             }
         }
     }
 
     let mut actions: Vec<Action> = Vec::new();
-    let mut action_index: HashMap<String, usize> = HashMap::new();
+    // Every declaration is remembered, valid or not, so a duplicate is
+    // reported even while the first declaration has problems of its own.
+    let mut seen: HashMap<String, Origin> = HashMap::new();
+    let empty = RawAction::default();
     for (file, raw) in &parsed {
         let file_on_error = raw.on_error.as_ref().and_then(|s| l.verdict(file, s));
         for (name, a) in &raw.actions.0 {
+            let a = a.as_ref().unwrap_or(&empty);
             if !is_valid_action_name(&name.value) {
                 l.err(DiagnosticKind::InvalidValue, file, span_of(file, name), format!("`{}` is not a valid action name", name.value)).set_help("use 1–128 letters, digits, `_`, `-`, `.` or `:`, starting with a letter or digit");
                 continue;
             }
-            if let Some(&i) = action_index.get(&name.value) {
-                let first = actions[i].origin.clone();
-                l.err(DiagnosticKind::Duplicate, file, span_of(file, name), format!("action `{}` is declared twice", name.value)).set_label("declared again here").set_help(format!("it was first declared at {first}"));
+            if let Some(first) = seen.get(&name.value) {
+                let first = first.clone();
+                l.err(
+                    DiagnosticKind::Duplicate,
+                    file,
+                    span_of(file, name),
+                    format!("action `{}` is declared twice", name.value),
+                )
+                .set_label("declared again here")
+                .set_help(format!("it was first declared at {first}"));
                 continue;
             }
-            if let Some(action) = action(&mut l, file, name, a, file_on_error, &groups, &group_index) {
-                action_index.insert(name.value.clone(), actions.len());
+            seen.insert(name.value.clone(), origin(file, name));
+            if let Some(action) =
+                action(&mut l, file, name, a, file_on_error, &groups, &group_index)
+            {
                 actions.push(action);
             }
         }
@@ -280,10 +383,18 @@ pub(crate) fn build(sources: Vec<Arc<SourceFile>>) -> Result<PolicySet, PolicyEr
 
     // Sorted, so indexes and listings do not depend on file order.
     actions.sort_by(|a, b| a.name.cmp(&b.name));
-    let action_index = actions.iter().enumerate().map(|(i, a)| (a.name.clone(), i)).collect();
+    let action_index = actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.name.clone(), i))
+        .collect();
     let mut order: Vec<usize> = (0..groups.len()).collect();
     order.sort_by(|&a, &b| groups[a].name.cmp(&groups[b].name));
-    let remap: HashMap<usize, usize> = order.iter().enumerate().map(|(new, &old)| (old, new)).collect();
+    let remap: HashMap<usize, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(new, &old)| (old, new))
+        .collect();
     let groups: Vec<ApproverGroup> = order.iter().map(|&i| groups[i].clone()).collect();
     for a in &mut actions {
         a.approvers = a.approvers.and_then(|i| remap.get(&i).copied());
@@ -291,7 +402,11 @@ pub(crate) fn build(sources: Vec<Arc<SourceFile>>) -> Result<PolicySet, PolicyEr
             r.approvers = r.approvers.and_then(|i| remap.get(&i).copied());
         }
     }
-    let group_index = groups.iter().enumerate().map(|(i, g)| (g.name.clone(), i)).collect();
+    let group_index = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.name.clone(), i))
+        .collect();
     let mut files: Vec<PathBuf> = parsed.iter().map(|(f, _)| f.path().to_owned()).collect();
     files.sort();
     let mut set = PolicySet {
@@ -306,10 +421,18 @@ pub(crate) fn build(sources: Vec<Arc<SourceFile>>) -> Result<PolicySet, PolicyEr
     Ok(set)
 }
 
-fn unknown_group(l: &mut Loader, file: &Arc<SourceFile>, name: &Spanned<String>, index: &HashMap<String, usize>) {
-    let mut d = PolicyDiagnostic::new(DiagnosticKind::UnknownGroup, format!("unknown approver group `{}`", name.value))
-        .at(file, span_of(file, name))
-        .label("no group has this name");
+fn unknown_group(
+    l: &mut Loader,
+    file: &Arc<SourceFile>,
+    name: &Spanned<String>,
+    index: &HashMap<String, usize>,
+) {
+    let mut d = PolicyDiagnostic::new(
+        DiagnosticKind::UnknownGroup,
+        format!("unknown approver group `{}`", name.value),
+    )
+    .at(file, span_of(file, name))
+    .label("no group has this name");
     let mut known: Vec<&str> = index.keys().map(String::as_str).collect();
     known.sort_unstable();
     d = match crate::expr::err::closest(&name.value, known.iter().copied()) {
@@ -320,21 +443,51 @@ fn unknown_group(l: &mut Loader, file: &Arc<SourceFile>, name: &Spanned<String>,
     l.diags.push(d);
 }
 
-fn group(l: &mut Loader, file: &Arc<SourceFile>, name: &Spanned<String>, g: &RawGroup) -> ApproverGroup {
+fn group(
+    l: &mut Loader,
+    file: &Arc<SourceFile>,
+    name: &Spanned<String>,
+    g: &RawGroup,
+) -> ApproverGroup {
     let mut members: Vec<Member> = Vec::new();
     if g.members.value.is_empty() {
-        l.err(DiagnosticKind::InvalidValue, file, span_of(file, name), format!("approver group `{}` has no members", name.value));
+        l.err(
+            DiagnosticKind::InvalidValue,
+            file,
+            span_of(file, name),
+            format!("approver group `{}` has no members", name.value),
+        );
     }
     for m in &g.members.value {
         if m.id.value.trim().is_empty() {
-            l.err(DiagnosticKind::InvalidValue, file, span_of(file, &m.id), "a member id cannot be empty");
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                span_of(file, &m.id),
+                "a member id cannot be empty",
+            );
         } else if members.iter().any(|x| x.id == m.id.value) {
-            l.err(DiagnosticKind::Duplicate, file, span_of(file, &m.id), format!("member `{}` is listed twice in group `{}`", m.id.value, name.value));
+            l.err(
+                DiagnosticKind::Duplicate,
+                file,
+                span_of(file, &m.id),
+                format!(
+                    "member `{}` is listed twice in group `{}`",
+                    m.id.value, name.value
+                ),
+            );
         }
         if let Some(email) = &m.email {
-            let ok = email.value.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !email.value.contains(char::is_whitespace));
+            let ok = email.value.split_once('@').is_some_and(|(u, d)| {
+                !u.is_empty() && d.contains('.') && !email.value.contains(char::is_whitespace)
+            });
             if !ok {
-                l.err(DiagnosticKind::InvalidValue, file, span_of(file, email), format!("`{}` is not an email address", email.value));
+                l.err(
+                    DiagnosticKind::InvalidValue,
+                    file,
+                    span_of(file, email),
+                    format!("`{}` is not an email address", email.value),
+                );
             }
         }
         members.push(Member {
@@ -351,19 +504,42 @@ fn group(l: &mut Loader, file: &Arc<SourceFile>, name: &Spanned<String>, g: &Raw
         }
         None => 1,
     };
-    let timeout = g.timeout.as_ref().and_then(|t| l.duration(file, t, "timeout")).unwrap_or(DEFAULT_TIMEOUT);
-    let escalate_after = g.escalate_after.as_ref().and_then(|t| l.duration(file, t, "escalate_after"));
+    let timeout = g
+        .timeout
+        .as_ref()
+        .and_then(|t| l.duration(file, t, "timeout"))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let escalate_after = g
+        .escalate_after
+        .as_ref()
+        .and_then(|t| l.duration(file, t, "escalate_after"));
     if let (Some(after), Some(s)) = (escalate_after, &g.escalate_after) {
         if after >= timeout {
-            l.err(DiagnosticKind::InvalidValue, file, span_of(file, s), "escalate_after must be shorter than the group's timeout").set_help("a run expires at its timeout, so a later escalation would never happen");
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                span_of(file, s),
+                "escalate_after must be shorter than the group's timeout",
+            )
+            .set_help("a run expires at its timeout, so a later escalation would never happen");
         }
     }
     match (&g.escalate_to, &g.escalate_after) {
         (Some(t), None) => {
-            l.err(DiagnosticKind::InvalidValue, file, span_of(file, t), "escalate_to needs escalate_after");
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                span_of(file, t),
+                "escalate_to needs escalate_after",
+            );
         }
         (None, Some(a)) => {
-            l.err(DiagnosticKind::InvalidValue, file, span_of(file, a), "escalate_after needs escalate_to");
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                span_of(file, a),
+                "escalate_after needs escalate_to",
+            );
         }
         _ => {}
     }
@@ -379,15 +555,35 @@ fn group(l: &mut Loader, file: &Arc<SourceFile>, name: &Spanned<String>, g: &Raw
     }
 }
 
-fn check_quorum(l: &mut Loader, file: &Arc<SourceFile>, q: &Spanned<u32>, members: usize, group: &str) {
+fn check_quorum(
+    l: &mut Loader,
+    file: &Arc<SourceFile>,
+    q: &Spanned<u32>,
+    members: usize,
+    group: &str,
+) {
     if q.value == 0 {
-        l.err(DiagnosticKind::InvalidValue, file, span_of(file, q), "quorum must be at least 1");
+        l.err(
+            DiagnosticKind::InvalidValue,
+            file,
+            span_of(file, q),
+            "quorum must be at least 1",
+        );
     } else if members > 0 && q.value as usize > members {
-        l.err(DiagnosticKind::InvalidValue, file, span_of(file, q), format!("quorum {} can never be reached: group `{group}` has {members} member{}", q.value, if members == 1 { "" } else { "s" })).set_label("too high");
+        l.err(
+            DiagnosticKind::InvalidValue,
+            file,
+            span_of(file, q),
+            format!(
+                "quorum {} can never be reached: group `{group}` has {members} member{}",
+                q.value,
+                if members == 1 { "" } else { "s" }
+            ),
+        )
+        .set_label("too high");
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the arguments are the loader's state")]
 fn action(
     l: &mut Loader,
     file: &Arc<SourceFile>,
@@ -402,7 +598,13 @@ fn action(
         Some(r) => match Risk::parse(&r.value) {
             Some(risk) => risk,
             None => {
-                l.err(DiagnosticKind::InvalidValue, file, span_of(file, r), format!("unknown risk `{}`", r.value)).set_help("risk is one of low, medium, high, critical");
+                l.err(
+                    DiagnosticKind::InvalidValue,
+                    file,
+                    span_of(file, r),
+                    format!("unknown risk `{}`", r.value),
+                )
+                .set_help("risk is one of low, medium, high, critical");
                 Risk::Medium
             }
         },
@@ -416,10 +618,24 @@ fn action(
         found
     });
     let default = a.default.as_ref().and_then(|d| l.verdict(file, d));
-    let on_error = a.on_error.as_ref().and_then(|d| l.verdict(file, d)).or(file_on_error).unwrap_or(Verdict::Block);
+    let on_error = a
+        .on_error
+        .as_ref()
+        .and_then(|d| l.verdict(file, d))
+        .or(file_on_error)
+        .unwrap_or(Verdict::Block);
     let needs_group = |l: &mut Loader, v: Verdict, at: (usize, usize), what: &str| {
         if v == Verdict::RequireApproval && approvers.is_none() {
-            l.err(DiagnosticKind::UnknownGroup, file, at, format!("{what} requires approval, but action `{}` names no approvers", name.value)).set_help("add `approvers: <group>` to the action (or to the rule)");
+            l.err(
+                DiagnosticKind::UnknownGroup,
+                file,
+                at,
+                format!(
+                    "{what} requires approval, but action `{}` names no approvers",
+                    name.value
+                ),
+            )
+            .set_help("add `approvers: <group>` to the action (or to the rule)");
         }
     };
     if let (Some(v), Some(s)) = (default, &a.default) {
@@ -434,10 +650,28 @@ fn action(
     let mut rules: Vec<Rule> = Vec::new();
     for r in &a.rules {
         if rules.iter().any(|x| x.name == r.name.value) {
-            l.err(DiagnosticKind::Duplicate, file, span_of(file, &r.name), format!("rule `{}` is declared twice in action `{}`", r.name.value, name.value)).set_label("declared again here");
+            l.err(
+                DiagnosticKind::Duplicate,
+                file,
+                span_of(file, &r.name),
+                format!(
+                    "rule `{}` is declared twice in action `{}`",
+                    r.name.value, name.value
+                ),
+            )
+            .set_label("declared again here");
             continue;
         }
-        if let Some(rule) = rule(l, file, &name.value, risk, r, approvers, groups, group_index) {
+        if let Some(rule) = rule(
+            l,
+            file,
+            &name.value,
+            risk,
+            r,
+            approvers,
+            groups,
+            group_index,
+        ) {
             rules.push(rule);
         }
     }
@@ -446,9 +680,15 @@ fn action(
     }
     let default_v = default.unwrap_or(Verdict::Block);
     let default_reason = if default.is_some() {
-        format!("no rule matched; `{}` defaults to {}", name.value, default_v)
+        format!(
+            "no rule matched; `{}` defaults to {}",
+            name.value, default_v
+        )
     } else {
-        format!("no rule matched and `{}` has no default, so it is blocked", name.value)
+        format!(
+            "no rule matched and `{}` has no default, so it is blocked",
+            name.value
+        )
     };
     Some(Action {
         name: name.value.clone(),
@@ -464,7 +704,10 @@ fn action(
     })
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the arguments are the loader's state")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the arguments are the loader's state"
+)]
 fn rule(
     l: &mut Loader,
     file: &Arc<SourceFile>,
@@ -477,7 +720,12 @@ fn rule(
 ) -> Option<Rule> {
     let before = l.diags.len();
     if r.name.value.trim().is_empty() {
-        l.err(DiagnosticKind::InvalidValue, file, span_of(file, &r.name), "a rule name cannot be empty");
+        l.err(
+            DiagnosticKind::InvalidValue,
+            file,
+            span_of(file, &r.name),
+            "a rule name cannot be empty",
+        );
     }
     let decision = l.verdict(file, &r.decision);
     let mode = match &r.mode {
@@ -485,7 +733,13 @@ fn rule(
         Some(m) if m.value == "enforce" => Mode::Enforce,
         Some(m) if m.value == "shadow" => Mode::Shadow,
         Some(m) => {
-            l.err(DiagnosticKind::InvalidValue, file, span_of(file, m), format!("unknown mode `{}`", m.value)).set_help("mode is `enforce` (the default) or `shadow`");
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                span_of(file, m),
+                format!("unknown mode `{}`", m.value),
+            )
+            .set_help("mode is `enforce` (the default) or `shadow`");
             Mode::Enforce
         }
     };
@@ -499,26 +753,84 @@ fn rule(
     let group = rule_group.or(action_group);
     if let Some(q) = &r.quorum {
         if decision.is_some_and(|d| d != Verdict::RequireApproval) {
-            l.err(DiagnosticKind::InvalidValue, file, span_of(file, q), "quorum only applies to rules that require approval").set_label("unused");
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                span_of(file, q),
+                "quorum only applies to rules that require approval",
+            )
+            .set_label("unused");
         }
         let members = group.map_or(0, |g| groups[g].members.len());
-        check_quorum(l, file, q, members, group.map_or("", |g| groups[g].name.as_str()));
+        check_quorum(
+            l,
+            file,
+            q,
+            members,
+            group.map_or("", |g| groups[g].name.as_str()),
+        );
     }
     if decision == Some(Verdict::RequireApproval) && group.is_none() && r.approvers.is_none() {
-        l.err(DiagnosticKind::UnknownGroup, file, span_of(file, &r.decision), format!("rule `{}` requires approval, but action `{action}` names no approvers", r.name.value)).set_help("add `approvers: <group>` to the action or to the rule");
+        l.err(
+            DiagnosticKind::UnknownGroup,
+            file,
+            span_of(file, &r.decision),
+            format!(
+                "rule `{}` requires approval, but action `{action}` names no approvers",
+                r.name.value
+            ),
+        )
+        .set_help("add `approvers: <group>` to the action or to the rule");
     }
     let condition = match (&r.when, &r.when_cel) {
         (Some(_), Some(cel)) => {
-            l.err(DiagnosticKind::InvalidValue, file, span_of(file, cel), "a rule has at most one of `when` and `when_cel`").set_label("second condition");
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                span_of(file, cel),
+                "a rule has at most one of `when` and `when_cel`",
+            )
+            .set_label("second condition");
             Condition::Always
         }
-        (Some(w), None) => match CompiledExpr::compile(&w.value, action, risk.as_str()) {
+        (Some(w), None) | (None, Some(w))
+            if w.value.as_deref().is_none_or(|t| t.trim().is_empty()) =>
+        {
+            let key = if r.when.is_some() { "when" } else { "when_cel" };
+            let mut at = span_of(file, w);
+            if w.value.is_none() {
+                // A null has no text of its own: underline the key instead.
+                let line_start = file.text()[..at.0].rfind('\n').map_or(0, |i| i + 1);
+                if let Some(k) = file.text()[line_start..at.0].rfind(key) {
+                    at = (line_start + k, line_start + k + key.len());
+                }
+            }
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                at,
+                format!("`{key}:` has no condition"),
+            )
+            .set_label("empty")
+            .set_help("write a condition, or remove the key for a rule that always matches");
+            Condition::Always
+        }
+        (Some(w), None) => match CompiledExpr::compile(
+            w.value.as_deref().unwrap_or_default(),
+            action,
+            risk.as_str(),
+        ) {
             Ok(c) => Condition::Expr(c),
             Err(errs) => {
                 let scalar_start = span_of(file, w).0;
+                let text = w.value.as_deref().unwrap_or_default();
                 for e in errs {
-                    let span = file.map_scalar_span(scalar_start, &w.value, (e.span.start, e.span.end));
-                    let mut d = PolicyDiagnostic::new(DiagnosticKind::Expression(e.kind), e.message.clone()).at(file, span);
+                    let span = file.map_scalar_span(scalar_start, text, (e.span.start, e.span.end));
+                    let mut d = PolicyDiagnostic::new(
+                        DiagnosticKind::Expression(e.kind),
+                        e.message.clone(),
+                    )
+                    .at(file, span);
                     d = d.label(e.label.clone().unwrap_or_else(|| "here".to_owned()));
                     if let Some(h) = &e.help {
                         d = d.help(h.clone());
@@ -528,18 +840,30 @@ fn rule(
                 Condition::Always
             }
         },
-        (None, Some(c)) => match CelCondition::compile(&c.value) {
+        (None, Some(c)) => match CelCondition::compile(c.value.as_deref().unwrap_or_default()) {
             Ok(cel) => Condition::Cel(cel),
             Err(e) => {
                 let scalar_start = span_of(file, c).0;
+                let whole = span_of(file, c);
+                let text = c.value.as_deref().unwrap_or_default();
                 let span = match e.position {
                     Some((line, col)) => {
-                        let offset = line_col_offset(&c.value, line, col);
-                        file.map_scalar_span(scalar_start, &c.value, (offset, (offset + 1).min(c.value.len())))
+                        let offset = line_col_offset(text, line, col);
+                        let (s, t) = file.map_scalar_span(
+                            scalar_start,
+                            text,
+                            (offset, (offset + 1).min(text.len())),
+                        );
+                        // Never underline past the scalar itself.
+                        (s.min(whole.1), t.min(whole.1).max(s.min(whole.1)))
                     }
-                    None => span_of(file, c),
+                    None => whole,
                 };
-                l.diags.push(PolicyDiagnostic::new(DiagnosticKind::Cel, e.message).at(file, span).label("here"));
+                l.diags.push(
+                    PolicyDiagnostic::new(DiagnosticKind::Cel, e.message)
+                        .at(file, span)
+                        .label("here"),
+                );
                 Condition::Always
             }
         },
@@ -571,9 +895,49 @@ fn line_col_offset(text: &str, line: usize, col: usize) -> usize {
     let mut offset = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line.max(1) {
-            return offset + l.char_indices().nth(col.saturating_sub(1)).map_or(l.len(), |(o, _)| o);
+            return offset
+                + l.char_indices()
+                    .nth(col.saturating_sub(1))
+                    .map_or(l.len(), |(o, _)| o);
         }
         offset += l.len();
     }
     text.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_messages_do_not_repeat_the_position() {
+        assert_eq!(
+            strip_location_prefix("line 2 column 3: unknown field `x`"),
+            "unknown field `x`"
+        );
+        assert_eq!(
+            strip_location_prefix(
+                "mapping values are not allowed in this context at line 35, column 27"
+            ),
+            "mapping values are not allowed in this context"
+        );
+        assert_eq!(strip_location_prefix("plain message"), "plain message");
+    }
+
+    #[test]
+    fn an_unquoted_colon_gets_a_hint() {
+        let err = crate::PolicySet::from_sources([(
+            "p.yaml",
+            "version: 1\nactions:\n  a:\n    rules:\n      - name: r\n        decision: allow\n        reason: Note: later\n",
+        )])
+        .unwrap_err();
+        let d = &err.diagnostics()[0];
+        assert!(!d.message().contains(" at line "), "{}", d.message());
+        assert!(
+            d.help_text().is_some_and(|h| h.contains("must be quoted")),
+            "{:?}",
+            d.help_text()
+        );
+        assert_eq!(d.location().map(|l| l.line), Some(7));
+    }
 }

@@ -43,6 +43,16 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     }
 }
 
+/// Deserializes a field that is present (serde only calls this when the key
+/// exists), keeping an explicit null as `Some(Spanned { value: None })`.
+fn present<'de, D, T>(d: D) -> Result<Option<Spanned<Option<T>>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Spanned::<Option<T>>::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFile {
@@ -51,8 +61,10 @@ pub(crate) struct RawFile {
     pub(crate) on_error: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) approvers: OrderedMap<RawGroup>,
+    /// `name:` with nothing under it declares an action without rules
+    /// (always blocked), hence the `Option`.
     #[serde(default)]
-    pub(crate) actions: OrderedMap<RawAction>,
+    pub(crate) actions: OrderedMap<Option<RawAction>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,7 +95,7 @@ pub(crate) struct RawMember {
     pub(crate) slack: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAction {
     #[serde(default)]
@@ -106,10 +118,12 @@ pub(crate) struct RawRule {
     pub(crate) name: Spanned<String>,
     #[serde(default)]
     pub(crate) description: Option<String>,
-    #[serde(default)]
-    pub(crate) when: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(crate) when_cel: Option<Spanned<String>>,
+    /// `Some(None)` is a `when:` written with no condition: an error, never
+    /// "always matches" (that would fail open).
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) when: Option<Spanned<Option<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) when_cel: Option<Spanned<Option<String>>>,
     pub(crate) decision: Spanned<String>,
     #[serde(default)]
     pub(crate) reason: Option<String>,

@@ -3,7 +3,9 @@
 //! The canonical form is built from the validated model, not the file bytes,
 //! so reformatting, comments, renaming or splitting files leave the version
 //! unchanged while any change of meaning (a rule, a threshold, a member)
-//! changes it. Object keys are sorted; rule order is kept because it decides
+//! changes it. Conditions are hashed in their canonical spelling, so
+//! `1000.00` and `1000`, `&&` and `and`, or a condition wrapped over lines
+//! give the same version. (CEL conditions are hashed as written, trimmed.) Object keys are sorted; rule order is kept because it decides
 //! which rule is reported.
 
 use sha2::{Digest, Sha256};
@@ -25,7 +27,10 @@ fn num(n: u64) -> Value {
 
 fn obj(entries: Vec<(&str, Value)>) -> Value {
     Value::Object(Map::from_entries(
-        entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
     ))
 }
 
@@ -72,7 +77,7 @@ pub(crate) fn canonical(set: &PolicySet) -> String {
                 .map(|r| {
                     let (when, when_cel) = match &r.condition {
                         Condition::Always => (Value::Null, Value::Null),
-                        Condition::Expr(e) => (s(e.source().trim()), Value::Null),
+                        Condition::Expr(e) => (s(e.canonical()), Value::Null),
                         Condition::Cel(c) => (Value::Null, s(c.source().trim())),
                     };
                     obj(vec![
@@ -82,12 +87,22 @@ pub(crate) fn canonical(set: &PolicySet) -> String {
                         ("when_cel", when_cel),
                         ("decision", s(r.decision.as_str())),
                         ("reason", s(&r.reason)),
-                        ("quorum", r.quorum.map_or(Value::Null, |q| num(u64::from(q)))),
+                        (
+                            "quorum",
+                            r.quorum.map_or(Value::Null, |q| num(u64::from(q))),
+                        ),
                         (
                             "approvers",
                             opt(r.approvers.map(|i| set.groups[i].name.as_str())),
                         ),
-                        ("mode", s(if r.mode == super::Mode::Shadow { "shadow" } else { "enforce" })),
+                        (
+                            "mode",
+                            s(if r.mode == super::Mode::Shadow {
+                                "shadow"
+                            } else {
+                                "enforce"
+                            }),
+                        ),
                     ])
                 })
                 .collect();
@@ -96,7 +111,10 @@ pub(crate) fn canonical(set: &PolicySet) -> String {
                 obj(vec![
                     ("description", opt(a.description.as_deref())),
                     ("risk", s(a.risk.as_str())),
-                    ("approvers", opt(a.approvers.map(|i| set.groups[i].name.as_str()))),
+                    (
+                        "approvers",
+                        opt(a.approvers.map(|i| set.groups[i].name.as_str())),
+                    ),
                     ("default", s(a.default.as_str())),
                     ("on_error", s(a.on_error.as_str())),
                     ("rules", Value::List(rules)),

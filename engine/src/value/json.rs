@@ -266,12 +266,11 @@ impl Reader<'_> {
                 }
                 self.pos += 1;
             }
-            let run = std::str::from_utf8(&self.input[run_start..self.pos]).map_err(|e| {
-                JsonError {
+            let run =
+                std::str::from_utf8(&self.input[run_start..self.pos]).map_err(|e| JsonError {
                     message: "invalid UTF-8 in a string".into(),
                     offset: run_start + e.valid_up_to(),
-                }
-            })?;
+                })?;
             out.push_str(run);
             match self.peek() {
                 None => return Err(self.error("unterminated string")),
@@ -289,7 +288,9 @@ impl Reader<'_> {
     }
 
     fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
-        let c = self.peek().ok_or_else(|| self.error("unterminated escape"))?;
+        let c = self
+            .peek()
+            .ok_or_else(|| self.error("unterminated escape"))?;
         self.pos += 1;
         match c {
             b'"' => out.push('"'),
@@ -407,7 +408,11 @@ mod tests {
             b"\"\\ud800\"",
             b"\xff",
         ] {
-            assert!(parse_json(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_json(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

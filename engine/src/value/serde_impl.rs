@@ -35,8 +35,9 @@ impl Serialize for Value {
                 }
                 map.end()
             }
-            Value::Timestamp(t) => serializer
-                .serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            Value::Timestamp(t) => {
+                serializer.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }
         }
     }
 }

@@ -55,14 +55,22 @@ pub fn run(dirs: &[PathBuf], samples: usize) -> ExitCode {
             for _ in 0..batch {
                 black_box(set.decide(black_box(&req)));
             }
-            entry.1.push(start.elapsed().as_nanos() as f64 / batch as f64);
+            entry
+                .1
+                .push(start.elapsed().as_nanos() as f64 / batch as f64);
         }
     }
-    println!("{:<32} {:>6} {:>12} {:>12}", "action", "cases", "median", "p99");
+    outln!(
+        "{:<32} {:>6} {:>12} {:>12}",
+        "action",
+        "cases",
+        "median",
+        "p99"
+    );
     for (action, (count, mut times)) in per_action {
         times.sort_by(f64::total_cmp);
         let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-        println!(
+        outln!(
             "{:<32} {:>6} {:>12} {:>12}",
             action,
             count,
@@ -70,7 +78,10 @@ pub fn run(dirs: &[PathBuf], samples: usize) -> ExitCode {
             format_ns(pick(0.99))
         );
     }
-    println!("policy version {}; {samples} samples per case", set.version());
+    outln!(
+        "policy version {}; {samples} samples per case",
+        set.version()
+    );
     ExitCode::SUCCESS
 }
 

@@ -10,7 +10,7 @@ pub fn run(dirs: &[PathBuf]) -> ExitCode {
         Ok(set) => {
             let actions = set.actions().len();
             let rules = set.rule_count();
-            println!(
+            outln!(
                 "ok: {actions} action{}, {rules} rule{}, policy version {}",
                 if actions == 1 { "" } else { "s" },
                 if rules == 1 { "" } else { "s" },

@@ -89,7 +89,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
     });
     match serde_json::to_string_pretty(&decision.to_report(&args.action)) {
         Ok(json) => {
-            println!("{json}");
+            outln!("{json}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(format!("cannot print the decision: {e}")),

@@ -11,7 +11,7 @@ pub fn run(dirs: &[PathBuf], coverage: bool, verbose: bool) -> ExitCode {
         Ok(set) => set,
         Err(err) => {
             super::render::print_policy_error(&err);
-            println!("0 passed, 0 failed");
+            outln!("0 passed, 0 failed");
             return ExitCode::FAILURE;
         }
     };
@@ -19,7 +19,7 @@ pub fn run(dirs: &[PathBuf], coverage: bool, verbose: bool) -> ExitCode {
         Ok(cases) => cases,
         Err(err) => {
             super::render::print_policy_error(&err);
-            println!("0 passed, 0 failed");
+            outln!("0 passed, 0 failed");
             return ExitCode::FAILURE;
         }
     };
@@ -28,36 +28,48 @@ pub fn run(dirs: &[PathBuf], coverage: bool, verbose: bool) -> ExitCode {
         let where_ = format!("{}:{}", o.case.file.display(), o.case.line);
         if o.passed() {
             if verbose {
-                println!("pass  {where_}  {}", o.case.name);
+                outln!("pass  {where_}  {}", o.case.name);
             }
             continue;
         }
-        println!("FAIL  {where_}  {}", o.case.name);
-        println!("      action {} → {} ({})", o.case.action, o.report.decision, o.report.reason);
+        outln!("FAIL  {where_}  {}", o.case.name);
+        outln!(
+            "      action {} → {} ({})",
+            o.case.action,
+            o.report.decision,
+            o.report.reason
+        );
         for m in &o.mismatches {
-            println!("      {:<9} - expected: {}", m.field, m.expected);
-            println!("      {:<9} + actual:   {}", "", m.actual);
+            outln!("      {:<9} - expected: {}", m.field, m.expected);
+            outln!("      {:<9} + actual:   {}", "", m.actual);
         }
         for e in &o.report.errors {
-            println!("      note: rule `{}` failed to evaluate: {}", e.rule, e.message);
+            outln!(
+                "      note: rule `{}` failed to evaluate: {}",
+                e.rule,
+                e.message
+            );
         }
     }
     if cases.is_empty() {
-        println!("warning: no *_test.yaml tests found");
+        outln!("warning: no *_test.yaml tests found");
     }
     if coverage {
         let covered = run.total_rules - run.uncovered.len();
-        println!("coverage: {covered} of {} rules matched by a test", run.total_rules);
+        outln!(
+            "coverage: {covered} of {} rules matched by a test",
+            run.total_rules
+        );
         let mut last_file = None;
         for u in &run.uncovered {
             if last_file != Some(&u.file) {
-                println!("  {}", u.file.display());
+                outln!("  {}", u.file.display());
                 last_file = Some(&u.file);
             }
-            println!("    line {:<4} {} / {}", u.line, u.action, u.rule);
+            outln!("    line {:<4} {} / {}", u.line, u.action, u.rule);
         }
     }
-    println!("{} passed, {} failed", run.passed(), run.failed());
+    outln!("{} passed, {} failed", run.passed(), run.failed());
     if run.failed() > 0 {
         ExitCode::FAILURE
     } else {

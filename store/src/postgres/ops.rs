@@ -154,7 +154,11 @@ async fn insert_run(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
 
 /// Writes the mutable part of a run's projection.
 async fn save_state(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
-    let execution_json = run.execution.as_ref().map(serde_json::to_string).transpose()?;
+    let execution_json = run
+        .execution
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
     tx.execute(
         "UPDATE runs SET governance_status = $3, execution_status = $4, execution_json = $5, \
          updated_at = $6, head_seq = $7, head_hash = $8 WHERE workspace = $1 AND run_id = $2",
@@ -260,12 +264,22 @@ pub(crate) async fn create_run(
             ],
         )
         .await
-        .map_err(|e| unique(e, || format!("delivery id `{}` already exists", d.delivery_id)))?;
+        .map_err(|e| {
+            unique(e, || {
+                format!("delivery id `{}` already exists", d.delivery_id)
+            })
+        })?;
         if let (Some(token_hash), Some(expires_at)) = (&d.token_hash, expires_at) {
             tx.execute(
                 "INSERT INTO approval_tokens (token_hash, workspace, run_id, approver_id, \
                  expires_at) VALUES ($1, $2, $3, $4, $5)",
-                &[token_hash, &run.workspace, &run.run_id, &d.approver_id, &expires_at],
+                &[
+                    token_hash,
+                    &run.workspace,
+                    &run.run_id,
+                    &d.approver_id,
+                    &expires_at,
+                ],
             )
             .await
             .map_err(|e| unique(e, || "approval token hash already exists".to_owned()))?;
@@ -355,8 +369,18 @@ pub(crate) async fn create_key(
         ],
     )
     .await
-    .map_err(|e| unique(e, || format!("key `{}` (or its hash) already exists", key.key_id)))?;
-    append(tx, &key.workspace, head, vec![logic::key_created_event(key)]).await?;
+    .map_err(|e| {
+        unique(e, || {
+            format!("key `{}` (or its hash) already exists", key.key_id)
+        })
+    })?;
+    append(
+        tx,
+        &key.workspace,
+        head,
+        vec![logic::key_created_event(key)],
+    )
+    .await?;
     Ok(key.clone())
 }
 
@@ -382,7 +406,13 @@ pub(crate) async fn revoke_key(
         &[&workspace, &key_id, &now],
     )
     .await?;
-    append(tx, workspace, head, vec![logic::key_revoked_event(key_id, now)]).await?;
+    append(
+        tx,
+        workspace,
+        head,
+        vec![logic::key_revoked_event(key_id, now)],
+    )
+    .await?;
     key.revoked_at = Some(now);
     Ok(key)
 }

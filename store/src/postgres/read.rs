@@ -173,10 +173,18 @@ pub(crate) async fn list_runs<C: GenericClient>(
         sql.push_str(&clause.replace('#', &format!("${}", args.len())));
     };
     if let Some(status) = filter.governance_status {
-        push(&mut sql, " AND governance_status = #", Box::new(status.as_str()));
+        push(
+            &mut sql,
+            " AND governance_status = #",
+            Box::new(status.as_str()),
+        );
     }
     if let Some(status) = filter.execution_status {
-        push(&mut sql, " AND execution_status = #", Box::new(status.as_str()));
+        push(
+            &mut sql,
+            " AND execution_status = #",
+            Box::new(status.as_str()),
+        );
     }
     if let Some(action) = &filter.action {
         push(&mut sql, " AND action = #", Box::new(action.clone()));
@@ -186,7 +194,11 @@ pub(crate) async fn list_runs<C: GenericClient>(
     }
     if let Some(text) = &filter.cursor {
         let position = cursor::decode(text)?;
-        push(&mut sql, " AND (created_at, run_id) < (#", Box::new(position.created_at));
+        push(
+            &mut sql,
+            " AND (created_at, run_id) < (#",
+            Box::new(position.created_at),
+        );
         push(&mut sql, ", #)", Box::new(position.run_id));
     }
     // One extra row tells whether there is a next page.
@@ -243,7 +255,10 @@ async fn raw_events<C: GenericClient>(
         "SELECT {EVENT_COLUMNS} FROM events WHERE workspace = $1 AND seq > $2 ORDER BY seq LIMIT $3"
     );
     let rows = c
-        .query(&sql, &[&workspace, &seq_to_db(after_seq)?, &i64::from(limit)])
+        .query(
+            &sql,
+            &[&workspace, &seq_to_db(after_seq)?, &i64::from(limit)],
+        )
         .await?;
     rows.iter().map(decode_raw_event).collect()
 }
@@ -349,8 +364,9 @@ pub(crate) async fn lock_key<C: GenericClient>(
     workspace: &str,
     key_id: &str,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
-    let sql =
-        format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace = $1 AND key_id = $2 FOR UPDATE");
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace = $1 AND key_id = $2 FOR UPDATE"
+    );
     c.query_opt(&sql, &[&workspace, &key_id])
         .await?
         .as_ref()

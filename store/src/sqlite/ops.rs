@@ -124,7 +124,11 @@ fn insert_run(conn: &Connection, run: &Run) -> Result<(), StoreError> {
 
 /// Writes the mutable part of a run's projection.
 fn save_state(conn: &Connection, run: &Run) -> Result<(), StoreError> {
-    let execution_json = run.execution.as_ref().map(serde_json::to_string).transpose()?;
+    let execution_json = run
+        .execution
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
     conn.prepare_cached(
         "UPDATE runs SET governance_status = ?3, execution_status = ?4, execution_json = ?5, \
          updated_at = ?6, head_seq = ?7, head_hash = ?8 WHERE workspace = ?1 AND run_id = ?2",
@@ -212,13 +216,23 @@ pub(crate) fn create_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOut
             d.token_hash,
             format_ts(run.created_at),
         ])
-        .map_err(|e| unique(e, || format!("delivery id `{}` already exists", d.delivery_id)))?;
+        .map_err(|e| {
+            unique(e, || {
+                format!("delivery id `{}` already exists", d.delivery_id)
+            })
+        })?;
         if let Some(token_hash) = &d.token_hash {
             conn.prepare_cached(
                 "INSERT INTO approval_tokens (token_hash, workspace, run_id, approver_id, \
                  expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![token_hash, run.workspace, run.run_id, d.approver_id, expires_at])
+            .execute(params![
+                token_hash,
+                run.workspace,
+                run.run_id,
+                d.approver_id,
+                expires_at
+            ])
             .map_err(|e| unique(e, || "approval token hash already exists".to_owned()))?;
         }
     }
@@ -300,7 +314,11 @@ pub(crate) fn create_key(
         key.label,
         format_ts(key.created_at),
     ])
-    .map_err(|e| unique(e, || format!("key `{}` (or its hash) already exists", key.key_id)))?;
+    .map_err(|e| {
+        unique(e, || {
+            format!("key `{}` (or its hash) already exists", key.key_id)
+        })
+    })?;
     append(conn, &key.workspace, vec![logic::key_created_event(key)])?;
     Ok(key.clone())
 }

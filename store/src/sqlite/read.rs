@@ -1,6 +1,7 @@
 //! SQLite queries that only read. They take a plain `&Connection`, so the
 //! writer (inside its transaction) and the read-only connections share them.
 
+use crate::StoreError;
 use crate::chain::{ChainVerifier, GENESIS_HASH, RawEvent};
 use crate::cursor;
 use crate::model::{
@@ -9,7 +10,6 @@ use crate::model::{
 };
 use crate::rows::{self, RunRow, seq_from_db, seq_to_db};
 use crate::ts::{format_ts, parse_ts};
-use crate::StoreError;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -136,7 +136,9 @@ pub(crate) fn due_runs(
          WHERE governance_status = 'pending_approval' AND expires_at <= ?1 \
          ORDER BY expires_at, workspace, run_id",
     )?;
-    let rows = stmt.query_map(params![format_ts(now)], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let rows = stmt.query_map(params![format_ts(now)], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -154,10 +156,18 @@ pub(crate) fn list_runs(
         sql.push_str(&clause.replace('#', &format!("?{}", args.len())));
     };
     if let Some(status) = filter.governance_status {
-        push(&mut sql, " AND governance_status = #", SqlValue::Text(status.as_str().into()));
+        push(
+            &mut sql,
+            " AND governance_status = #",
+            SqlValue::Text(status.as_str().into()),
+        );
     }
     if let Some(status) = filter.execution_status {
-        push(&mut sql, " AND execution_status = #", SqlValue::Text(status.as_str().into()));
+        push(
+            &mut sql,
+            " AND execution_status = #",
+            SqlValue::Text(status.as_str().into()),
+        );
     }
     if let Some(action) = &filter.action {
         push(&mut sql, " AND action = #", SqlValue::Text(action.clone()));
@@ -167,7 +177,11 @@ pub(crate) fn list_runs(
     }
     if let Some(text) = &filter.cursor {
         let c = cursor::decode(text)?;
-        push(&mut sql, " AND (created_at, run_id) < (#", SqlValue::Text(format_ts(c.created_at)));
+        push(
+            &mut sql,
+            " AND (created_at, run_id) < (#",
+            SqlValue::Text(format_ts(c.created_at)),
+        );
         push(&mut sql, ", #)", SqlValue::Text(c.run_id));
     }
     // One extra row tells whether there is a next page.
@@ -255,7 +269,8 @@ pub(crate) fn chain_head(
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
-    head.map(|(seq, hash)| Ok((seq_from_db(seq)?, hash))).transpose()
+    head.map(|(seq, hash)| Ok((seq_from_db(seq)?, hash)))
+        .transpose()
 }
 
 /// Recomputes the whole chain of a workspace (call inside a read transaction).
@@ -317,8 +332,13 @@ fn query_keys(
 }
 
 /// The key with this hash.
-pub(crate) fn find_key(conn: &Connection, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-    Ok(query_keys(conn, "key_hash = ?1", params![key_hash])?.into_iter().next())
+pub(crate) fn find_key(
+    conn: &Connection,
+    key_hash: &str,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    Ok(query_keys(conn, "key_hash = ?1", params![key_hash])?
+        .into_iter()
+        .next())
 }
 
 /// The key `key_id` of `workspace`.
@@ -327,15 +347,20 @@ pub(crate) fn load_key(
     workspace: &str,
     key_id: &str,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
-    Ok(
-        query_keys(conn, "workspace = ?1 AND key_id = ?2", params![workspace, key_id])?
-            .into_iter()
-            .next(),
-    )
+    Ok(query_keys(
+        conn,
+        "workspace = ?1 AND key_id = ?2",
+        params![workspace, key_id],
+    )?
+    .into_iter()
+    .next())
 }
 
 /// Keys of a workspace, oldest first.
-pub(crate) fn list_keys(conn: &Connection, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+pub(crate) fn list_keys(
+    conn: &Connection,
+    workspace: &str,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
     query_keys(
         conn,
         "workspace = ?1 ORDER BY created_at, key_id",

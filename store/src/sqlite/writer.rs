@@ -10,9 +10,10 @@
 use crate::StoreError;
 use crate::model::BatchStats;
 use rusqlite::Connection;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Most commands committed in one transaction.
@@ -59,7 +60,8 @@ where
             (Err(e), _) => Err(e),
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::Unavailable {
-                message: "command was not run".to_owned(),
+                message: "the command failed unexpectedly (it panicked); nothing of it was kept"
+                    .to_owned(),
             }),
         };
         // The caller may have gone away (cancelled future); nothing to do then.
@@ -122,10 +124,7 @@ impl Writer {
             .map_err(|e| StoreError::Unavailable {
                 message: format!("cannot start the sqlite writer thread: {e}"),
             })?;
-        Ok(Self {
-            tx,
-            stats,
-        })
+        Ok(Self { tx, stats })
     }
 
     /// Runs `work` in the next batch and waits until that batch committed.
@@ -188,7 +187,10 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Command>]) -> Result<(), St
 
 fn run_one(conn: &Connection, cmd: &mut dyn Command) -> Result<(), StoreError> {
     conn.execute_batch("SAVEPOINT cmd")?;
-    if cmd.run(conn) {
+    // A bug that panics inside one command must not kill the writer thread
+    // (and with it the store): treat it as that command failing.
+    let ok = std::panic::catch_unwind(AssertUnwindSafe(|| cmd.run(conn))).unwrap_or(false);
+    if ok {
         conn.execute_batch("RELEASE cmd")?;
     } else {
         conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd")?;

@@ -3,7 +3,10 @@
 //! attacker with database access would), and [`suite`] holds the tests,
 //! written once against `Arc<dyn Store>`.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 pub mod suite;
 

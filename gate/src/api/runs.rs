@@ -1,0 +1,195 @@
+//! Reading runs, reporting their execution, and their receipts.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use countersign_store::{ExecutionOutcome, ExecutionStatus, GovernanceStatus, RunFilter};
+use serde_json::{Value, json};
+
+use super::{control_json, read_body, run_view};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The longest `execution_error` accepted.
+const MAX_EXECUTION_ERROR: usize = 8 * 1024;
+
+fn check_run_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(ApiError::NotFound(format!(
+            "run `{}` not found",
+            super::summarize_text(id, 64)
+        )));
+    }
+    Ok(())
+}
+
+/// `GET /v1/runs/{id}`
+pub async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_run_id(&id)?;
+    let run = state
+        .store
+        .get_run(caller.workspace.name(), &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run `{id}` not found")))?;
+    Ok(Json(run_view(&run)))
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(name: &str, v: &str) -> Result<T, ApiError> {
+    serde_json::from_value(Value::String(v.to_owned())).map_err(|_| ApiError::BadRequest {
+        code: "invalid_query",
+        message: format!("`{v}` is not a valid {name}"),
+    })
+}
+
+/// `GET /v1/runs?governance_status=&execution_status=&action=&actor=&limit=&cursor=`
+pub async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    const KNOWN: [&str; 6] = [
+        "governance_status",
+        "execution_status",
+        "action",
+        "actor",
+        "limit",
+        "cursor",
+    ];
+    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_query",
+            message: format!("unknown query parameter `{k}`"),
+        });
+    }
+    let limit = match q.get("limit") {
+        None => None,
+        Some(l) => Some(
+            l.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| ApiError::BadRequest {
+                    code: "invalid_query",
+                    message: "limit must be a number from 1 to 500".to_owned(),
+                })?,
+        ),
+    };
+    let filter = RunFilter {
+        governance_status: q
+            .get("governance_status")
+            .map(|v| parse_enum::<GovernanceStatus>("governance_status", v))
+            .transpose()?,
+        execution_status: q
+            .get("execution_status")
+            .map(|v| parse_enum::<ExecutionStatus>("execution_status", v))
+            .transpose()?,
+        action: q.get("action").cloned(),
+        actor: q.get("actor").cloned(),
+        limit,
+        cursor: q.get("cursor").cloned(),
+    };
+    let page = state
+        .store
+        .list_runs(caller.workspace.name(), filter)
+        .await?;
+    Ok(Json(json!({
+        "runs": page.runs.iter().map(run_view).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+async fn report(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    outcome: ExecutionOutcome,
+) -> Result<Json<Value>, ApiError> {
+    check_run_id(id)?;
+    let run = state
+        .store
+        .report_execution(caller.workspace.name(), id, outcome, state.clock.now())
+        .await?;
+    Ok(Json(run_view(&run)))
+}
+
+/// `POST /v1/runs/{id}/executed` `{"execution_result": …}`
+pub async fn report_executed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let mut m = control_json(&bytes)?;
+    if let Some(k) = m.keys().find(|k| *k != "execution_result") {
+        return Err(ApiError::validation(
+            k.as_str(),
+            format!("unknown field `{k}`; expected execution_result"),
+        ));
+    }
+    let result = m.remove("execution_result").ok_or_else(|| {
+        ApiError::validation(
+            "execution_result",
+            "`execution_result` is required (use null for none)",
+        )
+    })?;
+    report(&state, &caller, &id, ExecutionOutcome::Executed { result }).await
+}
+
+/// `POST /v1/runs/{id}/failed` `{"execution_error": "…"}`
+pub async fn report_failed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let mut m = control_json(&bytes)?;
+    if let Some(k) = m.keys().find(|k| *k != "execution_error") {
+        return Err(ApiError::validation(
+            k.as_str(),
+            format!("unknown field `{k}`; expected execution_error"),
+        ));
+    }
+    let error = match m.remove("execution_error") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_EXECUTION_ERROR => s,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "execution_error",
+                format!(
+                    "`execution_error` must be a non-empty string of at most {MAX_EXECUTION_ERROR} bytes"
+                ),
+            ));
+        }
+        None => {
+            return Err(ApiError::validation(
+                "execution_error",
+                "`execution_error` is required",
+            ));
+        }
+    };
+    report(&state, &caller, &id, ExecutionOutcome::Failed { error }).await
+}
+
+/// `GET /v1/runs/{id}/receipt`
+pub async fn receipt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_run_id(&id)?;
+    let run = state
+        .store
+        .get_run(caller.workspace.name(), &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run `{id}` not found")))?;
+    Ok(Json(state.signer.sign(crate::receipts::receipt_body(&run))))
+}

@@ -1,0 +1,342 @@
+//! `serve`, `keys`, `audit verify` and `receipt verify`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+use countersign_gate::config::Config;
+use countersign_gate::receipts::{self, PublicKeyInfo, ReceiptSigner};
+use countersign_gate::{keys, server};
+use countersign_store::{Role, StoreError};
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key; it is printed once and only its hash is stored.
+    Create {
+        /// The workspace the key belongs to.
+        #[arg(long)]
+        workspace: String,
+        /// What the key may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A note to recognise the key by.
+        #[arg(long)]
+        label: Option<String>,
+        /// Configuration file (default: built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List a workspace's keys (ids, roles, labels; never secrets).
+    List {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// The workspace.
+        #[arg(long)]
+        workspace: String,
+        /// The key id (the 8 hex digits after `csk_`).
+        key_id: String,
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// A key role on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Intercept, read and report on the workspace's runs.
+    Agent,
+    /// Everything an agent may do, plus listing, reloads and audits.
+    Admin,
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
+    Config::from_option(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn store_error(e: &StoreError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+/// `countersign serve`
+pub fn serve(config_path: Option<&Path>) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    {
+        use std::io::IsTerminal as _;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
+    }
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(server::StartError::Policies {
+            workspace,
+            diagnostics,
+        }) => {
+            let err = countersign_engine::PolicyError::from_diagnostics(diagnostics);
+            super::render::print_policy_error(&err);
+            eprintln!("error: the policies of workspace `{workspace}` are invalid; not starting");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `countersign keys …`
+pub fn keys(cmd: KeysCommand) -> ExitCode {
+    let (workspace, config_path) = match &cmd {
+        KeysCommand::Create {
+            workspace, config, ..
+        }
+        | KeysCommand::List { workspace, config }
+        | KeysCommand::Revoke {
+            workspace, config, ..
+        } => (workspace.clone(), config.clone()),
+    };
+    let config = match load_config(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.workspace(&workspace).is_none() {
+        let names: Vec<&str> = config.workspaces.iter().map(|w| w.name.as_str()).collect();
+        eprintln!(
+            "error: workspace `{workspace}` is not configured (configured: {})",
+            names.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let store = match server::open_store(&config).await {
+            Ok(s) => s,
+            Err(e) => return store_error(&e),
+        };
+        let now = chrono::Utc::now();
+        match cmd {
+            KeysCommand::Create { role, label, .. } => {
+                let new = match keys::generate() {
+                    Ok(k) => k,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let role = match role {
+                    RoleArg::Agent => Role::Agent,
+                    RoleArg::Admin => Role::Admin,
+                };
+                match store
+                    .create_key(&workspace, &new.key_id, &new.hash, role, label, now)
+                    .await
+                {
+                    Ok(_) => {
+                        outln!("{}", new.secret);
+                        eprintln!(
+                            "created {} key {} for workspace `{workspace}`; it is shown only once",
+                            role.as_str(),
+                            new.key_id
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => store_error(&e),
+                }
+            }
+            KeysCommand::List { .. } => match store.list_keys(&workspace).await {
+                Ok(list) => {
+                    outln!(
+                        "{:<10} {:<6} {:<28} {:<28} label",
+                        "key_id",
+                        "role",
+                        "created",
+                        "revoked"
+                    );
+                    for k in list {
+                        outln!(
+                            "{:<10} {:<6} {:<28} {:<28} {}",
+                            k.key_id,
+                            k.role.as_str(),
+                            countersign_store::format_ts(k.created_at),
+                            k.revoked_at
+                                .map(countersign_store::format_ts)
+                                .unwrap_or_else(|| "-".to_owned()),
+                            k.label.unwrap_or_default()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => store_error(&e),
+            },
+            KeysCommand::Revoke { key_id, .. } => {
+                match store.revoke_key(&workspace, &key_id, now).await {
+                    Ok(k) => {
+                        outln!("revoked {} ({})", k.key_id, k.role.as_str());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => store_error(&e),
+                }
+            }
+        }
+    })
+}
+
+/// `countersign audit verify`
+pub fn audit_verify(config_path: Option<&Path>, only: Option<String>) -> ExitCode {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let store = match server::open_store(&config).await {
+            Ok(s) => s,
+            Err(e) => return store_error(&e),
+        };
+        let names = match only {
+            Some(w) => vec![w],
+            None => match store.workspaces().await {
+                Ok(w) => w,
+                Err(e) => return store_error(&e),
+            },
+        };
+        let mut broken = false;
+        for w in names {
+            match store.verify_chain(&w).await {
+                Ok(r) => outln!("{w}: ok, {} events, head {}", r.events, r.head_hash),
+                Err(StoreError::ChainBroken { seq, reason, .. }) => {
+                    broken = true;
+                    outln!("{w}: BROKEN at seq {seq}: {reason}");
+                }
+                Err(e) => return store_error(&e),
+            }
+        }
+        if broken {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// `countersign receipt verify FILE`
+pub fn receipt_verify(
+    file: &Path,
+    keys_file: Option<&Path>,
+    public_key: Option<String>,
+    config_path: Option<&Path>,
+) -> ExitCode {
+    let fail = |m: String| {
+        eprintln!("error: {m}");
+        ExitCode::FAILURE
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot read `{}`: {e}", file.display())),
+    };
+    let signed: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("`{}` is not JSON: {e}", file.display())),
+    };
+    let keys: Vec<PublicKeyInfo> = if let Some(path) = keys_file {
+        #[derive(serde::Deserialize)]
+        struct KeysDoc {
+            keys: Vec<PublicKeyInfo>,
+        }
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<KeysDoc>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(doc) => doc.keys,
+            Err(e) => return fail(format!("cannot read keys from `{}`: {e}", path.display())),
+        }
+    } else if let Some(b64) = public_key {
+        let bytes = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b64.trim())
+        };
+        match bytes
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .and_then(|a| ed25519_dalek::VerifyingKey::from_bytes(&a).ok())
+        {
+            Some(k) => vec![receipts::describe(&k)],
+            None => {
+                return fail(
+                    "--public-key must be a base64 Ed25519 public key (32 bytes)".to_owned(),
+                );
+            }
+        }
+    } else {
+        let config = match load_config(config_path) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        if !config.data_dir.join(receipts::KEY_FILE).exists() {
+            return fail(format!(
+                "no public key given and no signing key in `{}`; pass --keys FILE (saved from GET /v1/receipt-keys) or --public-key",
+                config.data_dir.display()
+            ));
+        }
+        match ReceiptSigner::load_or_create(&config.data_dir) {
+            Ok(s) => vec![s.public().clone()],
+            Err(e) => return fail(e.to_string()),
+        }
+    };
+    match receipts::verify(&signed, &keys) {
+        Ok(()) => {
+            let r = &signed["receipt"];
+            outln!(
+                "valid receipt: run {} ({}), {} / {}, signed by key {}",
+                r["run_id"].as_str().unwrap_or("?"),
+                r["action"].as_str().unwrap_or("?"),
+                r["decision"]["governance_status"].as_str().unwrap_or("?"),
+                r["execution_status"].as_str().unwrap_or("?"),
+                signed["signature"]["key_id"].as_str().unwrap_or("?")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("receipt does not verify: {e}")),
+    }
+}

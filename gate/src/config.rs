@@ -1,0 +1,342 @@
+//! Server configuration: a YAML file, or built-in defaults that make
+//! `countersign serve` work in a fresh checkout.
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8080
+//! public_url: https://countersign.example.com
+//! data_dir: ./countersign-data
+//! store: sqlite://./countersign-data/countersign.db   # or postgres://user@host/db
+//! max_body_bytes: 65536
+//! rate_limit: { per_second: 500, burst: 1000 }        # per API key
+//! policy_poll_interval: 2s
+//! workspaces:
+//!   default: { policies: ./policies }
+//!   acme:    { policies: ./clients/acme/policies }
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has unknown fields.
+    #[error("invalid config `{path}`: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// serde-saphyr's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    store: Option<String>,
+    max_body_bytes: Option<usize>,
+    rate_limit: Option<RawRateLimit>,
+    policy_poll_interval: Option<String>,
+    #[serde(default)]
+    workspaces: BTreeMap<String, RawWorkspace>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    per_second: u32,
+    burst: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    policies: PathBuf,
+}
+
+/// Where runs and events are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// An SQLite database file (embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+/// A configured workspace: its own policies, keys and runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceConfig {
+    /// The workspace name (`[a-z0-9_-]`, 1–64 characters).
+    pub name: String,
+    /// Its policy directory.
+    pub policies: PathBuf,
+}
+
+/// Per-key request rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Burst size.
+    pub burst: u32,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Base URL used in links sent to people.
+    pub public_url: String,
+    /// Directory for the SQLite database and the receipt signing key.
+    pub data_dir: PathBuf,
+    /// The store.
+    pub store: StoreUrl,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Per-key rate limit.
+    pub rate_limit: RateLimit,
+    /// How often policy directories are checked for changes.
+    pub policy_poll_interval: Duration,
+    /// Workspaces, sorted by name.
+    pub workspaces: Vec<WorkspaceConfig>,
+}
+
+/// Default body limit: 64 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn valid_workspace_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl Config {
+    /// The defaults: 127.0.0.1:8080, `./countersign-data`, one workspace
+    /// `default` with the policies in `./policies`.
+    pub fn defaults() -> Self {
+        let data_dir = PathBuf::from("countersign-data");
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            store: StoreUrl::Sqlite(data_dir.join("countersign.db")),
+            data_dir,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            rate_limit: RateLimit {
+                per_second: 1000,
+                burst: 2000,
+            },
+            policy_poll_interval: Duration::from_secs(2),
+            workspaces: vec![WorkspaceConfig {
+                name: "default".to_owned(),
+                policies: PathBuf::from("policies"),
+            }],
+        }
+    }
+
+    /// Reads a config file; relative paths in it are relative to the file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses config text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.without_snippet().to_string(),
+        })?;
+        let d = Self::defaults();
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let listen = match raw.listen {
+            Some(l) => l.parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "listen `{l}` is not an address such as 127.0.0.1:8080"
+                ))
+            })?,
+            None => d.listen,
+        };
+        let data_dir = raw.data_dir.map_or_else(|| rel(d.data_dir), rel);
+        let store = match raw.store {
+            None => StoreUrl::Sqlite(data_dir.join("countersign.db")),
+            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                StoreUrl::Postgres(s)
+            }
+            Some(s) => match s.strip_prefix("sqlite://") {
+                Some(p) if !p.is_empty() => StoreUrl::Sqlite(rel(PathBuf::from(p))),
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "store `{s}` must start with sqlite:// or postgres://"
+                    )));
+                }
+            },
+        };
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(d.max_body_bytes);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be between 1024 and 16777216".to_owned(),
+            ));
+        }
+        let rate_limit = match raw.rate_limit {
+            None => d.rate_limit,
+            Some(r) if r.per_second == 0 => {
+                return Err(ConfigError::Invalid(
+                    "rate_limit.per_second must be at least 1".to_owned(),
+                ));
+            }
+            Some(r) => RateLimit {
+                per_second: r.per_second,
+                burst: r.burst.unwrap_or(r.per_second * 2).max(1),
+            },
+        };
+        let policy_poll_interval = match raw.policy_poll_interval {
+            None => d.policy_poll_interval,
+            Some(s) => countersign_engine::policy::parse_duration(&s)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "policy_poll_interval `{s}` is not a duration such as 2s"
+                    ))
+                })?,
+        };
+        let public_url = raw
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "public_url `{public_url}` must start with http:// or https://"
+            )));
+        }
+        let workspaces = if raw.workspaces.is_empty() {
+            vec![WorkspaceConfig {
+                name: "default".to_owned(),
+                policies: rel(PathBuf::from("policies")),
+            }]
+        } else {
+            let mut out = Vec::new();
+            for (name, w) in raw.workspaces {
+                if !valid_workspace_name(&name) {
+                    return Err(ConfigError::Invalid(format!(
+                        "workspace name `{name}` must be 1–64 characters of a-z, 0-9, `-` and `_`"
+                    )));
+                }
+                out.push(WorkspaceConfig {
+                    name,
+                    policies: rel(w.policies),
+                });
+            }
+            out
+        };
+        Ok(Self {
+            listen,
+            public_url,
+            data_dir,
+            store,
+            max_body_bytes,
+            rate_limit,
+            policy_poll_interval,
+            workspaces,
+        })
+    }
+
+    /// Loads `path` if given, else the defaults.
+    pub fn from_option(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Ok(Self::defaults()),
+        }
+    }
+
+    /// The configured workspace with this name.
+    pub fn workspace(&self, name: &str) -> Option<&WorkspaceConfig> {
+        self.workspaces.iter().find(|w| w.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = Config::defaults();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            c.store,
+            StoreUrl::Sqlite(PathBuf::from("countersign-data/countersign.db"))
+        );
+        assert_eq!(c.workspaces[0].name, "default");
+        assert_eq!(c.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn parses_a_full_config_relative_to_its_file() {
+        let c = Config::parse(
+            "listen: 0.0.0.0:9000\npublic_url: https://cs.example.com/\nstore: postgres://u@db/cs\nmax_body_bytes: 2048\nrate_limit: { per_second: 5 }\npolicy_poll_interval: 5s\nworkspaces:\n  acme: { policies: acme/policies }\n  beta: { policies: /abs/p }\n",
+            Path::new("/etc/cs"),
+        )
+        .unwrap();
+        assert_eq!(c.public_url, "https://cs.example.com");
+        assert_eq!(c.store, StoreUrl::Postgres("postgres://u@db/cs".to_owned()));
+        assert_eq!(
+            c.rate_limit,
+            RateLimit {
+                per_second: 5,
+                burst: 10
+            }
+        );
+        assert_eq!(
+            c.workspaces[0].policies,
+            PathBuf::from("/etc/cs/acme/policies")
+        );
+        assert_eq!(c.workspaces[1].policies, PathBuf::from("/abs/p"));
+        assert_eq!(c.data_dir, PathBuf::from("/etc/cs/countersign-data"));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            "lisen: x\n",
+            "listen: nowhere\n",
+            "store: mysql://x\n",
+            "max_body_bytes: 10\n",
+            "workspaces:\n  Bad Name: { policies: p }\n",
+            "public_url: ftp://x\n",
+            "policy_poll_interval: soon\n",
+        ] {
+            assert!(Config::parse(bad, Path::new(".")).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Starting the gate: open the store, load every workspace's policies,
+//! start the background loops, serve until asked to stop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign_store::{PostgresStore, SqliteStore, Store, StoreError};
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, StoreUrl};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::receipts::ReceiptSigner;
+use crate::state::AppState;
+use crate::workspace::Workspace;
+
+/// Why the gate could not start.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// A workspace's policies are invalid.
+    #[error("the policies of workspace `{workspace}` are invalid")]
+    Policies {
+        /// Which workspace.
+        workspace: String,
+        /// The diagnostics.
+        #[related]
+        diagnostics: Vec<countersign_engine::PolicyDiagnostic>,
+    },
+    /// The receipt key could not be loaded.
+    #[error(transparent)]
+    Receipts(#[from] crate::receipts::ReceiptError),
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the configured store.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    match &config.store {
+        StoreUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable {
+                    message: format!("cannot create `{}`: {e}", dir.display()),
+                })?;
+            }
+            Ok(Arc::new(SqliteStore::open(path)?))
+        }
+        StoreUrl::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+    }
+}
+
+/// Builds the shared state: store, workspaces, signer.
+pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let store = open_store(&config).await?;
+    build_state_with_store(config, store, clock).await
+}
+
+/// Builds the shared state around an already opened store.
+pub async fn build_state_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<AppState, StartError> {
+    let mut workspaces = BTreeMap::new();
+    for w in &config.workspaces {
+        let ws = Workspace::open(&w.name, &w.policies).map_err(|e| StartError::Policies {
+            workspace: w.name.clone(),
+            diagnostics: e.diagnostics().to_vec(),
+        })?;
+        store
+            .record_policy_reload(
+                &w.name,
+                ws.policies().version(),
+                true,
+                Vec::new(),
+                clock.now(),
+            )
+            .await?;
+        workspaces.insert(w.name.clone(), Arc::new(ws));
+    }
+    let signer = ReceiptSigner::load_or_create(&config.data_dir)?;
+    Ok(AppState {
+        limiter: Arc::new(RateLimiter::new(config.rate_limit)),
+        config: Arc::new(config),
+        store,
+        workspaces: Arc::new(workspaces),
+        signer: Arc::new(signer),
+        metrics: Arc::new(Metrics::default()),
+        clock,
+    })
+}
+
+/// Reloads policies whose files changed, and expires overdue runs, until
+/// the process ends.
+pub fn spawn_background(state: &AppState) {
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(s.config.policy_poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for ws in s.workspaces.values() {
+                if !ws.files_changed() {
+                    continue;
+                }
+                let report = ws.reload();
+                s.metrics.record_reload(report.ok);
+                if report.ok {
+                    tracing::info!(workspace = ws.name(), version = %report.policy_version, changed = report.changed, "policies reloaded");
+                } else {
+                    tracing::warn!(workspace = ws.name(), diagnostics = ?report.diagnostics, "policy reload rejected; previous version stays in force");
+                }
+                if let Err(e) = s
+                    .store
+                    .record_policy_reload(
+                        ws.name(),
+                        &report.policy_version,
+                        report.ok,
+                        report.diagnostics,
+                        s.clock.now(),
+                    )
+                    .await
+                {
+                    tracing::error!(error = %e, "cannot record a policy reload");
+                }
+            }
+        }
+    });
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match s.store.expire_due(s.clock.now()).await {
+                Ok(runs) => {
+                    for r in runs {
+                        tracing::info!(run = %r.run_id, workspace = %r.workspace, "run expired");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "expiry pass failed"),
+            }
+        }
+    });
+}
+
+/// Serves the gate on the configured address until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let listen = config.listen;
+    let state = build_state(config, Arc::new(SystemClock)).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    serve_on(listener, state).await
+}
+
+/// Serves on an already bound listener.
+pub async fn serve_on(listener: TcpListener, state: AppState) -> Result<(), StartError> {
+    spawn_background(&state);
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    for (name, ws) in state.workspaces.iter() {
+        tracing::info!(workspace = %name, policies = %ws.policy_dir().display(), version = %ws.policies().version(), "workspace ready");
+    }
+    tracing::info!(%addr, "countersign gate listening");
+    println!("countersign listening on http://{addr}");
+    axum::serve(listener, crate::app::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}

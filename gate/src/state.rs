@@ -1,0 +1,32 @@
+//! What every request handler shares.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use countersign_store::Store;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::receipts::ReceiptSigner;
+use crate::workspace::Workspace;
+
+/// Shared state of the gate, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The audit store.
+    pub store: Arc<dyn Store>,
+    /// Workspaces by name.
+    pub workspaces: Arc<BTreeMap<String, Arc<Workspace>>>,
+    /// Signs receipts.
+    pub signer: Arc<ReceiptSigner>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// Per-key rate limits.
+    pub limiter: Arc<RateLimiter>,
+}

@@ -1,0 +1,361 @@
+//! Approvals: quorum, refusals, rejection, expiry, deliveries and tokens.
+
+use super::{head_seq, kinds};
+use crate::common::{Backend, answer, pending, run, t};
+use countersign_store::{
+    AnswerDecision::{Approve, Reject},
+    AnswerOutcome, EventKind, ExecutionOutcome, ExecutionStatus, GovernanceStatus, NewDelivery,
+    StoreError, TokenOutcome,
+};
+use serde_json::json;
+use std::sync::Arc;
+
+pub async fn quorum_of_two(b: &impl Backend) {
+    let s = b.store();
+    s.create_run(pending("ws", "r", &["a", "b", "c"], 2, t(100)))
+        .await
+        .unwrap();
+    let first = s
+        .record_answer("ws", "r", answer("a", Approve), t(1))
+        .await
+        .unwrap();
+    assert!(matches!(first, AnswerOutcome::Recorded(_)));
+    assert_eq!(
+        first.run().governance_status,
+        GovernanceStatus::PendingApproval
+    );
+
+    let dup = s
+        .record_answer("ws", "r", answer("a", Approve), t(2))
+        .await
+        .unwrap();
+    assert!(matches!(dup, AnswerOutcome::Duplicate(_)), "{dup:?}");
+    assert_eq!(
+        dup.run().governance_status,
+        GovernanceStatus::PendingApproval
+    );
+    assert!(!dup.run().executable);
+
+    let second = s
+        .record_answer("ws", "r", answer("b", Approve), t(3))
+        .await
+        .unwrap();
+    let run = second.run();
+    assert!(matches!(second, AnswerOutcome::Recorded(_)));
+    assert_eq!(run.governance_status, GovernanceStatus::Approved);
+    assert_eq!(run.execution_status, ExecutionStatus::AwaitingExecution);
+    assert!(run.executable);
+    let counted: Vec<(&str, bool)> = run
+        .approvals
+        .iter()
+        .map(|a| (a.approver_id.as_str(), a.counted))
+        .collect();
+    assert_eq!(counted, [("a", true), ("a", false), ("b", true)]);
+    assert_eq!(run.approvals[2].answered_at, t(3));
+    assert_eq!(run.approvals[0].client_addr.as_deref(), Some("127.0.0.1"));
+
+    let stored = s.get_run("ws", "r").await.unwrap().unwrap();
+    assert_eq!(&stored, run);
+    let events = s.events("ws", 3, 0).await.unwrap();
+    assert_eq!(kinds(&events), [EventKind::ApprovalGranted; 3]);
+    assert_eq!(events[1].data["counted"], json!(false));
+    assert_eq!(events[2].data["governance_status"], json!("approved"));
+    assert_eq!(stored.chain.seq, events[2].seq);
+
+    s.report_execution(
+        "ws",
+        "r",
+        ExecutionOutcome::Executed {
+            result: json!(null),
+        },
+        t(4),
+    )
+    .await
+    .unwrap();
+}
+
+pub async fn self_approval_and_non_approver(b: &impl Backend) {
+    let s = b.store();
+    let mut r = pending("ws", "r", &["alice", "bob"], 1, t(100));
+    r.actor = Some("alice".into());
+    s.create_run(r).await.unwrap();
+    let seq = head_seq(&*s, "ws").await;
+    let err = s
+        .record_answer("ws", "r", answer("alice", Approve), t(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SelfApproval { .. }), "{err:?}");
+    let err = s
+        .record_answer("ws", "r", answer("mallory", Approve), t(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotAnApprover { .. }), "{err:?}");
+    let run = s.get_run("ws", "r").await.unwrap().unwrap();
+    assert!(run.approvals.is_empty(), "refused answers are not recorded");
+    assert_eq!(run.governance_status, GovernanceStatus::PendingApproval);
+    assert_eq!(head_seq(&*s, "ws").await, seq);
+    // An allowed run has no approvers at all.
+    s.create_run(run_allowed("ws", "allowed")).await.unwrap();
+    assert!(matches!(
+        s.record_answer("ws", "allowed", answer("bob", Approve), t(1))
+            .await,
+        Err(StoreError::NotAnApprover { .. })
+    ));
+    let ok = s
+        .record_answer("ws", "r", answer("bob", Approve), t(2))
+        .await
+        .unwrap();
+    assert_eq!(ok.run().governance_status, GovernanceStatus::Approved);
+}
+
+fn run_allowed(ws: &str, id: &str) -> countersign_store::NewRun {
+    run(ws, id, GovernanceStatus::Allowed)
+}
+
+pub async fn reject_and_already_decided(b: &impl Backend) {
+    let s = b.store();
+    s.create_run(pending("ws", "r", &["a", "b"], 2, t(100)))
+        .await
+        .unwrap();
+    s.record_answer("ws", "r", answer("a", Approve), t(1))
+        .await
+        .unwrap();
+    let rejected = s
+        .record_answer("ws", "r", answer("b", Reject), t(2))
+        .await
+        .unwrap();
+    assert!(matches!(rejected, AnswerOutcome::Recorded(_)));
+    assert_eq!(rejected.run().governance_status, GovernanceStatus::Rejected);
+    assert_eq!(
+        rejected.run().execution_status,
+        ExecutionStatus::NotExecuted
+    );
+    let last = s
+        .events("ws", head_seq(&*s, "ws").await - 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(last[0].kind, EventKind::ApprovalRejected);
+
+    let late = s
+        .record_answer("ws", "r", answer("a", Approve), t(3))
+        .await
+        .unwrap();
+    assert!(matches!(late, AnswerOutcome::AlreadyDecided(_)), "{late:?}");
+    let run = late.run();
+    assert_eq!(run.governance_status, GovernanceStatus::Rejected);
+    assert_eq!(run.approvals.len(), 3);
+    assert!(!run.approvals[2].counted);
+    assert_eq!(
+        s.get_run("ws", "r").await.unwrap().unwrap().approvals.len(),
+        3
+    );
+    assert!(matches!(
+        s.report_execution(
+            "ws",
+            "r",
+            ExecutionOutcome::Executed { result: json!(1) },
+            t(4)
+        )
+        .await,
+        Err(StoreError::Conflict { .. })
+    ));
+}
+
+pub async fn expiry(b: &impl Backend) {
+    let s = b.store();
+    s.create_run(pending("ws", "soon", &["a"], 1, t(100)))
+        .await
+        .unwrap();
+    s.create_run(pending("ws2", "later", &["a"], 1, t(500)))
+        .await
+        .unwrap();
+    s.create_run(pending("ws", "answered", &["a"], 1, t(100)))
+        .await
+        .unwrap();
+    s.record_answer("ws", "answered", answer("a", Approve), t(10))
+        .await
+        .unwrap();
+
+    assert!(s.expire_due(t(99)).await.unwrap().is_empty());
+    let expired = s.expire_due(t(100)).await.unwrap();
+    let ids: Vec<&str> = expired.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["soon"], "approved runs never expire");
+    assert_eq!(expired[0].governance_status, GovernanceStatus::Expired);
+    assert_eq!(expired[0].execution_status, ExecutionStatus::NotExecuted);
+    assert_eq!(expired[0].updated_at, t(100));
+    let stored = s.get_run("ws", "soon").await.unwrap().unwrap();
+    assert_eq!(stored.governance_status, GovernanceStatus::Expired);
+    let last = s.events("ws", stored.chain.seq - 1, 1).await.unwrap();
+    assert_eq!(last[0].kind, EventKind::RunExpired);
+    assert!(
+        s.expire_due(t(101)).await.unwrap().is_empty(),
+        "expires once"
+    );
+
+    // An answer after expires_at expires the run on the spot and does not count.
+    let late = s
+        .record_answer("ws2", "later", answer("a", Approve), t(500))
+        .await
+        .unwrap();
+    assert!(matches!(late, AnswerOutcome::AlreadyDecided(_)), "{late:?}");
+    assert_eq!(late.run().governance_status, GovernanceStatus::Expired);
+    assert!(!late.run().approvals[0].counted);
+    let events = s.events("ws2", 3, 0).await.unwrap();
+    assert_eq!(
+        kinds(&events),
+        [EventKind::RunExpired, EventKind::ApprovalGranted]
+    );
+    assert!(s.expire_due(t(10_000)).await.unwrap().is_empty());
+}
+
+pub async fn concurrent_answers_reach_quorum_once(b: &impl Backend) {
+    let s = b.store();
+    let approvers: Vec<String> = (0..10).map(|i| format!("ap{i}")).collect();
+    let refs: Vec<&str> = approvers.iter().map(String::as_str).collect();
+    s.create_run(pending("ws", "r", &refs, 3, t(1000)))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for a in approvers.clone() {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.record_answer("ws", "r", answer(&a, Approve), t(5)).await
+        }));
+    }
+    let mut recorded = 0;
+    let mut late = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            AnswerOutcome::Recorded(_) => recorded += 1,
+            AnswerOutcome::AlreadyDecided(_) => late += 1,
+            AnswerOutcome::Duplicate(r) => panic!("no approver answered twice: {r:?}"),
+        }
+    }
+    assert_eq!((recorded, late), (3, 7));
+    let run = s.get_run("ws", "r").await.unwrap().unwrap();
+    assert_eq!(run.governance_status, GovernanceStatus::Approved);
+    assert_eq!(run.approvals.iter().filter(|a| a.counted).count(), 3);
+    assert_eq!(s.verify_chain("ws").await.unwrap().events, 13);
+}
+
+pub async fn deliveries_and_tokens(b: &impl Backend) {
+    let s = b.store();
+    let mut r = pending("ws", "r", &["a", "b"], 1, t(1000));
+    r.deliveries = vec![
+        NewDelivery {
+            delivery_id: "d1".into(),
+            approver_id: "a".into(),
+            channel: "email".into(),
+            token_hash: Some("tok-a".into()),
+            next_attempt_at: t(10),
+        },
+        NewDelivery {
+            delivery_id: "d2".into(),
+            approver_id: "b".into(),
+            channel: "slack".into(),
+            token_hash: Some("tok-b".into()),
+            next_attempt_at: t(20),
+        },
+    ];
+    s.create_run(r.clone()).await.unwrap();
+    let mut bad = pending("ws", "r2", &["a"], 1, t(1000));
+    bad.deliveries = vec![NewDelivery {
+        delivery_id: "d3".into(),
+        approver_id: "zed".into(),
+        channel: "email".into(),
+        token_hash: None,
+        next_attempt_at: t(10),
+    }];
+    assert!(matches!(
+        s.create_run(bad.clone()).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    // A clashing delivery id rolls back the whole run creation.
+    bad.deliveries[0].approver_id = "a".into();
+    bad.deliveries[0].delivery_id = "d1".into();
+    let seq = head_seq(&*s, "ws").await;
+    assert!(matches!(
+        s.create_run(bad).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(s.get_run("ws", "r2").await.unwrap().is_none());
+    assert_eq!(
+        head_seq(&*s, "ws").await,
+        seq,
+        "no event of a rolled-back run"
+    );
+
+    let due = |now| {
+        let s = Arc::clone(&s);
+        async move {
+            s.due_deliveries(now, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.delivery_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(due(t(9)).await.is_empty());
+    assert_eq!(due(t(10)).await, ["d1"]);
+    assert_eq!(due(t(20)).await, ["d1", "d2"]);
+    s.mark_delivery_failed("d1", Some(t(30)), "smtp down", t(20))
+        .await
+        .unwrap();
+    assert_eq!(due(t(25)).await, ["d2"]);
+    let retried = s.due_deliveries(t(30), 10).await.unwrap();
+    let ids: Vec<&str> = retried.iter().map(|d| d.delivery_id.as_str()).collect();
+    assert_eq!(ids, ["d2", "d1"], "oldest due first");
+    assert_eq!(retried[1].attempts, 1);
+    assert_eq!(retried[1].last_error.as_deref(), Some("smtp down"));
+    assert_eq!(retried[1].next_attempt_at, Some(t(30)));
+    assert_eq!(retried[0].token_hash.as_deref(), Some("tok-b"));
+    s.mark_delivery_sent("d1", t(31)).await.unwrap();
+    s.mark_delivery_failed("d2", None, "gave up", t(31))
+        .await
+        .unwrap();
+    assert!(due(t(40)).await.is_empty());
+    assert!(matches!(
+        s.mark_delivery_sent("nope", t(1)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let token = s.find_token("tok-a").await.unwrap().unwrap();
+    assert_eq!(
+        (token.run_id.as_str(), token.approver_id.as_str()),
+        ("r", "a")
+    );
+    assert_eq!(token.expires_at, t(1000));
+    assert!(matches!(
+        s.consume_token("tok-a", t(50)).await.unwrap(),
+        TokenOutcome::Consumed(tok) if tok.used_at == Some(t(50))
+    ));
+    assert!(matches!(
+        s.consume_token("tok-a", t(51)).await.unwrap(),
+        TokenOutcome::AlreadyUsed(tok) if tok.used_at == Some(t(50))
+    ));
+    assert!(matches!(
+        s.consume_token("tok-b", t(1000)).await.unwrap(),
+        TokenOutcome::Expired(_)
+    ));
+    assert_eq!(
+        s.consume_token("nope", t(1)).await.unwrap(),
+        TokenOutcome::Unknown
+    );
+
+    // Deliveries of decided runs are no longer due.
+    let mut r3 = pending("ws", "r3", &["a"], 1, t(1000));
+    r3.deliveries = vec![NewDelivery {
+        delivery_id: "d9".into(),
+        approver_id: "a".into(),
+        channel: "email".into(),
+        token_hash: None,
+        next_attempt_at: t(0),
+    }];
+    s.create_run(r3).await.unwrap();
+    assert_eq!(due(t(100)).await, ["d9"]);
+    s.record_answer("ws", "r3", answer("a", Reject), t(101))
+        .await
+        .unwrap();
+    assert!(due(t(102)).await.is_empty());
+}

@@ -1,0 +1,19 @@
+//! The store's behaviour, written once and run against every backend.
+
+mod approvals;
+mod log;
+mod runs;
+
+pub use approvals::*;
+pub use log::*;
+pub use runs::*;
+
+use countersign_store::{Event, EventKind, Store};
+
+pub(crate) fn kinds(events: &[Event]) -> Vec<EventKind> {
+    events.iter().map(|e| e.kind).collect()
+}
+
+pub(crate) async fn head_seq(store: &dyn Store, ws: &str) -> u64 {
+    store.verify_chain(ws).await.unwrap().events
+}

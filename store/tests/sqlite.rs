@@ -1,0 +1,150 @@
+//! The generic store suite against SQLite (a fresh database file per test).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod common;
+
+use async_trait::async_trait;
+use common::Backend;
+use countersign_store::{SqliteStore, Store};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+struct Sqlite {
+    store: Arc<SqliteStore>,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+#[async_trait]
+impl Backend for Sqlite {
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store) as Arc<dyn Store>
+    }
+
+    async fn raw_execute(&self, sql: &str) -> Result<(), String> {
+        let conn = rusqlite::Connection::open(&self.path).map_err(|e| e.to_string())?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        conn.execute_batch(sql).map_err(|e| e.to_string())
+    }
+
+    async fn drop_append_only_triggers(&self) {
+        self.raw_execute("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;")
+            .await
+            .unwrap();
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+}
+
+async fn sqlite() -> Option<Sqlite> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("countersign.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    Some(Sqlite {
+        store,
+        path,
+        _dir: dir,
+    })
+}
+
+backend_tests!(sqlite;
+    create_and_get,
+    list_filters_and_pagination,
+    default_and_max_page_size,
+    idempotency,
+    report_execution_rules,
+    quorum_of_two,
+    self_approval_and_non_approver,
+    reject_and_already_decided,
+    expiry,
+    tenant_isolation,
+    keys_lifecycle,
+    policy_reload_and_events_paging,
+    chain_verifies_after_many_operations,
+    tampering_is_detected,
+    concurrent_creates,
+    concurrent_answers_reach_quorum_once,
+    deliveries_and_tokens,
+    health,
+);
+
+#[tokio::test]
+async fn reopening_keeps_data_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cs.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .create_run(common::run(
+                "ws",
+                "r",
+                countersign_store::GovernanceStatus::Allowed,
+            ))
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(store.get_run("ws", "r").await.unwrap().is_some());
+    assert_eq!(store.verify_chain("ws").await.unwrap().events, 2);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: i64 = conn
+        .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1, "migrations ran once");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn a_failing_command_does_not_sink_its_batch() {
+    // Many commands queued together, half of them failing: the others commit.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db")).unwrap());
+    store
+        .create_run(common::run(
+            "ws",
+            "taken",
+            countersign_store::GovernanceStatus::Allowed,
+        ))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let id = if i % 2 == 0 {
+                "taken".to_owned()
+            } else {
+                format!("r{i}")
+            };
+            store
+                .create_run(common::run(
+                    "ws",
+                    &id,
+                    countersign_store::GovernanceStatus::Allowed,
+                ))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(countersign_store::StoreError::Conflict { .. }) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 30);
+    assert_eq!(store.verify_chain("ws").await.unwrap().events, 62);
+}

@@ -64,6 +64,10 @@ pub struct ApprovalRequirement<'p> {
     pub quorum: u32,
     /// How long the request waits before it expires.
     pub timeout: Duration,
+    /// The rule that set this requirement (`None` when the action's default
+    /// decided). It can differ from the reported rule when several matching
+    /// rules require approval.
+    pub rule: Option<&'p Rule>,
 }
 
 /// The outcome for one request, borrowing names and reasons from the policy
@@ -219,50 +223,43 @@ impl PolicySet {
 
 impl PolicySet {
     /// The approval a `require_approval` decision asks for. When several
-    /// matching rules require approval, the strictest requirement wins:
-    /// highest quorum, then longest timeout, then the group name in
-    /// alphabetical order. Only rules that tie on all three can remain, and
-    /// they ask for exactly the same thing, so rule order never changes
-    /// what is asked.
+    /// matching rules require approval, the strictest requirement wins: the
+    /// highest quorum, then the group name in alphabetical order. Rule order
+    /// therefore never changes what is asked, and a lenient rule written
+    /// first cannot weaken a stricter one. A rule that requires approval
+    /// through `on_error` asks what it would have asked had it matched (its
+    /// own group, else the action's).
     fn approval_requirement<'p>(
         &'p self,
         action: &'p Action,
         matched: &[RuleHit<'p>],
     ) -> Option<ApprovalRequirement<'p>> {
-        let mut candidates: SmallVec<[ApprovalRequirement<'p>; 4]> = matched
+        let strictest = matched
             .iter()
             .filter(|h| h.decision == Verdict::RequireApproval)
             .filter_map(|h| {
-                // A rule that requires approval only through on_error asks
-                // the action's group, as a declared default does.
-                let group = if h.errored {
-                    self.action_group(action)
-                } else {
-                    self.rule_group(action, h.rule)
-                }?;
-                let quorum = if h.errored { None } else { h.rule.quorum };
+                let group = self.rule_group(action, h.rule)?;
                 Some(ApprovalRequirement {
                     group,
-                    quorum: quorum.unwrap_or(group.quorum),
+                    quorum: h.rule.quorum.unwrap_or(group.quorum),
                     timeout: group.timeout,
+                    rule: Some(h.rule),
                 })
             })
-            .collect();
-        if candidates.is_empty() {
-            // No rule matched: the action's default (or on_error) decided.
-            return self.action_group(action).map(|group| ApprovalRequirement {
+            .min_by(|a, b| {
+                b.quorum
+                    .cmp(&a.quorum)
+                    .then(a.group.name.cmp(&b.group.name))
+            });
+        // No rule matched: the action's default decided.
+        strictest.or_else(|| {
+            self.action_group(action).map(|group| ApprovalRequirement {
                 group,
                 quorum: group.quorum,
                 timeout: group.timeout,
-            });
-        }
-        candidates.sort_by(|a, b| {
-            b.quorum
-                .cmp(&a.quorum)
-                .then(b.timeout.cmp(&a.timeout))
-                .then(a.group.name.cmp(&b.group.name))
-        });
-        candidates.first().copied()
+                rule: None,
+            })
+        })
     }
 }
 
@@ -290,6 +287,8 @@ pub struct DecisionReport {
     pub errors: Vec<ErrorReport>,
     /// The approver group, for `require_approval`.
     pub approvers: Option<String>,
+    /// The rule that set the approval requirement.
+    pub approval_rule: Option<String>,
     /// The group's members, for `require_approval`.
     pub approver_members: Vec<Member>,
     /// Distinct approvals needed.
@@ -365,6 +364,7 @@ impl Decision<'_> {
                 })
                 .collect(),
             approvers: group.map(|g| g.name.clone()),
+            approval_rule: self.approval.and_then(|a| a.rule).map(|r| r.name.clone()),
             approver_members: group.map(|g| g.members.clone()).unwrap_or_default(),
             quorum: self.approval.map(|a| a.quorum),
             timeout: self.approval.map(|a| format_duration(a.timeout)),

@@ -877,7 +877,6 @@ fn model(s: &SetSpec, action: &str, payload: &Value) -> Expected {
     let p = payload.as_object().unwrap_or(&empty);
     let on_error = a.on_error.unwrap_or("block");
     let mut matched: Vec<(&RuleSpec, &'static str)> = Vec::new();
-    let mut errored: Vec<bool> = Vec::new();
     let mut shadow = Vec::new();
     let mut errors = Vec::new();
     for r in &a.rules {
@@ -898,7 +897,6 @@ fn model(s: &SetSpec, action: &str, payload: &Value) -> Expected {
             shadow.push(r.name.clone());
         } else {
             matched.push((r, decision));
-            errored.push(errors.last() == Some(&r.name));
         }
     }
     let winner = matched.iter().map(|(_, d)| *d).max_by_key(|d| strength(d));
@@ -907,8 +905,8 @@ fn model(s: &SetSpec, action: &str, payload: &Value) -> Expected {
         None => (a.default.unwrap_or("block"), None),
     };
     // The strictest requirement among matching approval rules: highest
-    // quorum, then longest timeout, then group name; a rule that only
-    // failed into require_approval asks the action's group.
+    // quorum, then group name; a rule that failed into require_approval asks
+    // what it would have asked had it matched.
     let (approvers, quorum, timeout_seconds) = if decision == "require_approval" {
         let requirement = |g: usize, q: Option<u32>| {
             let group = &s.groups[g];
@@ -920,16 +918,11 @@ fn model(s: &SetSpec, action: &str, payload: &Value) -> Expected {
         };
         let mut candidates: Vec<(String, u32, u64)> = matched
             .iter()
-            .zip(&errored)
-            .filter(|((_, d), _)| *d == "require_approval")
-            .filter_map(|((r, _), err)| {
-                if *err {
-                    a.approvers.map(|g| requirement(g, None))
-                } else {
-                    r.approvers
-                        .or(a.approvers)
-                        .map(|g| requirement(g, r.quorum))
-                }
+            .filter(|(_, d)| *d == "require_approval")
+            .filter_map(|(r, _)| {
+                r.approvers
+                    .or(a.approvers)
+                    .map(|g| requirement(g, r.quorum))
             })
             .collect();
         if candidates.is_empty() {
@@ -937,7 +930,7 @@ fn model(s: &SetSpec, action: &str, payload: &Value) -> Expected {
                 candidates.push(requirement(g, None));
             }
         }
-        candidates.sort_by(|x, y| y.1.cmp(&x.1).then(y.2.cmp(&x.2)).then(x.0.cmp(&y.0)));
+        candidates.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
         match candidates.into_iter().next() {
             Some((g, q, t)) => (Some(g), Some(q), Some(t)),
             None => (None, None, None),

@@ -326,6 +326,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_the_repository_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../countersign.example.yaml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.workspaces.len(), 1);
+        assert!(matches!(c.store, StoreUrl::Sqlite(_)));
+    }
+
+    #[test]
     fn rejects_bad_values() {
         for bad in [
             "lisen: x\n",

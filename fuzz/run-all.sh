@@ -24,8 +24,8 @@ cd "$fuzz_dir"
 # stable toolchain accept them. Harmless on nightly.
 export RUSTC_BOOTSTRAP=1
 
-targets=(expr_parse policy_load eval_payload)
-declare -A dict=([expr_parse]=expr [policy_load]=policy [eval_payload]=payload)
+targets=(expr_parse policy_load eval_payload intercept_body)
+declare -A dict=([expr_parse]=expr [policy_load]=policy [eval_payload]=payload [intercept_body]=payload)
 
 cargo fuzz build || exit 1
 

@@ -1,5 +1,6 @@
 //! HTTP handlers of the `/v1` API, and the JSON shapes they return.
 
+pub mod answers;
 pub mod intercept;
 pub mod runs;
 pub mod system;

@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post};
 
-use crate::api::{intercept, runs, system};
+use crate::api::{answers, intercept, runs, system};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -28,6 +28,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/policies", get(system::policies))
         .route("/v1/policies/reload", post(system::reload))
         .route("/v1/audit/verify", get(system::audit_verify))
+        .route("/v1/approvals/{token}", post(answers::answer_api))
+        .route(
+            "/a/{token}",
+            get(answers::confirm_page).post(answers::confirm_submit),
+        )
+        .route("/slack/interactions", post(answers::slack_interactions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Handlers read bodies themselves with the configured limit; this

@@ -55,8 +55,96 @@ struct RawConfig {
     max_body_bytes: Option<usize>,
     rate_limit: Option<RawRateLimit>,
     policy_poll_interval: Option<String>,
+    email: Option<EmailConfig>,
+    slack: Option<SlackConfig>,
+    console: Option<bool>,
+    delivery: Option<RawDelivery>,
     #[serde(default)]
     workspaces: BTreeMap<String, RawWorkspace>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    max_attempts: Option<u32>,
+    base_delay: Option<String>,
+    max_delay: Option<String>,
+    poll_interval: Option<String>,
+}
+
+/// SMTP settings for the email transport.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server host.
+    pub host: String,
+    /// SMTP port (25, 465, 587…).
+    pub port: u16,
+    /// `plain`, `starttls` (default) or `tls`.
+    #[serde(default = "default_security")]
+    pub security: String,
+    /// SMTP user, if the server wants authentication.
+    pub username: Option<String>,
+    /// SMTP password; `password_env` names an environment variable instead.
+    pub password: Option<String>,
+    /// Environment variable holding the SMTP password.
+    pub password_env: Option<String>,
+    /// Sender address.
+    pub from: String,
+}
+
+fn default_security() -> String {
+    "starttls".to_owned()
+}
+
+/// Slack app settings for the Slack transport.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Bot token (`xoxb-…`); `bot_token_env` names an environment variable instead.
+    pub bot_token: Option<String>,
+    /// Environment variable holding the bot token.
+    pub bot_token_env: Option<String>,
+    /// Signing secret used to verify interactions; or `signing_secret_env`.
+    pub signing_secret: Option<String>,
+    /// Environment variable holding the signing secret.
+    pub signing_secret_env: Option<String>,
+    /// Slack Web API base URL (tests point it at a local server).
+    #[serde(default = "default_slack_api")]
+    pub api_base_url: String,
+    /// Post to this channel instead of messaging each approver directly.
+    pub channel: Option<String>,
+}
+
+fn default_slack_api() -> String {
+    "https://slack.com/api/".to_owned()
+}
+
+/// A signed webhook that receives a workspace's approval requests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// A name for logs and the run's delivery list.
+    pub name: String,
+    /// Where to POST (configured here, never taken from a payload).
+    pub url: String,
+    /// Standard Webhooks secret (`whsec_<base64>`); or `secret_env`.
+    pub secret: Option<String>,
+    /// Environment variable holding the secret.
+    pub secret_env: Option<String>,
+}
+
+/// Retry policy of the delivery worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// Attempts before a delivery is given up (shown as failed on the run).
+    pub max_attempts: u32,
+    /// First retry delay; doubled after each failure, with jitter.
+    pub base_delay: Duration,
+    /// Longest delay between attempts.
+    pub max_delay: Duration,
+    /// How often the worker looks for due deliveries.
+    pub poll_interval: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +158,15 @@ struct RawRateLimit {
 #[serde(deny_unknown_fields)]
 struct RawWorkspace {
     policies: PathBuf,
+    #[serde(default)]
+    webhooks: Vec<WebhookConfig>,
+    teams: Option<RawTeams>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeams {
+    workflow_url: String,
 }
 
 /// Where runs and events are kept.
@@ -88,6 +185,22 @@ pub struct WorkspaceConfig {
     pub name: String,
     /// Its policy directory.
     pub policies: PathBuf,
+    /// Signed webhooks that receive every approval request of the workspace.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Teams Workflows webhook URL: each approver gets an Adaptive Card there.
+    pub teams_workflow_url: Option<String>,
+}
+
+impl WorkspaceConfig {
+    /// A workspace with only a policy directory.
+    pub fn new(name: impl Into<String>, policies: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            policies: policies.into(),
+            webhooks: Vec::new(),
+            teams_workflow_url: None,
+        }
+    }
 }
 
 /// Per-key request rate limit.
@@ -118,6 +231,24 @@ pub struct Config {
     pub policy_poll_interval: Duration,
     /// Workspaces, sorted by name.
     pub workspaces: Vec<WorkspaceConfig>,
+    /// The email transport, when configured.
+    pub email: Option<EmailConfig>,
+    /// The Slack transport, when configured.
+    pub slack: Option<SlackConfig>,
+    /// Print approval requests and their links to the log (default on).
+    pub console: bool,
+    /// Delivery retries.
+    pub delivery: DeliveryPolicy,
+}
+
+/// Parses a config duration: what policies accept (`2s`, `10m`, `1h30m`)
+/// plus milliseconds (`250ms`).
+pub fn parse_config_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms.parse::<u64>().ok().map(Duration::from_millis);
+    }
+    countersign_engine::policy::parse_duration(s)
 }
 
 /// Default body limit: 64 KiB.
@@ -147,10 +278,16 @@ impl Config {
                 burst: 2000,
             },
             policy_poll_interval: Duration::from_secs(2),
-            workspaces: vec![WorkspaceConfig {
-                name: "default".to_owned(),
-                policies: PathBuf::from("policies"),
-            }],
+            workspaces: vec![WorkspaceConfig::new("default", "policies")],
+            email: None,
+            slack: None,
+            console: true,
+            delivery: DeliveryPolicy {
+                max_attempts: 8,
+                base_delay: Duration::from_secs(2),
+                max_delay: Duration::from_secs(600),
+                poll_interval: Duration::from_millis(500),
+            },
         }
     }
 
@@ -221,7 +358,7 @@ impl Config {
         };
         let policy_poll_interval = match raw.policy_poll_interval {
             None => d.policy_poll_interval,
-            Some(s) => countersign_engine::policy::parse_duration(&s)
+            Some(s) => parse_config_duration(&s)
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     ConfigError::Invalid(format!(
@@ -240,10 +377,10 @@ impl Config {
             )));
         }
         let workspaces = if raw.workspaces.is_empty() {
-            vec![WorkspaceConfig {
-                name: "default".to_owned(),
-                policies: rel(PathBuf::from("policies")),
-            }]
+            vec![WorkspaceConfig::new(
+                "default",
+                rel(PathBuf::from("policies")),
+            )]
         } else {
             let mut out = Vec::new();
             for (name, w) in raw.workspaces {
@@ -252,13 +389,79 @@ impl Config {
                         "workspace name `{name}` must be 1–64 characters of a-z, 0-9, `-` and `_`"
                     )));
                 }
+                let mut names = std::collections::HashSet::new();
+                for h in &w.webhooks {
+                    if !names.insert(h.name.clone()) {
+                        return Err(ConfigError::Invalid(format!(
+                            "workspace `{name}` has two webhooks named `{}`",
+                            h.name
+                        )));
+                    }
+                    if !(h.url.starts_with("https://") || h.url.starts_with("http://")) {
+                        return Err(ConfigError::Invalid(format!(
+                            "webhook `{}` url must be http(s)",
+                            h.name
+                        )));
+                    }
+                    if h.secret.is_none() && h.secret_env.is_none() {
+                        return Err(ConfigError::Invalid(format!(
+                            "webhook `{}` needs `secret` or `secret_env`",
+                            h.name
+                        )));
+                    }
+                }
                 out.push(WorkspaceConfig {
                     name,
                     policies: rel(w.policies),
+                    webhooks: w.webhooks,
+                    teams_workflow_url: w.teams.map(|t| t.workflow_url),
                 });
             }
             out
         };
+        let dur =
+            |v: Option<String>, default: Duration, what: &str| -> Result<Duration, ConfigError> {
+                match v {
+                    None => Ok(default),
+                    Some(s) => parse_config_duration(&s)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            ConfigError::Invalid(format!("delivery.{what} `{s}` is not a duration"))
+                        }),
+                }
+            };
+        let delivery = match raw.delivery {
+            None => d.delivery,
+            Some(r) => DeliveryPolicy {
+                max_attempts: r
+                    .max_attempts
+                    .unwrap_or(d.delivery.max_attempts)
+                    .clamp(1, 100),
+                base_delay: dur(r.base_delay, d.delivery.base_delay, "base_delay")?,
+                max_delay: dur(r.max_delay, d.delivery.max_delay, "max_delay")?,
+                poll_interval: dur(r.poll_interval, d.delivery.poll_interval, "poll_interval")?,
+            },
+        };
+        if let Some(e) = &raw.email {
+            if !matches!(e.security.as_str(), "plain" | "starttls" | "tls") {
+                return Err(ConfigError::Invalid(format!(
+                    "email.security `{}` must be plain, starttls or tls",
+                    e.security
+                )));
+            }
+        }
+        if let Some(sl) = &raw.slack {
+            if sl.bot_token.is_none() && sl.bot_token_env.is_none() {
+                return Err(ConfigError::Invalid(
+                    "slack needs `bot_token` or `bot_token_env`".to_owned(),
+                ));
+            }
+            if sl.signing_secret.is_none() && sl.signing_secret_env.is_none() {
+                return Err(ConfigError::Invalid(
+                    "slack needs `signing_secret` or `signing_secret_env`".to_owned(),
+                ));
+            }
+        }
         Ok(Self {
             listen,
             public_url,
@@ -268,6 +471,10 @@ impl Config {
             rate_limit,
             policy_poll_interval,
             workspaces,
+            email: raw.email,
+            slack: raw.slack,
+            console: raw.console.unwrap_or(true),
+            delivery,
         })
     }
 
@@ -276,6 +483,23 @@ impl Config {
         match path {
             Some(p) => Self::load(p),
             None => Ok(Self::defaults()),
+        }
+    }
+
+    /// Reads a secret given inline or through an environment variable.
+    pub fn secret(
+        inline: &Option<String>,
+        env: &Option<String>,
+        what: &str,
+    ) -> Result<String, ConfigError> {
+        if let Some(v) = inline {
+            return Ok(v.clone());
+        }
+        match env {
+            Some(var) => std::env::var(var).map_err(|_| {
+                ConfigError::Invalid(format!("{what}: environment variable `{var}` is not set"))
+            }),
+            None => Err(ConfigError::Invalid(format!("{what} is not configured"))),
         }
     }
 
@@ -332,6 +556,23 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.workspaces.len(), 1);
         assert!(matches!(c.store, StoreUrl::Sqlite(_)));
+    }
+
+    #[test]
+    fn durations_accept_milliseconds() {
+        assert_eq!(
+            parse_config_duration("250ms"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_config_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_config_duration("ms"), None);
+        let c = Config::parse(
+            "delivery: { poll_interval: 100ms, base_delay: 1s, max_attempts: 3 }\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.delivery.poll_interval, Duration::from_millis(100));
+        assert_eq!(c.delivery.max_attempts, 3);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+pub mod approvals;
 pub mod auth;
 pub mod clock;
 pub mod config;

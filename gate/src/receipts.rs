@@ -105,7 +105,7 @@ impl ReceiptSigner {
             std::fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
             let mut seed = [0u8; 32];
             crate::keys::random_bytes(&mut seed).map_err(err)?;
-            write_private(&path, &hex::encode(seed)).map_err(|e| err(e.to_string()))?;
+            write_private_file(&path, &hex::encode(seed)).map_err(|e| err(e.to_string()))?;
             seed
         };
         Ok(Self::from_seed(seed))
@@ -138,8 +138,9 @@ impl ReceiptSigner {
     }
 }
 
+/// Creates a file readable only by its owner (0600) and writes `text`.
 #[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()
@@ -151,8 +152,9 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Creates a file and writes `text`.
 #[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 

@@ -34,6 +34,12 @@ pub enum StartError {
     /// The receipt key could not be loaded.
     #[error(transparent)]
     Receipts(#[from] crate::receipts::ReceiptError),
+    /// A transport could not be set up, or a secret is missing.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The approval token secret could not be loaded.
+    #[error("approval token secret: {0}")]
+    TokenSecret(String),
     /// Binding the listen address failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -92,7 +98,12 @@ pub async fn build_state_with_store(
         workspaces.insert(w.name.clone(), Arc::new(ws));
     }
     let signer = ReceiptSigner::load_or_create(&config.data_dir)?;
+    let channels = crate::approvals::channels::Channels::from_config(&config)?;
+    let token_secret = crate::approvals::tokens::TokenSecret::load_or_create(&config.data_dir)
+        .map_err(StartError::TokenSecret)?;
     Ok(AppState {
+        channels: Arc::new(channels),
+        token_secret: Arc::new(token_secret),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         config: Arc::new(config),
         store,
@@ -106,6 +117,7 @@ pub async fn build_state_with_store(
 /// Reloads policies whose files changed, and expires overdue runs, until
 /// the process ends.
 pub fn spawn_background(state: &AppState) {
+    crate::approvals::worker::spawn(state.clone());
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(s.config.policy_poll_interval);
@@ -178,10 +190,13 @@ pub async fn serve_on(listener: TcpListener, state: AppState) -> Result<(), Star
     }
     tracing::info!(%addr, "countersign gate listening");
     println!("countersign listening on http://{addr}");
-    axum::serve(listener, crate::app::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(StartError::Serve)
+    axum::serve(
+        listener,
+        crate::app::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(StartError::Serve)
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use countersign_store::Store;
 
+use crate::approvals::channels::Channels;
+use crate::approvals::tokens::TokenSecret;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -29,4 +31,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Per-key rate limits.
     pub limiter: Arc<RateLimiter>,
+    /// The approval transports.
+    pub channels: Arc<Channels>,
+    /// Derives approval tokens.
+    pub token_secret: Arc<TokenSecret>,
 }

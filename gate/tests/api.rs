@@ -66,10 +66,7 @@ impl Gate {
                 let p = dir.path().join(format!("policies-{w}"));
                 std::fs::create_dir_all(&p).unwrap();
                 std::fs::write(p.join("finance.yaml"), POLICY).unwrap();
-                WorkspaceConfig {
-                    name: (*w).to_owned(),
-                    policies: p,
-                }
+                WorkspaceConfig::new(*w, p)
             })
             .collect();
         config.policy_poll_interval = Duration::from_secs(3600);
@@ -339,7 +336,16 @@ async fn every_error_has_its_status_and_a_json_body() {
     let before = count_runs().await;
     let unknown = Key("csk_00000000_nope".into());
 
-    let cases: Vec<(Option<&Key>, &str, Option<String>, u16, &str, Option<&str>)> = vec![
+    // (key, path, POST body, status, error code, field)
+    type Case<'a> = (
+        Option<&'a Key>,
+        &'a str,
+        Option<String>,
+        u16,
+        &'a str,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             None,
             "/v1/intercept",
@@ -835,10 +841,7 @@ async fn postgres_backed_gate_runs_the_same_flow() {
     let mut config = Config::defaults();
     config.data_dir = dir.path().join("data");
     config.store = StoreUrl::Postgres(url.clone());
-    config.workspaces = vec![WorkspaceConfig {
-        name: "default".into(),
-        policies: p,
-    }];
+    config.workspaces = vec![WorkspaceConfig::new("default", p)];
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let state = server::build_state_with_store(config, store.clone(), clock.clone())
         .await

@@ -177,6 +177,14 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
 
+    /// Every delivery of a run of this workspace, oldest first (empty for a
+    /// run of another workspace).
+    async fn deliveries_for_run(
+        &self,
+        workspace: &str,
+        run_id: &str,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
     /// Marks a delivery sent. Errors: [`StoreError::NotFound`].
     async fn mark_delivery_sent(
         &self,

@@ -98,7 +98,11 @@ pub(crate) fn validate_new_run(run: &mut NewRun) -> Result<(), StoreError> {
             .approval
             .as_ref()
             .is_some_and(|a| a.approvers.iter().any(|r| r.id == delivery.approver_id));
-        if !is_approver {
+        // `@name` is a shared destination (a workspace webhook, a Slack
+        // channel), not a person: its answers name their approver, who is
+        // checked when the answer is recorded.
+        let shared = delivery.approver_id.starts_with('@') && run.approval.is_some();
+        if !is_approver && !shared {
             return Err(StoreError::invalid(format!(
                 "delivery `{}` goes to `{}`, who is not an approver of the run",
                 delivery.delivery_id, delivery.approver_id

@@ -332,6 +332,15 @@ impl Store for PostgresStore {
         read::due_deliveries(&**client, now, events_limit(limit)).await
     }
 
+    async fn deliveries_for_run(
+        &self,
+        workspace: &str,
+        run_id: &str,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let client = self.client().await?;
+        read::deliveries_for_run(&**client, workspace, run_id).await
+    }
+
     async fn mark_delivery_sent(
         &self,
         delivery_id: &str,

@@ -331,6 +331,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn deliveries_for_run(
+        &self,
+        workspace: &str,
+        run_id: &str,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let (workspace, run_id) = (workspace.to_owned(), run_id.to_owned());
+        self.read(move |conn| read::deliveries_for_run(conn, &workspace, &run_id))
+            .await
+    }
+
     async fn mark_delivery_sent(
         &self,
         delivery_id: &str,

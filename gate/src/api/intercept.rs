@@ -10,7 +10,7 @@ use chrono::Duration;
 use countersign_engine::policy::is_valid_action_name;
 use countersign_engine::{JsonLimits, Map, Value, Verdict, parse_json_with_limits};
 use countersign_store::{
-    ApprovalRequirement, ApproverRef, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun,
+    ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun,
 };
 use sha2::{Digest, Sha256};
 
@@ -224,27 +224,35 @@ pub async fn intercept(
         Verdict::RequireApproval => (GovernanceStatus::PendingApproval, DecisionKind::Pending),
         Verdict::Block => (GovernanceStatus::Blocked, DecisionKind::Blocked),
     };
+    let mut deliveries = Vec::new();
     let approval = match decision.approval {
-        Some(a) => Some(ApprovalRequirement {
-            group: a.group.name.clone(),
-            quorum: a.quorum,
-            expires_at: now
-                + Duration::from_std(a.timeout)
-                    .map_err(|e| ApiError::Internal(format!("timeout out of range: {e}")))?,
-            approvers: a
-                .group
-                .members
-                .iter()
-                .map(|m| ApproverRef {
-                    id: m.id.clone(),
-                    email: m.email.clone(),
-                    slack: m.slack.clone(),
-                })
-                .collect(),
-        }),
+        Some(a) => {
+            let ws_config = state
+                .config
+                .workspace(caller.workspace.name())
+                .ok_or_else(|| ApiError::Internal("workspace missing from config".to_owned()))?;
+            let plan = crate::approvals::plan::plan(
+                &policies,
+                a.group,
+                ws_config,
+                &state.channels,
+                &state.token_secret,
+                now,
+            );
+            deliveries = plan.deliveries;
+            Some(ApprovalRequirement {
+                group: a.group.name.clone(),
+                quorum: a.quorum,
+                expires_at: now
+                    + Duration::from_std(a.timeout)
+                        .map_err(|e| ApiError::Internal(format!("timeout out of range: {e}")))?,
+                approvers: plan.approvers,
+            })
+        }
         None => None,
     };
     let details = serde_json::json!({
+        "approval_rule": report.approval_rule,
         "matched": report.matched,
         "shadow": report.shadow,
         "errors": report.errors,
@@ -271,7 +279,7 @@ pub async fn intercept(
             details,
         },
         approval,
-        deliveries: Vec::new(),
+        deliveries,
         created_at: now,
     };
     let (code, run, replay) = match state.store.create_run(new_run).await? {

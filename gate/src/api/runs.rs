@@ -39,7 +39,27 @@ pub async fn get_run(
         .get_run(caller.workspace.name(), &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("run `{id}` not found")))?;
-    Ok(Json(run_view(&run)))
+    let deliveries = state
+        .store
+        .deliveries_for_run(caller.workspace.name(), &id)
+        .await?;
+    let mut view = run_view(&run);
+    view["deliveries"] = deliveries
+        .iter()
+        .map(|d| {
+            json!({
+                "delivery_id": d.delivery_id,
+                "approver": d.approver_id,
+                "channel": d.channel,
+                "attempts": d.attempts,
+                "status": if d.sent_at.is_some() { "sent" } else if d.next_attempt_at.is_none() { "failed" } else { "pending" },
+                "sent_at": d.sent_at.map(countersign_store::format_ts),
+                "next_attempt_at": d.next_attempt_at.map(countersign_store::format_ts),
+                "last_error": d.last_error,
+            })
+        })
+        .collect();
+    Ok(Json(view))
 }
 
 fn parse_enum<T: serde::de::DeserializeOwned>(name: &str, v: &str) -> Result<T, ApiError> {

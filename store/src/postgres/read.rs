@@ -425,6 +425,40 @@ pub(crate) async fn due_deliveries<C: GenericClient>(
         .collect()
 }
 
+/// Every delivery of a run, oldest first.
+pub(crate) async fn deliveries_for_run<C: GenericClient>(
+    c: &C,
+    workspace: &str,
+    run_id: &str,
+) -> Result<Vec<Delivery>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT delivery_id, workspace, run_id, approver_id, channel, attempts, \
+             next_attempt_at, last_error, sent_at, token_hash \
+             FROM deliveries WHERE workspace = $1 AND run_id = $2 \
+             ORDER BY created_at, delivery_id",
+            &[&workspace, &run_id],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let attempts: i32 = row.try_get(5)?;
+            Ok(Delivery {
+                delivery_id: row.try_get(0)?,
+                workspace: row.try_get(1)?,
+                run_id: row.try_get(2)?,
+                approver_id: row.try_get(3)?,
+                channel: row.try_get(4)?,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+                next_attempt_at: row.try_get(6)?,
+                last_error: row.try_get(7)?,
+                sent_at: row.try_get(8)?,
+                token_hash: row.try_get(9)?,
+            })
+        })
+        .collect()
+}
+
 /// The approval token with this hash; `lock` takes its row lock.
 pub(crate) async fn find_token<C: GenericClient>(
     c: &C,

@@ -401,6 +401,37 @@ pub(crate) fn due_deliveries(
     Ok(out)
 }
 
+/// Every delivery of a run, oldest first.
+pub(crate) fn deliveries_for_run(
+    conn: &Connection,
+    workspace: &str,
+    run_id: &str,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT delivery_id, workspace, run_id, approver_id, channel, attempts, \
+         next_attempt_at, last_error, sent_at, token_hash \
+         FROM deliveries WHERE workspace = ?1 AND run_id = ?2 \
+         ORDER BY created_at, delivery_id",
+    )?;
+    let mut rows = stmt.query(params![workspace, run_id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(Delivery {
+            delivery_id: row.get(0)?,
+            workspace: row.get(1)?,
+            run_id: row.get(2)?,
+            approver_id: row.get(3)?,
+            channel: row.get(4)?,
+            attempts: row.get(5)?,
+            next_attempt_at: opt_ts(row.get(6)?)?,
+            last_error: row.get(7)?,
+            sent_at: opt_ts(row.get(8)?)?,
+            token_hash: row.get(9)?,
+        });
+    }
+    Ok(out)
+}
+
 /// The approval token with this hash.
 pub(crate) fn find_token(
     conn: &Connection,

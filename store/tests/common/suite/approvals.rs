@@ -270,6 +270,21 @@ pub async fn deliveries_and_tokens(b: &impl Backend) {
         s.create_run(bad.clone()).await,
         Err(StoreError::InvalidInput { .. })
     ));
+    // A shared destination (`@…`, a workspace webhook) is not a person and
+    // may receive a delivery.
+    let mut shared = pending("ws", "r-shared", &["a"], 1, t(1000));
+    shared.deliveries = vec![NewDelivery {
+        delivery_id: "d4".into(),
+        approver_id: "@webhook:ops".into(),
+        channel: "webhook".into(),
+        token_hash: Some("tok-w".into()),
+        next_attempt_at: t(10),
+    }];
+    s.create_run(shared).await.unwrap();
+    assert_eq!(
+        s.find_token("tok-w").await.unwrap().unwrap().approver_id,
+        "@webhook:ops"
+    );
     // A clashing delivery id rolls back the whole run creation.
     bad.deliveries[0].approver_id = "a".into();
     bad.deliveries[0].delivery_id = "d1".into();
@@ -297,7 +312,8 @@ pub async fn deliveries_and_tokens(b: &impl Backend) {
         }
     };
     assert!(due(t(9)).await.is_empty());
-    assert_eq!(due(t(10)).await, ["d1"]);
+    assert_eq!(due(t(10)).await, ["d1", "d4"]);
+    s.mark_delivery_sent("d4", t(10)).await.unwrap();
     assert_eq!(due(t(20)).await, ["d1", "d2"]);
     s.mark_delivery_failed("d1", Some(t(30)), "smtp down", t(20))
         .await
@@ -315,6 +331,31 @@ pub async fn deliveries_and_tokens(b: &impl Backend) {
         .await
         .unwrap();
     assert!(due(t(40)).await.is_empty());
+    // The run shows each delivery's channel, attempts and last error.
+    let shown = s.deliveries_for_run("ws", "r").await.unwrap();
+    let summary: Vec<(&str, &str, u32, Option<&str>, bool)> = shown
+        .iter()
+        .map(|d| {
+            (
+                d.delivery_id.as_str(),
+                d.channel.as_str(),
+                d.attempts,
+                d.last_error.as_deref(),
+                d.sent_at.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("d1", "email", 1, Some("smtp down"), true),
+            ("d2", "slack", 1, Some("gave up"), false)
+        ]
+    );
+    assert!(
+        s.deliveries_for_run("other", "r").await.unwrap().is_empty(),
+        "tenant isolation"
+    );
     assert!(matches!(
         s.mark_delivery_sent("nope", t(1)).await,
         Err(StoreError::NotFound { .. })

@@ -1,0 +1,146 @@
+//! The transports configured on this gate, built once at start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use countersign_transports::Transport;
+use countersign_transports::console::ConsoleTransport;
+use countersign_transports::email::{EmailTransport, SmtpConfig, SmtpSecurity};
+use countersign_transports::slack::SlackTransport;
+use countersign_transports::teams::TeamsTransport;
+use countersign_transports::webhook::{WebhookTarget, WebhookTransport};
+
+use crate::config::{Config, ConfigError};
+
+/// Channel names, as stored on deliveries and answers.
+pub mod names {
+    /// Email with confirmation links.
+    pub const EMAIL: &str = "email";
+    /// Slack message with buttons.
+    pub const SLACK: &str = "slack";
+    /// Signed webhook with an answer URL.
+    pub const WEBHOOK: &str = "webhook";
+    /// Teams Adaptive Card with confirmation links.
+    pub const TEAMS: &str = "teams";
+    /// Printed to the server log.
+    pub const CONSOLE: &str = "console";
+}
+
+/// Every transport the gate can use.
+#[derive(Default)]
+pub struct Channels {
+    /// Email, when SMTP is configured.
+    pub email: Option<Arc<dyn Transport>>,
+    /// Slack, when configured; kept concrete for `update_outcome`.
+    pub slack: Option<Arc<SlackTransport>>,
+    /// The Slack signing secret for `/slack/interactions`.
+    pub slack_signing_secret: Option<String>,
+    /// Whether Slack posts to one channel rather than to each approver.
+    pub slack_channel_mode: bool,
+    /// Console output.
+    pub console: Option<Arc<dyn Transport>>,
+    /// Teams per workspace.
+    pub teams: HashMap<String, Arc<dyn Transport>>,
+    /// Webhooks per (workspace, name).
+    pub webhooks: HashMap<(String, String), Arc<dyn Transport>>,
+}
+
+impl Channels {
+    /// Builds the transports described by `config`.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let invalid = |what: &str, e: countersign_transports::TransportError| {
+            ConfigError::Invalid(format!("{what}: {}", e.message()))
+        };
+        let mut c = Channels::default();
+        if let Some(e) = &config.email {
+            let password = match (&e.password, &e.password_env) {
+                (None, None) => None,
+                (p, env) => Some(Config::secret(p, env, "email.password")?),
+            };
+            let security = match e.security.as_str() {
+                "plain" => SmtpSecurity::Plain,
+                "tls" => SmtpSecurity::Tls,
+                _ => SmtpSecurity::StartTls,
+            };
+            let smtp = SmtpConfig {
+                host: e.host.clone(),
+                port: e.port,
+                security,
+                username: e.username.clone(),
+                password,
+                from: e.from.clone(),
+                timeout: std::time::Duration::from_secs(30),
+            };
+            c.email = Some(Arc::new(
+                EmailTransport::new(smtp).map_err(|e| invalid("email", e))?,
+            ));
+        }
+        if let Some(s) = &config.slack {
+            let token = Config::secret(&s.bot_token, &s.bot_token_env, "slack.bot_token")?;
+            let signing = Config::secret(
+                &s.signing_secret,
+                &s.signing_secret_env,
+                "slack.signing_secret",
+            )?;
+            let slack = SlackTransport::new(countersign_transports::slack::SlackConfig {
+                bot_token: token,
+                api_base_url: s.api_base_url.clone(),
+                channel: s.channel.clone(),
+                signing_secret: signing.clone(),
+            })
+            .map_err(|e| invalid("slack", e))?;
+            c.slack = Some(Arc::new(slack));
+            c.slack_signing_secret = Some(signing);
+            c.slack_channel_mode = s.channel.is_some();
+        }
+        if config.console {
+            c.console = Some(Arc::new(ConsoleTransport::new()));
+        }
+        for w in &config.workspaces {
+            if let Some(url) = &w.teams_workflow_url {
+                c.teams.insert(
+                    w.name.clone(),
+                    Arc::new(TeamsTransport::new(url.clone()).map_err(|e| invalid("teams", e))?),
+                );
+            }
+            for h in &w.webhooks {
+                let secret = Config::secret(
+                    &h.secret,
+                    &h.secret_env,
+                    &format!("webhook `{}` secret", h.name),
+                )?;
+                let t = WebhookTransport::new(WebhookTarget {
+                    name: h.name.clone(),
+                    url: h.url.clone(),
+                    secret,
+                })
+                .map_err(|e| invalid(&format!("webhook `{}`", h.name), e))?;
+                c.webhooks
+                    .insert((w.name.clone(), h.name.clone()), Arc::new(t));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The transport for a delivery.
+    pub fn for_delivery(
+        &self,
+        workspace: &str,
+        approver_id: &str,
+        channel: &str,
+    ) -> Option<Arc<dyn Transport>> {
+        match channel {
+            names::EMAIL => self.email.clone(),
+            names::SLACK => self.slack.clone().map(|s| s as Arc<dyn Transport>),
+            names::CONSOLE => self.console.clone(),
+            names::TEAMS => self.teams.get(workspace).cloned(),
+            names::WEBHOOK => {
+                let name = approver_id.strip_prefix("@webhook:")?;
+                self.webhooks
+                    .get(&(workspace.to_owned(), name.to_owned()))
+                    .cloned()
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The delivery worker: sends due deliveries, retries failures with
+//! exponential backoff and jitter, and survives restarts because its work
+//! list is the store's outbox.
+//!
+//! A message may be sent twice if the gate dies between sending it and
+//! recording that it was sent; each carries its stable delivery id
+//! (`webhook-id`, the email Message-ID) so receivers can tell.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use countersign_store::{Delivery, Run};
+use countersign_transports::{ApprovalMessage, Recipient};
+
+use super::channels::names;
+use crate::state::AppState;
+
+/// How long one send may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts the worker loop.
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.delivery.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run_once(&state).await {
+                tracing::warn!(error = %e, "delivery pass failed");
+            }
+        }
+    });
+}
+
+/// Sends every delivery due now; returns how many were attempted.
+pub async fn run_once(state: &AppState) -> Result<usize, countersign_store::StoreError> {
+    let now = state.clock.now();
+    let due = state.store.due_deliveries(now, 32).await?;
+    let n = due.len();
+    for d in due {
+        attempt(state, d).await?;
+    }
+    Ok(n)
+}
+
+async fn attempt(state: &AppState, d: Delivery) -> Result<(), countersign_store::StoreError> {
+    let now = state.clock.now();
+    let Some(run) = state.store.get_run(&d.workspace, &d.run_id).await? else {
+        return state
+            .store
+            .mark_delivery_failed(&d.delivery_id, None, "run not found", now)
+            .await;
+    };
+    let Some(transport) = state
+        .channels
+        .for_delivery(&d.workspace, &d.approver_id, &d.channel)
+    else {
+        return state
+            .store
+            .mark_delivery_failed(
+                &d.delivery_id,
+                None,
+                &format!("channel `{}` is not configured on this gate", d.channel),
+                now,
+            )
+            .await;
+    };
+    let msg = message(state, &run, &d);
+    let result = tokio::time::timeout(SEND_TIMEOUT, transport.deliver(&msg)).await;
+    let now = state.clock.now();
+    match result {
+        Ok(Ok(_)) => {
+            tracing::info!(delivery = %d.delivery_id, run = %d.run_id, channel = %d.channel, approver = %d.approver_id, "approval request sent");
+            state.store.mark_delivery_sent(&d.delivery_id, now).await
+        }
+        Ok(Err(e)) => {
+            let next = (e.retryable() && d.attempts + 1 < state.config.delivery.max_attempts)
+                .then(|| retry_at(state, d.attempts, now));
+            tracing::warn!(delivery = %d.delivery_id, channel = %d.channel, error = %e.message(), retry = ?next, "approval request not sent");
+            state
+                .store
+                .mark_delivery_failed(&d.delivery_id, next, e.message(), now)
+                .await
+        }
+        Err(_) => {
+            let next = (d.attempts + 1 < state.config.delivery.max_attempts)
+                .then(|| retry_at(state, d.attempts, now));
+            state
+                .store
+                .mark_delivery_failed(&d.delivery_id, next, "timed out", now)
+                .await
+        }
+    }
+}
+
+/// `base × 2^attempts`, capped, times a random factor in [0.5, 1).
+fn retry_at(state: &AppState, attempts: u32, now: DateTime<Utc>) -> DateTime<Utc> {
+    let policy = state.config.delivery;
+    let exp = policy.base_delay.saturating_mul(1u32 << attempts.min(20));
+    let capped = exp.min(policy.max_delay);
+    let mut b = [0u8; 2];
+    let jitter = if crate::keys::random_bytes(&mut b).is_ok() {
+        0.5 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) / 2.0
+    } else {
+        0.75
+    };
+    let delay = capped.mul_f64(jitter).max(Duration::from_millis(100));
+    now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1))
+}
+
+fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
+    let base = &state.config.public_url;
+    let token = state.token_secret.token_for(&d.delivery_id);
+    let links = matches!(
+        d.channel.as_str(),
+        names::EMAIL | names::TEAMS | names::CONSOLE
+    );
+    let link = |decision: &str| format!("{base}/a/{token}?d={decision}&c={}", d.channel);
+    let approver = run
+        .approval
+        .as_ref()
+        .and_then(|a| a.approvers.iter().find(|m| m.id == d.approver_id));
+    let name = state.workspaces.get(&run.workspace).and_then(|w| {
+        let set = w.policies();
+        set.groups()
+            .iter()
+            .flat_map(|g| g.members.iter())
+            .find(|m| m.id == d.approver_id)
+            .and_then(|m| m.name.clone())
+    });
+    let approval = run.approval.as_ref();
+    ApprovalMessage {
+        delivery_id: d.delivery_id.clone(),
+        workspace: run.workspace.clone(),
+        run_id: run.run_id.clone(),
+        action: run.action.clone(),
+        actor: run.actor.clone(),
+        risk: run.decision.risk.clone(),
+        reasoning: run.reasoning.clone(),
+        payload_summary: run.payload_summary.clone(),
+        rule: run.decision.rule.clone(),
+        reason: run.decision.reason.clone(),
+        group: approval.map(|a| a.group.clone()).unwrap_or_default(),
+        quorum: approval.map_or(1, |a| a.quorum),
+        expires_at: approval.map_or(run.created_at, |a| a.expires_at),
+        recipient: Recipient {
+            approver_id: d.approver_id.clone(),
+            name,
+            email: approver.and_then(|a| a.email.clone()),
+            slack: approver.and_then(|a| a.slack.clone()),
+        },
+        approve_url: links.then(|| link("approve")),
+        reject_url: links.then(|| link("reject")),
+        answer_url: (d.channel == names::WEBHOOK).then(|| format!("{base}/v1/approvals/{token}")),
+    }
+}

@@ -1,0 +1,1037 @@
+//! Human approvals end to end, against real servers on loopback: an SMTP
+//! server (aiosmtpd), a Slack Web API stand-in, webhook receivers (signatures
+//! checked with the `standardwebhooks` package), and the gate itself.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failing test"
+)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use countersign_gate::clock::Clock;
+use countersign_gate::config::{EmailConfig, SlackConfig, WebhookConfig};
+use countersign_gate::receipts;
+use countersign_store::Role;
+use serde_json::{Value, json};
+use support::{Gate, Key, free_port, python_package, start};
+
+const POLICY: &str = r#"version: 1
+approvers:
+  finance-leads:
+    members:
+      - { id: alice, name: Alice Ng, email: alice@example.com, slack: U0ALICE }
+      - { id: bob, email: bob@example.com, slack: U0BOB }
+    quorum: 1
+    timeout: 24h
+    escalate_to: cfo-office
+    escalate_after: 4h
+  cfo-office:
+    members:
+      - { id: carol, email: carol@example.com, slack: U0CAROL }
+  controllers:
+    members:
+      - { id: alice, email: alice@example.com }
+      - { id: bob, email: bob@example.com }
+    quorum: 2
+actions:
+  send_invoice_reminder:
+    risk: medium
+    approvers: finance-leads
+    rules:
+      - name: large-amount
+        when: payload.amount > 500
+        decision: require_approval
+        reason: Reminders above $500 need a finance lead
+      - name: default
+        decision: allow
+  mark_invoice_paid:
+    risk: high
+    approvers: controllers
+    rules:
+      - name: four-eyes
+        decision: require_approval
+"#;
+
+async fn propose(gate: &Gate, key: &Key, action: &str, actor: &str) -> String {
+    let (status, run) = gate
+        .post_json(
+            "/v1/intercept",
+            Some(key),
+            &json!({"action": action, "payload": {"amount": 1250.10, "invoice_id": "INV-7 <b>urgent</b>"}, "actor": actor, "reasoning": "Customer is 30 days late"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["governance_status"], "pending_approval", "{run}");
+    run["run_id"].as_str().unwrap().to_owned()
+}
+
+fn sent(run: &Value, approver: &str, channel: &str) -> bool {
+    run["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|d| d["approver"] == approver && d["channel"] == channel && d["status"] == "sent")
+}
+
+// ---------------------------------------------------------------- email
+
+struct Smtp {
+    child: Child,
+    maildir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp_server(dir: &std::path::Path) -> Smtp {
+    assert!(
+        python_package("aiosmtpd", "aiosmtpd"),
+        "aiosmtpd (PyPI) is needed for the email tests"
+    );
+    let port = free_port();
+    let maildir = dir.join("maildir");
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(&maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Dropping the Smtp kills and reaps the child on every path.
+    let server = Smtp {
+        child,
+        maildir,
+        port,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(server);
+    panic!("the SMTP server did not start");
+}
+
+/// Every message in the maildir, decoded (quoted-printable soft breaks
+/// undone) so links can be found.
+fn mails(maildir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
+            for e in entries.flatten() {
+                let raw = std::fs::read_to_string(e.path()).unwrap_or_default();
+                out.push(
+                    raw.replace("=\r\n", "")
+                        .replace("=\n", "")
+                        .replace("=3D", "="),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn link(mail: &str, decision: &str) -> String {
+    let start = mail.find("http://127.0.0.1").expect("a link in the mail");
+    let candidates: Vec<&str> = mail[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+        .collect();
+    let all: Vec<String> = mail
+        .match_indices("http://127.0.0.1")
+        .map(|(i, _)| {
+            mail[i..]
+                .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+                .next()
+                .unwrap_or("")
+                .replace("&amp;", "&")
+        })
+        .collect();
+    let _ = candidates;
+    all.into_iter()
+        .find(|l| l.contains(&format!("d={decision}")))
+        .expect("the link for the decision")
+}
+
+#[tokio::test]
+async fn email_link_shows_a_page_then_the_form_approves() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = smtp_server(dir.path());
+    let port = smtp.port;
+    let gate = start(POLICY, |c, _| {
+        c.email = Some(EmailConfig {
+            host: "127.0.0.1".into(),
+            port,
+            security: "plain".into(),
+            username: None,
+            password: None,
+            password_env: None,
+            from: "countersign@example.com".into(),
+        });
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    let id = propose(&gate, &agent, "send_invoice_reminder", "finance_agent").await;
+    gate.wait_run(&agent, &id, "emails to alice and bob", |r| {
+        sent(r, "alice", "email") && sent(r, "bob", "email")
+    })
+    .await;
+
+    let all = mails(&smtp.maildir);
+    let to_alice = all
+        .iter()
+        .find(|m| m.contains("To: alice@example.com"))
+        .expect("a mail to alice");
+    assert!(to_alice.contains("send_invoice_reminder"), "{to_alice}");
+    assert!(
+        to_alice.contains("Customer is 30 days late"),
+        "reasoning in the mail"
+    );
+    assert!(
+        to_alice.contains("Reminders above $500 need a finance lead"),
+        "reason in the mail"
+    );
+    assert!(
+        to_alice.contains("&lt;b&gt;urgent&lt;/b&gt;"),
+        "payload text is escaped in HTML"
+    );
+    let approve = link(to_alice, "approve");
+
+    // Following the link (as a mail scanner would) changes nothing.
+    let page = gate.http.get(&approve).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    assert!(html.contains("send_invoice_reminder"));
+    let run = gate.run(&agent, &id).await;
+    assert_eq!(run["governance_status"], "pending_approval");
+    assert_eq!(run["approvals"], json!([]));
+
+    // Submitting the form applies the answer.
+    let resp = gate
+        .http
+        .post(&approve)
+        .header("user-agent", "test-browser/1.0")
+        .form(&[
+            ("decision", "approve"),
+            ("comment", "Checked the ledger"),
+            ("c", "email"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("your answer is recorded")
+    );
+    let run = gate.run(&agent, &id).await;
+    assert_eq!(run["governance_status"], "approved", "{run}");
+    assert_eq!(run["executable"], true);
+    assert_eq!(run["approvals"][0]["approver"], "alice");
+    assert_eq!(run["approvals"][0]["channel"], "email");
+    assert_eq!(run["approvals"][0]["comment"], "Checked the ledger");
+
+    // The link works once.
+    let again = gate
+        .http
+        .post(&approve)
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410);
+
+    // The client address and user agent are kept with the answer.
+    let stored = gate
+        .state
+        .store
+        .get_run("default", &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.approvals[0].client_addr.as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        stored.approvals[0].user_agent.as_deref(),
+        Some("test-browser/1.0")
+    );
+
+    // Executed, then the receipt names the approver and channel, and verifies.
+    let (status, _) = gate
+        .post_json(
+            &format!("/v1/runs/{id}/executed"),
+            Some(&agent),
+            &json!({"execution_result": {"sent": true}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let signed = gate
+        .get_json(&format!("/v1/runs/{id}/receipt"), &agent)
+        .await;
+    assert_eq!(signed["receipt"]["approvals"][0]["approver"], "alice");
+    assert_eq!(signed["receipt"]["approvals"][0]["channel"], "email");
+    assert_eq!(
+        signed["receipt"]["decision"]["governance_status"],
+        "approved"
+    );
+    receipts::verify(&signed, &[gate.state.signer.public().clone()]).unwrap();
+}
+
+// ---------------------------------------------------------------- slack
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<(String, Value)>>>);
+
+async fn fake_slack(
+    State(rec): State<Recorder>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::Json<Value> {
+    let parsed: Value = if headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("json"))
+    {
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    } else {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        serde_json::to_value(form).unwrap()
+    };
+    let method = uri.path().rsplit('/').next().unwrap_or("").to_owned();
+    let channel = parsed["channel"].as_str().unwrap_or("C0").to_owned();
+    rec.0.lock().unwrap().push((method, parsed));
+    axum::Json(
+        json!({"ok": true, "channel": channel, "ts": "1764147600.000100", "text": "", "message": {"ts": "1764147600.000100", "text": ""}}),
+    )
+}
+
+fn sign_slack(secret: &str, ts: i64, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn click(
+    gate: &Gate,
+    secret: &str,
+    ts: i64,
+    signature: Option<String>,
+    user: &str,
+    value: &str,
+    action_id: &str,
+) -> (u16, Value) {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user},
+        "team": {"id": "T0TEAM"},
+        "container": {"type": "message", "message_ts": "1764147600.000100", "channel_id": "D0DM"},
+        "channel": {"id": "D0DM"},
+        "message": {"ts": "1764147600.000100"},
+        "response_url": "https://hooks.slack.com/actions/T0/1/x",
+        "actions": [{"action_id": action_id, "block_id": "b", "type": "button", "value": value, "action_ts": "1764147601.1"}]
+    });
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    let sig = signature.unwrap_or_else(|| sign_slack(secret, ts, &body));
+    let resp = gate
+        .http
+        .post(format!("{}/slack/interactions", gate.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header("x-slack-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn button_value(rec: &Recorder, channel: &str, action_id: &str) -> String {
+    let calls = rec.0.lock().unwrap();
+    let post = calls
+        .iter()
+        .find(|(m, b)| m == "chat.postMessage" && b["channel"] == channel)
+        .unwrap_or_else(|| panic!("no chat.postMessage to {channel}: {calls:?}"));
+    let blocks: Value = match &post.1["blocks"] {
+        Value::String(s) => serde_json::from_str(s).unwrap(),
+        other => other.clone(),
+    };
+    let text = blocks.to_string();
+    assert!(
+        text.contains("send_invoice_reminder") && text.contains("Reminders above $500"),
+        "context in the blocks: {text}"
+    );
+    blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().iter())
+        .find(|e| e["action_id"] == action_id)
+        .map(|e| e["value"].as_str().unwrap().to_owned())
+        .expect("the button")
+}
+
+#[tokio::test]
+async fn slack_buttons_answer_only_when_signed_fresh_and_from_an_approver() {
+    let rec = Recorder::default();
+    let app = Router::new()
+        .route("/api/{method}", post(fake_slack))
+        .with_state(rec.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slack_url = format!("http://{}/api/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+    let gate = start(POLICY, |c, _| {
+        c.slack = Some(SlackConfig {
+            bot_token: Some("xoxb-test-token".into()),
+            bot_token_env: None,
+            signing_secret: Some(secret.into()),
+            signing_secret_env: None,
+            api_base_url: slack_url.clone(),
+            channel: None,
+        });
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    let id = propose(&gate, &agent, "send_invoice_reminder", "finance_agent").await;
+    gate.wait_run(&agent, &id, "Slack DMs", |r| {
+        sent(r, "alice", "slack") && sent(r, "bob", "slack")
+    })
+    .await;
+    let approve = button_value(&rec, "U0ALICE", "countersign_approve");
+    let now = gate.clock.now().timestamp();
+
+    let (s, _) = click(
+        &gate,
+        secret,
+        now,
+        Some("v0=deadbeef".into()),
+        "U0ALICE",
+        &approve,
+        "countersign_approve",
+    )
+    .await;
+    assert_eq!(s, 401, "bad signature");
+    let (s, _) = click(
+        &gate,
+        secret,
+        now - 600,
+        None,
+        "U0ALICE",
+        &approve,
+        "countersign_approve",
+    )
+    .await;
+    assert_eq!(s, 401, "stale timestamp");
+    let (s, v) = click(
+        &gate,
+        secret,
+        now,
+        None,
+        "U0MALLORY",
+        &approve,
+        "countersign_approve",
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        v["text"].as_str().unwrap().contains("not an approver"),
+        "{v}"
+    );
+    assert_eq!(
+        gate.run(&agent, &id).await["governance_status"],
+        "pending_approval",
+        "refused clicks change nothing"
+    );
+
+    let (s, v) = click(
+        &gate,
+        secret,
+        now,
+        None,
+        "U0ALICE",
+        &approve,
+        "countersign_approve",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let run = gate.run(&agent, &id).await;
+    assert_eq!(run["governance_status"], "approved");
+    assert_eq!(run["approvals"][0]["approver"], "alice");
+    assert_eq!(run["approvals"][0]["channel"], "slack");
+    let updated = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(m, b)| m == "chat.update" && b.to_string().contains("Approved by alice"));
+    assert!(updated, "the message shows the outcome");
+
+    // A late click on a decided run is recorded and changes nothing.
+    let bob_reject = button_value(&rec, "U0BOB", "countersign_reject");
+    let (_, v) = click(
+        &gate,
+        secret,
+        now,
+        None,
+        "U0BOB",
+        &bob_reject,
+        "countersign_reject",
+    )
+    .await;
+    assert!(
+        v["text"].as_str().unwrap().contains("already decided"),
+        "{v}"
+    );
+    let run = gate.run(&agent, &id).await;
+    assert_eq!(run["governance_status"], "approved");
+    assert_eq!(run["approvals"][1]["counted"], false);
+
+    // The actor can never approve its own request through Slack.
+    let own = propose(&gate, &agent, "send_invoice_reminder", "alice").await;
+    gate.wait_run(&agent, &own, "Slack DMs", |r| sent(r, "alice", "slack"))
+        .await;
+    let value = {
+        let calls = rec.0.lock().unwrap();
+        let post = calls
+            .iter()
+            .rev()
+            .find(|(m, b)| m == "chat.postMessage" && b["channel"] == "U0ALICE")
+            .unwrap()
+            .1
+            .clone();
+        let blocks: Value = match &post["blocks"] {
+            Value::String(s) => serde_json::from_str(s).unwrap(),
+            o => o.clone(),
+        };
+        blocks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().unwrap().clone())
+            .find(|e| e["action_id"] == "countersign_approve")
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (_, v) = click(
+        &gate,
+        secret,
+        now,
+        None,
+        "U0ALICE",
+        &value,
+        "countersign_approve",
+    )
+    .await;
+    assert!(
+        v["text"].as_str().unwrap().contains("cannot approve"),
+        "{v}"
+    );
+    assert_eq!(
+        gate.run(&agent, &own).await["governance_status"],
+        "pending_approval"
+    );
+}
+
+// ---------------------------------------------------------------- webhooks
+
+/// One webhook request: headers and body.
+type Seen = (HashMap<String, String>, String);
+
+#[derive(Clone, Default)]
+struct Hooks {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    fail_first: Arc<Mutex<u32>>,
+}
+
+async fn receiver(State(h): State<Hooks>, headers: HeaderMap, body: String) -> StatusCode {
+    let hs = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    h.seen.lock().unwrap().push((hs, body));
+    let mut left = h.fail_first.lock().unwrap();
+    if *left > 0 {
+        *left -= 1;
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn webhook_receiver(fail_first: u32) -> (Hooks, String) {
+    let hooks = Hooks::default();
+    *hooks.fail_first.lock().unwrap() = fail_first;
+    let app = Router::new()
+        .route("/hook", post(receiver))
+        .with_state(hooks.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (hooks, url)
+}
+
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn verify_with_standardwebhooks(headers: &HashMap<String, String>, body: &str) {
+    assert!(
+        python_package("standardwebhooks", "standardwebhooks"),
+        "standardwebhooks (PyPI) is needed"
+    );
+    let script = "import json,sys\nfrom standardwebhooks.webhooks import Webhook\nd=json.load(sys.stdin)\nWebhook(d['secret']).verify(d['body'], d['headers'])\nprint('verified')\n";
+    let input = json!({"secret": WHSEC, "body": body, "headers": {
+        "webhook-id": headers["webhook-id"], "webhook-timestamp": headers["webhook-timestamp"], "webhook-signature": headers["webhook-signature"]}});
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "standardwebhooks rejected the signature: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn webhook_is_signed_and_its_answer_url_works_once() {
+    let (hooks, url) = webhook_receiver(0).await;
+    let gate = start(POLICY, |c, _| {
+        c.workspaces[0].webhooks = vec![WebhookConfig {
+            name: "ops".into(),
+            url: url.clone(),
+            secret: Some(WHSEC.into()),
+            secret_env: None,
+        }];
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    let id = propose(&gate, &agent, "send_invoice_reminder", "alice").await;
+    gate.wait_run(&agent, &id, "the webhook", |r| {
+        sent(r, "@webhook:ops", "webhook")
+    })
+    .await;
+    let (headers, body) = hooks.seen.lock().unwrap()[0].clone();
+    verify_with_standardwebhooks(&headers, &body);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["data"]["run_id"], id.as_str());
+    let answer_url = doc["data"]["answer_url"].as_str().unwrap().to_owned();
+    let path = answer_url.trim_start_matches(&gate.base).to_owned();
+
+    let (s, e) = gate
+        .post_json(
+            &path,
+            None,
+            &json!({"decision": "approve", "approver": "mallory"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("not_an_approver"))
+    );
+    let (s, e) = gate
+        .post_json(
+            &path,
+            None,
+            &json!({"decision": "approve", "approver": "alice"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("self_approval")),
+        "the actor can't approve through a webhook"
+    );
+    let (s, ok) = gate
+        .post_json(
+            &path,
+            None,
+            &json!({"decision": "approve", "approver": "bob", "comment": "ok from the ticket"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{ok}");
+    assert_eq!(ok["outcome"], "recorded");
+    assert_eq!(ok["run"]["governance_status"], "approved");
+    assert_eq!(ok["run"]["approvals"][0]["channel"], "webhook");
+    let (s, e) = gate
+        .post_json(
+            &path,
+            None,
+            &json!({"decision": "reject", "approver": "bob"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("token_used")),
+        "the answer URL works once"
+    );
+}
+
+#[tokio::test]
+async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link() {
+    let (hooks, url) = webhook_receiver(0).await;
+    let gate = start(POLICY, |c, _| {
+        c.console = true;
+        c.workspaces[0].webhooks = vec![WebhookConfig {
+            name: "ops".into(),
+            url: url.clone(),
+            secret: Some(WHSEC.into()),
+            secret_env: None,
+        }];
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    let id = propose(&gate, &agent, "mark_invoice_paid", "finance_agent").await;
+    let run = gate
+        .wait_run(&agent, &id, "console and webhook deliveries", |r| {
+            sent(r, "alice", "console")
+                && sent(r, "bob", "console")
+                && sent(r, "@webhook:ops", "webhook")
+        })
+        .await;
+    assert_eq!(run["approval"]["quorum"], 2);
+    let token = |approver: &str| {
+        let d = run["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["approver"] == approver)
+            .unwrap();
+        gate.state
+            .token_secret
+            .token_for(d["delivery_id"].as_str().unwrap())
+    };
+    let (alice, bob) = (token("alice"), token("bob"));
+    let (s, v) = gate
+        .post_json(
+            &format!("/v1/approvals/{alice}"),
+            None,
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["run"]["governance_status"].as_str()),
+        (200, Some("pending_approval")),
+        "{v}"
+    );
+    let page = gate
+        .http
+        .post(format!("{}/a/{alice}", gate.base))
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 410, "a used token stays used");
+    // alice answers again through another channel (the webhook's answer URL).
+    let hook: Value = serde_json::from_str(&hooks.seen.lock().unwrap()[0].1).unwrap();
+    let path = hook["data"]["answer_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&gate.base)
+        .to_owned();
+    let (s, v) = gate
+        .post_json(
+            &path,
+            None,
+            &json!({"decision": "approve", "approver": "alice"}),
+        )
+        .await;
+    assert_eq!((s, v["outcome"].as_str()), (200, Some("duplicate")), "{v}");
+    let run = gate.run(&agent, &id).await;
+    assert_eq!(
+        run["governance_status"], "pending_approval",
+        "the same approver twice stays pending"
+    );
+    assert_eq!(
+        run["approvals"].as_array().unwrap().len(),
+        2,
+        "both answers are recorded"
+    );
+    assert_eq!(run["approvals"][1]["counted"], false);
+    let (s, v) = gate
+        .post_json(
+            &format!("/v1/approvals/{bob}"),
+            None,
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["run"]["governance_status"].as_str()),
+        (200, Some("approved"))
+    );
+
+    // Self-approval through a link: refused, and the link stays usable.
+    let own = propose(&gate, &agent, "mark_invoice_paid", "bob").await;
+    let run = gate
+        .wait_run(&agent, &own, "console deliveries", |r| {
+            sent(r, "bob", "console")
+        })
+        .await;
+    let d = run["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["approver"] == "bob")
+        .unwrap();
+    let bob_token = gate
+        .state
+        .token_secret
+        .token_for(d["delivery_id"].as_str().unwrap());
+    let resp = gate
+        .http
+        .post(format!("{}/a/{bob_token}", gate.base))
+        .form(&[("decision", "approve"), ("c", "console")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("cannot approve your own request")
+    );
+    let (s, e) = gate
+        .post_json(
+            &format!("/v1/approvals/{bob_token}"),
+            None,
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("self_approval"))
+    );
+    assert_eq!(gate.run(&agent, &own).await["approvals"], json!([]));
+}
+
+#[tokio::test]
+async fn escalation_asks_the_next_group_later_and_expiry_ends_the_run() {
+    let gate = start(POLICY, |c, _| c.console = true).await;
+    let agent = gate.key(Role::Agent).await;
+    let id = propose(&gate, &agent, "send_invoice_reminder", "finance_agent").await;
+    let run = gate
+        .wait_run(&agent, &id, "first deliveries", |r| {
+            sent(r, "alice", "console")
+        })
+        .await;
+    assert_eq!(
+        run["approval"]["approvers"],
+        json!(["alice", "bob", "carol"])
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !sent(&gate.run(&agent, &id).await, "carol", "console"),
+        "carol is asked only after 4h"
+    );
+
+    gate.clock
+        .advance(chrono::Duration::hours(4) + chrono::Duration::minutes(1));
+    gate.wait_run(&agent, &id, "the escalation", |r| {
+        sent(r, "carol", "console")
+    })
+    .await;
+
+    gate.clock.advance(chrono::Duration::hours(21));
+    let run = gate
+        .wait_run(&agent, &id, "expiry", |r| {
+            r["governance_status"] == "expired"
+        })
+        .await;
+    assert_eq!(run["executable"], false);
+    let carol = run["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["approver"] == "carol")
+        .unwrap();
+    let token = gate
+        .state
+        .token_secret
+        .token_for(carol["delivery_id"].as_str().unwrap());
+    let (s, e) = gate
+        .post_json(
+            &format!("/v1/approvals/{token}"),
+            None,
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("token_expired"))
+    );
+    let (s, _) = gate
+        .post_json(
+            &format!("/v1/runs/{id}/executed"),
+            Some(&agent),
+            &json!({"execution_result": 1}),
+        )
+        .await;
+    assert_eq!(s, 409, "an expired run never executes");
+}
+
+// ------------------------------------------------ retries across a restart
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_gate(config: &std::path::Path) -> Server {
+    Server(
+        Command::new(env!("CARGO_BIN_EXE_countersign"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn delivery_is_retried_after_failures_and_a_restart_without_duplicates() {
+    let (hooks, url) = webhook_receiver(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.yaml"), POLICY).unwrap();
+    let port = free_port();
+    let config = dir.path().join("countersign.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\nconsole: false\ndelivery: {{ base_delay: 1s, max_delay: 2s, poll_interval: 100ms }}\nworkspaces:\n  default:\n    policies: policies\n    webhooks:\n      - {{ name: ops, url: \"{url}\", secret: {WHSEC} }}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args([
+            "keys",
+            "create",
+            "--workspace",
+            "default",
+            "--role",
+            "agent",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let wait_up = || async {
+        for _ in 0..100 {
+            if http.get(format!("{base}/healthz")).send().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gate did not start");
+    };
+    let gate = spawn_gate(&config);
+    wait_up().await;
+    let run: Value = http
+        .post(format!("{base}/v1/intercept"))
+        .bearer_auth(&key)
+        .json(&json!({"action": "send_invoice_reminder", "payload": {"amount": 900}, "actor": "finance_agent"}))
+        .send().await.unwrap().json().await.unwrap();
+    let id = run["run_id"].as_str().unwrap().to_owned();
+    // Wait for the first failed attempt, then kill the gate mid-retry.
+    for _ in 0..100 {
+        if !hooks.seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hooks.seen.lock().unwrap().len(), 1);
+    drop(gate);
+    let _gate = spawn_gate(&config);
+    wait_up().await;
+    let mut view = Value::Null;
+    for _ in 0..200 {
+        view = http
+            .get(format!("{base}/v1/runs/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if view["deliveries"][0]["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = &view["deliveries"][0];
+    assert_eq!(d["status"], "sent", "{view}");
+    assert_eq!(
+        d["attempts"], 2,
+        "two failures recorded before the success: {view}"
+    );
+    assert_eq!(
+        d["last_error"].as_str().map(|e| e.contains("500")),
+        Some(true),
+        "{view}"
+    );
+    let seen = hooks.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        3,
+        "two failures and one success, nothing sent twice after success"
+    );
+    let ids: std::collections::HashSet<&str> =
+        seen.iter().map(|(h, _)| h["webhook-id"].as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "one stable webhook-id across attempts and the restart"
+    );
+}

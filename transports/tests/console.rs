@@ -1,0 +1,69 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failing test"
+)]
+//! The console transport, and the transports as trait objects.
+
+mod common;
+
+use std::sync::Arc;
+
+use countersign_transports::{ConsoleTransport, Transport, TransportError};
+
+#[tokio::test]
+async fn console_always_succeeds_and_shows_the_request_and_links() {
+    let transport: Arc<dyn Transport> = Arc::new(ConsoleTransport::new());
+    assert_eq!(transport.channel(), "console");
+    let mut msg = common::message();
+    msg.payload_summary = "line one\nline two\u{1b}[31m red".into();
+    let delivered = transport.deliver(&msg).await.unwrap();
+    assert_eq!(delivered.external_id, None);
+
+    let text = ConsoleTransport::render(&msg);
+    for expected in [
+        "Approval needed: send_invoice_reminder (medium risk)",
+        "For: Alice Martin (alice)",
+        "Action: send_invoice_reminder",
+        "Actor: billing-agent",
+        "Rule: large-invoice-needs-finance",
+        "Approvers: 2 approvals needed from group finance",
+        "Expires: 2031-05-01 14:30 UTC",
+        "Approve: https://gate.example/approvals/dlv_01JTESTDELIVERY/approve?t=abc&lang=en",
+        "Reject: https://gate.example/approvals/dlv_01JTESTDELIVERY/reject?t=abc&lang=en",
+        "Answer (POST): https://gate.example/answers/one-time-token",
+        "confirmation page",
+        // Agent text cannot forge lines or terminal escapes.
+        "Payload summary: line one line two [31m red",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+    assert!(!text.contains('\u{1b}'));
+
+    // Without any link it says how to answer instead.
+    msg.approve_url = None;
+    msg.reject_url = None;
+    msg.answer_url = None;
+    assert!(ConsoleTransport::render(&msg).contains("No links configured"));
+}
+
+#[test]
+fn transport_errors_carry_message_and_retry_class() {
+    let e = TransportError::transient("SMTP 451");
+    assert!(e.retryable());
+    assert_eq!(e.message(), "SMTP 451");
+    assert_eq!(e.to_string(), "SMTP 451");
+    let e = TransportError::permanent("no address");
+    assert!(!e.retryable());
+    let e = TransportError::new("x", true);
+    assert!(e.retryable());
+    let diagnostic: &dyn miette::Diagnostic = &e;
+    assert_eq!(
+        diagnostic.code().map(|c| c.to_string()).as_deref(),
+        Some("countersign::transport")
+    );
+}

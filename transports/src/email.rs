@@ -147,7 +147,7 @@ impl EmailTransport {
     }
 
     /// The mail sent for `msg`, ready for SMTP (headers and both bodies).
-    pub fn compose(&self, msg: &ApprovalMessage) -> Result<Message, TransportError> {
+    fn compose(&self, msg: &ApprovalMessage) -> Result<Message, TransportError> {
         let address = msg
             .recipient
             .email

@@ -312,7 +312,7 @@ impl SlackTransport {
 
     /// The Block Kit blocks posted for `msg`: header, facts, context, and
     /// the Approve / Reject buttons.
-    pub fn blocks(msg: &ApprovalMessage) -> Result<Vec<SlackBlock>, TransportError> {
+    fn blocks(msg: &ApprovalMessage) -> Result<Vec<SlackBlock>, TransportError> {
         let mut blocks = request_blocks(msg);
         let approve = button(msg, Decision::Approve)?;
         let reject = button(msg, Decision::Reject)?;

@@ -576,11 +576,12 @@ pub async fn slack_interactions(
     match result {
         Ok((outcome, run)) => {
             let text = record::describe(outcome, &run, &approver_id, decision);
-            // Show the outcome in place of the buttons once the run is decided,
-            // or the progress after a counted approval.
-            if outcome == Outcome::Recorded
-                || run.governance_status != GovernanceStatus::PendingApproval
-            {
+            // Replace the buttons with the outcome: in a DM as soon as its
+            // approver has answered; in a shared channel post only once the
+            // run is settled, because others may still need to click.
+            let settled = run.governance_status != GovernanceStatus::PendingApproval;
+            let own_message = !state.channels.slack_channel_mode;
+            if settled || (own_message && outcome == Outcome::Recorded) {
                 if let Some(slack) = &state.channels.slack {
                     if let Err(e) = slack
                         .update_outcome(&interaction.channel_id, &interaction.message_ts, &text)

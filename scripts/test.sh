@@ -30,6 +30,13 @@ if ! command -v pg_isready >/dev/null && command -v apt-get >/dev/null && [ "$(i
   apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null || true
 fi
 
+# Python peers for the approval tests: a real SMTP server (aiosmtpd) and the
+# reference Standard Webhooks verifier.
+command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+if ! python3 -c "import aiosmtpd, standardwebhooks" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd standardwebhooks
+fi
+
 # PostgreSQL: the store suite runs against a real server when one answers.
 PG_URL=${COUNTERSIGN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 export COUNTERSIGN_TEST_POSTGRES_URL=$PG_URL
@@ -73,10 +80,25 @@ if line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG_DIR/policy-test.log" | 
   failed=$((failed + $(echo "$line" | awk '{print $3}')))
 fi
 
+# --- the Python SDK against a real gate --------------------------------------
+sdk_status=0
+if [ -x sdk/python/run-tests.sh ]; then
+  say "Python SDK (pytest against countersign serve)"
+  set +e
+  COUNTERSIGN_BIN="$CS" sdk/python/run-tests.sh 2>&1 | tee "$LOG_DIR/sdk-test.log"
+  sdk_status=${PIPESTATUS[0]}
+  set -e
+  # pytest's closing line: "== 31 passed, 1 failed in 40.1s ==" (parts optional)
+  summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$LOG_DIR/sdk-test.log" | tail -1 || true)
+  p=$(echo "$summary" | grep -Eo '[0-9]+ passed' | awk '{print $1}')
+  f=$(echo "$summary" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  if [ -z "$summary" ] && [ "$sdk_status" = 0 ]; then sdk_status=1; echo "the SDK suite printed no pytest summary"; fi
+fi
+
 say "summary"
-echo "cargo test exit: $cargo_status; policy tests exit: $policy_status"
-echo "total: $passed passed, $failed failed"
+echo "cargo test exit: $cargo_status; policy tests exit: $policy_status; SDK tests exit: $sdk_status"
 echo "$passed passed, $failed failed"
-if [ "$cargo_status" != 0 ] || [ "$policy_status" != 0 ] || [ "$failed" != 0 ]; then
+if [ "$cargo_status" != 0 ] || [ "$policy_status" != 0 ] || [ "$sdk_status" != 0 ] || [ "$failed" != 0 ]; then
   exit 1
 fi

@@ -1,0 +1,96 @@
+"""Python SDK of Countersign, the self-hosted approval gate for AI agents.
+
+Propose an action, let the policy decide, wait for a human when it asks for
+one, perform the action only when it is executable, report what happened,
+and keep the signed receipt::
+
+    import countersign
+
+    client = countersign.Client()  # COUNTERSIGN_API_KEY, COUNTERSIGN_URL
+    run = client.intercept("send_invoice_reminder", {"invoice_id": "INV-1042", "amount": 120})
+    if run.executable:
+        client.report_executed(run.run_id, {"message_id": send_reminder()})
+"""
+
+from ._version import __version__
+from .canonical import canonical_json
+from .client import DEFAULT_URL, Client
+from .decorators import gated, payload_from_call
+from .errors import (
+    ActionBlocked,
+    ActionNotExecutable,
+    AlreadyReported,
+    ApprovalPending,
+    AuthenticationError,
+    BadRequest,
+    ConflictError,
+    CountersignError,
+    DecisionTimeout,
+    GateUnavailable,
+    IdempotencyConflict,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    ReceiptVerificationError,
+    ValidationError,
+)
+from .models import (
+    Approval,
+    ApprovalAnswer,
+    Delivery,
+    Execution,
+    Receipt,
+    ReceiptKey,
+    Run,
+    Signature,
+    Ticket,
+)
+from .pending import ActionRunner, PendingActionManager, PendingRecord, RunnerSummary, SQLitePendingStore
+from .receipts import key_id_of, verify_receipt
+from .webhooks import WebhookVerificationError, answer_approval, verify_webhook
+
+__all__ = [
+    "__version__",
+    "DEFAULT_URL",
+    "Client",
+    "Run",
+    "Approval",
+    "ApprovalAnswer",
+    "Execution",
+    "Delivery",
+    "Receipt",
+    "ReceiptKey",
+    "Signature",
+    "Ticket",
+    "PendingActionManager",
+    "SQLitePendingStore",
+    "PendingRecord",
+    "ActionRunner",
+    "RunnerSummary",
+    "gated",
+    "payload_from_call",
+    "verify_receipt",
+    "key_id_of",
+    "canonical_json",
+    "verify_webhook",
+    "answer_approval",
+    "CountersignError",
+    "BadRequest",
+    "AuthenticationError",
+    "PermissionDenied",
+    "NotFound",
+    "ConflictError",
+    "IdempotencyConflict",
+    "PayloadTooLarge",
+    "ValidationError",
+    "RateLimited",
+    "GateUnavailable",
+    "DecisionTimeout",
+    "ActionNotExecutable",
+    "ActionBlocked",
+    "ApprovalPending",
+    "AlreadyReported",
+    "ReceiptVerificationError",
+    "WebhookVerificationError",
+]

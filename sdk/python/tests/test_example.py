@@ -1,0 +1,50 @@
+"""The README's quickstart (examples/invoice_reminder.py) runs as written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "invoice_reminder.py"
+
+
+def run_example(gate, tmp_path, *args):
+    env = dict(os.environ, COUNTERSIGN_API_KEY=gate.agent_key, COUNTERSIGN_URL=gate.url)
+    return subprocess.Popen(
+        [sys.executable, str(EXAMPLE), "--store", str(tmp_path / "pending.db"), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_quickstart_allowed_path(gate, tmp_path):
+    invoice = f"INV-{uuid.uuid4().hex[:6]}"
+    proc = run_example(gate, tmp_path, "--invoice", invoice, "--amount", "120")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert ": allowed (" in out
+    assert f"-> emailing Acme GmbH about {invoice} (120)" in out
+    assert "receipt verified:" in out and '"execution_status": "executed"' in out
+
+
+def test_quickstart_approval_path(gate, tmp_path):
+    invoice = f"INV-{uuid.uuid4().hex[:6]}"
+    proc = run_example(gate, tmp_path, "--invoice", invoice, "--amount", "1250.10", "--wait", "30")
+    first = proc.stdout.readline()
+    assert ": pending_approval (" in first, first
+    run_id = first.split()[1].rstrip(":")
+    approver = threading.Thread(target=gate.answer, args=(run_id, "approve", "alice"))
+    approver.start()
+    out, _ = proc.communicate(timeout=60)
+    approver.join()
+    assert proc.returncode == 0, first + out
+    assert "decided: approved" in out
+    assert f"-> emailing Acme GmbH about {invoice} (1250.10)" in out
+    assert f"runner: executed ['{run_id}']" in out
+    assert '"governance_status": "approved"' in out and '"execution_status": "executed"' in out

@@ -1,0 +1,146 @@
+"""Receipt verification (valid, forged, wrong key) and RFC 8785 canonical JSON."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+import countersign
+from countersign.canonical import canonical_json, format_es6_number
+from helpers import reminder
+
+
+@pytest.fixture()
+def finished_receipt(gate, client, actor):
+    """An approved, executed run whose receipt has tricky strings and numbers."""
+    run = client.intercept("send_invoice_reminder", reminder(1250.10), actor=actor)
+    gate.answer(run.run_id, "approve", "alice")
+    client.wait_for_decision(run.run_id, timeout=10, poll_interval=0.1)
+    client.report_executed(
+        run.run_id,
+        {"note": "Grüße \u20ac \"quoted\" \\ tab\t nl\n ctl\x01 \u2028 😀", "ratio": 0.1, "big": 1e21, "n": 3},
+    )
+    return client.receipt(run.run_id)
+
+
+def test_a_real_receipt_verifies_with_every_key_form(client, finished_receipt):
+    receipt = finished_receipt
+    assert receipt.governance_status == "approved"
+    assert receipt.receipt["approvals"][0]["approver"] == "alice"
+    assert receipt.signature.alg == "Ed25519"
+    keys = client.receipt_keys()
+    assert receipt.signature.key_id == keys[0].key_id
+    assert countersign.key_id_of(base64.b64decode(keys[0].public_key)) == keys[0].key_id
+
+    assert countersign.verify_receipt(receipt, keys)
+    assert countersign.verify_receipt(receipt, keys[0])
+    assert countersign.verify_receipt(receipt, keys[0].public_key)
+    assert countersign.verify_receipt(receipt, base64.b64decode(keys[0].public_key))
+    document = {"keys": [{"key_id": keys[0].key_id, "alg": "Ed25519", "public_key": keys[0].public_key}]}
+    assert countersign.verify_receipt(receipt.document, document)
+    # The stored JSON text, with another key order and whitespace, still verifies.
+    text = json.dumps(receipt.document, indent=3, sort_keys=True, ensure_ascii=True)
+    assert countersign.verify_receipt(text, keys)
+
+
+def test_a_forged_receipt_is_refused(client, finished_receipt):
+    keys = client.receipt_keys()
+    forged = copy.deepcopy(finished_receipt.document)
+    forged["receipt"]["decision"]["governance_status"] = "allowed"
+    with pytest.raises(countersign.ReceiptVerificationError) as e:
+        countersign.verify_receipt(forged, keys)
+    assert e.value.code == "bad_signature"
+
+    forged = copy.deepcopy(finished_receipt.document)
+    forged["receipt"]["approvals"][0]["approver"] = "mallory"
+    with pytest.raises(countersign.ReceiptVerificationError):
+        countersign.verify_receipt(forged, keys)
+
+    # Re-signed by someone else, claiming the gate's key id.
+    mallory = Ed25519PrivateKey.generate()
+    forged = copy.deepcopy(finished_receipt.document)
+    forged["receipt"]["execution_status"] = "failed"
+    sig = mallory.sign(canonical_json(forged["receipt"]).encode("utf-8"))
+    forged["signature"]["value"] = base64.b64encode(sig).decode()
+    with pytest.raises(countersign.ReceiptVerificationError) as e:
+        countersign.verify_receipt(forged, keys)
+    assert e.value.code == "bad_signature"
+
+    # ... and verified against the forger's own key: the key id does not match.
+    mallory_pub = mallory.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    with pytest.raises(countersign.ReceiptVerificationError) as e:
+        countersign.verify_receipt(forged, mallory_pub)
+    assert e.value.code == "unknown_key"
+
+    broken = copy.deepcopy(finished_receipt.document)
+    broken["signature"]["value"] = "not base64!"
+    with pytest.raises(countersign.ReceiptVerificationError) as e:
+        countersign.verify_receipt(broken, keys)
+    assert e.value.code == "receipt_malformed"
+    with pytest.raises(countersign.ReceiptVerificationError):
+        countersign.verify_receipt({"receipt": {}}, keys)
+
+
+def _f64(bits: str) -> float:
+    return struct.unpack(">d", bytes.fromhex(bits))[0]
+
+
+@pytest.mark.parametrize(
+    "bits, text",
+    [
+        ("0000000000000000", "0"),
+        ("8000000000000000", "0"),
+        ("0000000000000001", "5e-324"),
+        ("8000000000000001", "-5e-324"),
+        ("7fefffffffffffff", "1.7976931348623157e+308"),
+        ("ffefffffffffffff", "-1.7976931348623157e+308"),
+        ("4340000000000000", "9007199254740992"),
+        ("c340000000000000", "-9007199254740992"),
+        ("4430000000000000", "295147905179352830000"),
+        ("44b52d02c7e14af5", "9.999999999999997e+22"),
+        ("44b52d02c7e14af6", "1e+23"),
+        ("44b52d02c7e14af7", "1.0000000000000001e+23"),
+        ("444b1ae4d6e2ef4e", "999999999999999700000"),
+        ("444b1ae4d6e2ef4f", "999999999999999900000"),
+        ("444b1ae4d6e2ef50", "1e+21"),
+        ("3eb0c6f7a0b5ed8c", "9.999999999999997e-7"),
+        ("3eb0c6f7a0b5ed8d", "0.000001"),
+        ("41b3de4355555553", "333333333.3333332"),
+        ("41b3de4355555554", "333333333.33333325"),
+        ("41b3de4355555555", "333333333.3333333"),
+        ("41b3de4355555556", "333333333.3333334"),
+        ("41b3de4355555557", "333333333.33333343"),
+        ("becbf647612f3696", "-0.0000033333333333333333"),
+        ("43143ff3c1cb0959", "1424953923781206.2"),
+    ],
+)
+def test_es6_number_formatting_matches_rfc8785(bits, text):
+    assert format_es6_number(_f64(bits)) == text
+
+
+def test_canonical_json_matches_the_rfc8785_example():
+    source = (
+        '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+        ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+        ' "literals": [null, true, false]}'
+    )
+    expected = (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    )
+    assert canonical_json(json.loads(source)) == expected
+
+
+def test_canonical_json_sorts_keys_by_utf16_code_units():
+    value = {"\ufb33": 1, "\U0001f600": 2, "\u20ac": 3, "1": 4, "\u0080": 5, "\r": 6, "\u00f6": 7}
+    # U+1F600 is the surrogate pair D83D DE00, so it sorts before U+FB33.
+    assert canonical_json(value) == '{"\\r":6,"1":4,"\u0080":5,"\u00f6":7,"\u20ac":3,"\U0001f600":2,"\ufb33":1}'
+    assert canonical_json(2**53 + 1) == "9007199254740992"
+    with pytest.raises(ValueError):
+        canonical_json(float("nan"))

@@ -18,8 +18,8 @@ passed=0
 failed=0
 count_cargo() { # add up libtest's "test result:" lines from a log
   local p f
-  p=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$1" | awk '{s+=$4} END {print s+0}')
-  f=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$1" | awk '{s+=$6} END {print s+0}')
+  p=$( { grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$1" || true; } | awk '{s+=$4} END {print s+0}')
+  f=$( { grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$1" || true; } | awk '{s+=$6} END {print s+0}')
   passed=$((passed + p)); failed=$((failed + f))
 }
 
@@ -90,8 +90,8 @@ if [ -x sdk/python/run-tests.sh ]; then
   set -e
   # pytest's closing line: "== 31 passed, 1 failed in 40.1s ==" (parts optional)
   summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$LOG_DIR/sdk-test.log" | tail -1 || true)
-  p=$(echo "$summary" | grep -Eo '[0-9]+ passed' | awk '{print $1}')
-  f=$(echo "$summary" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
+  p=$( { echo "$summary" | grep -Eo '[0-9]+ passed' || true; } | awk '{s+=$1} END {print s+0}')
+  f=$( { echo "$summary" | grep -Eo '[0-9]+ (failed|errors?)' || true; } | awk '{s+=$1} END {print s+0}')
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
   if [ -z "$summary" ] && [ "$sdk_status" = 0 ]; then sdk_status=1; echo "the SDK suite printed no pytest summary"; fi
 fi

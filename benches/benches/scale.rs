@@ -6,18 +6,23 @@
 //! - `scale_load_<n>`: loading and compiling the whole set from text
 //!   (`PolicySet::from_sources` for Countersign, `PolicySet::from_str` for
 //!   Cedar). Generating the text is not timed.
+//!
+//! Times are the benchmark thread's CPU time unless
+//! `COUNTERSIGN_BENCH_CLOCK=wall` (see `src/clock.rs`).
 
 use std::hint::black_box;
 use std::str::FromStr;
 use std::time::Duration;
 
+use countersign_benches::clock::{ThreadCpu, wall_clock_requested};
 use countersign_benches::scale::{self, CedarScale};
 use countersign_engine::{Request, Value};
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::Measurement;
+use criterion::{Criterion, SamplingMode, Throughput};
 
 const SIZES: &[usize] = &[100, 1_000, 10_000];
 
-fn decide(c: &mut Criterion) {
+fn decide<M: Measurement>(c: &mut Criterion<M>) {
     let null = Value::Null;
     for &n in SIZES {
         let ours = scale::load_ours(&scale::yaml_sources(n));
@@ -26,12 +31,29 @@ fn decide(c: &mut Criterion) {
         let requests = scale::requests(n);
         // Same verdicts before timing anything.
         for r in &requests {
-            let req = Request { action: &r.action, actor: &r.actor, payload: &r.payload, source: &null, now: &null };
-            assert_eq!(ours.decide(&req).verdict, cedar.decide(&r.cedar), "{} disagrees at n = {n}", r.action);
+            let req = Request {
+                action: &r.action,
+                actor: &r.actor,
+                payload: &r.payload,
+                source: &null,
+                now: &null,
+            };
+            assert_eq!(
+                ours.decide(&req).verdict,
+                cedar.decide(&r.cedar),
+                "{} disagrees at n = {n}",
+                r.action
+            );
         }
         let ours_requests: Vec<Request<'_>> = requests
             .iter()
-            .map(|r| Request { action: &r.action, actor: &r.actor, payload: &r.payload, source: &null, now: &null })
+            .map(|r| Request {
+                action: &r.action,
+                actor: &r.actor,
+                payload: &r.payload,
+                source: &null,
+                now: &null,
+            })
             .collect();
 
         let mut g = c.benchmark_group(format!("scale_decide_{n}"));
@@ -46,6 +68,18 @@ fn decide(c: &mut Criterion) {
                 }
             })
         });
+        // Cedar scans every policy per request: at 100,000 policies one
+        // iteration (9 requests) takes seconds, so take 10 flat samples.
+        g.sampling_mode(SamplingMode::Flat);
+        g.sample_size(10);
+        g.warm_up_time(Duration::from_millis(1));
+        g.measurement_time(Duration::from_secs(if n <= 100 {
+            2
+        } else if n <= 1_000 {
+            4
+        } else {
+            10
+        }));
         g.bench_function("cedar", |b| {
             b.iter(|| {
                 for r in &requests {
@@ -57,7 +91,7 @@ fn decide(c: &mut Criterion) {
     }
 }
 
-fn load(c: &mut Criterion) {
+fn load<M: Measurement>(c: &mut Criterion<M>) {
     for &n in SIZES {
         let yaml = scale::yaml_sources(n);
         let cedar_text = scale::cedar_source(n);
@@ -65,8 +99,17 @@ fn load(c: &mut Criterion) {
         g.sampling_mode(SamplingMode::Flat);
         g.sample_size(10);
         g.warm_up_time(Duration::from_millis(1));
-        g.measurement_time(Duration::from_secs(if n >= 10_000 { 20 } else { 3 }));
-        g.bench_function("countersign", |b| b.iter(|| black_box(scale::load_ours(black_box(&yaml)))));
+        // At 10,000 actions one load takes seconds: 10 samples of one load.
+        g.measurement_time(Duration::from_secs(if n <= 100 {
+            3
+        } else if n <= 1_000 {
+            5
+        } else {
+            10
+        }));
+        g.bench_function("countersign", |b| {
+            b.iter(|| black_box(scale::load_ours(black_box(&yaml))))
+        });
         g.bench_function("cedar", |b| {
             b.iter(|| {
                 black_box(
@@ -79,5 +122,18 @@ fn load(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, decide, load);
-criterion_main!(benches);
+fn main() {
+    if wall_clock_requested() {
+        let mut c = Criterion::default().configure_from_args();
+        decide(&mut c);
+        load(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = Criterion::default()
+            .with_measurement(ThreadCpu)
+            .configure_from_args();
+        decide(&mut c);
+        load(&mut c);
+        c.final_summary();
+    }
+}

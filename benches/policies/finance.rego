@@ -3,7 +3,9 @@
 #
 # input: {"action", "actor", "payload", "source", "now_ns"}; actor, source
 # and now_ns are null when the request has none. now_ns is `now` in
-# nanoseconds since the epoch.
+# nanoseconds since the epoch. data.time_zones: the known IANA zone names
+# (regorus fails the whole evaluation on an unknown zone, so zones are
+# checked first).
 #
 # A verdict is a strength: allow 1, require_approval 2, block 3. Every rule
 # whose condition holds adds [name, its verdict] to `hits`. Countersign fails
@@ -211,7 +213,7 @@ errors contains "too-many-reminders" if {
 
 customer_clock := [time.clock([input.now_ns, p.customer.timezone]), time.weekday([input.now_ns, p.customer.timezone])] if {
 	is_number(input.now_ns)
-	is_string(p.customer.timezone)
+	data.time_zones[p.customer.timezone]
 }
 
 hits contains ["outside-customer-business-hours", 3] if {

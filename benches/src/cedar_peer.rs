@@ -29,7 +29,9 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicyId, PolicySet, Request};
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, EntityUid, PolicyId, PolicySet, Request,
+};
 use chrono::{Datelike, Timelike};
 use countersign_engine::testing::TestCase;
 use countersign_engine::{Value, Verdict};
@@ -89,23 +91,39 @@ impl CedarFinance {
             entities: Entities::empty(),
             authorizer: Authorizer::new(),
             permits,
-            actions: finance::ACTIONS.iter().map(|&(n, d, e)| (n, (d, e))).collect(),
+            actions: finance::ACTIONS
+                .iter()
+                .map(|&(n, d, e)| (n, (d, e)))
+                .collect(),
         }
     }
 
     /// Builds the Cedar request for a finance test case.
     pub fn input(&self, case: &TestCase) -> CedarInput {
         let ctx = context_json(case);
-        CedarInput { action: case.action.clone(), request: request(&case.action, &case.actor, ctx) }
+        CedarInput {
+            action: case.action.clone(),
+            request: request(&case.action, &case.actor, ctx),
+        }
     }
 
     /// Like [`CedarFinance::input`], but from the request's JSON text, as
     /// an end-to-end path would receive it.
-    pub fn input_from_json(&self, action: &str, actor: &Value, payload_json: &str, source: &Value, now: &Value) -> CedarInput {
+    pub fn input_from_json(
+        &self,
+        action: &str,
+        actor: &Value,
+        payload_json: &str,
+        source: &Value,
+        now: &Value,
+    ) -> CedarInput {
         let payload = countersign_engine::parse_json(payload_json.as_bytes())
             .unwrap_or_else(|e| panic!("bad payload JSON: {e}"));
         let ctx = context_json_parts(action, actor, &payload, source, now);
-        CedarInput { action: action.to_owned(), request: request(action, actor, ctx) }
+        CedarInput {
+            action: action.to_owned(),
+            request: request(action, actor, ctx),
+        }
     }
 
     /// Decides one prepared request.
@@ -113,7 +131,9 @@ impl CedarFinance {
         let Some(&(default, on_error)) = self.actions.get(input.action.as_str()) else {
             return Verdict::Block;
         };
-        let response = self.authorizer.is_authorized(&input.request, &self.policies, &self.entities);
+        let response =
+            self.authorizer
+                .is_authorized(&input.request, &self.policies, &self.entities);
         combine(&response, &self.permits, default, on_error)
     }
 }
@@ -129,10 +149,20 @@ pub fn verdict_annotations(policies: &PolicySet) -> HashMap<PolicyId, Verdict> {
             .unwrap_or_else(|| panic!("Cedar policy {} has no valid @decision", p.id()));
         match p.effect() {
             cedar_policy::Effect::Forbid => {
-                assert_eq!(verdict, Verdict::Block, "forbid policy {} must be a block rule", p.id())
+                assert_eq!(
+                    verdict,
+                    Verdict::Block,
+                    "forbid policy {} must be a block rule",
+                    p.id()
+                )
             }
             cedar_policy::Effect::Permit => {
-                assert_ne!(verdict, Verdict::Block, "permit policy {} cannot be a block rule", p.id());
+                assert_ne!(
+                    verdict,
+                    Verdict::Block,
+                    "permit policy {} cannot be a block rule",
+                    p.id()
+                );
                 permits.insert(p.id().clone(), verdict);
             }
         }
@@ -172,22 +202,41 @@ pub fn request(action: &str, actor: &Value, ctx: J) -> Request {
     };
     let context = Context::from_json_value(ctx, None)
         .unwrap_or_else(|e| panic!("context for {action} is not valid Cedar: {e:?}"));
-    Request::new(principal, entity("Action", action), entity("Payload", "request"), context, None)
-        .unwrap_or_else(|e| panic!("request for {action} is not valid Cedar: {e:?}"))
+    Request::new(
+        principal,
+        entity("Action", action),
+        entity("Payload", "request"),
+        context,
+        None,
+    )
+    .unwrap_or_else(|e| panic!("request for {action} is not valid Cedar: {e:?}"))
 }
 
 fn entity(ty: &str, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(
-        cedar_policy::EntityTypeName::from_str(ty).unwrap_or_else(|e| panic!("bad entity type {ty}: {e:?}")),
+        cedar_policy::EntityTypeName::from_str(ty)
+            .unwrap_or_else(|e| panic!("bad entity type {ty}: {e:?}")),
         cedar_policy::EntityId::new(id),
     )
 }
 
 fn context_json(case: &TestCase) -> J {
-    context_json_parts(&case.action, &case.actor, &case.payload, &case.source, &case.now)
+    context_json_parts(
+        &case.action,
+        &case.actor,
+        &case.payload,
+        &case.source,
+        &case.now,
+    )
 }
 
-fn context_json_parts(action: &str, actor: &Value, payload: &Value, source: &Value, now: &Value) -> J {
+fn context_json_parts(
+    action: &str,
+    actor: &Value,
+    payload: &Value,
+    source: &Value,
+    now: &Value,
+) -> J {
     let mut ctx = JMap::new();
     ctx.insert(
         "actor".into(),
@@ -197,13 +246,19 @@ fn context_json_parts(action: &str, actor: &Value, payload: &Value, source: &Val
             _ => json!({}),
         },
     );
-    ctx.insert("payload".into(), to_cedar_json(payload, &mut Vec::new()).unwrap_or_else(|| json!({})));
-    if let Value::Object(_) = source {
-        if let Some(s) = to_cedar_json(source, &mut vec!["<source>"]) {
-            ctx.insert("source".into(), s);
-        }
+    ctx.insert(
+        "payload".into(),
+        to_cedar_json(payload, &mut Vec::new()).unwrap_or_else(|| json!({})),
+    );
+    if let Value::Object(_) = source
+        && let Some(s) = to_cedar_json(source, &mut vec!["<source>"])
+    {
+        ctx.insert("source".into(), s);
     }
-    ctx.insert("derived".into(), J::Object(derived(action, actor, payload, now)));
+    ctx.insert(
+        "derived".into(),
+        J::Object(derived(action, actor, payload, now)),
+    );
     J::Object(ctx)
 }
 
@@ -215,15 +270,24 @@ fn to_cedar_json<'a>(v: &'a Value, path: &mut Vec<&'a str>) -> Option<J> {
         Value::Null => return None,
         Value::Bool(b) => J::Bool(*b),
         Value::Number(n) => {
-            let is_money = MONEY.iter().any(|m| *m == path.as_slice());
-            let scaled = if is_money { *n * Decimal::from(MONEY_SCALE) } else { *n };
+            let is_money = MONEY.contains(&path.as_slice());
+            let scaled = if is_money {
+                *n * Decimal::from(MONEY_SCALE)
+            } else {
+                *n
+            };
             match (scaled.fract().is_zero(), scaled.to_i64()) {
                 (true, Some(i)) => J::from(i),
                 _ => panic!("the Cedar model has no representation for the number {n} at {path:?}"),
             }
         }
         Value::String(s) => J::String(s.clone()),
-        Value::List(items) => J::Array(items.iter().filter_map(|i| to_cedar_json(i, &mut vec!["<item>"])).collect()),
+        Value::List(items) => J::Array(
+            items
+                .iter()
+                .filter_map(|i| to_cedar_json(i, &mut vec!["<item>"]))
+                .collect(),
+        ),
         Value::Object(m) => {
             let mut out = JMap::new();
             for (k, v) in m.iter() {
@@ -247,16 +311,20 @@ fn string_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     field(v, path)?.as_str()
 }
 
-static IBAN: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::Regex::new("^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$").unwrap_or_else(|e| panic!("{e}")));
+static IBAN: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new("^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$").unwrap_or_else(|e| panic!("{e}"))
+});
 static EU_BUCKET: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"^exports-[a-z0-9-]+\.s3\.eu-central-1\.amazonaws\.com$").unwrap_or_else(|e| panic!("{e}"))
+    regex::Regex::new(r"^exports-[a-z0-9-]+\.s3\.eu-central-1\.amazonaws\.com$")
+        .unwrap_or_else(|e| panic!("{e}"))
 });
 
 /// Hour (0-23) and ISO weekday (1 = Monday) of `now` in `zone`, when `now`
 /// is a timestamp and `zone` a known IANA zone.
 fn local_clock(now: &Value, zone: Option<&str>) -> Option<(u32, u32)> {
-    let Value::Timestamp(t) = now else { return None };
+    let Value::Timestamp(t) = now else {
+        return None;
+    };
     let tz: chrono_tz::Tz = zone?.parse().ok()?;
     let local = t.with_timezone(&tz);
     Some((local.hour(), local.weekday().number_from_monday()))
@@ -276,7 +344,10 @@ fn derived(action: &str, actor: &Value, payload: &Value, now: &Value) -> JMap<St
     match action {
         "grant_access" => {
             put("user_lower", lower(&["user"]));
-            put("actor_lower", actor.as_str().map(|s| J::String(s.to_lowercase())));
+            put(
+                "actor_lower",
+                actor.as_str().map(|s| J::String(s.to_lowercase())),
+            );
             put("user_email_lower", lower(&["user_email"]));
             put(
                 "justification_trimmed_chars",
@@ -289,7 +360,8 @@ fn derived(action: &str, actor: &Value, payload: &Value, now: &Value) -> JMap<St
             let country = string_at(payload, &["vendor", "country"]);
             put(
                 "iban_starts_with_vendor_country",
-                iban.zip(country).map(|(i, c)| J::Bool(i.starts_with(&c.to_uppercase()))),
+                iban.zip(country)
+                    .map(|(i, c)| J::Bool(i.starts_with(&c.to_uppercase()))),
             );
         }
         "send_invoice_reminder" => {
@@ -307,11 +379,17 @@ fn derived(action: &str, actor: &Value, payload: &Value, now: &Value) -> JMap<St
         }
         "issue_refund" => {
             put("currency_upper", upper(&["currency"]));
-            put("original_currency_upper", upper(&["original_charge", "currency"]));
+            put(
+                "original_currency_upper",
+                upper(&["original_charge", "currency"]),
+            );
         }
         "export_customer_data" => {
             let host = string_at(payload, &["destination", "host"]).map(str::to_lowercase);
-            put("host_is_eu_export_bucket", host.as_deref().map(|h| J::Bool(EU_BUCKET.is_match(h))));
+            put(
+                "host_is_eu_export_bucket",
+                host.as_deref().map(|h| J::Bool(EU_BUCKET.is_match(h))),
+            );
             put("host_lower", host.map(J::String));
             if let Some((h, wd)) = local_clock(now, Some("Europe/Berlin")) {
                 put("berlin_hour", Some(J::from(h)));

@@ -34,14 +34,24 @@ use Verdict::{Allow as A, Block as B, RequireApproval as R};
 /// does slightly less work).
 pub const RULES: &[(&str, &str, Verdict, &str)] = &[
     // access.yaml
-    ("grant_access", "self-grant", B, "payload.user.lowerAscii() == actor.lowerAscii()"),
+    (
+        "grant_access",
+        "self-grant",
+        B,
+        "payload.user.lowerAscii() == actor.lowerAscii()",
+    ),
     (
         "grant_access",
         "untrusted-channel",
         B,
         r#"type(source) == map && has(source.channel) && source.channel in ["email", "public-chat"]"#,
     ),
-    ("grant_access", "external-account", B, r#"!payload.user_email.lowerAscii().endsWith("@example.com")"#),
+    (
+        "grant_access",
+        "external-account",
+        B,
+        r#"!payload.user_email.lowerAscii().endsWith("@example.com")"#,
+    ),
     (
         "grant_access",
         "missing-justification",
@@ -54,15 +64,30 @@ pub const RULES: &[(&str, &str, Verdict, &str)] = &[
         R,
         r#"payload.role in ["admin", "owner", "billing_admin", "payments_approver", "security_admin"]"#,
     ),
-    ("grant_access", "no-expiry", R, "!has(payload.expires_in_days) || payload.expires_in_days > 90"),
+    (
+        "grant_access",
+        "no-expiry",
+        R,
+        "!has(payload.expires_in_days) || payload.expires_in_days > 90",
+    ),
     (
         "grant_access",
         "temporary-read-only",
         A,
         r#"payload.role in ["viewer", "read_only"] && has(payload.expires_in_days) && payload.expires_in_days <= 30"#,
     ),
-    ("change_bank_details", "not-verified-by-callback", B, r#"payload.verification.method != "callback""#),
-    ("change_bank_details", "self-verified", B, "payload.verification.verified_by == actor"),
+    (
+        "change_bank_details",
+        "not-verified-by-callback",
+        B,
+        r#"payload.verification.method != "callback""#,
+    ),
+    (
+        "change_bank_details",
+        "self-verified",
+        B,
+        "payload.verification.verified_by == actor",
+    ),
     (
         "change_bank_details",
         "malformed-iban",
@@ -77,7 +102,12 @@ pub const RULES: &[(&str, &str, Verdict, &str)] = &[
     ),
     ("change_bank_details", "cfo-sign-off", R, "true"),
     // invoices.yaml
-    ("send_invoice_reminder", "too-many-reminders", B, "payload.reminders_sent >= 3"),
+    (
+        "send_invoice_reminder",
+        "too-many-reminders",
+        B,
+        "payload.reminders_sent >= 3",
+    ),
     (
         "send_invoice_reminder",
         "outside-customer-business-hours",
@@ -91,8 +121,18 @@ pub const RULES: &[(&str, &str, Verdict, &str)] = &[
         B,
         r#"has(payload.invoice) && has(payload.invoice.status) && payload.invoice.status.lowerAscii() in ["disputed", "in_collections"]"#,
     ),
-    ("send_invoice_reminder", "very-large-amount", R, "payload.amount > 10000"),
-    ("send_invoice_reminder", "large-amount", R, "payload.amount > 500"),
+    (
+        "send_invoice_reminder",
+        "very-large-amount",
+        R,
+        "payload.amount > 10000",
+    ),
+    (
+        "send_invoice_reminder",
+        "large-amount",
+        R,
+        "payload.amount > 500",
+    ),
     (
         "send_invoice_reminder",
         "strategic-customer",
@@ -105,12 +145,32 @@ pub const RULES: &[(&str, &str, Verdict, &str)] = &[
         B,
         r#"!has(payload.payment_reference) || payload.payment_reference.trim() == """#,
     ),
-    ("mark_invoice_paid", "short-payment", B, "payload.amount_received < payload.amount_due"),
-    ("mark_invoice_paid", "large-payment", R, "payload.amount_due >= 50000"),
+    (
+        "mark_invoice_paid",
+        "short-payment",
+        B,
+        "payload.amount_received < payload.amount_due",
+    ),
+    (
+        "mark_invoice_paid",
+        "large-payment",
+        R,
+        "payload.amount_due >= 50000",
+    ),
     ("mark_invoice_paid", "two-controllers", R, "true"),
     // refunds.yaml
-    ("issue_refund", "non-positive-amount", B, "payload.amount <= 0"),
-    ("issue_refund", "exceeds-original-charge", B, "payload.amount > payload.original_charge.amount"),
+    (
+        "issue_refund",
+        "non-positive-amount",
+        B,
+        "payload.amount <= 0",
+    ),
+    (
+        "issue_refund",
+        "exceeds-original-charge",
+        B,
+        "payload.amount > payload.original_charge.amount",
+    ),
     (
         "issue_refund",
         "exceeds-remaining-balance",
@@ -159,8 +219,18 @@ pub const RULES: &[(&str, &str, Verdict, &str)] = &[
         R,
         r#""email" in payload.fields || "phone" in payload.fields || "full_name" in payload.fields || "postal_address" in payload.fields || "date_of_birth" in payload.fields || "iban" in payload.fields || "tax_id" in payload.fields"#,
     ),
-    ("export_customer_data", "bulk-export", R, "payload.row_count > 10000"),
-    ("export_customer_data", "routine-export", A, "payload.row_count <= 10000"),
+    (
+        "export_customer_data",
+        "bulk-export",
+        R,
+        "payload.row_count > 10000",
+    ),
+    (
+        "export_customer_data",
+        "routine-export",
+        A,
+        "payload.row_count <= 10000",
+    ),
 ];
 
 struct CelAction {
@@ -191,7 +261,16 @@ impl CelFinance {
         let env = Arc::new(env);
         let mut actions: HashMap<&'static str, CelAction> = finance::ACTIONS
             .iter()
-            .map(|&(name, default, on_error)| (name, CelAction { default, on_error, rules: Vec::new() }))
+            .map(|&(name, default, on_error)| {
+                (
+                    name,
+                    CelAction {
+                        default,
+                        on_error,
+                        rules: Vec::new(),
+                    },
+                )
+            })
             .collect();
         for &(action, rule, verdict, src) in RULES {
             let program = env
@@ -212,7 +291,13 @@ impl CelFinance {
     }
 
     /// A context from the request's parts.
-    pub fn input_parts(&self, actor: &Value, payload: &Value, source: &Value, now: &Value) -> Context<'static, 'static> {
+    pub fn input_parts(
+        &self,
+        actor: &Value,
+        payload: &Value,
+        source: &Value,
+        now: &Value,
+    ) -> Context<'static, 'static> {
         let mut ctx = Context::with_env(Arc::clone(&self.env));
         ctx.add_variable_from_value("actor", to_cel(actor));
         ctx.add_variable_from_value("payload", to_cel(payload));

@@ -51,7 +51,10 @@ impl Finance {
         let cases = run
             .outcomes
             .into_iter()
-            .map(|o| Case { expected: o.report.decision, test: o.case })
+            .map(|o| Case {
+                expected: o.report.decision,
+                test: o.case,
+            })
             .collect();
         Finance { set, cases }
     }
@@ -102,7 +105,11 @@ pub const REPRESENTATIVE: &[&str] = &[
 pub const ACTIONS: &[(&str, Verdict, Verdict)] = &[
     ("grant_access", Verdict::RequireApproval, Verdict::Block),
     ("change_bank_details", Verdict::Block, Verdict::Block),
-    ("send_invoice_reminder", Verdict::Allow, Verdict::RequireApproval),
+    (
+        "send_invoice_reminder",
+        Verdict::Allow,
+        Verdict::RequireApproval,
+    ),
     ("mark_invoice_paid", Verdict::Block, Verdict::Block),
     ("issue_refund", Verdict::Block, Verdict::Block),
     ("export_customer_data", Verdict::Block, Verdict::Block),
@@ -110,5 +117,8 @@ pub const ACTIONS: &[(&str, Verdict, Verdict)] = &[
 
 /// `(default, on_error)` of a declared finance action.
 pub fn action_defaults(name: &str) -> Option<(Verdict, Verdict)> {
-    ACTIONS.iter().find(|(n, _, _)| *n == name).map(|&(_, d, e)| (d, e))
+    ACTIONS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(_, d, e)| (d, e))
 }

@@ -14,6 +14,7 @@
 
 pub mod cedar_peer;
 pub mod cel_peer;
+pub mod clock;
 pub mod finance;
 pub mod rego_peer;
 pub mod scale;
@@ -51,13 +52,19 @@ pub fn check_finance_equivalence() -> Vec<String> {
     for case in &fin.cases {
         let ours = fin.set.decide(&case.test.request()).verdict;
         if ours != case.expected {
-            problems.push(format!("{}: countersign {ours:?} but the test expects {:?}", case.test.name, case.expected));
+            problems.push(format!(
+                "{}: countersign {ours:?} but the test expects {:?}",
+                case.test.name, case.expected
+            ));
         }
         let cel_input = cel.input(&case.test);
         let peers = [
             ("cel", cel.decide(&case.test.action, &cel_input)),
             ("cedar", cedar.decide(&cedar.input(&case.test))),
-            ("regorus", rego.decide(&rego_peer::RegoFinance::input(&case.test))),
+            (
+                "regorus",
+                rego.decide(&rego_peer::RegoFinance::input(&case.test)),
+            ),
         ];
         for (name, verdict) in peers {
             if verdict != ours {

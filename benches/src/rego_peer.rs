@@ -36,12 +36,30 @@ impl RegoFinance {
         if let Err(e) = engine.add_policy("finance.rego".to_owned(), POLICY.to_owned()) {
             panic!("finance.rego does not load: {e}");
         }
+        // regorus fails the whole evaluation on an unknown time zone, where
+        // Countersign fails only the rule; the policy checks zones against
+        // this list first (the names the engines' shared chrono-tz knows).
+        let zones: serde_json::Map<String, serde_json::Value> = chrono_tz::TZ_VARIANTS
+            .iter()
+            .map(|tz| (tz.name().to_owned(), serde_json::Value::Bool(true)))
+            .collect();
+        if let Err(e) = engine.add_data(regorus::Value::from(
+            serde_json::json!({ "time_zones": zones }),
+        )) {
+            panic!("time zone data does not load: {e}");
+        }
         RegoFinance { engine }
     }
 
     /// The input document for a finance test case.
     pub fn input(case: &TestCase) -> regorus::Value {
-        input_parts(&case.action, &case.actor, &case.payload, &case.source, &case.now)
+        input_parts(
+            &case.action,
+            &case.actor,
+            &case.payload,
+            &case.source,
+            &case.now,
+        )
     }
 
     /// Decides one request.
@@ -64,9 +82,17 @@ pub fn verdict_of(v: &regorus::Value) -> Verdict {
 }
 
 /// The input document for a request.
-pub fn input_parts(action: &str, actor: &Value, payload: &Value, source: &Value, now: &Value) -> regorus::Value {
+pub fn input_parts(
+    action: &str,
+    actor: &Value,
+    payload: &Value,
+    source: &Value,
+    now: &Value,
+) -> regorus::Value {
     let now_ns = match now {
-        Value::Timestamp(t) => t.timestamp_nanos_opt().map_or(serde_json::Value::Null, serde_json::Value::from),
+        Value::Timestamp(t) => t
+            .timestamp_nanos_opt()
+            .map_or(serde_json::Value::Null, serde_json::Value::from),
         _ => serde_json::Value::Null,
     };
     regorus::Value::from(serde_json::json!({
@@ -80,9 +106,16 @@ pub fn input_parts(action: &str, actor: &Value, payload: &Value, source: &Value,
 
 /// An input document from the request's JSON text, for the end-to-end
 /// measurement: regorus reads the payload text with its own JSON reader.
-pub fn input_from_json(action: &str, actor: &Value, payload_json: &str, source: &Value, now: &Value) -> regorus::Value {
+pub fn input_from_json(
+    action: &str,
+    actor: &Value,
+    payload_json: &str,
+    source: &Value,
+    now: &Value,
+) -> regorus::Value {
     let mut input = input_parts(action, actor, &Value::Null, source, now);
-    let payload = regorus::Value::from_json_str(payload_json).unwrap_or_else(|e| panic!("bad payload JSON: {e}"));
+    let payload = regorus::Value::from_json_str(payload_json)
+        .unwrap_or_else(|e| panic!("bad payload JSON: {e}"));
     match input.as_object_mut() {
         Ok(map) => {
             map.insert(regorus::Value::from("payload"), payload);

@@ -35,20 +35,26 @@ fn rule(i: usize, j: usize) -> (String, String, Verdict) {
     match (i + j) % RULES_PER_ACTION {
         0 => {
             let n = 100 + i % 900;
-            (format!("payload.amount > {n}"), format!("context.payload.amount > {n}"), R)
+            (
+                format!("payload.amount > {n}"),
+                format!("context.payload.amount > {n}"),
+                R,
+            )
         }
         1 => {
             let n = 50 + i % 500;
             (
                 format!(r#"payload.region in ["eu", "uk"] and payload.amount > {n}"#),
-                format!(r#"["eu", "uk"].contains(context.payload.region) && context.payload.amount > {n}"#),
+                format!(
+                    r#"["eu", "uk"].contains(context.payload.region) && context.payload.amount > {n}"#
+                ),
                 R,
             )
         }
         2 => (
             r#"has(payload.tags) and "urgent" in payload.tags"#.to_owned(),
             r#"context.payload has tags && context.payload.tags.contains("urgent")"#.to_owned(),
-            if i % 3 == 0 { B } else { R },
+            if i.is_multiple_of(3) { B } else { R },
         ),
         3 => {
             let k = i % 97;
@@ -60,7 +66,11 @@ fn rule(i: usize, j: usize) -> (String, String, Verdict) {
         }
         4 => {
             let n = 5 + i % 20;
-            (format!("payload.count >= {n}"), format!("context.payload.count >= {n}"), B)
+            (
+                format!("payload.count >= {n}"),
+                format!("context.payload.count >= {n}"),
+                B,
+            )
         }
         5 => {
             let k = i % 13;
@@ -95,8 +105,9 @@ fn rule(i: usize, j: usize) -> (String, String, Verdict) {
             )
         }
         _ => (
-            "not has(payload.approved_by) or payload.approved_by == actor".to_owned(),
-            "!(context.payload has approved_by) || context.payload.approved_by == context.actor".to_owned(),
+            "has(payload.approved_by) and payload.approved_by == actor".to_owned(),
+            "context.payload has approved_by && context.payload.approved_by == context.actor"
+                .to_owned(),
             B,
         ),
     }
@@ -117,7 +128,11 @@ pub fn yaml_sources(n: usize) -> Vec<(String, String)> {
         }
         y.push_str("actions:\n");
         for i in start..end {
-            let _ = write!(y, "  {}:\n    risk: medium\n    approvers: ops\n    default: allow\n    on_error: block\n    rules:\n", action_name(i));
+            let _ = write!(
+                y,
+                "  {}:\n    risk: medium\n    approvers: ops\n    default: allow\n    on_error: block\n    rules:\n",
+                action_name(i)
+            );
             for j in 0..RULES_PER_ACTION {
                 let (cond, _, verdict) = rule(i, j);
                 let _ = write!(
@@ -147,7 +162,11 @@ pub fn cedar_source(n: usize) -> String {
         let action = action_name(i);
         for j in 0..RULES_PER_ACTION {
             let (_, cond, verdict) = rule(i, j);
-            let effect = if verdict == Verdict::Block { "forbid" } else { "permit" };
+            let effect = if verdict == Verdict::Block {
+                "forbid"
+            } else {
+                "permit"
+            };
             let _ = writeln!(
                 s,
                 "@decision(\"{}\")\n{effect} (principal, action == Action::\"{action}\", resource)\nwhen {{ {cond} }};",
@@ -170,24 +189,32 @@ pub struct CedarScale {
 impl CedarScale {
     /// Parses generated Cedar text.
     pub fn parse(text: &str) -> Self {
-        let policies = CedarSet::from_str(text).unwrap_or_else(|e| panic!("generated Cedar does not parse: {e:?}"));
+        let policies = CedarSet::from_str(text)
+            .unwrap_or_else(|e| panic!("generated Cedar does not parse: {e:?}"));
         let permits = cedar_peer::verdict_annotations(&policies);
-        CedarScale { policies, permits, entities: Entities::empty(), authorizer: Authorizer::new() }
+        CedarScale {
+            policies,
+            permits,
+            entities: Entities::empty(),
+            authorizer: Authorizer::new(),
+        }
     }
 
     /// Decides one request (every generated action defaults to allow and
     /// fails closed).
     pub fn decide(&self, request: &cedar_policy::Request) -> Verdict {
-        let response = self.authorizer.is_authorized(request, &self.policies, &self.entities);
+        let response = self
+            .authorizer
+            .is_authorized(request, &self.policies, &self.entities);
         cedar_peer::combine(&response, &self.permits, Verdict::Allow, Verdict::Block)
     }
 }
 
 /// The payloads the scale benchmarks decide, in the order they are timed.
 pub const PAYLOADS: &[&str] = &[
-    r#"{"amount": 420, "fee": 35, "region": "eu", "ref": "R-12-889", "count": 3, "email": "ops@corp3.example.com", "priority": "p2", "approved_by": "agent-7"}"#,
+    r#"{"amount": 420, "fee": 35, "region": "eu", "ref": "R-12-889", "count": 3, "email": "ops@corp3.example.com", "priority": "p2", "approved_by": "alice"}"#,
     r#"{"amount": 40, "fee": 5, "region": "us", "ref": "X-1", "count": 0, "email": "someone@example.org", "priority": "p9"}"#,
-    r#"{"amount": 9000, "fee": 120, "region": "uk", "tags": ["urgent", "q3"], "ref": "R-7-1", "count": 30, "email": "a@corp1.example.com", "priority": "p1", "approved_by": "someone-else"}"#,
+    r#"{"amount": 9000, "fee": 120, "region": "uk", "tags": ["urgent", "q3"], "ref": "R-7-1", "count": 30, "email": "a@corp1.example.com", "priority": "p1", "approved_by": "agent-7"}"#,
 ];
 
 /// The actor of every scale request.
@@ -224,7 +251,12 @@ pub fn requests(n: usize) -> Vec<ScaleRequest> {
                 "payload": serde_json::from_str::<serde_json::Value>(p).unwrap_or_else(|e| panic!("{e}")),
             });
             let cedar = cedar_peer::request(&action, &actor, ctx);
-            out.push(ScaleRequest { action: action.clone(), actor: actor.clone(), payload, cedar });
+            out.push(ScaleRequest {
+                action: action.clone(),
+                actor: actor.clone(),
+                payload,
+                cedar,
+            });
         }
     }
     out

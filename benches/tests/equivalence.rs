@@ -8,7 +8,12 @@ use countersign_engine::{Request, Value};
 #[test]
 fn every_peer_agrees_on_every_finance_case() {
     let problems = check_finance_equivalence();
-    assert!(problems.is_empty(), "{} disagreements:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} disagreements:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -25,13 +30,25 @@ fn cedar_agrees_on_the_generated_scale_set() {
         for p in scale::PAYLOADS {
             let payload = countersign_engine::parse_json(p.as_bytes()).unwrap();
             let actor = Value::string(scale::ACTOR);
-            let req = Request { action: &action, actor: &actor, payload: &payload, source: &null, now: &null };
+            let req = Request {
+                action: &action,
+                actor: &actor,
+                payload: &payload,
+                source: &null,
+                now: &null,
+            };
             let v = ours.decide(&req).verdict;
             let ctx = serde_json::json!({"actor": scale::ACTOR, "payload": serde_json::from_str::<serde_json::Value>(p).unwrap()});
-            let c = cedar.decide(&countersign_benches::cedar_peer::request(&action, &actor, ctx));
+            let c = cedar.decide(&countersign_benches::cedar_peer::request(
+                &action, &actor, ctx,
+            ));
             assert_eq!(v, c, "{action} with {p}");
             seen.insert(v);
         }
     }
-    assert_eq!(seen.len(), 3, "the generated set should produce every verdict: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        3,
+        "the generated set should produce every verdict: {seen:?}"
+    );
 }

@@ -3,7 +3,10 @@
 //!
 //! Times are criterion's median per iteration divided by the group's
 //! throughput (the number of decisions per iteration), so every figure is a
-//! time per decision (or per load).
+//! time per decision (or per load). They are in whatever clock the benches
+//! ran with: the thread's CPU time by default (see `src/clock.rs`).
+//!
+//! `cargo run --release --bin summarize`
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -67,7 +70,9 @@ fn engines_row(group: &str) -> (Vec<Option<f64>>, String) {
 fn main() {
     let fin = Finance::load();
     println!("### Finance set, representative cases (median per decision)\n");
-    println!("| # | case | action | verdict | Countersign | CEL | Cedar | Rego (regorus) | CEL ÷ ours | Cedar ÷ ours | Rego ÷ ours |");
+    println!(
+        "| # | case | action | verdict | Countersign | CEL | Cedar | Rego (regorus) | CEL ÷ ours | Cedar ÷ ours | Rego ÷ ours |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (i, case) in fin.representative().iter().enumerate() {
         let (_, cells) = engines_row(&format!("case{i:02}"));
@@ -80,17 +85,26 @@ fn main() {
     }
 
     println!("\n### Finance set, every test case, by action (median per decision)\n");
-    println!("| action | cases | Countersign | CEL | Cedar | Rego (regorus) | CEL ÷ ours | Cedar ÷ ours | Rego ÷ ours |");
+    println!(
+        "| action | cases | Countersign | CEL | Cedar | Rego (regorus) | CEL ÷ ours | Cedar ÷ ours | Rego ÷ ours |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (action, _, _) in ACTIONS {
-        let n = fin.cases.iter().filter(|c| c.test.action == *action).count();
+        let n = fin
+            .cases
+            .iter()
+            .filter(|c| c.test.action == *action)
+            .count();
         let (_, cells) = engines_row(&format!("suite_{action}"));
         println!("| {action} | {n} | {cells} |");
     }
     let (_, cells) = engines_row("suite_all");
     println!("| **all cases** | {} | {cells} |", fin.cases.len());
     let (_, cells) = engines_row("e2e_all");
-    println!("| **all cases, from JSON text** | {} | {cells} |", fin.cases.len());
+    println!(
+        "| **all cases, from JSON text** | {} | {cells} |",
+        fin.cases.len()
+    );
 
     println!("\n### Scale: decision latency (median per decision, 3 actions × 3 payloads)\n");
     println!("| actions | rules | Countersign | Cedar | Cedar ÷ ours |");
@@ -98,15 +112,29 @@ fn main() {
     for n in [100usize, 1_000, 10_000] {
         let g = format!("scale_decide_{n}");
         let (o, c) = (median(&g, "countersign"), median(&g, "cedar"));
-        println!("| {n} | {} | {} | {} | {} |", n * RULES_PER_ACTION, fmt_time(o), fmt_time(c), ratio(c, o));
+        println!(
+            "| {n} | {} | {} | {} | {} |",
+            n * RULES_PER_ACTION,
+            fmt_time(o),
+            fmt_time(c),
+            ratio(c, o)
+        );
     }
 
     println!("\n### Scale: load and compile the whole set (median)\n");
-    println!("| actions | rules | Countersign `from_sources` | Cedar `PolicySet::from_str` | Cedar ÷ ours |");
+    println!(
+        "| actions | rules | Countersign `from_sources` | Cedar `PolicySet::from_str` | Cedar ÷ ours |"
+    );
     println!("|---|---|---|---|---|");
     for n in [100usize, 1_000, 10_000] {
         let g = format!("scale_load_{n}");
         let (o, c) = (median(&g, "countersign"), median(&g, "cedar"));
-        println!("| {n} | {} | {} | {} | {} |", n * RULES_PER_ACTION, fmt_time(o), fmt_time(c), ratio(c, o));
+        println!(
+            "| {n} | {} | {} | {} | {} |",
+            n * RULES_PER_ACTION,
+            fmt_time(o),
+            fmt_time(c),
+            ratio(c, o)
+        );
     }
 }

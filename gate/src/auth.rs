@@ -82,7 +82,7 @@ impl FromRequestParts<AppState> for Caller {
             })?;
         state
             .limiter
-            .check(&record.key_id)
+            .check(&format!("{}/{}", record.workspace, record.key_id))
             .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
         Ok(Caller {
             key: record,

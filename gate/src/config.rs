@@ -353,7 +353,7 @@ impl Config {
             }
             Some(r) => RateLimit {
                 per_second: r.per_second,
-                burst: r.burst.unwrap_or(r.per_second * 2).max(1),
+                burst: r.burst.unwrap_or(r.per_second.saturating_mul(2)).max(1),
             },
         };
         let policy_poll_interval = match raw.policy_poll_interval {
@@ -462,9 +462,19 @@ impl Config {
                 ));
             }
         }
+        let raw_has_no_transport = raw.email.is_none()
+            && raw.slack.is_none()
+            && workspaces
+                .iter()
+                .all(|w| w.webhooks.is_empty() && w.teams_workflow_url.is_none());
+        if raw.slack.as_ref().is_some_and(|s| s.channel.is_some()) && workspaces.len() > 1 {
+            return Err(ConfigError::Invalid(
+                "slack.channel posts every workspace's requests to one channel; with several workspaces, leave it out so approvers get direct messages".to_owned(),
+            ));
+        }
         Ok(Self {
             listen,
-            public_url,
+            public_url: public_url.clone(),
             data_dir,
             store,
             max_body_bytes,
@@ -473,7 +483,13 @@ impl Config {
             workspaces,
             email: raw.email,
             slack: raw.slack,
-            console: raw.console.unwrap_or(true),
+            // The console prints working approval links: on by default only
+            // for a local gate with no other way to reach approvers.
+            console: raw.console.unwrap_or(
+                raw_has_no_transport
+                    && (public_url.starts_with("http://127.")
+                        || public_url.starts_with("http://localhost")),
+            ),
             delivery,
         })
     }
@@ -556,6 +572,29 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.workspaces.len(), 1);
         assert!(matches!(c.store, StoreUrl::Sqlite(_)));
+    }
+
+    #[test]
+    fn the_console_is_on_only_for_a_local_gate_without_other_transports() {
+        assert!(Config::parse("", Path::new(".")).unwrap().console);
+        assert!(
+            !Config::parse("public_url: https://cs.example.com\n", Path::new("."))
+                .unwrap()
+                .console
+        );
+        let with_email = "email: { host: smtp.example.com, port: 587, from: cs@example.com }\n";
+        assert!(!Config::parse(with_email, Path::new(".")).unwrap().console);
+        assert!(
+            Config::parse(&format!("{with_email}console: true\n"), Path::new("."))
+                .unwrap()
+                .console
+        );
+    }
+
+    #[test]
+    fn a_slack_channel_cannot_be_shared_by_workspaces() {
+        let text = "slack: { bot_token: x, signing_secret: y, channel: C1 }\nworkspaces:\n  a: { policies: p }\n  b: { policies: q }\n";
+        assert!(Config::parse(text, Path::new(".")).is_err());
     }
 
     #[test]

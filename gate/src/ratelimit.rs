@@ -26,9 +26,11 @@ impl RateLimiter {
     /// Takes one token for `key`; `Err(seconds)` to wait when there is none.
     pub fn check(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
+        // A poisoned lock still holds valid buckets: keep limiting.
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let burst = f64::from(self.limit.burst);
         let rate = f64::from(self.limit.per_second);
         let (tokens, last) = buckets.entry(key.to_owned()).or_insert((burst, now));

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -313,19 +313,22 @@ fn request_body(case: &Case, idempotency_key: &str) -> Value {
 }
 
 /// Fires intercepts from [`CLIENTS`] tasks, SIGKILLs the gate while they
-/// are in flight, and returns every request that was answered with a 2xx.
+/// are in flight, and returns every request that was answered with a 2xx,
+/// and how many got no answer.
 async fn load_then_kill(
     gate: &mut Gate,
     http: &reqwest::Client,
     key: &str,
     cycle: u32,
-) -> Vec<Acked> {
+) -> (Vec<Acked>, usize) {
     let acked = Arc::new(Mutex::new(Vec::new()));
+    let unanswered = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let phase_end = Instant::now() + LOAD_PHASE_LIMIT;
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
         let (http, acked, stop) = (http.clone(), Arc::clone(&acked), Arc::clone(&stop));
+        let unanswered = Arc::clone(&unanswered);
         let url = format!("{}/v1/intercept", gate.base);
         let auth = format!("Bearer {key}");
         tasks.push(tokio::spawn(async move {
@@ -345,6 +348,7 @@ async fn load_then_kill(
                     Ok(r) => r,
                     Err(_) => {
                         // The server is gone (or going): not acknowledged.
+                        unanswered.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(5)).await;
                         continue;
                     }
@@ -352,6 +356,7 @@ async fn load_then_kill(
                 let status = response.status();
                 let Ok(view) = response.json::<Value>().await else {
                     // Cut off mid-body: the client never saw an answer.
+                    unanswered.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
                 if !status.is_success() {
@@ -389,7 +394,7 @@ async fn load_then_kill(
         t.await.expect("load task");
     }
     let acked = std::mem::take(&mut *acked.lock().expect("lock"));
-    acked
+    (acked, unanswered.load(Ordering::Relaxed))
 }
 
 /// Checks every acknowledged run against the restarted gate, from
@@ -470,7 +475,7 @@ async fn crash_cycles() {
         let mut gate = Gate::start(&site, &http).await;
         // Everything acknowledged before earlier crashes is still there.
         check_durable(&gate, &http, &key, &all).await;
-        let acked = load_then_kill(&mut gate, &http, &key, cycle).await;
+        let (acked, unanswered) = load_then_kill(&mut gate, &http, &key, cycle).await;
         drop(gate);
         assert!(
             !acked.is_empty(),
@@ -478,7 +483,7 @@ async fn crash_cycles() {
             site.log_tail()
         );
         eprintln!(
-            "cycle {cycle}: {} intercepts acknowledged before kill -9",
+            "cycle {cycle}: {} intercepts acknowledged before kill -9, {unanswered} unanswered",
             acked.len()
         );
         all.extend(acked);

@@ -32,6 +32,7 @@ mod ts;
 pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash};
 pub use error::{ChainBreak, StoreError};
+pub use logic::is_actor;
 pub use model::{
     AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
     ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport, CreateRunOutcome,

@@ -33,6 +33,36 @@ pub(crate) fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Folds an identity for comparison: trimmed, case-insensitive.
+fn fold_identity(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// Whether `approver_id` names the run's actor: the actor string equals
+/// (trimmed, ignoring case) the approver's id, email address or Slack id.
+/// An agent cannot dodge the no-self-approval rule by sending `Alice` or
+/// `alice@example.com` for approver `alice`.
+pub fn is_actor(run: &Run, approver_id: &str) -> bool {
+    let Some(actor) = run
+        .actor
+        .as_deref()
+        .map(fold_identity)
+        .filter(|a| !a.is_empty())
+    else {
+        return false;
+    };
+    let approver = run
+        .approval
+        .as_ref()
+        .and_then(|a| a.approvers.iter().find(|r| r.id == approver_id));
+    let mut names = vec![fold_identity(approver_id)];
+    if let Some(r) = approver {
+        names.extend(r.email.as_deref().map(fold_identity));
+        names.extend(r.slack.as_deref().map(fold_identity));
+    }
+    names.contains(&actor)
+}
+
 /// Validates a new run and normalizes its timestamps to microseconds.
 pub(crate) fn validate_new_run(run: &mut NewRun) -> Result<(), StoreError> {
     check_id("workspace", &run.workspace)?;
@@ -50,6 +80,12 @@ pub(crate) fn validate_new_run(run: &mut NewRun) -> Result<(), StoreError> {
             let mut seen = HashSet::new();
             for approver in &approval.approvers {
                 check_id("approver id", &approver.id)?;
+                if approver.id.starts_with('@') {
+                    return Err(StoreError::invalid(format!(
+                        "approver id `{}` may not start with `@` (reserved for shared destinations)",
+                        approver.id
+                    )));
+                }
                 if !seen.insert(approver.id.as_str()) {
                     return Err(StoreError::invalid(format!(
                         "approver `{}` is listed twice",
@@ -311,7 +347,7 @@ pub(crate) fn plan_answer(
             run_id: run.run_id.clone(),
         });
     }
-    if run.actor.as_deref() == Some(input.approver_id.as_str()) {
+    if is_actor(run, &input.approver_id) {
         return Err(StoreError::SelfApproval {
             approver_id: input.approver_id,
             run_id: run.run_id.clone(),

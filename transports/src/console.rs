@@ -68,8 +68,8 @@ impl Transport for ConsoleTransport {
             delivery_id = %msg.delivery_id,
             run_id = %msg.run_id,
             approver = %msg.recipient.approver_id,
-            approve_url = msg.approve_url.as_deref().unwrap_or("-"),
-            reject_url = msg.reject_url.as_deref().unwrap_or("-"),
+            // The links carry single-use tokens: they go to stdout for the
+            // person at the terminal, never into structured logs.
             "approval requested: {}",
             one_line(&title(msg))
         );

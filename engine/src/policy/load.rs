@@ -466,6 +466,16 @@ fn group(
                 span_of(file, &m.id),
                 "a member id cannot be empty",
             );
+        } else if m.id.value.starts_with('@') {
+            l.err(
+                DiagnosticKind::InvalidValue,
+                file,
+                span_of(file, &m.id),
+                format!("member id `{}` may not start with `@`", m.id.value),
+            )
+            .set_help(
+                "`@…` names shared destinations such as webhooks; use the plain name, e.g. `alice`",
+            );
         } else if members.iter().any(|x| x.id == m.id.value) {
             l.err(
                 DiagnosticKind::Duplicate,
@@ -490,11 +500,23 @@ fn group(
                 );
             }
         }
+        if let Some(t) = &m.teams {
+            if !(t.value.starts_with("https://") || t.value.starts_with("http://")) {
+                l.err(
+                    DiagnosticKind::InvalidValue,
+                    file,
+                    span_of(file, t),
+                    format!("`{}` is not a Teams Workflows URL", t.value),
+                )
+                .set_help("the member's own workflow URL, starting with https://");
+            }
+        }
         members.push(Member {
             id: m.id.value.clone(),
             name: m.name.clone(),
             email: m.email.as_ref().map(|e| e.value.clone()),
             slack: m.slack.clone(),
+            teams: m.teams.as_ref().map(|t| t.value.clone()),
         });
     }
     let quorum = match &g.quorum {
@@ -922,6 +944,36 @@ mod tests {
             "mapping values are not allowed in this context"
         );
         assert_eq!(strip_location_prefix("plain message"), "plain message");
+    }
+
+    #[test]
+    fn member_ids_may_not_take_the_shared_destination_prefix() {
+        let err = crate::PolicySet::from_sources([(
+            "p.yaml",
+            "version: 1\napprovers:\n  g:\n    members: [{ id: \"@alice\" }]\n",
+        )])
+        .unwrap_err();
+        let d = &err.diagnostics()[0];
+        assert!(
+            d.message().contains("may not start with `@`"),
+            "{}",
+            d.message()
+        );
+        assert_eq!(d.location().map(|l| (l.line, l.column)), Some((4, 21)));
+    }
+
+    #[test]
+    fn a_member_teams_url_must_be_a_url() {
+        let err = crate::PolicySet::from_sources([(
+            "p.yaml",
+            "version: 1\napprovers:\n  g:\n    members: [{ id: a, teams: my-chat }]\n",
+        )])
+        .unwrap_err();
+        assert!(
+            err.diagnostics()[0]
+                .message()
+                .contains("not a Teams Workflows URL")
+        );
     }
 
     #[test]

@@ -129,6 +129,10 @@ pub struct Member {
     /// Slack user id, for the Slack transport.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slack: Option<String>,
+    /// The member's own Teams Workflows URL (a 1:1 chat), where personal
+    /// approval links may be sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teams: Option<String>,
 }
 
 /// A named group of approvers.

@@ -93,6 +93,9 @@ pub(crate) struct RawMember {
     pub(crate) email: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) slack: Option<String>,
+    /// The member's own Teams Workflows URL (a 1:1 chat), for personal links.
+    #[serde(default)]
+    pub(crate) teams: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

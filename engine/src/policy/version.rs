@@ -48,6 +48,7 @@ pub(crate) fn canonical(set: &PolicySet) -> String {
                         ("name", opt(m.name.as_deref())),
                         ("email", opt(m.email.as_deref())),
                         ("slack", opt(m.slack.as_deref())),
+                        ("teams", opt(m.teams.as_deref())),
                     ])
                 })
                 .collect();

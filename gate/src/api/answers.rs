@@ -31,10 +31,22 @@ use crate::state::AppState;
 /// The longest comment kept.
 const MAX_COMMENT: usize = 2000;
 
+/// HTML-escapes agent-supplied text, and makes invisible formatting
+/// characters (bidirectional overrides, zero-width marks) visible so text
+/// cannot be disguised.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}' => {
+                out.push_str(&format!("[U+{:04X}]", c as u32));
+            }
+            c if c.is_control() && c != '\n' && c != '\t' => {
+                out.push_str(&format!("[U+{:04X}]", c as u32))
+            }
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -90,7 +102,7 @@ fn details(run: &Run) -> String {
     if let Some(reasoning) = &run.reasoning {
         out.push_str(&row("Reasoning", reasoning));
     }
-    out.push_str(&row("Payload", &run.payload_summary));
+    out.push_str(&row("Payload SHA-256", &run.payload_hash));
     out.push_str(&row("Rule", run.decision.rule.as_deref().unwrap_or("-")));
     out.push_str(&row("Why", &run.decision.reason));
     if let Some(a) = &run.approval {
@@ -198,7 +210,7 @@ pub async fn confirm_page(
         return page(
             StatusCode::OK,
             "This request was already decided",
-            &(body + &answer_form(&token, link_channel(q.get("c")), AnswerDecision::Approve)),
+            &(body + &answer_form(link_channel(q.get("c")), AnswerDecision::Approve)),
         );
     }
     let intent = q
@@ -206,7 +218,7 @@ pub async fn confirm_page(
         .and_then(|d| parse_decision(d))
         .unwrap_or(AnswerDecision::Approve);
     let channel = link_channel(q.get("c"));
-    let self_note = if run.actor.as_deref() == Some(t.approver_id.as_str()) {
+    let self_note = if countersign_store::is_actor(&run, &t.approver_id) {
         "<p><strong>You proposed this action, so you cannot approve it.</strong></p>"
     } else {
         ""
@@ -216,13 +228,13 @@ pub async fn confirm_page(
         who = escape(&t.approver_id),
         action = escape(&run.action),
         details = details(&run),
-        form = answer_form(&token, channel, intent),
+        form = answer_form(channel, intent),
     );
     page(StatusCode::OK, "Approval requested", &body)
 }
 
 /// The answer form: a comment and the two buttons, the intended one first.
-fn answer_form(token: &str, channel: &str, intent: AnswerDecision) -> String {
+fn answer_form(channel: &str, intent: AnswerDecision) -> String {
     let approve = "<button class=\"approve\" name=\"decision\" value=\"approve\">Approve</button>";
     let reject = "<button class=\"reject\" name=\"decision\" value=\"reject\">Reject</button>";
     let (first, second) = if intent == AnswerDecision::Approve {
@@ -231,10 +243,9 @@ fn answer_form(token: &str, channel: &str, intent: AnswerDecision) -> String {
         (reject, approve)
     };
     format!(
-        "<form method=\"post\" action=\"/a/{token}\"><input type=\"hidden\" name=\"c\" value=\"{channel}\">\
+        "<form method=\"post\" action=\"\"><input type=\"hidden\" name=\"c\" value=\"{channel}\">\
 <p><label for=\"comment\">Comment (optional)</label><br><textarea id=\"comment\" name=\"comment\" maxlength=\"{MAX_COMMENT}\"></textarea></p>\
 <p>{first}{second}</p></form><p class=\"note\">Nothing happens until you press a button. This link works once.</p>",
-        token = escape(token),
     )
 }
 

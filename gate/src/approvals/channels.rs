@@ -133,7 +133,9 @@ impl Channels {
             names::EMAIL => self.email.clone(),
             names::SLACK => self.slack.clone().map(|s| s as Arc<dyn Transport>),
             names::CONSOLE => self.console.clone(),
-            names::TEAMS => self.teams.get(workspace).cloned(),
+            // Personal Teams deliveries are built from the member's own URL
+            // by the worker; only the workspace channel is configured here.
+            names::TEAMS if approver_id == "@teams-channel" => self.teams.get(workspace).cloned(),
             names::WEBHOOK => {
                 let name = approver_id.strip_prefix("@webhook:")?;
                 self.webhooks

@@ -62,7 +62,9 @@ pub fn plan(
         if m.slack.is_some() && channels.slack.is_some() && !channels.slack_channel_mode {
             add(names::SLACK, false);
         }
-        if channels.teams.contains_key(&workspace.name) {
+        // Personal links only to the member's own Teams chat: a shared
+        // channel would hand every reader every approver's link.
+        if m.teams.is_some() {
             add(names::TEAMS, true);
         }
         if channels.console.is_some() {
@@ -81,7 +83,17 @@ pub fn plan(
             ask(m, due, &mut approvers);
         }
     }
-    // Shared destinations: one Slack channel message, one per webhook.
+    // Shared destinations: one Slack channel message, one informational
+    // Teams card (no links), one event per webhook.
+    if channels.teams.contains_key(&workspace.name) {
+        deliveries.push(NewDelivery {
+            delivery_id: new_id(),
+            approver_id: "@teams-channel".to_owned(),
+            channel: names::TEAMS.to_owned(),
+            token_hash: None,
+            next_attempt_at: now,
+        });
+    }
     if channels.slack.is_some() && channels.slack_channel_mode {
         deliveries.push(NewDelivery {
             delivery_id: new_id(),

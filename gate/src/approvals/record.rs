@@ -51,7 +51,7 @@ pub fn may_answer(run: &Run, approver_id: &str) -> Result<(), ApiError> {
         }
         .into());
     }
-    if run.actor.as_deref() == Some(approver_id) {
+    if countersign_store::is_actor(run, approver_id) {
         return Err(StoreError::SelfApproval {
             approver_id: approver_id.to_owned(),
             run_id: run.run_id.clone(),

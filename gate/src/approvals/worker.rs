@@ -38,7 +38,11 @@ pub async fn run_once(state: &AppState) -> Result<usize, countersign_store::Stor
     let due = state.store.due_deliveries(now, 32).await?;
     let n = due.len();
     for d in due {
-        attempt(state, d).await?;
+        // One bad delivery must not hold up everyone else's.
+        let id = d.delivery_id.clone();
+        if let Err(e) = attempt(state, d).await {
+            tracing::warn!(delivery = %id, error = %e, "delivery attempt could not be recorded");
+        }
     }
     Ok(n)
 }
@@ -51,10 +55,16 @@ async fn attempt(state: &AppState, d: Delivery) -> Result<(), countersign_store:
             .mark_delivery_failed(&d.delivery_id, None, "run not found", now)
             .await;
     };
-    let Some(transport) = state
-        .channels
-        .for_delivery(&d.workspace, &d.approver_id, &d.channel)
-    else {
+    let personal_teams = (d.channel == names::TEAMS && !d.approver_id.starts_with('@'))
+        .then(|| member_teams_url(state, &run, &d.approver_id))
+        .flatten()
+        .and_then(|url| countersign_transports::teams::TeamsTransport::new(url).ok())
+        .map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn countersign_transports::Transport>);
+    let Some(transport) = personal_teams.or_else(|| {
+        state
+            .channels
+            .for_delivery(&d.workspace, &d.approver_id, &d.channel)
+    }) else {
         return state
             .store
             .mark_delivery_failed(
@@ -93,6 +103,20 @@ async fn attempt(state: &AppState, d: Delivery) -> Result<(), countersign_store:
     }
 }
 
+/// The member's own Teams workflow URL, from the policies in force: as
+/// listed in the run's group, else in that group's escalation group (an id
+/// may appear in several groups with different details).
+fn member_teams_url(state: &AppState, run: &Run, member: &str) -> Option<String> {
+    let set = state.workspaces.get(&run.workspace)?.policies();
+    let group = set.group(&run.approval.as_ref()?.group)?;
+    let escalation = group.escalate_to.as_deref().and_then(|n| set.group(n));
+    std::iter::once(group)
+        .chain(escalation)
+        .flat_map(|g| g.members.iter())
+        .find(|m| m.id == member)
+        .and_then(|m| m.teams.clone())
+}
+
 /// `base × 2^attempts`, capped, times a random factor in [0.5, 1).
 fn retry_at(state: &AppState, attempts: u32, now: DateTime<Utc>) -> DateTime<Utc> {
     let policy = state.config.delivery;
@@ -111,10 +135,11 @@ fn retry_at(state: &AppState, attempts: u32, now: DateTime<Utc>) -> DateTime<Utc
 fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
     let base = &state.config.public_url;
     let token = state.token_secret.token_for(&d.delivery_id);
+    // Links are personal: never on a shared destination.
     let links = matches!(
         d.channel.as_str(),
         names::EMAIL | names::TEAMS | names::CONSOLE
-    );
+    ) && !d.approver_id.starts_with('@');
     let link = |decision: &str| format!("{base}/a/{token}?d={decision}&c={}", d.channel);
     let approver = run
         .approval

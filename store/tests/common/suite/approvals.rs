@@ -94,6 +94,36 @@ pub async fn self_approval_and_non_approver(b: &impl Backend) {
     assert!(run.approvals.is_empty(), "refused answers are not recorded");
     assert_eq!(run.governance_status, GovernanceStatus::PendingApproval);
     assert_eq!(head_seq(&*s, "ws").await, seq);
+    // The actor written another way is still the actor: case and spacing
+    // are ignored, and the approver's email or Slack id counts too.
+    for (i, actor) in ["  ALICE ", "alice@example.com", "UALICE"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("variant-{i}");
+        let mut r = pending("ws", &id, &["alice", "bob"], 1, t(100));
+        if let Some(a) = r.approval.as_mut() {
+            a.approvers[0].email = Some("Alice@Example.com".into());
+            a.approvers[0].slack = Some("UALICE".into());
+        }
+        r.actor = Some((*actor).into());
+        s.create_run(r).await.unwrap();
+        let err = s
+            .record_answer("ws", &id, answer("alice", Approve), t(1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SelfApproval { .. }),
+            "{actor}: {err:?}"
+        );
+    }
+    // An approver id may not take the `@` reserved for shared destinations.
+    let mut r = pending("ws", "reserved", &["@alice"], 1, t(100));
+    r.actor = None;
+    assert!(matches!(
+        s.create_run(r).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
     // An allowed run has no approvers at all.
     s.create_run(run_allowed("ws", "allowed")).await.unwrap();
     assert!(matches!(

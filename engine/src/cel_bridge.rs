@@ -109,40 +109,63 @@ impl CelCondition {
         &self.source
     }
 
-    /// Evaluates the condition; anything but a boolean result is an error.
+    /// Evaluates the condition alone (a fresh scope); anything but a
+    /// boolean result is an error.
+    #[cfg(test)]
     pub(crate) fn test(
         &self,
         action: &str,
         risk: &str,
         b: &crate::expr::Bindings<'_>,
     ) -> Result<bool, String> {
-        let mut ctx = Context::with_env(Arc::clone(&STDLIB));
-        let bind = |ctx: &mut Context<'_, '_>, var: Var, v: cel::Value| {
-            if self.uses[var as usize] {
-                ctx.add_variable_from_value(var.name(), v);
-            }
-        };
-        bind(
-            &mut ctx,
-            Var::Action,
-            cel::Value::String(Arc::new(action.to_owned())),
-        );
-        bind(
-            &mut ctx,
-            Var::Risk,
-            cel::Value::String(Arc::new(risk.to_owned())),
-        );
-        for (var, value) in [
-            (Var::Actor, b.actor),
-            (Var::Payload, b.payload),
-            (Var::Source, b.source),
-            (Var::Now, b.now),
-        ] {
-            if self.uses[var as usize] {
-                bind(&mut ctx, var, to_cel(value));
-            }
+        CelScope::new(action, risk, *b).test(self)
+    }
+}
+
+/// What one decision's CEL conditions share: one context, each request
+/// variable converted to CEL values at most once, however many CEL rules
+/// the action has.
+pub(crate) struct CelScope<'r> {
+    action: &'r str,
+    risk: &'r str,
+    bindings: crate::expr::Bindings<'r>,
+    context: Option<Context<'static, 'static>>,
+    bound: [bool; 6],
+}
+
+impl<'r> CelScope<'r> {
+    pub(crate) fn new(action: &'r str, risk: &'r str, bindings: crate::expr::Bindings<'r>) -> Self {
+        Self {
+            action,
+            risk,
+            bindings,
+            context: None,
+            bound: [false; 6],
         }
-        match self.program.execute(&ctx) {
+    }
+
+    /// Evaluates one condition; anything but a boolean result is an error.
+    pub(crate) fn test(&mut self, cond: &CelCondition) -> Result<bool, String> {
+        let ctx = self
+            .context
+            .get_or_insert_with(|| Context::with_env(Arc::clone(&STDLIB)));
+        for var in Var::ALL {
+            let i = var as usize;
+            if !cond.uses[i] || self.bound[i] {
+                continue;
+            }
+            let value = match var {
+                Var::Action => cel::Value::String(Arc::new(self.action.to_owned())),
+                Var::Risk => cel::Value::String(Arc::new(self.risk.to_owned())),
+                Var::Actor => to_cel(self.bindings.actor),
+                Var::Payload => to_cel(self.bindings.payload),
+                Var::Source => to_cel(self.bindings.source),
+                Var::Now => to_cel(self.bindings.now),
+            };
+            ctx.add_variable_from_value(var.name(), value);
+            self.bound[i] = true;
+        }
+        match cond.program.execute(ctx) {
             Ok(cel::Value::Bool(v)) => Ok(v),
             Ok(other) => Err(format!(
                 "the CEL condition produced {:?}, not true or false",

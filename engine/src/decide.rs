@@ -141,11 +141,13 @@ impl PolicySet {
         let mut matched: SmallVec<[RuleHit<'p>; 4]> = SmallVec::new();
         let mut shadow: SmallVec<[RuleHit<'p>; 2]> = SmallVec::new();
         let mut errors = Vec::new();
+        let mut cel =
+            crate::cel_bridge::CelScope::new(&action.name, action.risk.as_str(), bindings);
         for rule in &action.rules {
             let outcome = match &rule.condition {
                 Condition::Always => Ok(true),
                 Condition::Expr(e) => e.test(&bindings).map_err(|e| e.message),
-                Condition::Cel(c) => c.test(&action.name, action.risk.as_str(), &bindings),
+                Condition::Cel(c) => cel.test(c),
             };
             let hit = match outcome {
                 Ok(true) => RuleHit {

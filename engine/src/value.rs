@@ -83,6 +83,11 @@ impl Map {
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
+        // Payload objects are usually small; a linear scan of a few keys
+        // beats a binary search's unpredictable branches.
+        if self.entries.len() <= 8 {
+            return self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        }
         self.entries
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
             .ok()

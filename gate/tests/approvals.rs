@@ -384,8 +384,10 @@ async fn click(
 
 fn button_value(rec: &Recorder, channel: &str, action_id: &str) -> String {
     let calls = rec.0.lock().unwrap();
+    // The latest message to that channel.
     let post = calls
         .iter()
+        .rev()
         .find(|(m, b)| m == "chat.postMessage" && b["channel"] == channel)
         .unwrap_or_else(|| panic!("no chat.postMessage to {channel}: {calls:?}"));
     let blocks: Value = match &post.1["blocks"] {
@@ -528,31 +530,7 @@ async fn slack_buttons_answer_only_when_signed_fresh_and_from_an_approver() {
     let own = propose(&gate, &agent, "send_invoice_reminder", "alice").await;
     gate.wait_run(&agent, &own, "Slack DMs", |r| sent(r, "alice", "slack"))
         .await;
-    let value = {
-        let calls = rec.0.lock().unwrap();
-        let post = calls
-            .iter()
-            .rev()
-            .find(|(m, b)| m == "chat.postMessage" && b["channel"] == "U0ALICE")
-            .unwrap()
-            .1
-            .clone();
-        let blocks: Value = match &post["blocks"] {
-            Value::String(s) => serde_json::from_str(s).unwrap(),
-            o => o.clone(),
-        };
-        blocks
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|b| b["type"] == "actions")
-            .flat_map(|b| b["elements"].as_array().unwrap().clone())
-            .find(|e| e["action_id"] == "countersign_approve")
-            .unwrap()["value"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let value = button_value(&rec, "U0ALICE", "countersign_approve");
     let (_, v) = click(
         &gate,
         secret,

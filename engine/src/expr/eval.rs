@@ -160,9 +160,41 @@ fn boolean(v: &Value, op: &str, span: Span) -> Result<bool, EvalError> {
     }
 }
 
-/// Follows a path; the error names the first step that is missing or has the
-/// wrong type, spelled as in the source.
+fn root<'a>(p: &Path, env: &Env<'a>) -> Option<&'a Value> {
+    match p.root {
+        Var::Actor => Some(env.actor),
+        Var::Payload => Some(env.payload),
+        Var::Source => Some(env.source),
+        Var::Now => Some(env.now),
+        Var::Action | Var::Risk => None,
+    }
+}
+
+/// Follows a path without building an error: the fast path of every field
+/// read and of `has`.
+fn lookup<'a>(p: &Path, env: &Env<'a>) -> Option<&'a Value> {
+    let mut cur = root(p, env)?;
+    for step in p.steps.iter() {
+        cur = match (step, cur) {
+            (Step::Key(k), Value::Object(m)) => m.get(k)?,
+            (Step::Index(i), Value::List(items)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Follows a path; when it fails, walks it again to say which step is
+/// missing or has the wrong type, spelled as in the source.
 fn resolve<'a>(p: &Path, env: &Env<'a>) -> Result<&'a Value, EvalError> {
+    if let Some(v) = lookup(p, env) {
+        return Ok(v);
+    }
+    explain_path(p, env)
+}
+
+#[cold]
+fn explain_path<'a>(p: &Path, env: &Env<'a>) -> Result<&'a Value, EvalError> {
     let mut cur: &'a Value = match p.root {
         Var::Actor => env.actor,
         Var::Payload => env.payload,

@@ -406,23 +406,24 @@ pub(crate) async fn due_deliveries<C: GenericClient>(
             &[&now, &i64::from(limit)],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let attempts: i32 = row.try_get(5)?;
-            Ok(Delivery {
-                delivery_id: row.try_get(0)?,
-                workspace: row.try_get(1)?,
-                run_id: row.try_get(2)?,
-                approver_id: row.try_get(3)?,
-                channel: row.try_get(4)?,
-                attempts: u32::try_from(attempts).unwrap_or(0),
-                next_attempt_at: row.try_get(6)?,
-                last_error: row.try_get(7)?,
-                sent_at: row.try_get(8)?,
-                token_hash: row.try_get(9)?,
-            })
-        })
-        .collect()
+    rows.iter().map(delivery_from_row).collect()
+}
+
+/// A `deliveries` row, selected in the column order of the queries here.
+fn delivery_from_row(row: &tokio_postgres::Row) -> Result<Delivery, StoreError> {
+    let attempts: i32 = row.try_get(5)?;
+    Ok(Delivery {
+        delivery_id: row.try_get(0)?,
+        workspace: row.try_get(1)?,
+        run_id: row.try_get(2)?,
+        approver_id: row.try_get(3)?,
+        channel: row.try_get(4)?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        next_attempt_at: row.try_get(6)?,
+        last_error: row.try_get(7)?,
+        sent_at: row.try_get(8)?,
+        token_hash: row.try_get(9)?,
+    })
 }
 
 /// Every delivery of a run, oldest first.
@@ -440,23 +441,7 @@ pub(crate) async fn deliveries_for_run<C: GenericClient>(
             &[&workspace, &run_id],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let attempts: i32 = row.try_get(5)?;
-            Ok(Delivery {
-                delivery_id: row.try_get(0)?,
-                workspace: row.try_get(1)?,
-                run_id: row.try_get(2)?,
-                approver_id: row.try_get(3)?,
-                channel: row.try_get(4)?,
-                attempts: u32::try_from(attempts).unwrap_or(0),
-                next_attempt_at: row.try_get(6)?,
-                last_error: row.try_get(7)?,
-                sent_at: row.try_get(8)?,
-                token_hash: row.try_get(9)?,
-            })
-        })
-        .collect()
+    rows.iter().map(delivery_from_row).collect()
 }
 
 /// The approval token with this hash; `lock` takes its row lock.

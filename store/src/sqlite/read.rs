@@ -385,20 +385,25 @@ pub(crate) fn due_deliveries(
     let mut rows = stmt.query(params![format_ts(now), i64::from(limit)])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(Delivery {
-            delivery_id: row.get(0)?,
-            workspace: row.get(1)?,
-            run_id: row.get(2)?,
-            approver_id: row.get(3)?,
-            channel: row.get(4)?,
-            attempts: row.get(5)?,
-            next_attempt_at: opt_ts(row.get(6)?)?,
-            last_error: row.get(7)?,
-            sent_at: opt_ts(row.get(8)?)?,
-            token_hash: row.get(9)?,
-        });
+        out.push(delivery_from_row(row)?);
     }
     Ok(out)
+}
+
+/// A `deliveries` row, selected in the column order of the queries above.
+fn delivery_from_row(row: &rusqlite::Row<'_>) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        delivery_id: row.get(0)?,
+        workspace: row.get(1)?,
+        run_id: row.get(2)?,
+        approver_id: row.get(3)?,
+        channel: row.get(4)?,
+        attempts: row.get(5)?,
+        next_attempt_at: opt_ts(row.get(6)?)?,
+        last_error: row.get(7)?,
+        sent_at: opt_ts(row.get(8)?)?,
+        token_hash: row.get(9)?,
+    })
 }
 
 /// Every delivery of a run, oldest first.
@@ -416,18 +421,7 @@ pub(crate) fn deliveries_for_run(
     let mut rows = stmt.query(params![workspace, run_id])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(Delivery {
-            delivery_id: row.get(0)?,
-            workspace: row.get(1)?,
-            run_id: row.get(2)?,
-            approver_id: row.get(3)?,
-            channel: row.get(4)?,
-            attempts: row.get(5)?,
-            next_attempt_at: opt_ts(row.get(6)?)?,
-            last_error: row.get(7)?,
-            sent_at: opt_ts(row.get(8)?)?,
-            token_hash: row.get(9)?,
-        });
+        out.push(delivery_from_row(row)?);
     }
     Ok(out)
 }

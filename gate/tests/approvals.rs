@@ -1060,3 +1060,42 @@ async fn teams_links_go_only_to_a_members_own_chat_never_to_the_shared_channel()
     );
     assert!(mine[0].1.contains("d=approve") && mine[0].1.contains("d=reject"));
 }
+
+#[tokio::test]
+async fn a_burst_of_requests_is_delivered_in_one_pass_not_a_batch_per_tick() {
+    let gate = start(POLICY, |c, _| {
+        c.console = true;
+        c.delivery.poll_interval = Duration::from_secs(1);
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    let mut ids = Vec::new();
+    for _ in 0..60 {
+        ids.push(propose(&gate, &agent, "mark_invoice_paid", "finance_agent").await);
+    }
+    // 120 deliveries (alice and bob for each run): several batches, all of
+    // them within one or two ticks of the worker.
+    let started = std::time::Instant::now();
+    loop {
+        let pending = gate
+            .state
+            .store
+            .due_deliveries(gate.clock.now(), 500)
+            .await
+            .unwrap()
+            .len();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "{pending} deliveries still waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let last = gate.run(&agent, ids.last().unwrap()).await;
+    assert!(
+        sent(&last, "alice", "console") && sent(&last, "bob", "console"),
+        "{last}"
+    );
+}

@@ -32,19 +32,39 @@ pub fn spawn(state: AppState) {
     });
 }
 
-/// Sends every delivery due now; returns how many were attempted.
+/// Deliveries fetched per batch, and sent concurrently.
+const BATCH: u32 = 32;
+/// Batches per pass at most.
+const MAX_BATCHES_PER_PASS: usize = 64;
+
+/// Sends every delivery due now, batch after batch until none is left, each
+/// batch concurrently (a slow SMTP server must not hold up Slack); returns
+/// how many were attempted.
 pub async fn run_once(state: &AppState) -> Result<usize, countersign_store::StoreError> {
-    let now = state.clock.now();
-    let due = state.store.due_deliveries(now, 32).await?;
-    let n = due.len();
-    for d in due {
-        // One bad delivery must not hold up everyone else's.
-        let id = d.delivery_id.clone();
-        if let Err(e) = attempt(state, d).await {
-            tracing::warn!(delivery = %id, error = %e, "delivery attempt could not be recorded");
+    let mut total = 0;
+    // Bounded, so deliveries that cannot even be recorded (a store fault)
+    // cannot spin this loop; the next tick tries again.
+    for _ in 0..MAX_BATCHES_PER_PASS {
+        let due = state.store.due_deliveries(state.clock.now(), BATCH).await?;
+        let n = due.len();
+        let mut sends = tokio::task::JoinSet::new();
+        for d in due {
+            let state = state.clone();
+            sends.spawn(async move {
+                // One bad delivery must not hold up everyone else's.
+                let id = d.delivery_id.clone();
+                if let Err(e) = attempt(&state, d).await {
+                    tracing::warn!(delivery = %id, error = %e, "delivery attempt could not be recorded");
+                }
+            });
+        }
+        while sends.join_next().await.is_some() {}
+        total += n;
+        if n < BATCH as usize {
+            break;
         }
     }
-    Ok(n)
+    Ok(total)
 }
 
 async fn attempt(state: &AppState, d: Delivery) -> Result<(), countersign_store::StoreError> {

@@ -97,10 +97,18 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
         ));
     };
     if let Some((unknown, _)) = top.iter().find(|(k, _)| !ALLOWED_FIELDS.contains(k)) {
+        // The field is named as sent, but never empty and never huge: an
+        // empty or long key is reported against the body.
+        let shown = super::summarize_text(unknown, 64);
+        let field = if unknown.is_empty() || shown != unknown {
+            "body"
+        } else {
+            unknown
+        };
         return Err(ApiError::validation(
-            unknown,
+            field,
             format!(
-                "unknown field `{unknown}`; expected one of {}",
+                "unknown field `{shown}`; expected one of {}",
                 ALLOWED_FIELDS.join(", ")
             ),
         ));
@@ -325,6 +333,21 @@ mod tests {
             field(p(r#"{"action":"a","payload":{},"idempotency_key":""}"#)),
             "idempotency_key"
         );
+    }
+
+    /// Found by the `intercept_body` fuzz target: `{"":55}` gave a 422
+    /// whose `field` was empty, and a long unknown key was echoed whole.
+    #[test]
+    fn regression_unknown_empty_or_long_key_names_the_body() {
+        assert_eq!(field(parse_intercept(br#"{"":55}"#, 65536)), "body");
+        let long = format!(r#"{{"{}":1,"action":"a","payload":{{}}}}"#, "k".repeat(500));
+        match parse_intercept(long.as_bytes(), 65536) {
+            Err(ApiError::Validation { field, message }) => {
+                assert_eq!(field, "body");
+                assert!(message.len() < 200, "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

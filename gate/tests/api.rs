@@ -808,6 +808,9 @@ async fn health_readiness_metrics_and_openapi() {
         "/v1/runs/{id}/executed",
         "/v1/runs/{id}/receipt",
         "/v1/receipt-keys",
+        "/v1/approvals/{token}",
+        "/a/{token}",
+        "/slack/interactions",
     ] {
         assert!(
             doc["paths"].get(path).is_some(),

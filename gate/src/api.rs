@@ -40,6 +40,24 @@ pub fn control_json(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiE
     }
 }
 
+/// Reads a small JSON control body that may carry only `allowed` fields
+/// (report and answer bodies); anything else is a 422 naming the field.
+pub async fn control_body(
+    body: Body,
+    limit: usize,
+    allowed: &[&str],
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let bytes = read_body(body, limit).await?;
+    let m = control_json(&bytes)?;
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::validation(
+            k.as_str(),
+            format!("unknown field `{k}`; expected {}", allowed.join(", ")),
+        ));
+    }
+    Ok(m)
+}
+
 /// Shortens text to at most `max` characters, marking the cut.
 pub fn summarize_text(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

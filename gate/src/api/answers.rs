@@ -21,7 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use countersign_store::{AnswerDecision, GovernanceStatus, Run, TokenOutcome};
 use serde_json::{Value, json};
 
-use super::{read_body, run_view};
+use super::{control_body, read_body, run_view};
 use crate::approvals::channels::names;
 use crate::approvals::record::{self, Answer, Outcome};
 use crate::approvals::tokens::{token_hash, well_formed};
@@ -385,17 +385,7 @@ pub async fn answer_api(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, 16 * 1024).await?;
-    let mut m = super::control_json(&bytes)?;
-    if let Some(k) = m
-        .keys()
-        .find(|k| !["decision", "approver", "comment"].contains(&k.as_str()))
-    {
-        return Err(ApiError::validation(
-            k.as_str(),
-            format!("unknown field `{k}`; expected decision, approver, comment"),
-        ));
-    }
+    let mut m = control_body(body, 16 * 1024, &["decision", "approver", "comment"]).await?;
     let decision = match m.remove("decision") {
         Some(Value::String(d)) => parse_decision(&d).ok_or_else(|| {
             ApiError::validation("decision", "`decision` must be `approve` or `reject`")

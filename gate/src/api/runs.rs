@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use countersign_store::{ExecutionOutcome, ExecutionStatus, GovernanceStatus, RunFilter};
 use serde_json::{Value, json};
 
-use super::{control_json, read_body, run_view};
+use super::{control_body, run_view};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -147,14 +147,7 @@ pub async fn report_executed(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let mut m = control_json(&bytes)?;
-    if let Some(k) = m.keys().find(|k| *k != "execution_result") {
-        return Err(ApiError::validation(
-            k.as_str(),
-            format!("unknown field `{k}`; expected execution_result"),
-        ));
-    }
+    let mut m = control_body(body, state.config.max_body_bytes, &["execution_result"]).await?;
     let result = m.remove("execution_result").ok_or_else(|| {
         ApiError::validation(
             "execution_result",
@@ -171,14 +164,7 @@ pub async fn report_failed(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let mut m = control_json(&bytes)?;
-    if let Some(k) = m.keys().find(|k| *k != "execution_error") {
-        return Err(ApiError::validation(
-            k.as_str(),
-            format!("unknown field `{k}`; expected execution_error"),
-        ));
-    }
+    let mut m = control_body(body, state.config.max_body_bytes, &["execution_error"]).await?;
     let error = match m.remove("execution_error") {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_EXECUTION_ERROR => s,
         Some(_) => {

@@ -22,6 +22,7 @@ mod canonical;
 mod chain;
 mod cursor;
 mod error;
+mod grants;
 mod logic;
 mod model;
 mod postgres;
@@ -37,8 +38,8 @@ pub use model::{
     AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
     ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport, CreateRunOutcome,
     DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome, ExecutionReport, ExecutionStatus,
-    GovernanceStatus, NewDelivery, NewRun, Role, Run, RunFilter, RunPage, TokenOutcome,
-    is_executable,
+    GovernanceStatus, Grant, GrantKind, GrantOutcome, NewDelivery, NewGrant, NewRun, Role, Run,
+    RunFilter, RunPage, StatsRow, TokenOutcome, is_executable,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -214,6 +215,51 @@ pub trait Store: Send + Sync {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<TokenOutcome, StoreError>;
+
+    /// The head of a workspace's chain: seq 0 and [`GENESIS_HASH`] when it
+    /// has no events yet.
+    async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError>;
+
+    /// Every event of one run of this workspace, in seq order (empty for an
+    /// unknown run or a run of another workspace).
+    async fn run_events(&self, workspace: &str, run_id: &str) -> Result<Vec<Event>, StoreError>;
+
+    /// Counts of the workspace's runs created in `[since, until)`, grouped
+    /// by UTC day and current status, ordered by day.
+    async fn run_stats(
+        &self,
+        workspace: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<StatsRow>, StoreError>;
+
+    /// Creates an access grant. A share link also appends a
+    /// share_link_created event to its workspace's chain, in the same
+    /// transaction.
+    /// Errors: [`StoreError::Conflict`] if the id or token hash exists,
+    /// [`StoreError::InvalidInput`] (a share link without a workspace).
+    async fn create_grant(&self, grant: NewGrant, now: DateTime<Utc>) -> Result<Grant, StoreError>;
+
+    /// The grant with this token hash, whatever its state.
+    async fn find_grant(&self, token_hash: &str) -> Result<Option<Grant>, StoreError>;
+
+    /// Uses a single-use grant (a sign-in link): the first call while it is
+    /// live gets [`GrantOutcome::Consumed`], every later one
+    /// [`GrantOutcome::AlreadyUsed`].
+    async fn consume_grant(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, StoreError>;
+
+    /// Revokes a grant; revoking a revoked grant returns it unchanged. A
+    /// share link also appends a share_link_revoked event.
+    /// Errors: [`StoreError::NotFound`].
+    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError>;
+
+    /// The workspace's grants of one kind, newest first.
+    async fn list_grants(&self, workspace: &str, kind: GrantKind)
+    -> Result<Vec<Grant>, StoreError>;
 
     /// Group-commit batch sizes, for backends that batch (SQLite).
     fn batch_stats(&self) -> Option<BatchStats> {

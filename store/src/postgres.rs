@@ -6,13 +6,15 @@
 //! gapless. Multi-query reads run in a read-only REPEATABLE READ
 //! transaction, so they see one snapshot.
 
+mod access;
 mod ops;
 mod read;
 
 use crate::logic::{self, check_id};
 use crate::model::{
-    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, ChainReport, CreateRunOutcome,
-    Delivery, Event, ExecutionOutcome, NewRun, Role, Run, RunFilter, RunPage, TokenOutcome,
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, ChainPosition, ChainReport,
+    CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind, GrantOutcome, NewGrant,
+    NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenOutcome,
 };
 use crate::ts::normalize;
 use crate::{Store, StoreError, events_limit};
@@ -23,7 +25,10 @@ use tokio_postgres::NoTls;
 use tokio_postgres::{Client, IsolationLevel};
 
 /// Embedded migrations: (version, SQL). Append only; never edit a shipped one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_access.sql")),
+];
 
 /// Connections in the pool when none is given.
 const DEFAULT_POOL_SIZE: usize = 16;
@@ -400,5 +405,59 @@ impl Store for PostgresStore {
     ) -> Result<TokenOutcome, StoreError> {
         let now = normalize(now)?;
         in_tx!(self, |tx| ops::consume_token(&tx, token_hash, now))
+    }
+
+    async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError> {
+        let client = self.client().await?;
+        access::chain_head(&**client, workspace).await
+    }
+
+    async fn run_events(&self, workspace: &str, run_id: &str) -> Result<Vec<Event>, StoreError> {
+        let client = self.client().await?;
+        access::run_events(&**client, workspace, run_id).await
+    }
+
+    async fn run_stats(
+        &self,
+        workspace: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        let (since, until) = (normalize(since)?, normalize(until)?);
+        let client = self.client().await?;
+        access::run_stats(&**client, workspace, since, until).await
+    }
+
+    async fn create_grant(&self, grant: NewGrant, now: DateTime<Utc>) -> Result<Grant, StoreError> {
+        let record = crate::grants::prepare(&grant, now)?;
+        in_tx!(self, |tx| access::create_grant(&tx, &grant, record))
+    }
+
+    async fn find_grant(&self, token_hash: &str) -> Result<Option<Grant>, StoreError> {
+        let client = self.client().await?;
+        access::find_grant(&**client, token_hash).await
+    }
+
+    async fn consume_grant(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, StoreError> {
+        let now = normalize(now)?;
+        in_tx!(self, |tx| access::consume_grant(&tx, token_hash, now))
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError> {
+        let now = normalize(now)?;
+        in_tx!(self, |tx| access::revoke_grant(&tx, grant_id, now))
+    }
+
+    async fn list_grants(
+        &self,
+        workspace: &str,
+        kind: GrantKind,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let client = self.client().await?;
+        access::list_grants(&**client, workspace, kind).await
     }
 }

@@ -6,15 +6,16 @@
 //! separate read-only connections on tokio's blocking pool and never wait for
 //! the writer.
 
+mod access;
 mod ops;
 mod read;
 mod writer;
 
 use crate::logic::{self, check_id};
 use crate::model::{
-    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainReport,
-    CreateRunOutcome, Delivery, Event, ExecutionOutcome, NewRun, Role, Run, RunFilter, RunPage,
-    TokenOutcome,
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainPosition,
+    ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
+    GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenOutcome,
 };
 use crate::ts::normalize;
 use crate::{Store, StoreError, events_limit};
@@ -27,7 +28,10 @@ use std::time::Duration;
 use writer::Writer;
 
 /// Embedded migrations: (version, SQL). Append only; never edit a shipped one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_access.sql")),
+];
 
 /// How long a connection waits on a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -382,6 +386,73 @@ impl Store for SqliteStore {
         let token_hash = token_hash.to_owned();
         self.writer
             .submit(move |conn| ops::consume_token(conn, &token_hash, now))
+            .await
+    }
+
+    async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| access::chain_head(conn, &workspace))
+            .await
+    }
+
+    async fn run_events(&self, workspace: &str, run_id: &str) -> Result<Vec<Event>, StoreError> {
+        let (workspace, run_id) = (workspace.to_owned(), run_id.to_owned());
+        self.read(move |conn| access::run_events(conn, &workspace, &run_id))
+            .await
+    }
+
+    async fn run_stats(
+        &self,
+        workspace: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        let (since, until) = (normalize(since)?, normalize(until)?);
+        let workspace = workspace.to_owned();
+        self.read(move |conn| access::run_stats(conn, &workspace, since, until))
+            .await
+    }
+
+    async fn create_grant(&self, grant: NewGrant, now: DateTime<Utc>) -> Result<Grant, StoreError> {
+        let record = crate::grants::prepare(&grant, now)?;
+        self.writer
+            .submit(move |conn| access::create_grant(conn, &grant, record))
+            .await
+    }
+
+    async fn find_grant(&self, token_hash: &str) -> Result<Option<Grant>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |conn| access::find_grant(conn, &token_hash))
+            .await
+    }
+
+    async fn consume_grant(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, StoreError> {
+        let now = normalize(now)?;
+        let token_hash = token_hash.to_owned();
+        self.writer
+            .submit(move |conn| access::consume_grant(conn, &token_hash, now))
+            .await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError> {
+        let now = normalize(now)?;
+        let grant_id = grant_id.to_owned();
+        self.writer
+            .submit(move |conn| access::revoke_grant(conn, &grant_id, now))
+            .await
+    }
+
+    async fn list_grants(
+        &self,
+        workspace: &str,
+        kind: GrantKind,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| access::list_grants(conn, &workspace, kind))
             .await
     }
 

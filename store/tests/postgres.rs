@@ -166,6 +166,10 @@ backend_tests!(postgres;
     concurrent_answers_reach_quorum_once,
     deliveries_and_tokens,
     health,
+    sign_in_grants_are_single_use_and_expire,
+    grants_reject_bad_input_and_duplicates,
+    share_links_are_audited_and_scoped,
+    run_events_head_and_stats,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

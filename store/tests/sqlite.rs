@@ -75,6 +75,10 @@ backend_tests!(sqlite;
     concurrent_answers_reach_quorum_once,
     deliveries_and_tokens,
     health,
+    sign_in_grants_are_single_use_and_expire,
+    grants_reject_bad_input_and_duplicates,
+    share_links_are_audited_and_scoped,
+    run_events_head_and_stats,
 );
 
 #[tokio::test]
@@ -96,10 +100,15 @@ async fn reopening_keeps_data_and_schema_version() {
     assert!(store.get_run("ws", "r").await.unwrap().is_some());
     assert_eq!(store.verify_chain("ws").await.unwrap().events, 2);
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let versions: i64 = conn
-        .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+    let (versions, distinct): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_version",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    assert_eq!(versions, 1, "migrations ran once");
+    assert_eq!(versions, distinct, "each migration ran once");
+    assert_eq!(versions, 2, "both migrations applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();

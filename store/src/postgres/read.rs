@@ -227,9 +227,9 @@ pub(crate) async fn list_runs<C: GenericClient>(
     Ok(RunPage { runs, next_cursor })
 }
 
-const EVENT_COLUMNS: &str = "seq, kind, run_id, at, data, prev_hash, hash";
+pub(crate) const EVENT_COLUMNS: &str = "seq, kind, run_id, at, data, prev_hash, hash";
 
-fn decode_raw_event(row: &Row) -> Result<(RawEvent, DateTime<Utc>), StoreError> {
+pub(crate) fn decode_raw_event(row: &Row) -> Result<(RawEvent, DateTime<Utc>), StoreError> {
     let at: DateTime<Utc> = row.try_get(3)?;
     Ok((
         RawEvent {
@@ -273,21 +273,27 @@ pub(crate) async fn events<C: GenericClient>(
     raw_events(c, workspace, after_seq, limit)
         .await?
         .into_iter()
-        .map(|(raw, at)| {
-            Ok(Event {
-                workspace: workspace.to_owned(),
-                seq: raw.seq,
-                kind: EventKind::parse(&raw.kind).ok_or_else(|| {
-                    StoreError::corrupt(format!("unknown event kind `{}`", raw.kind))
-                })?,
-                run_id: raw.run_id,
-                at,
-                data: serde_json::from_str(&raw.data)?,
-                prev_hash: raw.prev_hash,
-                hash: raw.hash,
-            })
-        })
+        .map(|(raw, at)| event_from(workspace, raw, at))
         .collect()
+}
+
+/// Builds an event of `workspace` from a decoded row.
+pub(crate) fn event_from(
+    workspace: &str,
+    raw: RawEvent,
+    at: DateTime<Utc>,
+) -> Result<Event, StoreError> {
+    Ok(Event {
+        workspace: workspace.to_owned(),
+        seq: raw.seq,
+        kind: EventKind::parse(&raw.kind)
+            .ok_or_else(|| StoreError::corrupt(format!("unknown event kind `{}`", raw.kind)))?,
+        run_id: raw.run_id,
+        at,
+        data: serde_json::from_str(&raw.data)?,
+        prev_hash: raw.prev_hash,
+        hash: raw.hash,
+    })
 }
 
 /// Recomputes the whole chain (call inside a repeatable-read transaction).

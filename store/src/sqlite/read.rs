@@ -225,7 +225,7 @@ fn decode_raw_event(row: &Row<'_>) -> Result<RawEvent, StoreError> {
     })
 }
 
-const EVENT_COLUMNS: &str = "seq, kind, run_id, at, data, prev_hash, hash";
+pub(crate) const EVENT_COLUMNS: &str = "seq, kind, run_id, at, data, prev_hash, hash";
 
 /// Events of `workspace` after `after_seq`, in order.
 pub(crate) fn events(
@@ -241,20 +241,25 @@ pub(crate) fn events(
     let mut rows = stmt.query(params![workspace, seq_to_db(after_seq)?, i64::from(limit)])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let raw = decode_raw_event(row)?;
-        out.push(Event {
-            workspace: workspace.to_owned(),
-            seq: raw.seq,
-            kind: EventKind::parse(&raw.kind)
-                .ok_or_else(|| StoreError::corrupt(format!("unknown event kind `{}`", raw.kind)))?,
-            run_id: raw.run_id,
-            at: parse_ts(&raw.at)?,
-            data: serde_json::from_str(&raw.data)?,
-            prev_hash: raw.prev_hash,
-            hash: raw.hash,
-        });
+        out.push(decode_event(workspace, row)?);
     }
     Ok(out)
+}
+
+/// Decodes a row of [`EVENT_COLUMNS`] into an event of `workspace`.
+pub(crate) fn decode_event(workspace: &str, row: &Row<'_>) -> Result<Event, StoreError> {
+    let raw = decode_raw_event(row)?;
+    Ok(Event {
+        workspace: workspace.to_owned(),
+        seq: raw.seq,
+        kind: EventKind::parse(&raw.kind)
+            .ok_or_else(|| StoreError::corrupt(format!("unknown event kind `{}`", raw.kind)))?,
+        run_id: raw.run_id,
+        at: parse_ts(&raw.at)?,
+        data: serde_json::from_str(&raw.data)?,
+        prev_hash: raw.prev_hash,
+        hash: raw.hash,
+    })
 }
 
 /// The recorded head (seq, hash) of a workspace's chain.

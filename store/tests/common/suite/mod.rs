@@ -1,9 +1,11 @@
 //! The store's behaviour, written once and run against every backend.
 
+mod access;
 mod approvals;
 mod log;
 mod runs;
 
+pub use access::*;
 pub use approvals::*;
 pub use log::*;
 pub use runs::*;

@@ -34,6 +34,7 @@ pub fn app(state: AppState) -> Router {
             get(answers::confirm_page).post(answers::confirm_submit),
         )
         .route("/slack/interactions", post(answers::slack_interactions))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Handlers read bodies themselves with the configured limit; this

@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod receipts;
 pub mod server;
 pub mod state;
+pub mod ui;
 pub mod workspace;
 
 pub use app::app;

@@ -104,6 +104,7 @@ pub async fn build_state_with_store(
     Ok(AppState {
         channels: Arc::new(channels),
         token_secret: Arc::new(token_secret),
+        sign_in_limiter: Arc::default(),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         config: Arc::new(config),
         store,

@@ -35,4 +35,42 @@ pub struct AppState {
     pub channels: Arc<Channels>,
     /// Derives approval tokens.
     pub token_secret: Arc<TokenSecret>,
+    /// Limits how many dashboard sign-in emails an address receives.
+    pub sign_in_limiter: Arc<SignInLimiter>,
+}
+
+/// Limits dashboard sign-in emails: a few per address per window, and a
+/// ceiling for the whole gate, so the form cannot be used to flood inboxes.
+#[derive(Debug, Default)]
+pub struct SignInLimiter {
+    sent: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+}
+
+impl SignInLimiter {
+    /// Emails per address per window.
+    pub const PER_ADDRESS: usize = 3;
+    /// Emails per window for the whole gate.
+    pub const TOTAL: usize = 200;
+    /// The window.
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+    /// Takes one send for `address` if both limits allow it.
+    pub fn allow(&self, address: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut sent = self
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sent.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < Self::WINDOW);
+            !times.is_empty()
+        });
+        let total: usize = sent.values().map(Vec::len).sum();
+        let mine = sent.get(address).map_or(0, Vec::len);
+        if total >= Self::TOTAL || mine >= Self::PER_ADDRESS {
+            return false;
+        }
+        sent.entry(address.to_owned()).or_default().push(now);
+        true
+    }
 }

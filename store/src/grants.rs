@@ -1,11 +1,11 @@
 //! Access grants (sign-in links, dashboard sessions, client share links):
 //! the checks and events both backends share.
 
+use crate::StoreError;
 use crate::chain::PendingEvent;
 use crate::logic::check_id;
 use crate::model::{EventKind, Grant, GrantKind, NewGrant};
 use crate::ts::{format_ts, normalize};
-use crate::StoreError;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -22,7 +22,11 @@ pub(crate) fn prepare(grant: &NewGrant, now: DateTime<Utc>) -> Result<Grant, Sto
     } else if grant.kind == GrantKind::ShareLink {
         return Err(StoreError::invalid("a share link needs a workspace"));
     }
-    if grant.label.as_ref().is_some_and(|l| l.len() > MAX_LABEL_LEN) {
+    if grant
+        .label
+        .as_ref()
+        .is_some_and(|l| l.len() > MAX_LABEL_LEN)
+    {
         return Err(StoreError::invalid(format!(
             "label is longer than {MAX_LABEL_LEN} bytes"
         )));

@@ -186,6 +186,42 @@ impl EmailTransport {
     }
 }
 
+impl EmailTransport {
+    /// Sends a short service message that is not an approval request (a
+    /// dashboard sign-in link): plain text, one recipient, same server and
+    /// timeout as the approval mails.
+    ///
+    /// Errors: an invalid address or subject (permanent), an SMTP failure
+    /// (transient or permanent, as the server answered).
+    pub async fn send_notice(
+        &self,
+        to: &str,
+        subject: &str,
+        text: String,
+    ) -> Result<(), TransportError> {
+        let address: Address = to
+            .trim()
+            .parse()
+            .map_err(|e| TransportError::permanent(format!("invalid email address {to:?}: {e}")))?;
+        let mail = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, address))
+            .subject(one_line(subject))
+            .header(AutoSubmitted)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(text)
+            .map_err(|e| TransportError::permanent(format!("cannot build the mail: {e}")))?;
+        match tokio::time::timeout(self.timeout, self.mailer.send(mail)).await {
+            Err(_) => Err(TransportError::transient(format!(
+                "SMTP delivery via {} timed out after {:?}",
+                self.server, self.timeout
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(smtp_error(&e, &self.server)),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Transport for EmailTransport {
     fn channel(&self) -> &'static str {

@@ -31,6 +31,8 @@ pub mod names {
 pub struct Channels {
     /// Email, when SMTP is configured.
     pub email: Option<Arc<dyn Transport>>,
+    /// The same email transport, concrete, for dashboard sign-in links.
+    pub email_sender: Option<Arc<EmailTransport>>,
     /// Slack, when configured; kept concrete for `update_outcome`.
     pub slack: Option<Arc<SlackTransport>>,
     /// The Slack signing secret for `/slack/interactions`.
@@ -71,9 +73,9 @@ impl Channels {
                 from: e.from.clone(),
                 timeout: std::time::Duration::from_secs(30),
             };
-            c.email = Some(Arc::new(
-                EmailTransport::new(smtp).map_err(|e| invalid("email", e))?,
-            ));
+            let email = Arc::new(EmailTransport::new(smtp).map_err(|e| invalid("email", e))?);
+            c.email = Some(Arc::clone(&email) as Arc<dyn Transport>);
+            c.email_sender = Some(email);
         }
         if let Some(s) = &config.slack {
             let token = Config::secret(&s.bot_token, &s.bot_token_env, "slack.bot_token")?;

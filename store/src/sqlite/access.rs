@@ -118,7 +118,8 @@ pub(crate) fn revoke_grant(
     grant_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Grant, StoreError> {
-    let mut grant = grant_where(conn, "grant_id", grant_id)?.ok_or_else(|| grants::not_found(grant_id))?;
+    let mut grant =
+        grant_where(conn, "grant_id", grant_id)?.ok_or_else(|| grants::not_found(grant_id))?;
     if grant.revoked_at.is_some() {
         return Ok(grant);
     }

@@ -4,8 +4,8 @@
 use super::{head_seq, kinds};
 use crate::common::{Backend, answer, pending, run, t};
 use countersign_store::{
-    AnswerDecision, EventKind, ExecutionOutcome, ExecutionStatus, GovernanceStatus, GrantKind,
-    GrantOutcome, NewGrant, StoreError, GENESIS_HASH,
+    AnswerDecision, EventKind, ExecutionOutcome, ExecutionStatus, GENESIS_HASH, GovernanceStatus,
+    GrantKind, GrantOutcome, NewGrant, StoreError,
 };
 use serde_json::json;
 
@@ -58,7 +58,14 @@ pub async fn sign_in_grants_are_single_use_and_expire(b: &impl Backend) {
         GrantOutcome::Expired(_)
     ));
     // Still unused: an expired link is not burnt by trying it.
-    assert!(s.find_grant("hash-g2").await.unwrap().unwrap().used_at.is_none());
+    assert!(
+        s.find_grant("hash-g2")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_none()
+    );
 
     s.create_grant(grant("g3", GrantKind::Session, None, 900), t(0))
         .await
@@ -121,9 +128,12 @@ pub async fn share_links_are_audited_and_scoped(b: &impl Backend) {
     let mut share = grant("s1", GrantKind::ShareLink, Some("ws"), 86_400);
     share.subject = "admin:key-1".into();
     s.create_grant(share, t(10)).await.unwrap();
-    s.create_grant(grant("s2", GrantKind::ShareLink, Some("other"), 86_400), t(11))
-        .await
-        .unwrap();
+    s.create_grant(
+        grant("s2", GrantKind::ShareLink, Some("other"), 86_400),
+        t(11),
+    )
+    .await
+    .unwrap();
 
     let events = s.events("ws", before, 0).await.unwrap();
     assert_eq!(kinds(&events), vec![EventKind::ShareLinkCreated]);
@@ -133,7 +143,12 @@ pub async fn share_links_are_audited_and_scoped(b: &impl Backend) {
     let listed = s.list_grants("ws", GrantKind::ShareLink).await.unwrap();
     assert_eq!(listed.len(), 1, "only this workspace's links");
     assert_eq!(listed[0].grant_id, "s1");
-    assert!(s.list_grants("ws", GrantKind::Session).await.unwrap().is_empty());
+    assert!(
+        s.list_grants("ws", GrantKind::Session)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let revoked = s.revoke_grant("s1", t(20)).await.unwrap();
     assert_eq!(revoked.revoked_at, Some(t(20)));

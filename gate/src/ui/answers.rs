@@ -1,0 +1,290 @@
+//! The approvals inbox: the runs waiting on the signed-in approver, answered
+//! under the same rules as every other channel (the store checks
+//! membership, quorum, self-approval and expiry atomically).
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use countersign_store::{AnswerDecision, GovernanceStatus, Run, RunFilter};
+
+use super::login::form;
+use super::pages::{approver_id_for, listed_as, load_run};
+use super::render::{UiError, page, see_other};
+use super::session::{self, Session};
+use super::view::{Chrome, Tab, when};
+use crate::api::answers::ClientAddr;
+use crate::approvals::record::{self, Answer, Outcome};
+use crate::state::AppState;
+
+/// The longest comment kept (as on the other channels).
+const MAX_COMMENT: usize = 2000;
+/// Pending runs examined per workspace for one inbox.
+const MAX_SCAN: usize = 2000;
+
+/// A run waiting on the viewer.
+pub struct InboxItem {
+    /// Workspace.
+    pub ws: String,
+    /// Run id.
+    pub run_id: String,
+    /// Action.
+    pub action: String,
+    /// Actor.
+    pub actor: String,
+    /// Payload summary.
+    pub summary: String,
+    /// Reasoning.
+    pub reasoning: Option<String>,
+    /// Rule and reason.
+    pub why: String,
+    /// Risk.
+    pub risk: Option<String>,
+    /// "1 of 2 approvals".
+    pub progress: String,
+    /// Expiry.
+    pub expires: String,
+    /// The viewer proposed it: shown, but cannot be approved.
+    pub own: bool,
+    /// The viewer may answer (an approver, not yet answered).
+    pub can_answer: bool,
+}
+
+#[derive(Template)]
+#[template(path = "ui/inbox.html")]
+struct InboxPage {
+    chrome: Chrome,
+    items: Vec<InboxItem>,
+    flash: Option<String>,
+    flash_tone: &'static str,
+    admin: bool,
+}
+
+async fn pending_runs(state: &AppState, ws: &str) -> Result<Vec<Run>, UiError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = state
+            .store
+            .list_runs(
+                ws,
+                RunFilter {
+                    governance_status: Some(GovernanceStatus::PendingApproval),
+                    limit: Some(RunFilter::MAX_LIMIT),
+                    cursor,
+                    ..RunFilter::default()
+                },
+            )
+            .await?;
+        out.extend(page.runs);
+        match page.next_cursor {
+            Some(c) if out.len() < MAX_SCAN => cursor = Some(c),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+fn item(run: &Run, email: Option<&str>) -> InboxItem {
+    let approvals = run
+        .approvals
+        .iter()
+        .filter(|a| a.counted && a.decision == AnswerDecision::Approve)
+        .count();
+    let quorum = run.approval.as_ref().map_or(1, |a| a.quorum);
+    let own = email.is_some_and(|e| listed_as(run, e) && approver_id_for(run, e).is_none());
+    let answered = email
+        .and_then(|e| approver_id_for(run, e))
+        .is_some_and(|id| run.approvals.iter().any(|a| a.approver_id == id));
+    InboxItem {
+        ws: run.workspace.clone(),
+        run_id: run.run_id.clone(),
+        action: run.action.clone(),
+        actor: run.actor.clone().unwrap_or_else(|| "—".into()),
+        summary: run.payload_summary.clone(),
+        reasoning: run.reasoning.clone(),
+        why: format!(
+            "{}: {}",
+            run.decision.rule.as_deref().unwrap_or("default"),
+            run.decision.reason
+        ),
+        risk: run.decision.risk.clone(),
+        progress: format!("{approvals} of {quorum} approval(s)"),
+        expires: run
+            .approval
+            .as_ref()
+            .map(|a| when(a.expires_at))
+            .unwrap_or_default(),
+        own,
+        can_answer: email.is_some() && !own && !answered,
+    }
+}
+
+/// `GET /ui/inbox`
+pub async fn inbox(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let s = session::require(&state, &headers).await?;
+        let email = s.email().map(str::to_owned);
+        let mut items = Vec::new();
+        for ws in s.workspaces(&state) {
+            for run in pending_runs(&state, &ws).await? {
+                // Approvers see what waits on them; admins see everything pending.
+                let relevant = match &email {
+                    Some(e) => listed_as(&run, e),
+                    None => true,
+                };
+                if relevant {
+                    items.push(item(&run, email.as_deref()));
+                }
+            }
+        }
+        // Oldest expiry first: what needs an answer soonest.
+        items.sort_by(|a, b| a.expires.cmp(&b.expires));
+        let (flash, flash_tone) = flash(&q);
+        let ws = s.workspaces(&state).into_iter().next();
+        let p = InboxPage {
+            chrome: s.chrome(&state, "Approvals", ws.as_deref(), Tab::Inbox),
+            items,
+            flash,
+            flash_tone,
+            admin: s.is_admin(),
+        };
+        Ok::<_, UiError>(page(StatusCode::OK, &p))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The message after an answer, from fixed texts (never echoing the URL).
+fn flash(q: &HashMap<String, String>) -> (Option<String>, &'static str) {
+    let run = q
+        .get("run")
+        .filter(|r| super::pages::valid_run_id(r))
+        .cloned()
+        .unwrap_or_default();
+    let text = match q.get("answered").map(String::as_str) {
+        Some("approved") => (
+            format!("You approved {run}. The action may now run."),
+            "good",
+        ),
+        Some("approved_waiting") => (
+            format!("You approved {run}; it still waits for more approvals."),
+            "good",
+        ),
+        Some("rejected") => (
+            format!("You rejected {run}. The action will not run."),
+            "bad",
+        ),
+        Some("duplicate") => (
+            format!(
+                "You had already answered {run}; this answer was recorded but not counted again."
+            ),
+            "muted",
+        ),
+        Some("decided") => (
+            format!("{run} was already decided; your answer was recorded but changes nothing."),
+            "muted",
+        ),
+        _ => return (None, "muted"),
+    };
+    (Some(text.0), text.1)
+}
+
+/// `POST /ui/inbox/{ws}/{run_id}` (csrf, decision, comment)
+pub async fn answer(
+    State(state): State<AppState>,
+    Path((ws, run_id)): Path<(String, String)>,
+    ClientAddr(client_addr): ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let form = form(body).await?;
+        let s: Session = session::require(&state, &headers).await?;
+        s.check_form(&headers, form.get("csrf").map(String::as_str))?;
+        s.workspace(&state, &ws)?;
+        let decision = match form.get("decision").map(String::as_str) {
+            Some("approve") => AnswerDecision::Approve,
+            Some("reject") => AnswerDecision::Reject,
+            _ => return Err(UiError::bad_form("Choose Approve or Reject.")),
+        };
+        let Some(email) = s.email() else {
+            return Err(UiError::new(
+                StatusCode::FORBIDDEN,
+                "Approvers answer for themselves",
+                "An admin key cannot answer approval requests. Approvers sign in with the link \
+                 emailed to the address the policy gives them.",
+            ));
+        };
+        let run = load_run(&state, &ws, &run_id).await?;
+        let approver_id = match approver_id_for(&run, email) {
+            Some(id) => id,
+            None if listed_as(&run, email) => {
+                return Err(UiError::new(
+                    StatusCode::FORBIDDEN,
+                    "You cannot approve your own request",
+                    "You proposed this action; another approver has to answer.",
+                ));
+            }
+            None => {
+                return Err(UiError::new(
+                    StatusCode::FORBIDDEN,
+                    "You may not answer this request",
+                    "You are not one of its approvers.",
+                ));
+            }
+        };
+        // Same checks as the other channels, then the store's atomic ones.
+        record::may_answer(&run, &approver_id).map_err(|e| {
+            UiError::new(
+                StatusCode::FORBIDDEN,
+                "You may not answer this request",
+                e.to_string(),
+            )
+        })?;
+        let comment = form
+            .get("comment")
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())
+            .map(|c| crate::api::summarize_text(c, MAX_COMMENT));
+        let user_agent = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| crate::api::summarize_text(s, 300));
+        let (outcome, after) = record::record_answer(
+            &state,
+            Answer {
+                workspace: &ws,
+                run_id: &run_id,
+                approver_id: &approver_id,
+                decision,
+                channel: "dashboard",
+                comment,
+                client_addr,
+                user_agent,
+            },
+        )
+        .await
+        .map_err(|e| UiError::new(e.status(), "Your answer was not recorded", e.to_string()))?;
+        let code = match (outcome, after.governance_status) {
+            (Outcome::Duplicate, _) => "duplicate",
+            (Outcome::AlreadyDecided, _) => "decided",
+            (Outcome::Recorded, GovernanceStatus::Approved) => "approved",
+            (Outcome::Recorded, GovernanceStatus::Rejected) => "rejected",
+            (Outcome::Recorded, _) if decision == AnswerDecision::Approve => "approved_waiting",
+            (Outcome::Recorded, _) => "rejected",
+        };
+        Ok(see_other(&format!(
+            "/ui/inbox?answered={code}&run={run_id}"
+        )))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

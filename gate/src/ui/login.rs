@@ -1,0 +1,360 @@
+//! Signing in and out: approvers by a one-time emailed link, admins with an
+//! admin API key.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use countersign_store::{GrantKind, GrantOutcome, NewGrant, Role};
+
+use super::render::{UiError, page, see_other};
+use super::session::{
+    self, PRE_COOKIE, SESSION_COOKIE, Viewer, add_cookie, check_origin, cookie, csrf_matches,
+    lists_email, new_token, pre_csrf, set_cookie,
+};
+use super::view::Chrome;
+use crate::approvals::tokens::{token_hash, well_formed};
+use crate::keys::hash_key;
+use crate::state::AppState;
+
+/// How long an emailed sign-in link works.
+pub const LINK_TTL: chrono::Duration = chrono::Duration::minutes(15);
+/// The longest email address accepted (RFC 5321 path limit).
+const MAX_EMAIL: usize = 254;
+/// The largest form body read.
+const MAX_FORM: usize = 16 * 1024;
+
+/// Reads a url-encoded form with a size limit.
+pub async fn form(body: Body) -> Result<HashMap<String, String>, UiError> {
+    let bytes = crate::api::read_body(body, MAX_FORM)
+        .await
+        .map_err(|_| UiError::bad_form(format!("The form is larger than {MAX_FORM} bytes.")))?;
+    Ok(url::form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+/// The pre-session anchor of this request, or a new one to set.
+fn pre_session(headers: &HeaderMap) -> Result<(String, bool), UiError> {
+    match cookie(headers, PRE_COOKIE) {
+        Some(pre) => Ok((pre, false)),
+        None => Ok((new_token()?, true)),
+    }
+}
+
+fn with_pre(state: &AppState, mut r: Response, pre: &str, fresh: bool) -> Response {
+    if fresh {
+        add_cookie(&mut r, set_cookie(state, PRE_COOKIE, pre, 3600));
+    }
+    r
+}
+
+/// Checks a sign-in form: same origin and the pre-session CSRF token.
+fn check_pre_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(), UiError> {
+    check_origin(headers)?;
+    let pre = cookie(headers, PRE_COOKIE).ok_or_else(UiError::forged)?;
+    if csrf_matches(&pre_csrf(state, &pre), form.get("csrf").map(String::as_str)) {
+        Ok(())
+    } else {
+        Err(UiError::forged())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    csrf: String,
+    email_enabled: bool,
+    error: Option<String>,
+}
+
+fn login_response(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, UiError> {
+    let (pre, fresh) = pre_session(headers)?;
+    let r = page(
+        status,
+        &LoginPage {
+            chrome: Chrome::bare("Sign in"),
+            csrf: pre_csrf(state, &pre),
+            email_enabled: state.channels.email_sender.is_some(),
+            error,
+        },
+    );
+    Ok(with_pre(state, r, &pre, fresh))
+}
+
+/// `GET /ui/login`
+pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    login_response(&state, &headers, StatusCode::OK, None)
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+#[derive(Template)]
+#[template(path = "ui/link_sent.html")]
+struct LinkSent {
+    chrome: Chrome,
+    minutes: i64,
+}
+
+/// `POST /ui/login/email` (email, csrf): emails a one-time sign-in link to
+/// an address the policies list. The answer is the same whether or not the
+/// address is known, and the mail is sent in the background, so the page
+/// reveals nothing about who the approvers are.
+pub async fn send_link(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match send_link_inner(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn send_link_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, UiError> {
+    let form = form(body).await?;
+    check_pre_form(state, headers, &form)?;
+    let Some(sender) = state.channels.email_sender.clone() else {
+        return login_response(
+            state,
+            headers,
+            StatusCode::CONFLICT,
+            Some("Email sign-in is not configured on this gate. Sign in with an admin key.".into()),
+        );
+    };
+    let email = form
+        .get("email")
+        .map(|e| e.trim().to_lowercase())
+        .unwrap_or_default();
+    if email.is_empty()
+        || email.len() > MAX_EMAIL
+        || !email.contains('@')
+        || email.chars().any(char::is_whitespace)
+    {
+        return login_response(
+            state,
+            headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Enter the email address your approver entry uses.".into()),
+        );
+    }
+    let known = state.workspaces.values().any(|w| lists_email(w, &email));
+    if known && state.sign_in_limiter.allow(&email) {
+        let token = new_token()?;
+        let now = state.clock.now();
+        state
+            .store
+            .create_grant(
+                NewGrant {
+                    grant_id: format!("sig_{}", uuid::Uuid::now_v7().simple()),
+                    kind: GrantKind::SignIn,
+                    token_hash: token_hash(&token),
+                    workspace: None,
+                    subject: email.clone(),
+                    label: None,
+                    expires_at: now + LINK_TTL,
+                },
+                now,
+            )
+            .await?;
+        let link = format!(
+            "{}/ui/login/{token}",
+            state.config.public_url.trim_end_matches('/')
+        );
+        let text = format!(
+            "Someone (hopefully you) asked to sign in to the Countersign dashboard as {email}.\n\n\
+             Open this link to sign in. It works once, within {} minutes:\n\n{link}\n\n\
+             If you did not ask for it, ignore this message: nothing happens until the link is opened \
+             and confirmed.\n",
+            LINK_TTL.num_minutes()
+        );
+        tokio::spawn(async move {
+            if let Err(e) = sender
+                .send_notice(&email, "Sign in to Countersign", text)
+                .await
+            {
+                tracing::warn!(error = %e.message(), "dashboard sign-in email failed");
+            }
+        });
+    } else if known {
+        tracing::warn!("dashboard sign-in email refused by the rate limit");
+    }
+    Ok(page(
+        StatusCode::OK,
+        &LinkSent {
+            chrome: Chrome::bare("Check your inbox"),
+            minutes: LINK_TTL.num_minutes(),
+        },
+    ))
+}
+
+/// `POST /ui/login/key` (key, csrf): signs an admin in with an admin key.
+pub async fn key_sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match key_sign_in_inner(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn key_sign_in_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, UiError> {
+    let form = form(body).await?;
+    check_pre_form(state, headers, &form)?;
+    let key = form.get("key").map(|k| k.trim()).unwrap_or_default();
+    let refuse = |message: &str| {
+        login_response(
+            state,
+            headers,
+            StatusCode::UNAUTHORIZED,
+            Some(message.to_owned()),
+        )
+    };
+    if key.is_empty() || key.len() > 256 {
+        return refuse("Enter an admin API key.");
+    }
+    let Some(record) = state.store.find_key(&hash_key(key)).await? else {
+        return refuse("That key is not valid.");
+    };
+    if record.revoked_at.is_some() {
+        return refuse("That key was revoked.");
+    }
+    if record.role != Role::Admin {
+        return refuse("That is an agent key; the dashboard needs an admin key.");
+    }
+    if !state.workspaces.contains_key(&record.workspace) {
+        return refuse("That key's workspace is not configured on this gate.");
+    }
+    let cookie = session::start(
+        state,
+        &Viewer::Admin {
+            workspace: record.workspace.clone(),
+            key_id: record.key_id.clone(),
+        },
+    )
+    .await?;
+    let mut r = see_other(&format!("/ui/w/{}", record.workspace));
+    add_cookie(&mut r, cookie);
+    Ok(r)
+}
+
+#[derive(Template)]
+#[template(path = "ui/link_confirm.html")]
+struct LinkConfirm {
+    chrome: Chrome,
+    csrf: String,
+    email: String,
+}
+
+fn link_gone() -> UiError {
+    UiError::new(
+        StatusCode::GONE,
+        "This sign-in link no longer works",
+        "Each link works once and only for a few minutes. Ask for a new one on the sign-in page.",
+    )
+}
+
+/// `GET /ui/login/{token}`: asks to confirm. Changes nothing, so mail
+/// scanners that follow links do not use them up.
+pub async fn link_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        if !well_formed(&token) {
+            return Err(UiError::not_found("This sign-in link"));
+        }
+        let grant = state
+            .store
+            .find_grant(&token_hash(&token))
+            .await?
+            .filter(|g| g.kind == GrantKind::SignIn)
+            .ok_or_else(|| UiError::not_found("This sign-in link"))?;
+        if grant.used_at.is_some() || !grant.is_live(state.clock.now()) {
+            return Err(link_gone());
+        }
+        let (pre, fresh) = pre_session(&headers)?;
+        let r = page(
+            StatusCode::OK,
+            &LinkConfirm {
+                chrome: Chrome::bare("Sign in"),
+                csrf: pre_csrf(&state, &pre),
+                email: grant.subject,
+            },
+        );
+        Ok(with_pre(&state, r, &pre, fresh))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /ui/login/{token}` (csrf): uses the link and starts the session.
+pub async fn link_sign_in(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let form = form(body).await?;
+        check_pre_form(&state, &headers, &form)?;
+        if !well_formed(&token) {
+            return Err(UiError::not_found("This sign-in link"));
+        }
+        let email = match state
+            .store
+            .consume_grant(&token_hash(&token), state.clock.now())
+            .await?
+        {
+            GrantOutcome::Consumed(g) if g.kind == GrantKind::SignIn => g.subject,
+            GrantOutcome::Unknown | GrantOutcome::Consumed(_) => {
+                return Err(UiError::not_found("This sign-in link"));
+            }
+            GrantOutcome::AlreadyUsed(_) | GrantOutcome::Expired(_) | GrantOutcome::Revoked(_) => {
+                return Err(link_gone());
+            }
+        };
+        let cookie = session::start(&state, &Viewer::Approver { email }).await?;
+        let mut r = see_other("/ui/inbox");
+        add_cookie(&mut r, cookie);
+        Ok(r)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /ui/logout` (csrf): ends the session.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let form = form(body).await?;
+        if let Some(s) = session::current(&state, &headers).await? {
+            s.check_form(&headers, form.get("csrf").map(String::as_str))?;
+            state
+                .store
+                .revoke_grant(&s.grant_id, state.clock.now())
+                .await?;
+        }
+        let mut r = see_other("/ui/login");
+        add_cookie(&mut r, set_cookie(&state, SESSION_COOKIE, "", 0));
+        Ok::<_, UiError>(r)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

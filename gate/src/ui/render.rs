@@ -1,0 +1,147 @@
+//! Turning templates and errors into responses with the dashboard's
+//! security headers.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use countersign_store::StoreError;
+
+use super::view::Chrome;
+
+/// Content Security Policy of every dashboard page: our own stylesheet
+/// and script only, no inline code, no framing, forms post only to us.
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the dashboard's security headers to a response.
+pub fn secure(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+/// Renders a template as an HTML response.
+pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
+    match template.render() {
+        Ok(body) => secure((status, Html(body)).into_response()),
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard template failed to render");
+            secure(
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the page could not be rendered",
+                )
+                    .into_response(),
+            )
+        }
+    }
+}
+
+/// A redirect after a form (303, so the browser GETs the target).
+pub fn see_other(location: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    secure(r)
+}
+
+#[derive(Template)]
+#[template(path = "ui/error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome,
+    heading: &'a str,
+    message: &'a str,
+    sign_in: bool,
+}
+
+/// An error shown as a page.
+#[derive(Debug, Clone)]
+pub struct UiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Heading.
+    pub title: String,
+    /// Explanation.
+    pub message: String,
+}
+
+impl UiError {
+    /// An error with this status, heading and message.
+    pub fn new(status: StatusCode, title: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            title: title.into(),
+            message: message.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("{what} does not exist, or you may not see it."),
+        )
+    }
+
+    /// 403 for a failed CSRF or origin check.
+    pub fn forged() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "The form was not sent from this dashboard, or your session changed since it was \
+             shown. Go back, reload the page and try again.",
+        )
+    }
+
+    /// 400 for a malformed form.
+    pub fn bad_form(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "The form is not valid", message)
+    }
+}
+
+impl From<StoreError> for UiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "dashboard store error");
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            Self::new(
+                status,
+                "Something went wrong",
+                "The audit store did not answer. Try again in a moment.",
+            )
+        } else {
+            Self::new(status, "That did not work", e.to_string())
+        }
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let sign_in = self.status == StatusCode::UNAUTHORIZED;
+        page(
+            self.status,
+            &ErrorPage {
+                chrome: Chrome::bare(&self.title),
+                heading: &self.title,
+                message: &self.message,
+                sign_in,
+            },
+        )
+    }
+}

@@ -865,3 +865,31 @@ async fn the_live_stream_reports_new_and_changed_runs() {
         .unwrap();
     assert_eq!(anon.status(), 401);
 }
+
+#[tokio::test]
+async fn the_policies_page_shows_a_failed_reload_with_its_diagnostics() {
+    let gate = start(POLICY, |_, _| {}).await;
+    let admin = gate.key(Role::Admin).await;
+    let mut v = Visitor::new(&gate);
+    v.sign_in_with_key(&admin).await;
+    let before = v.get("/ui/w/default/policies").await;
+    assert!(!before.body.contains("data-testid=\"reload-error\""));
+
+    let file = gate.dir.path().join("policies/policy.yaml");
+    std::fs::write(&file, POLICY.replace("decision: allow", "decision: alow")).unwrap();
+    let (status, _) = gate
+        .post_json("/v1/policies/reload", Some(&admin), &json!({}))
+        .await;
+    assert_eq!(status, 422);
+    let after = v.get("/ui/w/default/policies").await;
+    assert!(after.body.contains("data-testid=\"reload-error\""));
+    assert!(
+        after.body.contains("policy.yaml:"),
+        "the diagnostic names the file"
+    );
+    assert!(after.body.contains("alow"));
+    // The old set stays in force and is still listed.
+    assert!(after.body.contains("small-refund"));
+    let overview = v.get("/ui/w/default").await;
+    assert!(overview.body.contains("The last policy reload failed"));
+}

@@ -208,7 +208,7 @@ pub async fn answer(
     let result = async {
         let form = form(body).await?;
         let s: Session = session::require(&state, &headers).await?;
-        s.check_form(&headers, form.get("csrf").map(String::as_str))?;
+        s.check_form(&state, &headers, form.get("csrf").map(String::as_str))?;
         s.workspace(&state, &ws)?;
         let decision = match form.get("decision").map(String::as_str) {
             Some("approve") => AnswerDecision::Approve,

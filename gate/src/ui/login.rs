@@ -56,7 +56,7 @@ fn check_pre_form(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<(), UiError> {
-    check_origin(headers)?;
+    check_origin(headers, &state.config.public_url)?;
     let pre = cookie(headers, PRE_COOKIE).ok_or_else(UiError::forged)?;
     if csrf_matches(&pre_csrf(state, &pre), form.get("csrf").map(String::as_str)) {
         Ok(())
@@ -345,7 +345,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bod
     let result = async {
         let form = form(body).await?;
         if let Some(s) = session::current(&state, &headers).await? {
-            s.check_form(&headers, form.get("csrf").map(String::as_str))?;
+            s.check_form(&state, &headers, form.get("csrf").map(String::as_str))?;
             state
                 .store
                 .revoke_grant(&s.grant_id, state.clock.now())

@@ -111,22 +111,28 @@ pub fn csrf_matches(expected: &str, submitted: Option<&str>) -> bool {
     }
 }
 
-/// Refuses a POST whose `Origin` is another site. Browsers send `Origin` on
-/// form posts; its absence (old clients, tests) falls back to the CSRF token.
-pub fn check_origin(headers: &HeaderMap) -> Result<(), UiError> {
+/// Refuses a POST whose `Origin` is another site: it must name the host
+/// the request was sent to, or the gate's `public_url` (behind a proxy that
+/// rewrites `Host`). Browsers send `Origin` on form posts; its absence (old
+/// clients, tests) falls back to the CSRF token alone.
+pub fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), UiError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
+    let origin = origin.to_str().unwrap_or("").trim_end_matches('/');
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://").map(|(_, rest)| rest.to_owned()))
-        .unwrap_or_default();
-    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+    let same_host = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| !host.is_empty() && rest.eq_ignore_ascii_case(host));
+    let public = public_url.trim_end_matches('/');
+    let same_public = public.split_once("://").is_some_and(|(scheme, rest)| {
+        let authority = rest.split('/').next().unwrap_or("");
+        origin.eq_ignore_ascii_case(&format!("{scheme}://{authority}"))
+    });
+    if same_host || same_public {
         Ok(())
     } else {
         Err(UiError::forged())
@@ -220,8 +226,13 @@ pub async fn start(state: &AppState, viewer: &Viewer) -> Result<HeaderValue, UiE
 
 impl Session {
     /// Checks a form's CSRF token and origin.
-    pub fn check_form(&self, headers: &HeaderMap, submitted: Option<&str>) -> Result<(), UiError> {
-        check_origin(headers)?;
+    pub fn check_form(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        submitted: Option<&str>,
+    ) -> Result<(), UiError> {
+        check_origin(headers, &state.config.public_url)?;
         if csrf_matches(&self.csrf, submitted) {
             Ok(())
         } else {
@@ -391,20 +402,30 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert!(
-            check_origin(&h).is_ok(),
+            check_origin(&h, "http://127.0.0.1:8080").is_ok(),
             "no Origin: left to the CSRF token"
         );
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
-        assert!(check_origin(&h).is_ok());
+        assert!(check_origin(&h, "https://gate.example").is_ok());
+        h.insert(header::HOST, HeaderValue::from_static("10.0.0.5:8080"));
+        assert!(
+            check_origin(&h, "https://gate.example").is_err(),
+            "behind a proxy: not the public URL"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://gate.example"),
+        );
+        assert!(check_origin(&h, "https://gate.example/base/").is_ok());
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert!(check_origin(&h).is_err());
+        assert!(check_origin(&h, "https://gate.example").is_err());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(check_origin(&h).is_err());
+        assert!(check_origin(&h, "https://gate.example").is_err());
     }
 }

@@ -120,7 +120,7 @@ pub async fn create(
     let result = async {
         let form = form(body).await?;
         let s = session::require(&state, &headers).await?;
-        s.check_form(&headers, form.get("csrf").map(String::as_str))?;
+        s.check_form(&state, &headers, form.get("csrf").map(String::as_str))?;
         s.workspace(&state, &ws)?;
         s.require_admin()?;
         let label = form
@@ -194,7 +194,7 @@ pub async fn revoke(
     let result = async {
         let form = form(body).await?;
         let s = session::require(&state, &headers).await?;
-        s.check_form(&headers, form.get("csrf").map(String::as_str))?;
+        s.check_form(&state, &headers, form.get("csrf").map(String::as_str))?;
         s.workspace(&state, &ws)?;
         s.require_admin()?;
         // Only a link of this workspace: the id alone proves nothing.

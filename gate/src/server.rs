@@ -155,8 +155,20 @@ pub fn spawn_background(state: &AppState) {
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut passes: u64 = 0;
         loop {
             tick.tick().await;
+            passes += 1;
+            // Hourly: forget dashboard sign-in links and sessions a day
+            // after they expired.
+            if passes % 3600 == 1 {
+                let before = s.clock.now() - chrono::Duration::days(1);
+                match s.store.prune_grants(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(pruned = n, "expired dashboard sessions removed"),
+                    Err(e) => tracing::warn!(error = %e, "pruning dashboard sessions failed"),
+                }
+            }
             match s.store.expire_due(s.clock.now()).await {
                 Ok(runs) => {
                     for r in runs {

@@ -257,6 +257,11 @@ pub trait Store: Send + Sync {
     /// Errors: [`StoreError::NotFound`].
     async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError>;
 
+    /// Deletes sign-in links and sessions that expired before `before`, and
+    /// returns how many. Share links are kept: they are part of the audit
+    /// record and stay listed after they expire.
+    async fn prune_grants(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// The workspace's grants of one kind, newest first.
     async fn list_grants(&self, workspace: &str, kind: GrantKind)
     -> Result<Vec<Grant>, StoreError>;

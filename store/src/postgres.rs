@@ -452,6 +452,12 @@ impl Store for PostgresStore {
         in_tx!(self, |tx| access::revoke_grant(&tx, grant_id, now))
     }
 
+    async fn prune_grants(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = normalize(before)?;
+        let client = self.client().await?;
+        access::prune_grants(&**client, before).await
+    }
+
     async fn list_grants(
         &self,
         workspace: &str,

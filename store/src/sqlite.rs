@@ -446,6 +446,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn prune_grants(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = normalize(before)?;
+        self.writer
+            .submit(move |conn| access::prune_grants(conn, before))
+            .await
+    }
+
     async fn list_grants(
         &self,
         workspace: &str,

@@ -147,6 +147,18 @@ pub(crate) async fn revoke_grant(
     Ok(grant)
 }
 
+/// Deletes expired sign-in links and sessions.
+pub(crate) async fn prune_grants<C: GenericClient>(
+    c: &C,
+    before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM access_grants WHERE kind IN ('sign_in', 'session') AND expires_at < $1",
+        &[&before],
+    )
+    .await?)
+}
+
 /// The workspace's grants of one kind, newest first.
 pub(crate) async fn list_grants<C: GenericClient>(
     c: &C,

@@ -132,6 +132,16 @@ pub(crate) fn revoke_grant(
     Ok(grant)
 }
 
+/// Deletes expired sign-in links and sessions.
+pub(crate) fn prune_grants(conn: &Connection, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM access_grants WHERE kind IN ('sign_in', 'session') AND expires_at < ?1",
+        )?
+        .execute(params![format_ts(before)])?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// The workspace's grants of one kind, newest first.
 pub(crate) fn list_grants(
     conn: &Connection,

@@ -77,6 +77,19 @@ pub async fn sign_in_grants_are_single_use_and_expire(b: &impl Backend) {
     ));
     let found = s.find_grant("hash-g3").await.unwrap().unwrap();
     assert!(!found.is_live(t(6)));
+
+    // Pruning removes expired sign-ins and sessions, never share links.
+    s.create_grant(grant("keep", GrantKind::Session, None, 5_000), t(0))
+        .await
+        .unwrap();
+    s.create_grant(grant("share", GrantKind::ShareLink, Some("ws"), 10), t(0))
+        .await
+        .unwrap();
+    assert_eq!(s.prune_grants(t(1_000)).await.unwrap(), 3, "g1, g2, g3");
+    assert!(s.find_grant("hash-g1").await.unwrap().is_none());
+    assert!(s.find_grant("hash-keep").await.unwrap().is_some());
+    assert!(s.find_grant("hash-share").await.unwrap().is_some());
+    assert_eq!(s.prune_grants(t(1_000)).await.unwrap(), 0);
 }
 
 pub async fn grants_reject_bad_input_and_duplicates(b: &impl Backend) {

@@ -105,6 +105,7 @@ pub async fn build_state_with_store(
         channels: Arc::new(channels),
         token_secret: Arc::new(token_secret),
         sign_in_limiter: Arc::default(),
+        live_streams: Arc::new(tokio::sync::Semaphore::new(crate::state::MAX_LIVE_STREAMS)),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         config: Arc::new(config),
         store,

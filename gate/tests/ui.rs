@@ -360,6 +360,20 @@ async fn forms_need_the_csrf_token_and_our_origin_and_gets_change_nothing() {
         403
     );
 
+    let mut reverse = good[..2].to_vec();
+    reverse.push(("csrf", &pre));
+    assert_eq!(v.post("/ui/w/default/share", &reverse).await.status, 403);
+    // Sign-in forms refuse other origins too.
+    let cross_login = fresh
+        .post_from(
+            "/ui/login/key",
+            &[("csrf", &pre), ("key", &admin.0)],
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(cross_login.status, 403);
+    assert!(!fresh.cookies.contains_key("cs_session"));
+
     // The same form with its token and our origin works.
     let origin = gate.base.clone();
     let created = v
@@ -411,9 +425,20 @@ async fn sign_in_links_work_once_and_expire_and_approvers_see_only_their_workspa
         .await;
     assert_eq!(signed.status, 303);
     assert_eq!(signed.location.as_deref(), Some("/ui/inbox"));
+    // Replaying the confirmation, from the same browser or another, fails.
+    let replay = v
+        .post(&format!("/ui/login/{token}"), &[("csrf", &csrf_token)])
+        .await;
+    assert_eq!(replay.status, 410);
     let mut thief = Visitor::new(&gate);
     let page = thief.get(&format!("/ui/login/{token}")).await;
     assert_eq!(page.status, 410);
+    let login = thief.get("/ui/login").await;
+    let thief_csrf = csrf(&login.body);
+    let stolen = thief
+        .post(&format!("/ui/login/{token}"), &[("csrf", &thief_csrf)])
+        .await;
+    assert_eq!(stolen.status, 410);
     assert!(!thief.cookies.contains_key("cs_session"));
 
     // Approvers see the workspaces whose policies list them, no others.
@@ -429,14 +454,21 @@ async fn sign_in_links_work_once_and_expire_and_approvers_see_only_their_workspa
 
     // An expired link no longer works; a malformed one is simply unknown.
     let late = issue_link(&gate, "bob@example.com").await;
-    gate.clock.advance(chrono::Duration::minutes(16));
     let mut slow = Visitor::new(&gate);
+    let opened = slow.get(&format!("/ui/login/{late}")).await;
+    let slow_csrf = csrf(&opened.body);
+    gate.clock.advance(chrono::Duration::minutes(16));
     assert_eq!(slow.get(&format!("/ui/login/{late}")).await.status, 410);
+    let expired = slow
+        .post(&format!("/ui/login/{late}"), &[("csrf", &slow_csrf)])
+        .await;
+    assert_eq!(expired.status, 410);
+    assert!(!slow.cookies.contains_key("cs_session"));
     assert_eq!(slow.get("/ui/login/short").await.status, 404);
 }
 
 #[tokio::test]
-async fn the_sign_in_form_answers_the_same_for_unknown_addresses() {
+async fn without_an_email_transport_there_is_no_approver_sign_in() {
     let gate = start(POLICY, |_, _| {}).await;
     let mut v = Visitor::new(&gate);
     let login = v.get("/ui/login").await;
@@ -450,14 +482,7 @@ async fn the_sign_in_form_answers_the_same_for_unknown_addresses() {
         )
         .await;
     assert_eq!(no_email.status, 409);
-    assert!(
-        gate.state
-            .store
-            .find_grant("anything")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(no_email.body.contains("not configured"));
 }
 
 #[tokio::test]
@@ -726,6 +751,64 @@ async fn share_links_show_history_and_receipts_only_until_revoked() {
             .status,
         404
     );
+    // A run of another workspace is not reachable through this link.
+    let other_agent = {
+        let k = countersign_gate::keys::generate().unwrap();
+        gate.state
+            .store
+            .create_key(
+                "other",
+                &k.key_id,
+                &k.hash,
+                Role::Agent,
+                None,
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        Key(k.secret)
+    };
+    let (s, other_run) = gate
+        .post_json(
+            "/v1/intercept",
+            Some(&other_agent),
+            &json!({"action": "restart", "payload": {"host": "db1"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{other_run}");
+    let other_id = other_run["run_id"].as_str().unwrap();
+    assert_eq!(
+        client
+            .get(&format!("{url}/runs/{other_id}/receipt"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        client
+            .get(&format!("{url}/runs/{other_id}/receipt.json"))
+            .await
+            .status,
+        404
+    );
+    // The share token is no session, and cannot be spent as a sign-in link.
+    let share_token = url.rsplit('/').next().unwrap().to_owned();
+    let mut forger = Visitor::new(&gate);
+    forger
+        .cookies
+        .insert("cs_session".into(), share_token.clone());
+    assert_eq!(forger.get("/ui/w/default").await.status, 401);
+    forger.cookies.clear();
+    let login = forger.get("/ui/login").await;
+    let forger_csrf = csrf(&login.body);
+    let spent = forger
+        .post(
+            &format!("/ui/login/{share_token}"),
+            &[("csrf", &forger_csrf)],
+        )
+        .await;
+    assert_eq!(spent.status, 404);
+    assert_eq!(client.get(&url).await.status, 200, "the link still works");
 
     // Another workspace's admin cannot revoke it.
     let other_key = {
@@ -892,4 +975,287 @@ async fn the_policies_page_shows_a_failed_reload_with_its_diagnostics() {
     assert!(after.body.contains("small-refund"));
     let overview = v.get("/ui/w/default").await;
     assert!(overview.body.contains("The last policy reload failed"));
+}
+
+/// A real SMTP server on loopback (aiosmtpd) writing to a maildir.
+struct Smtp {
+    child: std::process::Child,
+    maildir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp_server(dir: &std::path::Path) -> Smtp {
+    assert!(
+        support::python_package("aiosmtpd", "aiosmtpd"),
+        "aiosmtpd (PyPI) is needed for the email tests"
+    );
+    let port = support::free_port();
+    let maildir = dir.join("maildir");
+    let child = std::process::Command::new("python3")
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Smtp {
+        child,
+        maildir,
+        port,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the SMTP server did not start");
+}
+
+fn mails(maildir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(maildir.join("new")) {
+        for e in entries.flatten() {
+            let raw = std::fs::read_to_string(e.path()).unwrap_or_default();
+            out.push(
+                raw.replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "="),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = smtp_server(dir.path());
+    let port = smtp.port;
+    let gate = start(POLICY, |c, _| {
+        c.email = Some(countersign_gate::config::EmailConfig {
+            host: "127.0.0.1".into(),
+            port,
+            security: "plain".into(),
+            username: None,
+            password: None,
+            password_env: None,
+            from: "countersign@example.com".into(),
+        });
+    })
+    .await;
+    let mut v = Visitor::new(&gate);
+    let login = v.get("/ui/login").await;
+    assert!(login.body.contains("data-testid=\"send-link\""));
+    let token = csrf(&login.body);
+    let known = v
+        .post(
+            "/ui/login/email",
+            &[("csrf", &token), ("email", " BOB@example.com ")],
+        )
+        .await;
+    let unknown = v
+        .post(
+            "/ui/login/email",
+            &[("csrf", &token), ("email", "mallory@example.com")],
+        )
+        .await;
+    assert_eq!((known.status, unknown.status), (200, 200));
+    assert_eq!(
+        known.body, unknown.body,
+        "the page says nothing about the address"
+    );
+    assert!(known.body.contains("data-testid=\"link-sent\""));
+    let bad = v
+        .post(
+            "/ui/login/email",
+            &[("csrf", &token), ("email", "not an address")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+
+    // Only the approver gets a mail, with a working one-time link.
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = mails(&smtp.maildir);
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = mails(&smtp.maildir);
+    assert_eq!(all.len(), 1, "one mail, for the known address only");
+    let mail = &found[0];
+    assert!(mail.contains("Subject: Sign in to Countersign"));
+    assert!(
+        mail.to_lowercase().contains("to: bob@example.com"),
+        "{mail}"
+    );
+    assert!(!mail.contains("mallory"));
+    let start_at = mail.find(&format!("{}/ui/login/", gate.base)).unwrap();
+    let link: String = mail[start_at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let mut bob = Visitor::new(&gate);
+    let confirm = bob.get(&link).await;
+    assert!(confirm.body.contains("bob@example.com"));
+    let c = csrf(&confirm.body);
+    let signed = bob.post(&link, &[("csrf", &c)]).await;
+    assert_eq!(signed.status, 303);
+    assert_eq!(bob.get("/ui/inbox").await.status, 200);
+
+    // A stranger asking again and again stops getting mails sent to bob.
+    for _ in 0..5 {
+        v.post(
+            "/ui/login/email",
+            &[("csrf", &token), ("email", "bob@example.com")],
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        mails(&smtp.maildir).len(),
+        3,
+        "at most 3 links per address for one client in 15 minutes"
+    );
+    // And the client itself is cut off after 10 requests.
+    let mut last = 0;
+    for _ in 0..5 {
+        last = v
+            .post(
+                "/ui/login/email",
+                &[("csrf", &token), ("email", "x@example.com")],
+            )
+            .await
+            .status;
+    }
+    assert_eq!(last, 429);
+}
+
+const QUORUM_POLICY: &str = r#"version: 1
+approvers:
+  controllers:
+    members:
+      - { id: alice, email: alice@example.com }
+      - { id: alice-backup, email: alice@example.com }
+      - { id: bob, email: bob@example.com }
+    quorum: 2
+    timeout: 1h
+actions:
+  mark_paid:
+    approvers: controllers
+    rules:
+      - name: four-eyes
+        decision: require_approval
+"#;
+
+#[tokio::test]
+async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
+    let gate = start(QUORUM_POLICY, |_, _| {}).await;
+    let agent = gate.key(Role::Agent).await;
+    let new_run = |actor: &str, note: &str| json!({"action": "mark_paid", "payload": {"invoice": note, "actor": actor}});
+    let (_, r) = gate
+        .post_json(
+            "/v1/intercept",
+            Some(&agent),
+            &new_run("agent-7", "INV-1 \u{202E}0001"),
+        )
+        .await;
+    let id = r["run_id"].as_str().unwrap().to_owned();
+    let (_, r) = gate
+        .post_json(
+            "/v1/intercept",
+            Some(&agent),
+            &new_run("alice-backup", "INV-2"),
+        )
+        .await;
+    let alias_own = r["run_id"].as_str().unwrap().to_owned();
+
+    let mut alice = Visitor::new(&gate);
+    alice.sign_in_as("alice@example.com").await;
+    let inbox = alice.get("/ui/inbox").await;
+    // A right-to-left override in the payload is shown, not obeyed.
+    assert!(inbox.body.contains("[U+202E]"), "{}", inbox.body);
+    assert!(!inbox.body.contains('\u{202E}'));
+    let token = csrf(&inbox.body);
+
+    // Proposed under her other id: still her own request.
+    let own = alice
+        .post(
+            &format!("/ui/inbox/default/{alias_own}"),
+            &[("csrf", &token), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(own.status, 403);
+    assert_eq!(gate.run(&agent, &alias_own).await["approvals"], json!([]));
+
+    let first = alice
+        .post(
+            &format!("/ui/inbox/default/{id}"),
+            &[("csrf", &token), ("decision", "approve")],
+        )
+        .await;
+    assert!(
+        first
+            .location
+            .unwrap()
+            .contains("answered=approved_waiting")
+    );
+    assert_eq!(
+        gate.run(&agent, &id).await["governance_status"],
+        "pending_approval"
+    );
+    // Answering again records nothing: one answer per approver.
+    for decision in ["approve", "reject"] {
+        let again = alice
+            .post(
+                &format!("/ui/inbox/default/{id}"),
+                &[("csrf", &token), ("decision", decision)],
+            )
+            .await;
+        assert!(again.location.unwrap().contains("answered=duplicate"));
+    }
+    let run = gate.run(&agent, &id).await;
+    assert_eq!(run["approvals"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        run["governance_status"], "pending_approval",
+        "one person, one vote"
+    );
+
+    let mut bob = Visitor::new(&gate);
+    bob.sign_in_as("bob@example.com").await;
+    let bob_token = csrf(&bob.get("/ui/inbox").await.body);
+    let second = bob
+        .post(
+            &format!("/ui/inbox/default/{id}"),
+            &[("csrf", &bob_token), ("decision", "approve")],
+        )
+        .await;
+    assert!(second.location.unwrap().contains("answered=approved&"));
+    assert_eq!(gate.run(&agent, &id).await["governance_status"], "approved");
+
+    // Past its expiry a run cannot be answered, even before the sweep.
+    let (_, r) = gate
+        .post_json("/v1/intercept", Some(&agent), &new_run("agent-7", "INV-3"))
+        .await;
+    let late = r["run_id"].as_str().unwrap().to_owned();
+    gate.clock.advance(chrono::Duration::minutes(61));
+    let after = bob
+        .post(
+            &format!("/ui/inbox/default/{late}"),
+            &[("csrf", &bob_token), ("decision", "approve")],
+        )
+        .await;
+    assert!(after.location.unwrap().contains("answered=decided"));
+    assert_eq!(gate.run(&agent, &late).await["approvals"], json!([]));
 }

@@ -243,12 +243,14 @@ pub trait Store: Send + Sync {
     /// The grant with this token hash, whatever its state.
     async fn find_grant(&self, token_hash: &str) -> Result<Option<Grant>, StoreError>;
 
-    /// Uses a single-use grant (a sign-in link): the first call while it is
-    /// live gets [`GrantOutcome::Consumed`], every later one
-    /// [`GrantOutcome::AlreadyUsed`].
+    /// Uses a single-use grant of `kind` (a sign-in link): the first call
+    /// while it is live gets [`GrantOutcome::Consumed`], every later one
+    /// [`GrantOutcome::AlreadyUsed`]. A grant of another kind is
+    /// [`GrantOutcome::Unknown`] and is left untouched.
     async fn consume_grant(
         &self,
         token_hash: &str,
+        kind: GrantKind,
         now: DateTime<Utc>,
     ) -> Result<GrantOutcome, StoreError>;
 

@@ -441,10 +441,11 @@ impl Store for PostgresStore {
     async fn consume_grant(
         &self,
         token_hash: &str,
+        kind: GrantKind,
         now: DateTime<Utc>,
     ) -> Result<GrantOutcome, StoreError> {
         let now = normalize(now)?;
-        in_tx!(self, |tx| access::consume_grant(&tx, token_hash, now))
+        in_tx!(self, |tx| access::consume_grant(&tx, token_hash, kind, now))
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError> {

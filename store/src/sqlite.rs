@@ -429,12 +429,13 @@ impl Store for SqliteStore {
     async fn consume_grant(
         &self,
         token_hash: &str,
+        kind: GrantKind,
         now: DateTime<Utc>,
     ) -> Result<GrantOutcome, StoreError> {
         let now = normalize(now)?;
         let token_hash = token_hash.to_owned();
         self.writer
-            .submit(move |conn| access::consume_grant(conn, &token_hash, now))
+            .submit(move |conn| access::consume_grant(conn, &token_hash, kind, now))
             .await
     }
 

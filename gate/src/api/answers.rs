@@ -35,18 +35,10 @@ const MAX_COMMENT: usize = 2000;
 /// characters (bidirectional overrides, zero-width marks) visible so text
 /// cannot be disguised.
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    let visible = crate::ui::reveal(s);
+    let mut out = String::with_capacity(visible.len());
+    for c in visible.chars() {
         match c {
-            '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}' => {
-                out.push_str(&format!("[U+{:04X}]", c as u32));
-            }
-            c if c.is_control() && c != '\n' && c != '\t' => {
-                out.push_str(&format!("[U+{:04X}]", c as u32))
-            }
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),

@@ -15,7 +15,7 @@ use super::login::form;
 use super::pages::{approver_id_for, listed_as, load_run};
 use super::render::{UiError, page, see_other};
 use super::session::{self, Session};
-use super::view::{Chrome, Tab, when};
+use super::view::{Chrome, Tab, reveal, reveal_opt, when};
 use crate::api::answers::ClientAddr;
 use crate::approvals::record::{self, Answer, Outcome};
 use crate::state::AppState;
@@ -61,9 +61,12 @@ struct InboxPage {
     flash: Option<String>,
     flash_tone: &'static str,
     admin: bool,
+    truncated: bool,
 }
 
-async fn pending_runs(state: &AppState, ws: &str) -> Result<Vec<Run>, UiError> {
+/// Pending runs of a workspace, and whether there were more than
+/// [`MAX_SCAN`] (then the oldest are not shown, and the page says so).
+async fn pending_runs(state: &AppState, ws: &str) -> Result<(Vec<Run>, bool), UiError> {
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
@@ -82,10 +85,10 @@ async fn pending_runs(state: &AppState, ws: &str) -> Result<Vec<Run>, UiError> {
         out.extend(page.runs);
         match page.next_cursor {
             Some(c) if out.len() < MAX_SCAN => cursor = Some(c),
-            _ => break,
+            Some(_) => return Ok((out, true)),
+            None => return Ok((out, false)),
         }
     }
-    Ok(out)
 }
 
 fn item(run: &Run, email: Option<&str>) -> InboxItem {
@@ -102,16 +105,16 @@ fn item(run: &Run, email: Option<&str>) -> InboxItem {
     InboxItem {
         ws: run.workspace.clone(),
         run_id: run.run_id.clone(),
-        action: run.action.clone(),
-        actor: run.actor.clone().unwrap_or_else(|| "—".into()),
-        summary: run.payload_summary.clone(),
-        reasoning: run.reasoning.clone(),
-        why: format!(
+        action: reveal(&run.action),
+        actor: run.actor.as_deref().map_or_else(|| "—".into(), reveal),
+        summary: reveal(&run.payload_summary),
+        reasoning: reveal_opt(run.reasoning.as_deref()),
+        why: reveal(&format!(
             "{}: {}",
             run.decision.rule.as_deref().unwrap_or("default"),
             run.decision.reason
-        ),
-        risk: run.decision.risk.clone(),
+        )),
+        risk: reveal_opt(run.decision.risk.as_deref()),
         progress: format!("{approvals} of {quorum} approval(s)"),
         expires: run
             .approval
@@ -133,8 +136,11 @@ pub async fn inbox(
         let s = session::require(&state, &headers).await?;
         let email = s.email().map(str::to_owned);
         let mut items = Vec::new();
+        let mut truncated = false;
         for ws in s.workspaces(&state) {
-            for run in pending_runs(&state, &ws).await? {
+            let (runs, more) = pending_runs(&state, &ws).await?;
+            truncated |= more;
+            for run in runs {
                 // Approvers see what waits on them; admins see everything pending.
                 let relevant = match &email {
                     Some(e) => listed_as(&run, e),
@@ -155,6 +161,7 @@ pub async fn inbox(
             flash,
             flash_tone,
             admin: s.is_admin(),
+            truncated,
         };
         Ok::<_, UiError>(page(StatusCode::OK, &p))
     }
@@ -183,13 +190,11 @@ fn flash(q: &HashMap<String, String>) -> (Option<String>, &'static str) {
             "bad",
         ),
         Some("duplicate") => (
-            format!(
-                "You had already answered {run}; this answer was recorded but not counted again."
-            ),
+            format!("You had already answered {run}; your first answer stands."),
             "muted",
         ),
         Some("decided") => (
-            format!("{run} was already decided; your answer was recorded but changes nothing."),
+            format!("{run} was already decided or has expired; nothing was recorded."),
             "muted",
         ),
         _ => return (None, "muted"),
@@ -241,6 +246,26 @@ pub async fn answer(
                 ));
             }
         };
+        // One answer per approver from the dashboard, and none once the run
+        // is decided: nothing is recorded (link answers are capped by their
+        // single-use token; here the session could repeat forever). The
+        // store still decides atomically if two answers race.
+        if run.governance_status != GovernanceStatus::PendingApproval
+            || state.clock.now()
+                >= run
+                    .approval
+                    .as_ref()
+                    .map_or(run.created_at, |a| a.expires_at)
+        {
+            return Ok(see_other(&format!(
+                "/ui/inbox?answered=decided&run={run_id}"
+            )));
+        }
+        if run.approvals.iter().any(|a| a.approver_id == approver_id) {
+            return Ok(see_other(&format!(
+                "/ui/inbox?answered=duplicate&run={run_id}"
+            )));
+        }
         // Same checks as the other channels, then the store's atomic ones.
         record::may_answer(&run, &approver_id).map_err(|e| {
             UiError::new(
@@ -272,7 +297,10 @@ pub async fn answer(
             },
         )
         .await
-        .map_err(|e| UiError::new(e.status(), "Your answer was not recorded", e.to_string()))?;
+        .map_err(|e| {
+            tracing::warn!(error = %e, run = %run_id, "dashboard answer not recorded");
+            UiError::new(e.status(), "Your answer was not recorded", e.to_string())
+        })?;
         let code = match (outcome, after.governance_status) {
             (Outcome::Duplicate, _) => "duplicate",
             (Outcome::AlreadyDecided, _) => "decided",

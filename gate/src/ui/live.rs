@@ -11,12 +11,13 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use countersign_store::{EventKind, Run, RunFilter};
 use futures_util::stream;
 use serde_json::json;
+use std::sync::Arc;
 
 use super::pages::parse_filter;
 use super::render::{UiError, secure};
@@ -33,6 +34,8 @@ const MAX_STREAM: Duration = Duration::from_secs(15 * 60);
 const RECHECK_EVERY: u32 = 20;
 /// Events read per poll.
 const BATCH: u32 = 200;
+/// How far back a stream may start: older changes are on the page already.
+const MAX_REPLAY: u64 = 1000;
 
 struct Live {
     state: AppState,
@@ -43,6 +46,8 @@ struct Live {
     queue: VecDeque<SseEvent>,
     started: Instant,
     polls: u32,
+    /// Held for the stream's life: bounds concurrent streams.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Whether a run passes the page's filters.
@@ -129,10 +134,19 @@ pub async fn live(
             .map(|v| v.parse::<u64>())
             .transpose()
             .map_err(|_| UiError::bad_form("`after` must be a chain seq."))?;
-        let after = match after {
-            Some(a) => a,
-            None => state.store.chain_head(&ws).await?.seq,
-        };
+        let head = state.store.chain_head(&ws).await?.seq;
+        let after = after
+            .unwrap_or(head)
+            .clamp(head.saturating_sub(MAX_REPLAY), head);
+        let permit = Arc::clone(&state.live_streams)
+            .try_acquire_owned()
+            .map_err(|_| {
+                UiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many live views",
+                    "This gate serves as many live views as it can; reload the page in a moment.",
+                )
+            })?;
         let live = Live {
             state: state.clone(),
             headers: headers.clone(),
@@ -142,6 +156,7 @@ pub async fn live(
             queue: VecDeque::new(),
             started: Instant::now(),
             polls: 0,
+            _permit: permit,
         };
         let events = stream::unfold((live, true), |(mut live, mut first)| async move {
             loop {

@@ -16,14 +16,16 @@ use super::session::{
     lists_email, new_token, pre_csrf, set_cookie,
 };
 use super::view::Chrome;
+use crate::api::answers::ClientAddr;
 use crate::approvals::tokens::{token_hash, well_formed};
 use crate::keys::hash_key;
 use crate::state::AppState;
 
 /// How long an emailed sign-in link works.
 pub const LINK_TTL: chrono::Duration = chrono::Duration::minutes(15);
-/// The longest email address accepted (RFC 5321 path limit).
-const MAX_EMAIL: usize = 254;
+/// The longest email address accepted (under RFC 5321's 254, leaving room
+/// for the session subject's prefix within the store's id limit).
+const MAX_EMAIL: usize = 240;
 /// The largest form body read.
 const MAX_FORM: usize = 16 * 1024;
 
@@ -110,8 +112,14 @@ struct LinkSent {
 /// an address the policies list. The answer is the same whether or not the
 /// address is known, and the mail is sent in the background, so the page
 /// reveals nothing about who the approvers are.
-pub async fn send_link(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match send_link_inner(&state, &headers, body).await {
+pub async fn send_link(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let client = client.unwrap_or_else(|| "unknown".to_owned());
+    match send_link_inner(&state, &client, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -119,6 +127,7 @@ pub async fn send_link(State(state): State<AppState>, headers: HeaderMap, body: 
 
 async fn send_link_inner(
     state: &AppState,
+    client: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, UiError> {
@@ -148,47 +157,23 @@ async fn send_link_inner(
             Some("Enter the email address your approver entry uses.".into()),
         );
     }
-    let known = state.workspaces.values().any(|w| lists_email(w, &email));
-    if known && state.sign_in_limiter.allow(&email) {
-        let token = new_token()?;
-        let now = state.clock.now();
-        state
-            .store
-            .create_grant(
-                NewGrant {
-                    grant_id: format!("sig_{}", uuid::Uuid::now_v7().simple()),
-                    kind: GrantKind::SignIn,
-                    token_hash: token_hash(&token),
-                    workspace: None,
-                    subject: email.clone(),
-                    label: None,
-                    expires_at: now + LINK_TTL,
-                },
-                now,
-            )
-            .await?;
-        let link = format!(
-            "{}/ui/login/{token}",
-            state.config.public_url.trim_end_matches('/')
+    if !state.sign_in_limiter.allow_request(client) {
+        return login_response(
+            state,
+            headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many sign-in requests from your network. Try again in 15 minutes.".into()),
         );
-        let text = format!(
-            "Someone (hopefully you) asked to sign in to the Countersign dashboard as {email}.\n\n\
-             Open this link to sign in. It works once, within {} minutes:\n\n{link}\n\n\
-             If you did not ask for it, ignore this message: nothing happens until the link is opened \
-             and confirmed.\n",
-            LINK_TTL.num_minutes()
-        );
-        tokio::spawn(async move {
-            if let Err(e) = sender
-                .send_notice(&email, "Sign in to Countersign", text)
-                .await
-            {
-                tracing::warn!(error = %e.message(), "dashboard sign-in email failed");
-            }
-        });
-    } else if known {
-        tracing::warn!("dashboard sign-in email refused by the rate limit");
     }
+    // Everything that depends on the address happens after the answer, so
+    // neither the page nor its timing says whether the address is known.
+    let state = state.clone();
+    let client = client.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = email_link(&state, sender, &email, &client).await {
+            tracing::warn!(error = %e.message, "dashboard sign-in link not sent");
+        }
+    });
     Ok(page(
         StatusCode::OK,
         &LinkSent {
@@ -196,6 +181,61 @@ async fn send_link_inner(
             minutes: LINK_TTL.num_minutes(),
         },
     ))
+}
+
+/// Creates and emails a sign-in link if `email` is an approver's address
+/// and the limits allow it.
+async fn email_link(
+    state: &AppState,
+    sender: std::sync::Arc<countersign_transports::email::EmailTransport>,
+    email: &str,
+    client: &str,
+) -> Result<(), UiError> {
+    if !state.workspaces.values().any(|w| lists_email(w, email)) {
+        return Ok(());
+    }
+    if !state.sign_in_limiter.allow_email(email, client) {
+        tracing::warn!("dashboard sign-in email refused by the rate limit");
+        return Ok(());
+    }
+    let token = new_token()?;
+    let now = state.clock.now();
+    state
+        .store
+        .create_grant(
+            NewGrant {
+                grant_id: format!("sig_{}", uuid::Uuid::now_v7().simple()),
+                kind: GrantKind::SignIn,
+                token_hash: token_hash(&token),
+                workspace: None,
+                subject: email.to_owned(),
+                label: None,
+                expires_at: now + LINK_TTL,
+            },
+            now,
+        )
+        .await?;
+    let link = format!(
+        "{}/ui/login/{token}",
+        state.config.public_url.trim_end_matches('/')
+    );
+    let text = format!(
+        "Someone (hopefully you) asked to sign in to the Countersign dashboard as {email}.\n\n\
+         Open this link to sign in. It works once, within {} minutes:\n\n{link}\n\n\
+         If you did not ask for it, ignore this message: nothing happens until the link is opened \
+         and confirmed.\n",
+        LINK_TTL.num_minutes()
+    );
+    sender
+        .send_notice(email, "Sign in to Countersign", text)
+        .await
+        .map_err(|e| {
+            UiError::new(
+                StatusCode::BAD_GATEWAY,
+                "Email failed",
+                e.message().to_owned(),
+            )
+        })
 }
 
 /// `POST /ui/login/key` (key, csrf): signs an admin in with an admin key.
@@ -320,7 +360,7 @@ pub async fn link_sign_in(
         }
         let email = match state
             .store
-            .consume_grant(&token_hash(&token), state.clock.now())
+            .consume_grant(&token_hash(&token), GrantKind::SignIn, state.clock.now())
             .await?
         {
             GrantOutcome::Consumed(g) if g.kind == GrantKind::SignIn => g.subject,

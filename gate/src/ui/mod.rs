@@ -32,6 +32,7 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 pub use session::SESSION_COOKIE;
+pub use view::reveal;
 
 /// The dashboard's routes, to merge into the gate's router.
 pub fn routes() -> Router<AppState> {

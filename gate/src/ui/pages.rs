@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use super::render::{UiError, page, secure, see_other};
 use super::session::{self, Session};
-use super::view::{Chrome, RunRow, Tab, enc, execution_label, governance_label, tone, when};
+use super::view::{
+    Chrome, RunRow, Tab, enc, execution_label, governance_label, reveal, reveal_opt, tone, when,
+};
 use crate::state::AppState;
 
 /// Checks a run id has the shape the gate gives run ids.
@@ -572,8 +574,8 @@ pub async fn run_detail(
                     let (title, lines, tone) = describe_event(e);
                     TimelineItem {
                         at: when(e.at),
-                        title,
-                        lines,
+                        title: reveal(&title),
+                        lines: lines.iter().map(|l| reveal(l)).collect(),
                         tone,
                         seq: e.seq,
                         verified: *ok,
@@ -603,11 +605,11 @@ pub async fn run_detail(
                             }
                         };
                         DeliveryLine {
-                            approver: d.approver_id.clone(),
+                            approver: reveal(&d.approver_id),
                             channel: d.channel.clone(),
                             state: state_text,
                             tone,
-                            error: d.last_error.clone(),
+                            error: reveal_opt(d.last_error.as_deref()),
                         }
                     })
                     .collect();
@@ -624,15 +626,15 @@ pub async fn run_detail(
                 chrome: s.chrome(&state, &format!("Run {run_id}"), Some(&ws), Tab::Runs),
                 ws: ws.clone(),
                 run: RunRow::new(&run, format!("/ui/w/{ws}/runs/{run_id}"), now),
-                reasoning: run.reasoning.clone(),
-                payload_summary: run.payload_summary.clone(),
+                reasoning: reveal_opt(run.reasoning.as_deref()),
+                payload_summary: reveal(&run.payload_summary),
                 payload_hash: run.payload_hash.clone(),
                 source: run
                     .source
                     .as_ref()
-                    .map(|v| crate::api::summarize_text(&v.to_string(), 500)),
-                reason: run.decision.reason.clone(),
-                risk: run.decision.risk.clone(),
+                    .map(|v| reveal(&crate::api::summarize_text(&v.to_string(), 500))),
+                reason: reveal(&run.decision.reason),
+                risk: reveal_opt(run.decision.risk.as_deref()),
                 policy_version: run.decision.policy_version.clone(),
                 approval: run.approval.as_ref().map(|a| {
                     let ids: Vec<&str> = a.approvers.iter().map(|m| m.id.as_str()).collect();
@@ -648,17 +650,19 @@ pub async fn run_detail(
                 chain_seq: run.chain.seq,
                 chain_hash: run.chain.hash.clone(),
                 chain_ok,
-                execution: run.execution.as_ref().map(|e| match &e.outcome {
-                    countersign_store::ExecutionOutcome::Executed { result } => format!(
-                        "executed {}: {}",
-                        when(e.reported_at),
-                        crate::api::summarize_text(&result.to_string(), 300)
-                    ),
-                    countersign_store::ExecutionOutcome::Failed { error } => format!(
-                        "failed {}: {}",
-                        when(e.reported_at),
-                        crate::api::summarize_text(error, 300)
-                    ),
+                execution: run.execution.as_ref().map(|e| {
+                    reveal(&match &e.outcome {
+                        countersign_store::ExecutionOutcome::Executed { result } => format!(
+                            "executed {}: {}",
+                            when(e.reported_at),
+                            crate::api::summarize_text(&result.to_string(), 300)
+                        ),
+                        countersign_store::ExecutionOutcome::Failed { error } => format!(
+                            "failed {}: {}",
+                            when(e.reported_at),
+                            crate::api::summarize_text(error, 300)
+                        ),
+                    })
                 }),
                 can_answer,
             };
@@ -669,19 +673,25 @@ pub async fn run_detail(
 }
 
 /// The approver id under which `email` may answer `run`: one of the run's
-/// recorded approvers with that address who is not the run's actor.
+/// recorded approvers with that address. None if there is none, or if any
+/// entry with that address is the run's actor: the person who proved they
+/// read this mailbox proposed the action, whatever id they answer under.
 pub fn approver_id_for(run: &Run, email: &str) -> Option<String> {
-    run.approval.as_ref().and_then(|a| {
-        a.approvers
-            .iter()
-            .filter(|m| {
-                m.email
-                    .as_deref()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
-            })
-            .map(|m| m.id.clone())
-            .find(|id| !countersign_store::is_actor(run, id))
-    })
+    let approval = run.approval.as_ref()?;
+    let mine: Vec<&str> = approval
+        .approvers
+        .iter()
+        .filter(|m| {
+            m.email
+                .as_deref()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
+        })
+        .map(|m| m.id.as_str())
+        .collect();
+    if mine.iter().any(|id| countersign_store::is_actor(run, id)) {
+        return None;
+    }
+    mine.first().map(|id| (*id).to_owned())
 }
 
 /// The approver ids `email` has among a run's approvers (actor or not).
@@ -792,28 +802,38 @@ pub fn receipt_page(
         json_href,
         run_id: run.run_id.clone(),
         workspace: run.workspace.clone(),
-        action: run.action.clone(),
-        actor: run.actor.clone().unwrap_or_else(|| "—".into()),
+        action: reveal(&run.action),
+        actor: run.actor.as_deref().map_or_else(|| "—".into(), reveal),
         governance: governance_label(g).to_owned(),
         governance_tone: tone(g.as_str()),
         execution: execution_label(e).to_owned(),
         execution_tone: tone(e.as_str()),
-        execution_detail: run.execution.as_ref().map(|x| match &x.outcome {
-            countersign_store::ExecutionOutcome::Executed { .. } => {
-                format!("reported {}", when(x.reported_at))
-            }
-            countersign_store::ExecutionOutcome::Failed { error } => format!(
-                "reported {}: {}",
-                when(x.reported_at),
-                crate::api::summarize_text(error, 300)
-            ),
+        execution_detail: run.execution.as_ref().map(|x| {
+            reveal(&match &x.outcome {
+                countersign_store::ExecutionOutcome::Executed { .. } => {
+                    format!("reported {}", when(x.reported_at))
+                }
+                countersign_store::ExecutionOutcome::Failed { error } => format!(
+                    "reported {}: {}",
+                    when(x.reported_at),
+                    crate::api::summarize_text(error, 300)
+                ),
+            })
         }),
-        rule: run.decision.rule.clone().unwrap_or_else(|| "—".into()),
-        reason: run.decision.reason.clone(),
-        risk: run.decision.risk.clone().unwrap_or_else(|| "—".into()),
+        rule: run
+            .decision
+            .rule
+            .as_deref()
+            .map_or_else(|| "—".into(), reveal),
+        reason: reveal(&run.decision.reason),
+        risk: run
+            .decision
+            .risk
+            .as_deref()
+            .map_or_else(|| "—".into(), reveal),
         policy_version: run.decision.policy_version.clone(),
         payload_sha256: run.payload_hash.clone(),
-        payload_summary: run.payload_summary.clone(),
+        payload_summary: reveal(&run.payload_summary),
         approval: run.approval.as_ref().map(|a| {
             format!(
                 "{} approval(s) from {}, by {}",
@@ -826,11 +846,11 @@ pub fn receipt_page(
             .approvals
             .iter()
             .map(|a| ReceiptApproval {
-                approver: a.approver_id.clone(),
+                approver: reveal(&a.approver_id),
                 decision: a.decision.as_str().to_owned(),
                 channel: a.channel.clone(),
                 at: when(a.answered_at),
-                comment: a.comment.clone().unwrap_or_default(),
+                comment: a.comment.as_deref().map(reveal).unwrap_or_default(),
                 counted: a.counted,
             })
             .collect(),

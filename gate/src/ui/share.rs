@@ -16,7 +16,7 @@ use super::login::form;
 use super::pages::{filter_query, load_run, parse_filter, receipt_download, receipt_page};
 use super::render::{UiError, page, see_other};
 use super::session::{self, new_token};
-use super::view::{Chrome, RunRow, Tab, enc, when};
+use super::view::{Chrome, RunRow, Tab, enc, reveal, when};
 use crate::approvals::tokens::{token_hash, well_formed};
 use crate::state::AppState;
 
@@ -75,7 +75,7 @@ async fn manage_page(
                 "active"
             },
             grant_id: g.grant_id,
-            label: g.label.unwrap_or_default(),
+            label: g.label.as_deref().map(reveal).unwrap_or_default(),
             created_by: g.subject,
             created_at: when(g.created_at),
             expires_at: when(g.expires_at),
@@ -142,7 +142,7 @@ pub async fn create(
                 .await;
             }
         };
-        if label.is_empty() || label.chars().count() > 100 {
+        if label.is_empty() || label.chars().count() > 100 || label.len() > 200 {
             return manage_page(
                 &state,
                 &s,
@@ -288,7 +288,7 @@ pub async fn view(
             let sep = if query.is_empty() { "" } else { "&" };
             format!("{base}?{query}{sep}cursor={}", enc(&c))
         });
-        let label = grant.label.clone().unwrap_or_default();
+        let label = grant.label.as_deref().map(reveal).unwrap_or_default();
         Ok::<_, UiError>(page(
             StatusCode::OK,
             &ShareView {
@@ -317,7 +317,7 @@ pub async fn receipt(
         let chrome = shared_chrome(
             &format!("Receipt {run_id}"),
             &ws,
-            grant.label.as_deref().unwrap_or(""),
+            &grant.label.as_deref().map(reveal).unwrap_or_default(),
         );
         Ok::<_, UiError>(page(
             StatusCode::OK,

@@ -100,9 +100,13 @@ pub(crate) async fn create_grant(
 pub(crate) async fn consume_grant(
     tx: &Transaction<'_>,
     token_hash: &str,
+    kind: GrantKind,
     now: DateTime<Utc>,
 ) -> Result<GrantOutcome, StoreError> {
-    let Some(mut grant) = grant_where(tx, "token_hash", token_hash, true).await? else {
+    let Some(mut grant) = grant_where(tx, "token_hash", token_hash, true)
+        .await?
+        .filter(|g| g.kind == kind)
+    else {
         return Ok(GrantOutcome::Unknown);
     };
     if grant.revoked_at.is_some() {
@@ -114,11 +118,16 @@ pub(crate) async fn consume_grant(
     if now >= grant.expires_at {
         return Ok(GrantOutcome::Expired(grant));
     }
-    tx.execute(
-        "UPDATE access_grants SET used_at = $2 WHERE token_hash = $1",
-        &[&token_hash, &now],
-    )
-    .await?;
+    // The row is locked (FOR UPDATE), so exactly one transaction gets here.
+    let changed = tx
+        .execute(
+            "UPDATE access_grants SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
+            &[&token_hash, &now],
+        )
+        .await?;
+    if changed != 1 {
+        return Ok(GrantOutcome::AlreadyUsed(grant));
+    }
     grant.used_at = Some(now);
     Ok(GrantOutcome::Consumed(grant))
 }

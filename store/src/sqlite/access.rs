@@ -90,9 +90,10 @@ pub(crate) fn create_grant(
 pub(crate) fn consume_grant(
     conn: &Connection,
     token_hash: &str,
+    kind: GrantKind,
     now: DateTime<Utc>,
 ) -> Result<GrantOutcome, StoreError> {
-    let Some(mut grant) = find_grant(conn, token_hash)? else {
+    let Some(mut grant) = find_grant(conn, token_hash)?.filter(|g| g.kind == kind) else {
         return Ok(GrantOutcome::Unknown);
     };
     if grant.revoked_at.is_some() {
@@ -104,10 +105,17 @@ pub(crate) fn consume_grant(
     if now >= grant.expires_at {
         return Ok(GrantOutcome::Expired(grant));
     }
-    conn.prepare_cached(
-        "UPDATE access_grants SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
-    )?
-    .execute(params![token_hash, format_ts(now)])?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE access_grants SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL \
+             AND revoked_at IS NULL",
+        )?
+        .execute(params![token_hash, format_ts(now)])?;
+    if changed != 1 {
+        // The writer is the only one changing grants, so this cannot
+        // happen; refuse rather than sign anyone in twice.
+        return Ok(GrantOutcome::AlreadyUsed(grant));
+    }
     grant.used_at = Some(now);
     Ok(GrantOutcome::Consumed(grant))
 }

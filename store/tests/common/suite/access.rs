@@ -38,15 +38,23 @@ pub async fn sign_in_grants_are_single_use_and_expire(b: &impl Backend) {
     );
     assert!(s.find_grant("hash-nope").await.unwrap().is_none());
     assert_eq!(
-        s.consume_grant("hash-nope", t(1)).await.unwrap(),
+        s.consume_grant("hash-nope", GrantKind::SignIn, t(1))
+            .await
+            .unwrap(),
         GrantOutcome::Unknown
     );
-    match s.consume_grant("hash-g1", t(1)).await.unwrap() {
+    match s
+        .consume_grant("hash-g1", GrantKind::SignIn, t(1))
+        .await
+        .unwrap()
+    {
         GrantOutcome::Consumed(g) => assert_eq!(g.used_at, Some(t(1))),
         other => panic!("expected consumed, got {other:?}"),
     }
     assert!(matches!(
-        s.consume_grant("hash-g1", t(2)).await.unwrap(),
+        s.consume_grant("hash-g1", GrantKind::SignIn, t(2))
+            .await
+            .unwrap(),
         GrantOutcome::AlreadyUsed(_)
     ));
 
@@ -54,7 +62,9 @@ pub async fn sign_in_grants_are_single_use_and_expire(b: &impl Backend) {
         .await
         .unwrap();
     assert!(matches!(
-        s.consume_grant("hash-g2", t(900)).await.unwrap(),
+        s.consume_grant("hash-g2", GrantKind::SignIn, t(900))
+            .await
+            .unwrap(),
         GrantOutcome::Expired(_)
     ));
     // Still unused: an expired link is not burnt by trying it.
@@ -72,9 +82,29 @@ pub async fn sign_in_grants_are_single_use_and_expire(b: &impl Backend) {
         .unwrap();
     s.revoke_grant("g3", t(5)).await.unwrap();
     assert!(matches!(
-        s.consume_grant("hash-g3", t(6)).await.unwrap(),
+        s.consume_grant("hash-g3", GrantKind::Session, t(6))
+            .await
+            .unwrap(),
         GrantOutcome::Revoked(_)
     ));
+    // A grant of another kind cannot be used up as a sign-in link.
+    s.create_grant(grant("s4", GrantKind::Session, None, 900), t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.consume_grant("hash-s4", GrantKind::SignIn, t(1))
+            .await
+            .unwrap(),
+        GrantOutcome::Unknown
+    );
+    assert!(
+        s.find_grant("hash-s4")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_none()
+    );
     let found = s.find_grant("hash-g3").await.unwrap().unwrap();
     assert!(!found.is_live(t(6)));
 
@@ -85,7 +115,7 @@ pub async fn sign_in_grants_are_single_use_and_expire(b: &impl Backend) {
     s.create_grant(grant("share", GrantKind::ShareLink, Some("ws"), 10), t(0))
         .await
         .unwrap();
-    assert_eq!(s.prune_grants(t(1_000)).await.unwrap(), 3, "g1, g2, g3");
+    assert_eq!(s.prune_grants(t(1_000)).await.unwrap(), 4, "g1, g2, g3, s4");
     assert!(s.find_grant("hash-g1").await.unwrap().is_none());
     assert!(s.find_grant("hash-keep").await.unwrap().is_some());
     assert!(s.find_grant("hash-share").await.unwrap().is_some());

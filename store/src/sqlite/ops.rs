@@ -5,7 +5,6 @@
 
 use super::read;
 use crate::StoreError;
-use crate::canonical::to_canonical_json;
 use crate::chain::{PendingEvent, seal};
 use crate::logic::{self, AnswerKind};
 use crate::model::{
@@ -44,14 +43,14 @@ pub(crate) fn append(
     )?;
     let mut out = Vec::with_capacity(pending.len());
     for p in pending {
-        let event = seal(workspace, seq, &hash, p);
+        let (event, data) = seal(workspace, seq, &hash, p);
         stmt.execute(params![
             workspace,
             seq_to_db(event.seq)?,
             event.kind.as_str(),
             event.run_id,
             format_ts(event.at),
-            to_canonical_json(&event.data),
+            data,
             event.prev_hash,
             event.hash,
         ])?;

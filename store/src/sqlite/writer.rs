@@ -18,8 +18,9 @@
 //!
 //! WAL checkpoints are not run inside COMMIT: the writer connection has
 //! `wal_autocheckpoint` off and a companion thread (see [`checkpoint`])
-//! checkpoints from its own connection, so copying pages back into the
-//! database never delays an acknowledgement.
+//! copies pages back into the database from its own connection. Every
+//! [`TOP_UP_EVERY`] commits, after answering its callers, the writer runs a
+//! short checkpoint of its own so the WAL can start over (see there).
 
 use super::checkpoint::{self, Checkpointer};
 use crate::StoreError;
@@ -34,6 +35,9 @@ use tokio::sync::oneshot;
 
 /// Most commands committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;
+
+/// Commits between the writer's own checkpoint top-ups (see [`checkpoint`]).
+const TOP_UP_EVERY: u32 = 64;
 
 /// Upper bounds of the batch-size histogram buckets.
 const BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
@@ -179,6 +183,7 @@ fn run_writer(
     stats: &BatchCounter,
     checkpointer: Option<&Checkpointer>,
 ) {
+    let mut since_complete: u32 = 0;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -189,11 +194,17 @@ fn run_writer(
         }
         stats.record(batch.len());
         let commit = run_batch(conn, &mut batch);
-        if let Some(c) = checkpointer {
-            c.committed();
-        }
         for cmd in batch {
             cmd.finish(commit.clone());
+        }
+        if let Some(c) = checkpointer {
+            c.committed();
+            since_complete += 1;
+            // Between batches, callers already answered: finish what the
+            // checkpointer copied so the next transaction restarts the WAL.
+            if since_complete >= TOP_UP_EVERY && checkpoint::top_up(conn) {
+                since_complete = 0;
+            }
         }
     }
 }

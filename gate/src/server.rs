@@ -8,6 +8,7 @@ use std::time::Duration;
 use countersign_store::{PostgresStore, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 
+use crate::auth::KeyCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StoreUrl};
 use crate::metrics::Metrics;
@@ -104,6 +105,7 @@ pub async fn build_state_with_store(
     Ok(AppState {
         channels: Arc::new(channels),
         token_secret: Arc::new(token_secret),
+        keys: Arc::new(KeyCache::default()),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         config: Arc::new(config),
         store,

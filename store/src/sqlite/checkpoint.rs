@@ -14,7 +14,7 @@
 //! - A background checkpoint alone rarely lets the WAL start over: SQLite
 //!   restarts the WAL only when a write transaction begins while every frame
 //!   has been copied, and under load the writer has appended new frames by
-//!   the time a background checkpoint ends. So every few dozen commits the
+//!   the time a background checkpoint ends. So every 16 commits the
 //!   writer, between batches (its callers already answered, the next batch
 //!   not yet begun), runs [`top_up`]: a PASSIVE checkpoint of the few frames
 //!   the background one has not copied yet. When it completes, the writer's

@@ -37,7 +37,7 @@ use tokio::sync::oneshot;
 pub(crate) const MAX_BATCH: usize = 256;
 
 /// Commits between the writer's own checkpoint top-ups (see [`checkpoint`]).
-const TOP_UP_EVERY: u32 = 64;
+const TOP_UP_EVERY: u32 = 16;
 
 /// Upper bounds of the batch-size histogram buckets.
 const BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];

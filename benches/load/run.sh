@@ -44,7 +44,7 @@ say "building the gate (release)"
 GATE_BIN=$TARGET_DIR/release/countersign
 say "building the bare ceiling (release)"
 (cd "$HERE/bare" && cargo build --release --quiet)
-BARE_BIN=$HERE/bare/target/release/countersign-bare-ceiling
+BARE_BIN=${CARGO_TARGET_DIR:-$HERE/bare/target}/release/countersign-bare-ceiling
 if [ ! -x "$GATE_BIN" ] || [ ! -x "$BARE_BIN" ]; then die "binaries missing"; fi
 
 # --- Site --------------------------------------------------------------------

@@ -1,6 +1,15 @@
 //! Bearer API keys: who is calling, for which workspace, with which role.
+//!
+//! Verified keys are kept in a small in-memory cache ([`KeyCache`]) for
+//! [`KEY_CACHE_TTL`], so a busy agent's requests do not each wait on a
+//! database read. The price is bounded staleness: a key revoked while the
+//! gate runs (with `countersign keys revoke`, possibly from another process)
+//! is refused at most [`KEY_CACHE_TTL`] later. Unknown and revoked keys are
+//! never cached: they are looked up on every request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -14,6 +23,46 @@ use crate::workspace::Workspace;
 
 /// The longest Authorization value considered.
 const MAX_KEY_LEN: usize = 256;
+
+/// How long a verified key is accepted without asking the store again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Most keys cached at once; the cache is emptied when it is full.
+const KEY_CACHE_MAX: usize = 4096;
+
+/// Recently verified, unrevoked keys by the hash of their secret.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
+}
+
+impl KeyCache {
+    /// The key with this hash if it was verified less than
+    /// [`KEY_CACHE_TTL`] before `now`.
+    fn get(&self, key_hash: &str, now: Instant) -> Option<ApiKeyRecord> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        match entries.get(key_hash) {
+            Some((record, at)) if now.duration_since(*at) < KEY_CACHE_TTL => Some(record.clone()),
+            Some(_) => {
+                entries.remove(key_hash);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers a key just read from the store (unrevoked keys only).
+    fn put(&self, key_hash: String, record: &ApiKeyRecord, now: Instant) {
+        if record.revoked_at.is_some() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key_hash, (record.clone(), now));
+    }
+}
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -59,11 +108,20 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <key>`".to_owned())
             })?;
         // Lookup by hash: the secret itself is never compared.
-        let record = state
-            .store
-            .find_key(&hash_key(key))
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("unknown API key".to_owned()))?;
+        let key_hash = hash_key(key);
+        let now = Instant::now();
+        let record = match state.keys.get(&key_hash, now) {
+            Some(record) => record,
+            None => {
+                let record = state
+                    .store
+                    .find_key(&key_hash)
+                    .await?
+                    .ok_or_else(|| ApiError::Unauthorized("unknown API key".to_owned()))?;
+                state.keys.put(key_hash, &record, now);
+                record
+            }
+        };
         if record.revoked_at.is_some() {
             return Err(ApiError::Unauthorized(
                 "this API key was revoked".to_owned(),

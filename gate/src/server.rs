@@ -8,6 +8,7 @@ use std::time::Duration;
 use countersign_store::{PostgresStore, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 
+use crate::auth::KeyCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StoreUrl};
 use crate::metrics::Metrics;
@@ -106,6 +107,7 @@ pub async fn build_state_with_store(
         token_secret: Arc::new(token_secret),
         sign_in_limiter: Arc::default(),
         live_streams: Arc::new(tokio::sync::Semaphore::new(crate::state::MAX_LIVE_STREAMS)),
+        keys: Arc::new(KeyCache::default()),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         config: Arc::new(config),
         store,

@@ -7,6 +7,7 @@ use countersign_store::Store;
 
 use crate::approvals::channels::Channels;
 use crate::approvals::tokens::TokenSecret;
+use crate::auth::KeyCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// Recently verified API keys.
+    pub keys: Arc<KeyCache>,
     /// Per-key rate limits.
     pub limiter: Arc<RateLimiter>,
     /// The approval transports.

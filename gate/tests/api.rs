@@ -896,3 +896,27 @@ fn uuid_like() -> String {
     keys::random_bytes(&mut b).unwrap();
     hex::encode(b)
 }
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_once_its_cache_entry_expires() {
+    // Verified keys are cached for KEY_CACHE_TTL; a key revoked meanwhile
+    // (here straight in the store, as `countersign keys revoke` does from
+    // another process) must be refused once that time has passed.
+    let gate = Gate::start(&["default"], |_| {}).await;
+    let agent = gate.key("default", Role::Agent).await;
+    let body = json!({"action": "send_invoice_reminder", "payload": {"amount": 1}});
+    let (status, _) = gate.intercept(&agent, body.clone()).await;
+    assert_eq!(status, 201);
+    let key_id = agent.0.split('_').nth(1).unwrap().to_owned();
+    gate.state
+        .store
+        .revoke_key("default", &key_id, Utc::now())
+        .await
+        .unwrap();
+    tokio::time::sleep(
+        countersign_gate::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(50),
+    )
+    .await;
+    let (status, e) = gate.intercept(&agent, body).await;
+    assert_eq!((status, error_code(&e)), (401, "unauthorized"));
+}

@@ -18,6 +18,7 @@
 //! a JCS implementation reading the same JSON text would.
 
 use serde_json::{Number, Value};
+use std::cmp::Ordering;
 use std::fmt::Write as _;
 
 /// Largest integer that every double represents exactly (2^53).
@@ -26,9 +27,21 @@ const MAX_EXACT_INT: u64 = 1 << 53;
 /// Serializes `value` in RFC 8785 canonical form.
 #[must_use]
 pub fn to_canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(128);
     write_value(&mut out, value);
     out
+}
+
+/// Orders member names as RFC 8785 does: by their UTF-16 code units.
+fn utf16_order(a: &str, b: &str) -> Ordering {
+    // Below U+E000 (UTF-8 lead bytes under 0xEE) UTF-8 byte order is UTF-16
+    // order, and it is cheaper to compare.
+    let plain = |s: &str| s.bytes().all(|b| b < 0xEE);
+    if plain(a) && plain(b) {
+        a.cmp(b)
+    } else {
+        a.encode_utf16().cmp(b.encode_utf16())
+    }
 }
 
 fn write_value(out: &mut String, value: &Value) {
@@ -49,47 +62,70 @@ fn write_value(out: &mut String, value: &Value) {
             out.push(']');
         }
         Value::Object(map) => {
-            let mut members: Vec<(Vec<u16>, &String, &Value)> = map
-                .iter()
-                .map(|(k, v)| (k.encode_utf16().collect(), k, v))
-                .collect();
-            members.sort_by(|a, b| a.0.cmp(&b.0));
             out.push('{');
-            for (i, (_, k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, k);
-                out.push(':');
-                write_value(out, v);
+            // serde_json's map usually iterates in UTF-8 order already,
+            // which is the canonical order unless names hold characters
+            // from U+E000 up: check, and sort only when needed.
+            let names = map.keys();
+            let sorted = names
+                .clone()
+                .zip(names.skip(1))
+                .all(|(a, b)| utf16_order(a, b) != Ordering::Greater);
+            if sorted {
+                write_members(out, map.iter());
+            } else {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_by(|a, b| utf16_order(a.0, b.0));
+                write_members(out, members.into_iter());
             }
             out.push('}');
         }
     }
 }
 
-fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                // Writing into a String cannot fail.
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+fn write_members<'a>(out: &mut String, members: impl Iterator<Item = (&'a String, &'a Value)>) {
+    for (i, (k, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(',');
         }
+        write_string(out, k);
+        out.push(':');
+        write_value(out, v);
     }
+}
+
+/// Writes `s` as a canonical JSON string literal.
+pub(crate) fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    // Copy runs of characters that need no escape in one go.
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            // Writing into a String cannot fail.
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
-fn write_number(out: &mut String, n: &Number) {
+/// Writes `n` in canonical (ECMAScript) form.
+pub(crate) fn write_number(out: &mut String, n: &Number) {
     if let Some(u) = n.as_u64() {
         if u <= MAX_EXACT_INT {
             let _ = write!(out, "{u}");

@@ -7,12 +7,12 @@
 //! members `workspace, seq, kind, run_id, at, data, prev_hash`.
 
 use crate::StoreError;
-use crate::canonical::to_canonical_json;
+use crate::canonical::{to_canonical_json, write_number, write_string};
 use crate::error::ChainBreak;
 use crate::model::{ChainReport, Event, EventKind};
 use crate::ts::format_ts;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
 /// `prev_hash` of a workspace's first event.
@@ -27,28 +27,46 @@ pub(crate) struct PendingEvent {
     pub data: Value,
 }
 
-/// Hash of an event given the textual forms of its fields, exactly as stored.
+/// Hash of an event given the textual forms of its fields, exactly as
+/// stored; `data` is the canonical JSON text of the event's data.
+///
+/// The hashed object is written directly in canonical form: its members,
+/// all ASCII names, in sorted order, with `data` spliced in as it is
+/// already canonical. This is byte for byte what canonicalizing the object
+/// as a `Value` gives (the tests check it), without copying `data`.
 fn hash_fields(
     workspace: &str,
     seq: u64,
     kind: &str,
     run_id: Option<&str>,
     at: &str,
-    data: &Value,
+    data: &str,
     prev_hash: &str,
 ) -> String {
-    let mut body = Map::new();
-    body.insert("workspace".into(), Value::from(workspace));
-    body.insert("seq".into(), Value::from(seq));
-    body.insert("kind".into(), Value::from(kind));
-    body.insert("run_id".into(), run_id.map_or(Value::Null, Value::from));
-    body.insert("at".into(), Value::from(at));
-    body.insert("data".into(), data.clone());
-    body.insert("prev_hash".into(), Value::from(prev_hash));
-    let canonical = to_canonical_json(&Value::Object(body));
+    let mut body = String::with_capacity(
+        data.len() + workspace.len() + kind.len() + at.len() + prev_hash.len() + 128,
+    );
+    body.push_str("{\"at\":");
+    write_string(&mut body, at);
+    body.push_str(",\"data\":");
+    body.push_str(data);
+    body.push_str(",\"kind\":");
+    write_string(&mut body, kind);
+    body.push_str(",\"prev_hash\":");
+    write_string(&mut body, prev_hash);
+    body.push_str(",\"run_id\":");
+    match run_id {
+        Some(id) => write_string(&mut body, id),
+        None => body.push_str("null"),
+    }
+    body.push_str(",\"seq\":");
+    write_number(&mut body, &Number::from(seq));
+    body.push_str(",\"workspace\":");
+    write_string(&mut body, workspace);
+    body.push('}');
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
-    hasher.update(canonical.as_bytes());
+    hasher.update(body.as_bytes());
     hex::encode(hasher.finalize())
 }
 
@@ -61,30 +79,41 @@ pub fn compute_hash(event: &Event) -> String {
         event.kind.as_str(),
         event.run_id.as_deref(),
         &format_ts(event.at),
-        &event.data,
+        &to_canonical_json(&event.data),
         &event.prev_hash,
     )
 }
 
 /// Gives `pending` its place after (`prev_seq`, `prev_hash`) and hashes it.
+/// Also returns the canonical JSON of the event's data, the text to store.
 pub(crate) fn seal(
     workspace: &str,
     prev_seq: u64,
     prev_hash: &str,
     pending: PendingEvent,
-) -> Event {
-    let mut event = Event {
+) -> (Event, String) {
+    let data = to_canonical_json(&pending.data);
+    let seq = prev_seq + 1;
+    let hash = hash_fields(
+        workspace,
+        seq,
+        pending.kind.as_str(),
+        pending.run_id.as_deref(),
+        &format_ts(pending.at),
+        &data,
+        prev_hash,
+    );
+    let event = Event {
         workspace: workspace.to_owned(),
-        seq: prev_seq + 1,
+        seq,
         kind: pending.kind,
         run_id: pending.run_id,
         at: pending.at,
         data: pending.data,
         prev_hash: prev_hash.to_owned(),
-        hash: String::new(),
+        hash,
     };
-    event.hash = compute_hash(&event);
-    event
+    (event, data)
 }
 
 /// An event row as stored, before any decoding, so verification can report
@@ -154,13 +183,15 @@ impl ChainVerifier {
                 },
             )
         })?;
+        // The stored text is canonicalized again rather than trusted: the
+        // hash covers the data's meaning, whatever its stored spelling.
         let computed = hash_fields(
             &self.workspace,
             raw.seq,
             &raw.kind,
             raw.run_id.as_deref(),
             &raw.at,
-            &data,
+            &to_canonical_json(&data),
             &raw.prev_hash,
         );
         if computed != raw.hash {
@@ -243,7 +274,7 @@ mod tests {
     }
 
     fn two_events() -> (Event, Event) {
-        let a = seal(
+        let (a, _) = seal(
             "ws",
             0,
             GENESIS_HASH,
@@ -254,7 +285,7 @@ mod tests {
                 data: json!({"b": 1, "a": "x"}),
             },
         );
-        let b = seal(
+        let (b, _) = seal(
             "ws",
             a.seq,
             &a.hash,
@@ -280,6 +311,36 @@ mod tests {
         assert_eq!(a.hash, hex::encode(h.finalize()));
         assert_eq!(a.seq, 1);
         assert_eq!(compute_hash(&a), a.hash);
+    }
+
+    /// The hand-written body is exactly the canonical form of the object.
+    #[test]
+    fn hashed_body_matches_generic_canonicalization() {
+        let data = json!({"z": [1.5, "\u{1f600}\n"], "a": {"\u{fb33}": null, "\u{1f600}": 2}});
+        for (run_id, seq) in [(Some("r\"1"), 7_u64), (None, 1 << 60)] {
+            let body = json!({
+                "workspace": "w\u{e9}s",
+                "seq": seq,
+                "kind": "run_proposed",
+                "run_id": run_id,
+                "at": "2027-01-15T08:00:00.000005Z",
+                "data": data.clone(),
+                "prev_hash": GENESIS_HASH,
+            });
+            let mut h = Sha256::new();
+            h.update(GENESIS_HASH.as_bytes());
+            h.update(to_canonical_json(&body).as_bytes());
+            let direct = hash_fields(
+                "w\u{e9}s",
+                seq,
+                "run_proposed",
+                run_id,
+                "2027-01-15T08:00:00.000005Z",
+                &to_canonical_json(&data),
+                GENESIS_HASH,
+            );
+            assert_eq!(direct, hex::encode(h.finalize()));
+        }
     }
 
     #[test]

@@ -157,3 +157,50 @@ async fn a_failing_command_does_not_sink_its_batch() {
     assert_eq!(ok, 30);
     assert_eq!(store.verify_chain("ws").await.unwrap().events, 62);
 }
+
+#[tokio::test]
+async fn a_command_failing_after_it_wrote_leaves_nothing_and_sinks_nothing() {
+    // A run whose delivery id is taken fails only after its run row and
+    // events went in: that forces the writer's rollback-and-retry path. The
+    // failing runs must leave no trace, the others must all commit, and the
+    // chain must still verify.
+    use countersign_store::{GovernanceStatus, NewDelivery, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db")).unwrap());
+    let delivery = |id: &str| NewDelivery {
+        delivery_id: id.into(),
+        approver_id: "a".into(),
+        channel: "email".into(),
+        token_hash: None,
+        next_attempt_at: common::t(10),
+    };
+    let mut first = common::run("ws", "first", GovernanceStatus::PendingApproval);
+    first.deliveries = vec![delivery("taken")];
+    store.create_run(first).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = Arc::clone(&store);
+        let mut run = common::run("ws", &format!("r{i}"), GovernanceStatus::PendingApproval);
+        let id = if i % 3 == 0 {
+            "taken".to_owned()
+        } else {
+            format!("d{i}")
+        };
+        run.deliveries = vec![delivery(&id)];
+        tasks.push(tokio::spawn(
+            async move { (i, store.create_run(run).await) },
+        ));
+    }
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        match result {
+            Ok(_) => assert!(i % 3 != 0, "r{i} should have failed"),
+            Err(StoreError::Conflict { .. }) => assert!(i % 3 == 0, "r{i} should have committed"),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        let stored = store.get_run("ws", &format!("r{i}")).await.unwrap();
+        assert_eq!(stored.is_some(), i % 3 != 0, "r{i}");
+    }
+    // 3 events per pending run: the first one and the 40 that committed.
+    assert_eq!(store.verify_chain("ws").await.unwrap().events, 41 * 3);
+}

@@ -6,6 +6,8 @@
 //! recording that it was sent; each carries its stable delivery id
 //! (`webhook-id`, the email Message-ID) so receivers can tell.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -47,16 +49,29 @@ pub async fn run_once(state: &AppState) -> Result<usize, countersign_store::Stor
     for _ in 0..MAX_BATCHES_PER_PASS {
         let due = state.store.due_deliveries(state.clock.now(), BATCH).await?;
         let n = due.len();
-        let mut sends = tokio::task::JoinSet::new();
+        // A run usually has several deliveries due together (one per
+        // approver and channel): read each run once for all of them.
+        let mut by_run: BTreeMap<(String, String), Vec<Delivery>> = BTreeMap::new();
         for d in due {
-            let state = state.clone();
-            sends.spawn(async move {
-                // One bad delivery must not hold up everyone else's.
-                let id = d.delivery_id.clone();
-                if let Err(e) = attempt(&state, d).await {
-                    tracing::warn!(delivery = %id, error = %e, "delivery attempt could not be recorded");
-                }
-            });
+            by_run
+                .entry((d.workspace.clone(), d.run_id.clone()))
+                .or_default()
+                .push(d);
+        }
+        let mut sends = tokio::task::JoinSet::new();
+        for ((workspace, run_id), deliveries) in by_run {
+            let run = Arc::new(state.store.get_run(&workspace, &run_id).await);
+            for d in deliveries {
+                let state = state.clone();
+                let run = Arc::clone(&run);
+                sends.spawn(async move {
+                    // One bad delivery must not hold up everyone else's.
+                    let id = d.delivery_id.clone();
+                    if let Err(e) = attempt(&state, &run, d).await {
+                        tracing::warn!(delivery = %id, error = %e, "delivery attempt could not be recorded");
+                    }
+                });
+            }
         }
         while sends.join_next().await.is_some() {}
         total += n;
@@ -67,16 +82,21 @@ pub async fn run_once(state: &AppState) -> Result<usize, countersign_store::Stor
     Ok(total)
 }
 
-async fn attempt(state: &AppState, d: Delivery) -> Result<(), countersign_store::StoreError> {
+/// Sends one delivery of `run` (as read for this batch) and records the outcome.
+async fn attempt(
+    state: &AppState,
+    run: &Result<Option<Run>, countersign_store::StoreError>,
+    d: Delivery,
+) -> Result<(), countersign_store::StoreError> {
     let now = state.clock.now();
-    let Some(run) = state.store.get_run(&d.workspace, &d.run_id).await? else {
+    let Some(run) = run.as_ref().map_err(Clone::clone)? else {
         return state
             .store
             .mark_delivery_failed(&d.delivery_id, None, "run not found", now)
             .await;
     };
     let personal_teams = (d.channel == names::TEAMS && !d.approver_id.starts_with('@'))
-        .then(|| member_teams_url(state, &run, &d.approver_id))
+        .then(|| member_teams_url(state, run, &d.approver_id))
         .flatten()
         .and_then(|url| countersign_transports::teams::TeamsTransport::new(url).ok())
         .map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn countersign_transports::Transport>);
@@ -95,7 +115,7 @@ async fn attempt(state: &AppState, d: Delivery) -> Result<(), countersign_store:
             )
             .await;
     };
-    let msg = message(state, &run, &d);
+    let msg = message(state, run, &d);
     let result = tokio::time::timeout(SEND_TIMEOUT, transport.deliver(&msg)).await;
     let now = state.clock.now();
     match result {

@@ -7,7 +7,6 @@
 
 use super::read;
 use crate::StoreError;
-use crate::canonical::to_canonical_json;
 use crate::chain::{GENESIS_HASH, PendingEvent, seal};
 use crate::logic::{self, AnswerKind};
 use crate::model::{
@@ -64,7 +63,7 @@ async fn append(
         .await?;
     let mut out = Vec::with_capacity(pending.len());
     for p in pending {
-        let event = seal(workspace, seq, &hash, p);
+        let (event, data) = seal(workspace, seq, &hash, p);
         tx.execute(
             &insert,
             &[
@@ -73,7 +72,7 @@ async fn append(
                 &event.kind.as_str(),
                 &event.run_id,
                 &event.at,
-                &to_canonical_json(&event.data),
+                &data,
                 &event.prev_hash,
                 &event.hash,
             ],

@@ -1,11 +1,11 @@
-//! SQLite write operations. Each runs on the writer's connection inside its
-//! own savepoint: events and projections change together or not at all.
+//! SQLite write operations. Each runs on the writer's connection inside the
+//! batch's transaction: events and projections change together or not at
+//! all (see [`super::writer`] for how a failing operation is undone).
 //!
 //! There is deliberately no UPDATE or DELETE statement for `events` here.
 
 use super::read;
 use crate::StoreError;
-use crate::canonical::to_canonical_json;
 use crate::chain::{PendingEvent, seal};
 use crate::logic::{self, AnswerKind};
 use crate::model::{
@@ -15,7 +15,7 @@ use crate::model::{
 use crate::rows::{RunRow, seq_to_db};
 use crate::ts::format_ts;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, ErrorCode, ffi, params};
 
 fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(format_ts)
@@ -31,40 +31,82 @@ fn unique(e: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
     }
 }
 
-/// Appends events to a workspace's chain and moves its head.
-pub(crate) fn append(
+/// Whether `e` is a UNIQUE or PRIMARY KEY violation.
+fn is_duplicate(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// An event sealed in memory, with the canonical text of its data.
+struct Sealed {
+    event: Event,
+    data: String,
+}
+
+/// Places `pending` after the workspace's current head and hashes them,
+/// without writing anything yet.
+fn seal_after(
     conn: &Connection,
     workspace: &str,
     pending: Vec<PendingEvent>,
-) -> Result<Vec<Event>, StoreError> {
+) -> Result<Vec<Sealed>, StoreError> {
     let (mut seq, mut hash) = read::head_or_genesis(conn, workspace)?;
+    let mut out = Vec::with_capacity(pending.len());
+    for p in pending {
+        let (event, data) = seal(workspace, seq, &hash, p);
+        seq = event.seq;
+        hash.clone_from(&event.hash);
+        out.push(Sealed { event, data });
+    }
+    Ok(out)
+}
+
+/// Writes sealed events and moves the workspace's head to the last one.
+fn write_sealed(conn: &Connection, workspace: &str, sealed: &[Sealed]) -> Result<(), StoreError> {
+    let Some(last) = sealed.last() else {
+        return Ok(());
+    };
     let mut stmt = conn.prepare_cached(
         "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
-    let mut out = Vec::with_capacity(pending.len());
-    for p in pending {
-        let event = seal(workspace, seq, &hash, p);
+    for Sealed { event, data } in sealed {
         stmt.execute(params![
             workspace,
             seq_to_db(event.seq)?,
             event.kind.as_str(),
             event.run_id,
             format_ts(event.at),
-            to_canonical_json(&event.data),
+            data,
             event.prev_hash,
             event.hash,
         ])?;
-        seq = event.seq;
-        hash.clone_from(&event.hash);
-        out.push(event);
     }
     conn.prepare_cached(
         "INSERT INTO chain_heads (workspace, seq, hash) VALUES (?1, ?2, ?3) \
          ON CONFLICT (workspace) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     )?
-    .execute(params![workspace, seq_to_db(seq)?, hash])?;
-    Ok(out)
+    .execute(params![
+        workspace,
+        seq_to_db(last.event.seq)?,
+        last.event.hash
+    ])?;
+    Ok(())
+}
+
+/// Appends events to a workspace's chain and moves its head.
+pub(crate) fn append(
+    conn: &Connection,
+    workspace: &str,
+    pending: Vec<PendingEvent>,
+) -> Result<Vec<Event>, StoreError> {
+    let sealed = seal_after(conn, workspace, pending)?;
+    write_sealed(conn, workspace, &sealed)?;
+    Ok(sealed.into_iter().map(|s| s.event).collect())
 }
 
 fn append_for_run(
@@ -82,14 +124,16 @@ fn append_for_run(
     Ok(())
 }
 
-fn insert_run(conn: &Connection, run: &Run) -> Result<(), StoreError> {
+/// Inserts a run; `Ok(false)` if its id or idempotency key is taken (then
+/// nothing was written).
+fn insert_run(conn: &Connection, run: &Run) -> Result<bool, StoreError> {
     let r = RunRow::from_run(run)?;
     let sql = format!(
         "INSERT INTO runs ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
          ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
         read::RUN_COLUMNS
     );
-    conn.prepare_cached(&sql)?.execute(params![
+    let inserted = conn.prepare_cached(&sql)?.execute(params![
         r.workspace,
         r.run_id,
         r.action,
@@ -118,8 +162,12 @@ fn insert_run(conn: &Connection, run: &Run) -> Result<(), StoreError> {
         format_ts(r.updated_at),
         r.head_seq,
         r.head_hash,
-    ])?;
-    Ok(())
+    ]);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(e) if is_duplicate(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes the mutable part of a run's projection.
@@ -177,8 +225,9 @@ fn require_run(conn: &Connection, workspace: &str, run_id: &str) -> Result<Run, 
     read::load_run(conn, workspace, run_id)?.ok_or_else(|| StoreError::run_not_found(run_id))
 }
 
-/// Creates a run (already validated by [`logic::validate_new_run`]).
-pub(crate) fn create_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOutcome, StoreError> {
+/// Why a run could not be inserted: an earlier run with the same
+/// idempotency key (returned when the request is the same), or its id.
+fn existing_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOutcome, StoreError> {
     if let Some(key) = &new.idempotency_key {
         if let Some(existing) = read::load_run_by_idempotency_key(conn, &new.workspace, key)? {
             if existing.request_hash == new.request_hash {
@@ -190,15 +239,31 @@ pub(crate) fn create_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOut
             });
         }
     }
-    if read::load_run(conn, &new.workspace, &new.run_id)?.is_some() {
-        return Err(StoreError::conflict(format!(
-            "run id `{}` already exists",
-            new.run_id
-        )));
+    Err(StoreError::conflict(format!(
+        "run id `{}` already exists",
+        new.run_id
+    )))
+}
+
+/// Creates a run (already validated by [`logic::validate_new_run`]).
+///
+/// The events are sealed first and the run row goes in before anything
+/// else, so a taken idempotency key or run id (caught by the table's unique
+/// indexes, not looked up beforehand) fails before the command has written
+/// a row.
+pub(crate) fn create_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOutcome, StoreError> {
+    let (mut run, pending) = logic::initial_run(new);
+    let sealed = seal_after(conn, &run.workspace, pending)?;
+    if let Some(last) = sealed.last() {
+        run.chain = ChainPosition {
+            seq: last.event.seq,
+            hash: last.event.hash.clone(),
+        };
     }
-    let (mut run, events) = logic::initial_run(new);
-    append_for_run(conn, &mut run, events)?;
-    insert_run(conn, &run)?;
+    if !insert_run(conn, &run)? {
+        return existing_run(conn, new);
+    }
+    write_sealed(conn, &run.workspace, &sealed)?;
     let expires_at = run.approval.as_ref().map(|a| format_ts(a.expires_at));
     for d in &new.deliveries {
         conn.prepare_cached(

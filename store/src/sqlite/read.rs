@@ -114,11 +114,8 @@ pub(crate) fn load_run_by_idempotency_key(
     idempotency_key: &str,
 ) -> Result<Option<Run>, StoreError> {
     let run_id: Option<String> = conn
-        .query_row(
-            "SELECT run_id FROM runs WHERE workspace = ?1 AND idempotency_key = ?2",
-            params![workspace, idempotency_key],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT run_id FROM runs WHERE workspace = ?1 AND idempotency_key = ?2")?
+        .query_row(params![workspace, idempotency_key], |row| row.get(0))
         .optional()?;
     match run_id {
         Some(run_id) => load_run(conn, workspace, &run_id),
@@ -268,11 +265,8 @@ pub(crate) fn chain_head(
     workspace: &str,
 ) -> Result<Option<(u64, String)>, StoreError> {
     let head: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM chain_heads WHERE workspace = ?1",
-            params![workspace],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM chain_heads WHERE workspace = ?1")?
+        .query_row(params![workspace], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     head.map(|(seq, hash)| Ok((seq_from_db(seq)?, hash)))
         .transpose()

@@ -6,6 +6,8 @@
 #   COUNTERSIGN_REQUIRE_POSTGRES=1  fail (instead of skip) when no PostgreSQL
 #                                   server answers on 127.0.0.1:5432 (CI sets it)
 #   COUNTERSIGN_SKIP_LINT=1         skip cargo fmt --check and clippy
+#   E2E_UPDATE_DOCS=1               copy the dashboard e2e screenshots of the
+#                                   README to docs/screenshots
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -96,9 +98,47 @@ if [ -x sdk/python/run-tests.sh ]; then
   if [ -z "$summary" ] && [ "$sdk_status" = 0 ]; then sdk_status=1; echo "the SDK suite printed no pytest summary"; fi
 fi
 
+# --- the dashboard in a real browser (e2e/) ----------------------------------
+# Debian's Chromium driven by playwright-core (no browser download), against
+# `countersign serve` with a real SMTP server. Screenshots of every page go
+# to target/e2e-artifacts; E2E_UPDATE_DOCS=1 also refreshes docs/screenshots.
+say "dashboard end to end (e2e/, node --test in Chromium)"
+e2e_status=0
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null || true
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "node and npm (Node.js 20 or later) are required for the e2e suite"; e2e_status=1
+elif [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "the e2e suite needs Node.js 20 or later (found $(node --version))"; e2e_status=1
+elif [ ! -x /usr/bin/chromium ]; then
+  echo "the e2e suite needs /usr/bin/chromium (apt-get install chromium)"; e2e_status=1
+else
+  # npm ci when node_modules is missing or was installed from another lockfile.
+  lock_sum=$(sha256sum e2e/package-lock.json | cut -d' ' -f1)
+  if [ ! -d e2e/node_modules ] || [ "$(cat e2e/node_modules/.lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
+    (cd e2e && npm ci --no-audit --no-fund --loglevel=error) && echo "$lock_sum" > e2e/node_modules/.lock-sha256 || e2e_status=1
+  fi
+  if [ "$e2e_status" = 0 ]; then
+    set +e
+    (cd e2e && COUNTERSIGN_BIN="$CS" E2E_ARTIFACTS="${E2E_ARTIFACTS:-$ROOT/target/e2e-artifacts}" \
+      node --test --test-force-exit --test-reporter=tap tests/) 2>&1 | tee "$LOG_DIR/e2e-test.log"
+    e2e_status=${PIPESTATUS[0]}
+    set -e
+    # node:test's closing lines: "# pass N", "# fail N", "# cancelled N"
+    p=$( { grep -E '^# pass [0-9]+$' "$LOG_DIR/e2e-test.log" || true; } | awk '{s+=$3} END {print s+0}')
+    f=$( { grep -E '^# (fail|cancelled) [0-9]+$' "$LOG_DIR/e2e-test.log" || true; } | awk '{s+=$3} END {print s+0}')
+    passed=$((passed + p)); failed=$((failed + f))
+    if ! grep -qE '^# pass [0-9]+$' "$LOG_DIR/e2e-test.log" && [ "$e2e_status" = 0 ]; then
+      e2e_status=1; echo "the e2e suite printed no node:test summary"
+    fi
+  fi
+fi
+[ "$e2e_status" = 0 ] || echo "e2e: screenshots and the gate's log are in ${E2E_ARTIFACTS:-$ROOT/target/e2e-artifacts}"
+
 say "summary"
-echo "cargo test exit: $cargo_status; policy tests exit: $policy_status; SDK tests exit: $sdk_status"
+echo "cargo test exit: $cargo_status; policy tests exit: $policy_status; SDK tests exit: $sdk_status; e2e tests exit: $e2e_status"
 echo "$passed passed, $failed failed"
-if [ "$cargo_status" != 0 ] || [ "$policy_status" != 0 ] || [ "$sdk_status" != 0 ] || [ "$failed" != 0 ]; then
+if [ "$cargo_status" != 0 ] || [ "$policy_status" != 0 ] || [ "$sdk_status" != 0 ] || [ "$e2e_status" != 0 ] || [ "$failed" != 0 ]; then
   exit 1
 fi

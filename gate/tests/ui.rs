@@ -737,7 +737,7 @@ async fn share_links_show_history_and_receipts_only_until_revoked() {
         !history.body.contains("/ui/w/default"),
         "no links into the dashboard"
     );
-    assert_eq!(history.headers["referrer-policy"], "no-referrer");
+    assert_eq!(history.headers["referrer-policy"], "same-origin");
     let receipt = client.get(&format!("{url}/runs/{id}/receipt")).await;
     assert_eq!(receipt.status, 200);
     assert!(receipt.body.contains("signature valid"));

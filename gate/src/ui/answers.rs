@@ -115,7 +115,10 @@ fn item(run: &Run, email: Option<&str>) -> InboxItem {
             run.decision.reason
         )),
         risk: reveal_opt(run.decision.risk.as_deref()),
-        progress: format!("{approvals} of {quorum} approval(s)"),
+        progress: format!(
+            "{approvals} of {quorum} {}",
+            if quorum == 1 { "approval" } else { "approvals" }
+        ),
         expires: run
             .approval
             .as_ref()

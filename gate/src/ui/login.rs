@@ -308,6 +308,7 @@ fn link_gone() -> UiError {
         "This sign-in link no longer works",
         "Each link works once and only for a few minutes. Ask for a new one on the sign-in page.",
     )
+    .with_sign_in()
 }
 
 /// `GET /ui/login/{token}`: asks to confirm. Changes nothing, so mail

@@ -456,7 +456,7 @@ fn describe_event(e: &Event) -> (String, Vec<String>, &'static str) {
                 d.get("quorum").and_then(Value::as_u64).unwrap_or(1)
             ),
             str_of(d, "expires_at")
-                .map(|x| vec![format!("expires {x}")])
+                .map(|x| vec![format!("expires {}", readable_ts(x))])
                 .unwrap_or_default(),
             "wait",
         ),
@@ -506,6 +506,13 @@ fn describe_event(e: &Event) -> (String, Vec<String>, &'static str) {
     }
 }
 
+/// An RFC 3339 timestamp from event data, as the pages show times.
+fn readable_ts(s: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| when(t.with_timezone(&chrono::Utc)))
+        .unwrap_or_else(|_| s.to_owned())
+}
+
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
@@ -536,6 +543,7 @@ struct RunPage {
     chrome: Chrome,
     ws: String,
     run: RunRow,
+    created: String,
     reasoning: Option<String>,
     payload_summary: String,
     payload_hash: String,
@@ -626,6 +634,7 @@ pub async fn run_detail(
                 chrome: s.chrome(&state, &format!("Run {run_id}"), Some(&ws), Tab::Runs),
                 ws: ws.clone(),
                 run: RunRow::new(&run, format!("/ui/w/{ws}/runs/{run_id}"), now),
+                created: when(run.created_at),
                 reasoning: reveal_opt(run.reasoning.as_deref()),
                 payload_summary: reveal(&run.payload_summary),
                 payload_hash: run.payload_hash.clone(),
@@ -836,8 +845,13 @@ pub fn receipt_page(
         payload_summary: reveal(&run.payload_summary),
         approval: run.approval.as_ref().map(|a| {
             format!(
-                "{} approval(s) from {}, by {}",
+                "{} {} from {}, by {}",
                 a.quorum,
+                if a.quorum == 1 {
+                    "approval"
+                } else {
+                    "approvals"
+                },
                 a.group,
                 when(a.expires_at)
             )

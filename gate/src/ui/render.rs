@@ -20,9 +20,12 @@ pub fn secure(mut r: Response) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
+    // `same-origin`, not `no-referrer`: URLs with tokens (sign-in and share
+    // links) never leave for another site, and browsers still send a real
+    // `Origin` on our own form posts (with `no-referrer` they send `null`).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
@@ -77,6 +80,8 @@ pub struct UiError {
     pub title: String,
     /// Explanation.
     pub message: String,
+    /// Offer a link to the sign-in page.
+    pub sign_in: bool,
 }
 
 impl UiError {
@@ -86,7 +91,15 @@ impl UiError {
             status,
             title: title.into(),
             message: message.into(),
+            sign_in: status == StatusCode::UNAUTHORIZED,
         }
+    }
+
+    /// The same error, offering a link to the sign-in page.
+    #[must_use]
+    pub fn with_sign_in(mut self) -> Self {
+        self.sign_in = true;
+        self
     }
 
     /// 404.
@@ -133,7 +146,7 @@ impl From<StoreError> for UiError {
 
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
-        let sign_in = self.status == StatusCode::UNAUTHORIZED;
+        let sign_in = self.sign_in;
         page(
             self.status,
             &ErrorPage {

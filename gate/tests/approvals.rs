@@ -24,7 +24,7 @@ use countersign_gate::config::{EmailConfig, SlackConfig, WebhookConfig};
 use countersign_gate::receipts;
 use countersign_store::Role;
 use serde_json::{Value, json};
-use support::{Gate, Key, free_port, python_package, start};
+use support::{Gate, Key, free_port, mails, python_package, smtp_server, start};
 
 const POLICY: &str = r#"version: 1
 approvers:
@@ -85,76 +85,6 @@ fn sent(run: &Value, approver: &str, channel: &str) -> bool {
 }
 
 // ---------------------------------------------------------------- email
-
-struct Smtp {
-    child: Child,
-    maildir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn smtp_server(dir: &std::path::Path) -> Smtp {
-    assert!(
-        python_package("aiosmtpd", "aiosmtpd"),
-        "aiosmtpd (PyPI) is needed for the email tests"
-    );
-    let port = free_port();
-    let maildir = dir.join("maildir");
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(&maildir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Dropping the Smtp kills and reaps the child on every path.
-    let server = Smtp {
-        child,
-        maildir,
-        port,
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(server);
-    panic!("the SMTP server did not start");
-}
-
-/// Every message in the maildir, decoded (quoted-printable soft breaks
-/// undone) so links can be found.
-fn mails(maildir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for sub in ["new", "cur"] {
-        if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
-            for e in entries.flatten() {
-                let raw = std::fs::read_to_string(e.path()).unwrap_or_default();
-                out.push(
-                    raw.replace("=\r\n", "")
-                        .replace("=\n", "")
-                        .replace("=3D", "="),
-                );
-            }
-        }
-    }
-    out
-}
 
 fn link(mail: &str, decision: &str) -> String {
     let start = mail.find("http://127.0.0.1").expect("a link in the mail");

@@ -752,22 +752,7 @@ async fn share_links_show_history_and_receipts_only_until_revoked() {
         404
     );
     // A run of another workspace is not reachable through this link.
-    let other_agent = {
-        let k = countersign_gate::keys::generate().unwrap();
-        gate.state
-            .store
-            .create_key(
-                "other",
-                &k.key_id,
-                &k.hash,
-                Role::Agent,
-                None,
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
-        Key(k.secret)
-    };
+    let other_agent = gate.key_in("other", Role::Agent).await;
     let (s, other_run) = gate
         .post_json(
             "/v1/intercept",
@@ -811,22 +796,7 @@ async fn share_links_show_history_and_receipts_only_until_revoked() {
     assert_eq!(client.get(&url).await.status, 200, "the link still works");
 
     // Another workspace's admin cannot revoke it.
-    let other_key = {
-        let k = countersign_gate::keys::generate().unwrap();
-        gate.state
-            .store
-            .create_key(
-                "other",
-                &k.key_id,
-                &k.hash,
-                Role::Admin,
-                None,
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
-        Key(k.secret)
-    };
+    let other_key = gate.key_in("other", Role::Admin).await;
     let mut stranger = Visitor::new(&gate);
     stranger.sign_in_with_key(&other_key).await;
     let stranger_token = csrf(&stranger.get("/ui/w/other/share").await.body);
@@ -977,68 +947,10 @@ async fn the_policies_page_shows_a_failed_reload_with_its_diagnostics() {
     assert!(overview.body.contains("The last policy reload failed"));
 }
 
-/// A real SMTP server on loopback (aiosmtpd) writing to a maildir.
-struct Smtp {
-    child: std::process::Child,
-    maildir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn smtp_server(dir: &std::path::Path) -> Smtp {
-    assert!(
-        support::python_package("aiosmtpd", "aiosmtpd"),
-        "aiosmtpd (PyPI) is needed for the email tests"
-    );
-    let port = support::free_port();
-    let maildir = dir.join("maildir");
-    let child = std::process::Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(&maildir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Smtp {
-        child,
-        maildir,
-        port,
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the SMTP server did not start");
-}
-
-fn mails(maildir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(maildir.join("new")) {
-        for e in entries.flatten() {
-            let raw = std::fs::read_to_string(e.path()).unwrap_or_default();
-            out.push(
-                raw.replace("=\r\n", "")
-                    .replace("=\n", "")
-                    .replace("=3D", "="),
-            );
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone() {
     let dir = tempfile::tempdir().unwrap();
-    let smtp = smtp_server(dir.path());
+    let smtp = support::smtp_server(dir.path());
     let port = smtp.port;
     let gate = start(POLICY, |c, _| {
         c.email = Some(countersign_gate::config::EmailConfig {
@@ -1085,14 +997,14 @@ async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone(
     // Only the approver gets a mail, with a working one-time link.
     let mut found = Vec::new();
     for _ in 0..100 {
-        found = mails(&smtp.maildir);
+        found = support::mails(&smtp.maildir);
         if !found.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let all = mails(&smtp.maildir);
+    let all = support::mails(&smtp.maildir);
     assert_eq!(all.len(), 1, "one mail, for the known address only");
     let mail = &found[0];
     assert!(mail.contains("Subject: Sign in to Countersign"));
@@ -1124,7 +1036,7 @@ async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        mails(&smtp.maildir).len(),
+        support::mails(&smtp.maildir).len(),
         3,
         "at most 3 links per address for one client in 15 minutes"
     );

@@ -83,15 +83,20 @@ pub async fn record_answer(state: &AppState, a: Answer<'_>) -> Result<(Outcome, 
     })
 }
 
-/// A one-line account of where a run stands after an answer.
-pub fn describe(outcome: Outcome, run: &Run, approver: &str, decision: AnswerDecision) -> String {
-    use countersign_store::GovernanceStatus as G;
+/// Counted approvals so far, and the quorum the run needs.
+pub fn progress(run: &Run) -> (usize, u32) {
     let approvals = run
         .approvals
         .iter()
         .filter(|a| a.counted && a.decision == AnswerDecision::Approve)
         .count();
-    let quorum = run.approval.as_ref().map_or(1, |a| a.quorum);
+    (approvals, run.approval.as_ref().map_or(1, |a| a.quorum))
+}
+
+/// A one-line account of where a run stands after an answer.
+pub fn describe(outcome: Outcome, run: &Run, approver: &str, decision: AnswerDecision) -> String {
+    use countersign_store::GovernanceStatus as G;
+    let (approvals, quorum) = progress(run);
     match (outcome, run.governance_status) {
         (Outcome::AlreadyDecided, status) => format!(
             "This request was already decided ({}); your answer was recorded but changes nothing.",

@@ -92,12 +92,7 @@ async fn pending_runs(state: &AppState, ws: &str) -> Result<(Vec<Run>, bool), Ui
 }
 
 fn item(run: &Run, email: Option<&str>) -> InboxItem {
-    let approvals = run
-        .approvals
-        .iter()
-        .filter(|a| a.counted && a.decision == AnswerDecision::Approve)
-        .count();
-    let quorum = run.approval.as_ref().map_or(1, |a| a.quorum);
+    let (approvals, quorum) = record::progress(run);
     let own = email.is_some_and(|e| listed_as(run, e) && approver_id_for(run, e).is_none());
     let answered = email
         .and_then(|e| approver_id_for(run, e))

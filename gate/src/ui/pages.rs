@@ -36,6 +36,19 @@ pub async fn load_run(state: &AppState, ws: &str, run_id: &str) -> Result<Run, U
         .ok_or_else(|| UiError::not_found("This run"))
 }
 
+/// The session of this request and a run of a workspace it may see.
+async fn visible_run(
+    state: &AppState,
+    headers: &HeaderMap,
+    ws: &str,
+    run_id: &str,
+) -> Result<(Session, Run), UiError> {
+    let s = session::require(state, headers).await?;
+    s.workspace(state, ws)?;
+    let run = load_run(state, ws, run_id).await?;
+    Ok((s, run))
+}
+
 fn respond(r: Result<Response, UiError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
@@ -568,9 +581,7 @@ pub async fn run_detail(
 ) -> Response {
     respond(
         async {
-            let s = session::require(&state, &headers).await?;
-            s.workspace(&state, &ws)?;
-            let run = load_run(&state, &ws, &run_id).await?;
+            let (s, run) = visible_run(&state, &headers, &ws, &run_id).await?;
             let events = state.store.run_events(&ws, &run_id).await?;
             let verified = verify_events(&state, &ws, &events).await?;
             let deliveries = state.store.deliveries_for_run(&ws, &run_id).await?;
@@ -914,9 +925,7 @@ pub async fn receipt(
 ) -> Response {
     respond(
         async {
-            let s: Session = session::require(&state, &headers).await?;
-            s.workspace(&state, &ws)?;
-            let run = load_run(&state, &ws, &run_id).await?;
+            let (s, run) = visible_run(&state, &headers, &ws, &run_id).await?;
             let chrome = s.chrome(&state, &format!("Receipt {run_id}"), Some(&ws), Tab::Runs);
             let base = format!("/ui/w/{ws}/runs/{run_id}");
             Ok(page(
@@ -942,9 +951,7 @@ pub async fn receipt_json(
 ) -> Response {
     respond(
         async {
-            let s = session::require(&state, &headers).await?;
-            s.workspace(&state, &ws)?;
-            let run = load_run(&state, &ws, &run_id).await?;
+            let (_, run) = visible_run(&state, &headers, &ws, &run_id).await?;
             Ok(receipt_download(&state, &run))
         }
         .await,

@@ -245,6 +245,18 @@ async fn share_grant(state: &AppState, token: &str) -> Result<Grant, UiError> {
     Ok(grant)
 }
 
+/// A live share link, its workspace, and one of that workspace's runs.
+async fn shared_run(
+    state: &AppState,
+    token: &str,
+    run_id: &str,
+) -> Result<(Grant, String, countersign_store::Run), UiError> {
+    let grant = share_grant(state, token).await?;
+    let ws = grant.workspace.clone().unwrap_or_default();
+    let run = load_run(state, &ws, run_id).await?;
+    Ok((grant, ws, run))
+}
+
 fn shared_chrome(title: &str, ws: &str, label: &str) -> Chrome {
     Chrome {
         title: title.to_owned(),
@@ -310,9 +322,7 @@ pub async fn receipt(
     Path((token, run_id)): Path<(String, String)>,
 ) -> Response {
     let result = async {
-        let grant = share_grant(&state, &token).await?;
-        let ws = grant.workspace.clone().unwrap_or_default();
-        let run = load_run(&state, &ws, &run_id).await?;
+        let (grant, ws, run) = shared_run(&state, &token, &run_id).await?;
         let base = format!("/ui/s/{token}");
         let chrome = shared_chrome(
             &format!("Receipt {run_id}"),
@@ -340,9 +350,7 @@ pub async fn receipt_json(
     Path((token, run_id)): Path<(String, String)>,
 ) -> Response {
     let result = async {
-        let grant = share_grant(&state, &token).await?;
-        let ws = grant.workspace.clone().unwrap_or_default();
-        let run = load_run(&state, &ws, &run_id).await?;
+        let (_, _, run) = shared_run(&state, &token, &run_id).await?;
         Ok::<_, UiError>(receipt_download(&state, &run))
     }
     .await;

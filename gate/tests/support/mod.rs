@@ -62,10 +62,15 @@ pub async fn start(policy: &str, tweak: impl FnOnce(&mut Config, &std::path::Pat
 
 impl Gate {
     pub async fn key(&self, role: Role) -> Key {
+        self.key_in("default", role).await
+    }
+
+    /// A key of another workspace.
+    pub async fn key_in(&self, workspace: &str, role: Role) -> Key {
         let k = keys::generate().unwrap();
         self.state
             .store
-            .create_key("default", &k.key_id, &k.hash, role, None, Utc::now())
+            .create_key(workspace, &k.key_id, &k.hash, role, None, Utc::now())
             .await
             .unwrap();
         Key(k.secret)
@@ -144,4 +149,76 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A real SMTP server on loopback (aiosmtpd) writing to a maildir; killed
+/// when dropped.
+pub struct Smtp {
+    child: std::process::Child,
+    pub maildir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn smtp_server(dir: &std::path::Path) -> Smtp {
+    assert!(
+        python_package("aiosmtpd", "aiosmtpd"),
+        "aiosmtpd (PyPI) is needed for the email tests"
+    );
+    let port = free_port();
+    let maildir = dir.join("maildir");
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(&maildir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Dropping the Smtp kills and reaps the child on every path.
+    let server = Smtp {
+        child,
+        maildir,
+        port,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(server);
+    panic!("the SMTP server did not start");
+}
+
+/// Every message in the maildir, decoded (quoted-printable soft breaks
+/// undone) so links can be found.
+pub fn mails(maildir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
+            for e in entries.flatten() {
+                let raw = std::fs::read_to_string(e.path()).unwrap_or_default();
+                out.push(
+                    raw.replace("=\r\n", "")
+                        .replace("=\n", "")
+                        .replace("=3D", "="),
+                );
+            }
+        }
+    }
+    out
 }

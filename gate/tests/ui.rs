@@ -158,6 +158,15 @@ impl<'g> Visitor<'g> {
         self.finish(resp).await
     }
 
+    /// Answers a run of the default workspace from the inbox.
+    async fn answer(&mut self, run: &str, csrf: &str, decision: &str) -> Page {
+        self.post(
+            &format!("/ui/inbox/default/{run}"),
+            &[("csrf", csrf), ("decision", decision)],
+        )
+        .await
+    }
+
     /// Signs in with an API key through the login form.
     async fn sign_in_with_key(&mut self, key: &Key) -> Page {
         let login = self.get("/ui/login").await;
@@ -515,12 +524,7 @@ async fn the_inbox_applies_the_same_rules_as_every_channel() {
     let token = csrf(&inbox.body);
 
     // Forcing an answer to her own request is refused and records nothing.
-    let forced = alice
-        .post(
-            &format!("/ui/inbox/default/{own}"),
-            &[("csrf", &token), ("decision", "approve")],
-        )
-        .await;
+    let forced = alice.answer(&own, &token, "approve").await;
     assert_eq!(forced.status, 403, "{}", forced.body);
     assert!(forced.body.contains("your own request"));
     let run = gate.run(&agent, &own).await;
@@ -552,12 +556,7 @@ async fn the_inbox_applies_the_same_rules_as_every_channel() {
     let mut bob = Visitor::new(&gate);
     bob.sign_in_as("bob@example.com").await;
     let bob_token = csrf(&bob.get("/ui/inbox").await.body);
-    let late = bob
-        .post(
-            &format!("/ui/inbox/default/{other}"),
-            &[("csrf", &bob_token), ("decision", "reject")],
-        )
-        .await;
+    let late = bob.answer(&other, &bob_token, "reject").await;
     assert!(late.location.unwrap().contains("answered=decided"));
     assert_eq!(
         gate.run(&agent, &other).await["governance_status"],
@@ -569,12 +568,7 @@ async fn the_inbox_applies_the_same_rules_as_every_channel() {
     eve.sign_in_as("eve@example.com").await;
     let eve_token = csrf(&eve.get("/ui/inbox").await.body);
     assert_eq!(eve.get("/ui/w/default").await.status, 404);
-    let refused = eve
-        .post(
-            &format!("/ui/inbox/default/{own}"),
-            &[("csrf", &eve_token), ("decision", "approve")],
-        )
-        .await;
+    let refused = eve.answer(&own, &eve_token, "approve").await;
     assert_eq!(refused.status, 404);
 
     // Admins see what is pending but cannot answer.
@@ -584,12 +578,7 @@ async fn the_inbox_applies_the_same_rules_as_every_channel() {
     assert!(attr_values(&boss_inbox.body, "data-run-id").contains(&own));
     assert!(!boss_inbox.body.contains("data-testid=\"approve\""));
     let boss_token = csrf(&boss_inbox.body);
-    let tried = boss
-        .post(
-            &format!("/ui/inbox/default/{own}"),
-            &[("csrf", &boss_token), ("decision", "approve")],
-        )
-        .await;
+    let tried = boss.answer(&own, &boss_token, "approve").await;
     assert_eq!(tried.status, 403);
 
     // Once expired, the run leaves the inbox and cannot be answered.
@@ -608,12 +597,7 @@ async fn run_pages_show_the_timeline_and_a_verified_receipt() {
     let mut alice = Visitor::new(&gate);
     alice.sign_in_as("alice@example.com").await;
     let token = csrf(&alice.get("/ui/inbox").await.body);
-    alice
-        .post(
-            &format!("/ui/inbox/default/{id}"),
-            &[("csrf", &token), ("decision", "approve")],
-        )
-        .await;
+    alice.answer(&id, &token, "approve").await;
     let (s, _) = gate
         .post_json(
             &format!("/v1/runs/{id}/executed"),
@@ -888,12 +872,7 @@ async fn the_live_stream_reports_new_and_changed_runs() {
     let mut alice = Visitor::new(&gate);
     alice.sign_in_as("alice@example.com").await;
     let token = csrf(&alice.get("/ui/inbox").await.body);
-    alice
-        .post(
-            &format!("/ui/inbox/default/{id}"),
-            &[("csrf", &token), ("decision", "approve")],
-        )
-        .await;
+    alice.answer(&id, &token, "approve").await;
 
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -1102,21 +1081,11 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
     let token = csrf(&inbox.body);
 
     // Proposed under her other id: still her own request.
-    let own = alice
-        .post(
-            &format!("/ui/inbox/default/{alias_own}"),
-            &[("csrf", &token), ("decision", "approve")],
-        )
-        .await;
+    let own = alice.answer(&alias_own, &token, "approve").await;
     assert_eq!(own.status, 403);
     assert_eq!(gate.run(&agent, &alias_own).await["approvals"], json!([]));
 
-    let first = alice
-        .post(
-            &format!("/ui/inbox/default/{id}"),
-            &[("csrf", &token), ("decision", "approve")],
-        )
-        .await;
+    let first = alice.answer(&id, &token, "approve").await;
     assert!(
         first
             .location
@@ -1129,12 +1098,7 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
     );
     // Answering again records nothing: one answer per approver.
     for decision in ["approve", "reject"] {
-        let again = alice
-            .post(
-                &format!("/ui/inbox/default/{id}"),
-                &[("csrf", &token), ("decision", decision)],
-            )
-            .await;
+        let again = alice.answer(&id, &token, decision).await;
         assert!(again.location.unwrap().contains("answered=duplicate"));
     }
     let run = gate.run(&agent, &id).await;
@@ -1147,12 +1111,7 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
     let mut bob = Visitor::new(&gate);
     bob.sign_in_as("bob@example.com").await;
     let bob_token = csrf(&bob.get("/ui/inbox").await.body);
-    let second = bob
-        .post(
-            &format!("/ui/inbox/default/{id}"),
-            &[("csrf", &bob_token), ("decision", "approve")],
-        )
-        .await;
+    let second = bob.answer(&id, &bob_token, "approve").await;
     assert!(second.location.unwrap().contains("answered=approved&"));
     assert_eq!(gate.run(&agent, &id).await["governance_status"], "approved");
 
@@ -1162,12 +1121,7 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
         .await;
     let late = r["run_id"].as_str().unwrap().to_owned();
     gate.clock.advance(chrono::Duration::minutes(61));
-    let after = bob
-        .post(
-            &format!("/ui/inbox/default/{late}"),
-            &[("csrf", &bob_token), ("decision", "approve")],
-        )
-        .await;
+    let after = bob.answer(&late, &bob_token, "approve").await;
     assert!(after.location.unwrap().contains("answered=decided"));
     assert_eq!(gate.run(&agent, &late).await["approvals"], json!([]));
 }

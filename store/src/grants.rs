@@ -4,7 +4,7 @@
 use crate::StoreError;
 use crate::chain::PendingEvent;
 use crate::logic::check_id;
-use crate::model::{EventKind, Grant, GrantKind, NewGrant};
+use crate::model::{EventKind, Grant, GrantKind, GrantOutcome, NewGrant};
 use crate::ts::{format_ts, normalize};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -87,6 +87,20 @@ fn audited_workspace(grant: &Grant) -> Option<String> {
     match grant.kind {
         GrantKind::ShareLink => grant.workspace.clone(),
         GrantKind::SignIn | GrantKind::Session => None,
+    }
+}
+
+/// Why a grant of the right kind cannot be used now (revoked, used,
+/// expired), or `Ok` with the grant if it can.
+pub(crate) fn usable(grant: Grant, now: DateTime<Utc>) -> Result<Grant, GrantOutcome> {
+    if grant.revoked_at.is_some() {
+        Err(GrantOutcome::Revoked(grant))
+    } else if grant.used_at.is_some() {
+        Err(GrantOutcome::AlreadyUsed(grant))
+    } else if now >= grant.expires_at {
+        Err(GrantOutcome::Expired(grant))
+    } else {
+        Ok(grant)
     }
 }
 

@@ -103,21 +103,16 @@ pub(crate) async fn consume_grant(
     kind: GrantKind,
     now: DateTime<Utc>,
 ) -> Result<GrantOutcome, StoreError> {
-    let Some(mut grant) = grant_where(tx, "token_hash", token_hash, true)
+    let Some(grant) = grant_where(tx, "token_hash", token_hash, true)
         .await?
         .filter(|g| g.kind == kind)
     else {
         return Ok(GrantOutcome::Unknown);
     };
-    if grant.revoked_at.is_some() {
-        return Ok(GrantOutcome::Revoked(grant));
-    }
-    if grant.used_at.is_some() {
-        return Ok(GrantOutcome::AlreadyUsed(grant));
-    }
-    if now >= grant.expires_at {
-        return Ok(GrantOutcome::Expired(grant));
-    }
+    let mut grant = match grants::usable(grant, now) {
+        Ok(g) => g,
+        Err(outcome) => return Ok(outcome),
+    };
     // The row is locked (FOR UPDATE), so exactly one transaction gets here.
     let changed = tx
         .execute(

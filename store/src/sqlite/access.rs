@@ -93,18 +93,13 @@ pub(crate) fn consume_grant(
     kind: GrantKind,
     now: DateTime<Utc>,
 ) -> Result<GrantOutcome, StoreError> {
-    let Some(mut grant) = find_grant(conn, token_hash)?.filter(|g| g.kind == kind) else {
+    let Some(grant) = find_grant(conn, token_hash)?.filter(|g| g.kind == kind) else {
         return Ok(GrantOutcome::Unknown);
     };
-    if grant.revoked_at.is_some() {
-        return Ok(GrantOutcome::Revoked(grant));
-    }
-    if grant.used_at.is_some() {
-        return Ok(GrantOutcome::AlreadyUsed(grant));
-    }
-    if now >= grant.expires_at {
-        return Ok(GrantOutcome::Expired(grant));
-    }
+    let mut grant = match grants::usable(grant, now) {
+        Ok(g) => g,
+        Err(outcome) => return Ok(outcome),
+    };
     let changed = conn
         .prepare_cached(
             "UPDATE access_grants SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL \

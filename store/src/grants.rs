@@ -90,17 +90,17 @@ fn audited_workspace(grant: &Grant) -> Option<String> {
     }
 }
 
-/// Why a grant of the right kind cannot be used now (revoked, used,
-/// expired), or `Ok` with the grant if it can.
-pub(crate) fn usable(grant: Grant, now: DateTime<Utc>) -> Result<Grant, GrantOutcome> {
+/// Why a grant of the right kind cannot be used now: the outcome to
+/// answer with (revoked, already used, expired), or None if it can be.
+pub(crate) fn refusal(grant: &Grant, now: DateTime<Utc>) -> Option<fn(Grant) -> GrantOutcome> {
     if grant.revoked_at.is_some() {
-        Err(GrantOutcome::Revoked(grant))
+        Some(GrantOutcome::Revoked)
     } else if grant.used_at.is_some() {
-        Err(GrantOutcome::AlreadyUsed(grant))
+        Some(GrantOutcome::AlreadyUsed)
     } else if now >= grant.expires_at {
-        Err(GrantOutcome::Expired(grant))
+        Some(GrantOutcome::Expired)
     } else {
-        Ok(grant)
+        None
     }
 }
 

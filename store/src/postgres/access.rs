@@ -109,10 +109,10 @@ pub(crate) async fn consume_grant(
     else {
         return Ok(GrantOutcome::Unknown);
     };
-    let mut grant = match grants::usable(grant, now) {
-        Ok(g) => g,
-        Err(outcome) => return Ok(outcome),
-    };
+    if let Some(outcome) = grants::refusal(&grant, now) {
+        return Ok(outcome(grant));
+    }
+    let mut grant = grant;
     // The row is locked (FOR UPDATE), so exactly one transaction gets here.
     let changed = tx
         .execute(

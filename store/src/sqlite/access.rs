@@ -96,10 +96,10 @@ pub(crate) fn consume_grant(
     let Some(grant) = find_grant(conn, token_hash)?.filter(|g| g.kind == kind) else {
         return Ok(GrantOutcome::Unknown);
     };
-    let mut grant = match grants::usable(grant, now) {
-        Ok(g) => g,
-        Err(outcome) => return Ok(outcome),
-    };
+    if let Some(outcome) = grants::refusal(&grant, now) {
+        return Ok(outcome(grant));
+    }
+    let mut grant = grant;
     let changed = conn
         .prepare_cached(
             "UPDATE access_grants SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL \

@@ -93,7 +93,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 
 /// Escapes text for HTML element content and double- or single-quoted
 /// attribute values.
-pub(crate) fn html_escape(s: &str) -> String {
+pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + s.len() / 8);
     for c in s.chars() {
         match c {

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use countersign_store::{AnswerDecision, GovernanceStatus, Run, TokenOutcome};
 use serde_json::{Value, json};
@@ -35,19 +35,7 @@ const MAX_COMMENT: usize = 2000;
 /// characters (bidirectional overrides, zero-width marks) visible so text
 /// cannot be disguised.
 fn escape(s: &str) -> String {
-    let visible = crate::ui::reveal(s);
-    let mut out = String::with_capacity(visible.len());
-    for c in visible.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    countersign_transports::html_escape(&crate::ui::reveal(s))
 }
 
 /// A small HTML page with strict security headers: no scripts, no framing,
@@ -62,22 +50,11 @@ textarea{{width:100%;min-height:5rem}}button{{font-size:1rem;padding:.5rem 1.2re
 <body><h1>{t}</h1>{body}</body></html>",
         t = escape(title)
     );
-    let mut r = (status, Html(html)).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    r
+    crate::ui::harden(
+        (status, Html(html)).into_response(),
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        "no-referrer",
+    )
 }
 
 fn details(run: &Run) -> String {

@@ -93,10 +93,9 @@ async fn pending_runs(state: &AppState, ws: &str) -> Result<(Vec<Run>, bool), Ui
 
 fn item(run: &Run, email: Option<&str>) -> InboxItem {
     let (approvals, quorum) = record::progress(run);
-    let own = email.is_some_and(|e| listed_as(run, e) && approver_id_for(run, e).is_none());
-    let answered = email
-        .and_then(|e| approver_id_for(run, e))
-        .is_some_and(|id| run.approvals.iter().any(|a| a.approver_id == id));
+    let id = email.and_then(|e| approver_id_for(run, e));
+    let own = id.is_none() && email.is_some_and(|e| listed_as(run, e));
+    let answered = id.is_some_and(|id| run.approvals.iter().any(|a| a.approver_id == id));
     InboxItem {
         ws: run.workspace.clone(),
         run_id: run.run_id.clone(),
@@ -135,8 +134,9 @@ pub async fn inbox(
         let email = s.email().map(str::to_owned);
         let mut items = Vec::new();
         let mut truncated = false;
-        for ws in s.workspaces(&state) {
-            let (runs, more) = pending_runs(&state, &ws).await?;
+        let workspaces = s.workspaces(&state);
+        for ws in &workspaces {
+            let (runs, more) = pending_runs(&state, ws).await?;
             truncated |= more;
             for run in runs {
                 // Approvers see what waits on them; admins see everything pending.
@@ -152,9 +152,13 @@ pub async fn inbox(
         // Oldest expiry first: what needs an answer soonest.
         items.sort_by(|a, b| a.expires.cmp(&b.expires));
         let (flash, flash_tone) = flash(&q);
-        let ws = s.workspaces(&state).into_iter().next();
         let p = InboxPage {
-            chrome: s.chrome(&state, "Approvals", ws.as_deref(), Tab::Inbox),
+            chrome: s.chrome(
+                &state,
+                "Approvals",
+                workspaces.first().map(String::as_str),
+                Tab::Inbox,
+            ),
             items,
             flash,
             flash_tone,

@@ -123,8 +123,7 @@ pub async fn live(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let s = session::require(&state, &headers).await?;
-        s.workspace(&state, &ws)?;
+        session::require_in(&state, &headers, &ws).await?;
         let filter = parse_filter(&q)?;
         // A reconnect resumes after the last event the browser got.
         let after = headers

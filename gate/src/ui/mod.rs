@@ -31,6 +31,7 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
+pub use render::harden;
 pub use session::SESSION_COOKIE;
 pub use view::reveal;
 

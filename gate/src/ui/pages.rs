@@ -43,8 +43,7 @@ async fn visible_run(
     ws: &str,
     run_id: &str,
 ) -> Result<(Session, Run), UiError> {
-    let s = session::require(state, headers).await?;
-    s.workspace(state, ws)?;
+    let (s, _) = session::require_in(state, headers, ws).await?;
     let run = load_run(state, ws, run_id).await?;
     Ok((s, run))
 }
@@ -121,8 +120,7 @@ pub async fn overview(
 ) -> Response {
     respond(
         async {
-            let s = session::require(&state, &headers).await?;
-            let workspace = s.workspace(&state, &ws)?;
+            let (s, workspace) = session::require_in(&state, &headers, &ws).await?;
             let days: i64 = match q.get("days").map(String::as_str) {
                 None | Some("7") => 7,
                 Some("1") => 1,
@@ -332,8 +330,7 @@ pub async fn runs(
 ) -> Response {
     respond(
         async {
-            let s = session::require(&state, &headers).await?;
-            s.workspace(&state, &ws)?;
+            let (s, _) = session::require_in(&state, &headers, &ws).await?;
             let filter = parse_filter(&q)?;
             let first_page = filter.cursor.is_none();
             // The live stream starts after the chain head read before the
@@ -692,37 +689,33 @@ pub async fn run_detail(
     )
 }
 
-/// The approver id under which `email` may answer `run`: one of the run's
-/// recorded approvers with that address. None if there is none, or if any
-/// entry with that address is the run's actor: the person who proved they
-/// read this mailbox proposed the action, whatever id they answer under.
-pub fn approver_id_for(run: &Run, email: &str) -> Option<String> {
-    let approval = run.approval.as_ref()?;
-    let mine: Vec<&str> = approval
-        .approvers
+/// The ids of the run's recorded approvers whose address is `email`.
+fn ids_with_email<'a>(run: &'a Run, email: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    run.approval
         .iter()
-        .filter(|m| {
+        .flat_map(|a| a.approvers.iter())
+        .filter(move |m| {
             m.email
                 .as_deref()
                 .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
         })
         .map(|m| m.id.as_str())
-        .collect();
-    if mine.iter().any(|id| countersign_store::is_actor(run, id)) {
-        return None;
-    }
-    mine.first().map(|id| (*id).to_owned())
 }
 
-/// The approver ids `email` has among a run's approvers (actor or not).
+/// The approver id under which `email` may answer `run`: one of the run's
+/// recorded approvers with that address. None if there is none, or if any
+/// entry with that address is the run's actor: the person who proved they
+/// read this mailbox proposed the action, whatever id they answer under.
+pub fn approver_id_for(run: &Run, email: &str) -> Option<String> {
+    if ids_with_email(run, email).any(|id| countersign_store::is_actor(run, id)) {
+        return None;
+    }
+    ids_with_email(run, email).next().map(str::to_owned)
+}
+
+/// Whether `email` is among a run's approvers (its actor or not).
 pub fn listed_as(run: &Run, email: &str) -> bool {
-    run.approval.as_ref().is_some_and(|a| {
-        a.approvers.iter().any(|m| {
-            m.email
-                .as_deref()
-                .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
-        })
-    })
+    ids_with_email(run, email).next().is_some()
 }
 
 // ----------------------------------------------------------------- receipt
@@ -1038,8 +1031,7 @@ pub async fn policies(
     use countersign_engine::policy::{Condition, Mode, format_duration};
     respond(
         async {
-            let s = session::require(&state, &headers).await?;
-            let workspace = s.workspace(&state, &ws)?;
+            let (s, workspace) = session::require_in(&state, &headers, &ws).await?;
             let set = workspace.policies();
             let dir = workspace.policy_dir().to_path_buf();
             let rel = |p: &std::path::Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();

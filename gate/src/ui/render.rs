@@ -13,20 +13,15 @@ use super::view::Chrome;
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
 img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Adds the dashboard's security headers to a response.
-pub fn secure(mut r: Response) -> Response {
+/// Adds the headers every HTML page of the gate carries: this content
+/// security policy and referrer policy, no caching, no sniffing, no framing.
+pub fn harden(mut r: Response, csp: &'static str, referrer: &'static str) -> Response {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
-    // `same-origin`, not `no-referrer`: URLs with tokens (sign-in and share
-    // links) never leave for another site, and browsers still send a real
-    // `Origin` on our own form posts (with `no-referrer` they send `null`).
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static(referrer));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -34,6 +29,14 @@ pub fn secure(mut r: Response) -> Response {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     r
+}
+
+/// Adds the dashboard's security headers to a response. The referrer
+/// policy is `same-origin`, not `no-referrer`: URLs with tokens (sign-in and
+/// share links) never leave for another site, and browsers still send a
+/// real `Origin` on our own form posts (with `no-referrer` they send `null`).
+pub fn secure(r: Response) -> Response {
+    harden(r, CSP, "same-origin")
 }
 
 /// Renders a template as an HTML response.

@@ -196,6 +196,17 @@ pub async fn require(state: &AppState, headers: &HeaderMap) -> Result<Session, U
     })
 }
 
+/// The session, and workspace `ws` if it may see it (401 or 404 otherwise).
+pub async fn require_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    ws: &str,
+) -> Result<(Session, std::sync::Arc<crate::workspace::Workspace>), UiError> {
+    let s = require(state, headers).await?;
+    let workspace = s.workspace(state, ws)?;
+    Ok((s, workspace))
+}
+
 /// Starts a session for `viewer`; returns the cookie to set.
 pub async fn start(state: &AppState, viewer: &Viewer) -> Result<HeaderValue, UiError> {
     let token = new_token()?;

@@ -100,8 +100,7 @@ pub async fn manage(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let s = session::require(&state, &headers).await?;
-        s.workspace(&state, &ws)?;
+        let (s, _) = session::require_in(&state, &headers, &ws).await?;
         s.require_admin()?;
         manage_page(&state, &s, &ws, StatusCode::OK, None, None).await
     }

@@ -34,7 +34,7 @@ pub(crate) struct PendingEvent {
 /// all ASCII names, in sorted order, with `data` spliced in as it is
 /// already canonical. This is byte for byte what canonicalizing the object
 /// as a `Value` gives (the tests check it), without copying `data`.
-fn hash_fields(
+pub(crate) fn hash_fields(
     workspace: &str,
     seq: u64,
     kind: &str,

@@ -202,9 +202,23 @@ impl Store for SqliteStore {
 
     async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
         logic::validate_new_run(&mut run)?;
-        self.writer
-            .submit(move |conn| ops::create_run(conn, &run))
-            .await
+        // Everything that does not depend on the chain's head is computed
+        // here, on the caller's thread, not on the single writer's.
+        let prepared = Arc::new(ops::PreparedRun::new(run)?);
+        let shared = Arc::clone(&prepared);
+        let outcome = self
+            .writer
+            .submit(move |conn| ops::create_run(conn, &shared))
+            .await?;
+        Ok(match outcome {
+            ops::PreparedOutcome::Created(chain) => {
+                CreateRunOutcome::Created(match Arc::try_unwrap(prepared) {
+                    Ok(p) => p.into_run(chain),
+                    Err(p) => p.run_at(chain),
+                })
+            }
+            ops::PreparedOutcome::Existing(run) => CreateRunOutcome::Existing(*run),
+        })
     }
 
     async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {

@@ -6,7 +6,8 @@
 
 use super::read;
 use crate::StoreError;
-use crate::chain::{PendingEvent, seal};
+use crate::canonical::to_canonical_json;
+use crate::chain::{GENESIS_HASH, PendingEvent, hash_fields, seal};
 use crate::logic::{self, AnswerKind};
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, CreateRunOutcome,
@@ -124,50 +125,134 @@ fn append_for_run(
     Ok(())
 }
 
-/// Inserts a run; `Ok(false)` if its id or idempotency key is taken (then
-/// nothing was written).
-fn insert_run(conn: &Connection, run: &Run) -> Result<bool, StoreError> {
-    let r = RunRow::from_run(run)?;
-    let sql = format!(
+/// The `INSERT` of a run row, built once.
+static INSERT_RUN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "INSERT INTO runs ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
          ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
         read::RUN_COLUMNS
-    );
-    let inserted = conn.prepare_cached(&sql)?.execute(params![
-        r.workspace,
-        r.run_id,
-        r.action,
-        r.actor,
-        r.source_json,
-        r.reasoning,
-        r.payload_json,
-        r.payload_hash,
-        r.payload_summary,
-        r.idempotency_key,
-        r.request_hash,
-        r.decision_status,
-        r.decision_rule,
-        r.decision_reason,
-        r.policy_version,
-        r.risk,
-        r.decision_details,
-        r.approval_group,
-        r.approval_quorum,
-        opt_ts(r.expires_at),
-        r.approvers_json,
-        r.governance_status,
-        r.execution_status,
-        r.execution_json,
-        format_ts(r.created_at),
-        format_ts(r.updated_at),
-        r.head_seq,
-        r.head_hash,
+    )
+});
+
+/// Inserts a run row whose chain head is (`head_seq`, `head_hash`);
+/// `Ok(false)` if its id or idempotency key is taken (then nothing was
+/// written).
+fn insert_run(
+    conn: &Connection,
+    r: &PreparedRow,
+    head_seq: u64,
+    head_hash: &str,
+) -> Result<bool, StoreError> {
+    let inserted = conn.prepare_cached(&INSERT_RUN)?.execute(params![
+        r.row.workspace,
+        r.row.run_id,
+        r.row.action,
+        r.row.actor,
+        r.row.source_json,
+        r.row.reasoning,
+        r.row.payload_json,
+        r.row.payload_hash,
+        r.row.payload_summary,
+        r.row.idempotency_key,
+        r.row.request_hash,
+        r.row.decision_status,
+        r.row.decision_rule,
+        r.row.decision_reason,
+        r.row.policy_version,
+        r.row.risk,
+        r.row.decision_details,
+        r.row.approval_group,
+        r.row.approval_quorum,
+        r.expires_at,
+        r.row.approvers_json,
+        r.row.governance_status,
+        r.row.execution_status,
+        r.row.execution_json,
+        r.created_at,
+        r.updated_at,
+        seq_to_db(head_seq)?,
+        head_hash,
     ]);
     match inserted {
         Ok(_) => Ok(true),
         Err(e) if is_duplicate(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A run row with its timestamps already in their stored form.
+struct PreparedRow {
+    row: RunRow,
+    created_at: String,
+    updated_at: String,
+    expires_at: Option<String>,
+}
+
+/// An event whose data is already canonical JSON: only its place in the
+/// chain (and so its hash) is left to the writer.
+struct PreparedEvent {
+    kind: &'static str,
+    at: String,
+    data: String,
+}
+
+/// Everything of a new run that does not depend on the chain's head,
+/// computed before the run reaches the writer thread, so the single
+/// writer only orders, hashes and inserts.
+pub(crate) struct PreparedRun {
+    new: NewRun,
+    run: Run,
+    row: PreparedRow,
+    events: Vec<PreparedEvent>,
+}
+
+impl PreparedRun {
+    /// Prepares `new` (already validated by [`logic::validate_new_run`]).
+    pub(crate) fn new(new: NewRun) -> Result<Self, StoreError> {
+        let (run, pending) = logic::initial_run(&new);
+        let row = RunRow::from_run(&run)?;
+        let events = pending
+            .into_iter()
+            .map(|p| PreparedEvent {
+                kind: p.kind.as_str(),
+                at: format_ts(p.at),
+                data: to_canonical_json(&p.data),
+            })
+            .collect();
+        Ok(Self {
+            row: PreparedRow {
+                created_at: format_ts(row.created_at),
+                updated_at: format_ts(row.updated_at),
+                expires_at: opt_ts(row.expires_at),
+                row,
+            },
+            new,
+            run,
+            events,
+        })
+    }
+
+    /// The created run, placed at `chain` in its workspace's chain.
+    pub(crate) fn into_run(self, chain: ChainPosition) -> Run {
+        let mut run = self.run;
+        run.chain = chain;
+        run
+    }
+
+    /// The created run, when the prepared value is shared.
+    pub(crate) fn run_at(&self, chain: ChainPosition) -> Run {
+        let mut run = self.run.clone();
+        run.chain = chain;
+        run
+    }
+}
+
+/// What the writer did with a [`PreparedRun`].
+pub(crate) enum PreparedOutcome {
+    /// Inserted at this chain position.
+    Created(ChainPosition),
+    /// An earlier run with the same idempotency key and request.
+    Existing(Box<Run>),
 }
 
 /// Writes the mutable part of a run's projection.
@@ -245,26 +330,72 @@ fn existing_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOutcome, Sto
     )))
 }
 
-/// Creates a run (already validated by [`logic::validate_new_run`]).
+/// Creates a prepared run (see [`PreparedRun`]).
 ///
-/// The events are sealed first and the run row goes in before anything
-/// else, so a taken idempotency key or run id (caught by the table's unique
-/// indexes, not looked up beforehand) fails before the command has written
-/// a row.
-pub(crate) fn create_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOutcome, StoreError> {
-    let (mut run, pending) = logic::initial_run(new);
-    let sealed = seal_after(conn, &run.workspace, pending)?;
-    if let Some(last) = sealed.last() {
-        run.chain = ChainPosition {
-            seq: last.event.seq,
-            hash: last.event.hash.clone(),
-        };
+/// The run row goes in before anything else, so a taken idempotency key or
+/// run id (caught by the table's unique indexes, not looked up beforehand)
+/// fails before the command has written a row.
+pub(crate) fn create_run(
+    conn: &Connection,
+    prepared: &PreparedRun,
+) -> Result<PreparedOutcome, StoreError> {
+    let new = &prepared.new;
+    let workspace = new.workspace.as_str();
+    let (start_seq, start_hash) = read::head_or_genesis(conn, workspace)?;
+    // hashes[0] is the head before the run; hashes[i] the hash of event i.
+    let mut hashes = Vec::with_capacity(prepared.events.len() + 1);
+    hashes.push(start_hash);
+    let mut seq = start_seq;
+    for e in &prepared.events {
+        seq += 1;
+        let prev = hashes.last().map_or(GENESIS_HASH, String::as_str);
+        let hash = hash_fields(
+            workspace,
+            seq,
+            e.kind,
+            Some(&new.run_id),
+            &e.at,
+            &e.data,
+            prev,
+        );
+        hashes.push(hash);
     }
-    if !insert_run(conn, &run)? {
-        return existing_run(conn, new);
+    let hash = hashes
+        .last()
+        .map_or(GENESIS_HASH, String::as_str)
+        .to_owned();
+    if !insert_run(conn, &prepared.row, seq, &hash)? {
+        return existing_run(conn, new).map(|outcome| match outcome {
+            CreateRunOutcome::Existing(run) | CreateRunOutcome::Created(run) => {
+                PreparedOutcome::Existing(Box::new(run))
+            }
+        });
     }
-    write_sealed(conn, &run.workspace, &sealed)?;
-    let expires_at = run.approval.as_ref().map(|a| format_ts(a.expires_at));
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut event_seq = start_seq;
+    for (e, link) in prepared.events.iter().zip(hashes.windows(2)) {
+        event_seq += 1;
+        stmt.execute(params![
+            workspace,
+            seq_to_db(event_seq)?,
+            e.kind,
+            new.run_id,
+            e.at,
+            e.data,
+            link[0],
+            link[1],
+        ])?;
+    }
+    drop(stmt);
+    conn.prepare_cached(
+        "INSERT INTO chain_heads (workspace, seq, hash) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (workspace) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )?
+    .execute(params![workspace, seq_to_db(seq)?, hash])?;
+    let expires_at = prepared.row.expires_at.as_deref();
     for d in &new.deliveries {
         conn.prepare_cached(
             "INSERT INTO deliveries (delivery_id, workspace, run_id, approver_id, channel, \
@@ -273,13 +404,13 @@ pub(crate) fn create_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOut
         )?
         .execute(params![
             d.delivery_id,
-            run.workspace,
-            run.run_id,
+            workspace,
+            new.run_id,
             d.approver_id,
             d.channel,
             format_ts(d.next_attempt_at),
             d.token_hash,
-            format_ts(run.created_at),
+            prepared.row.created_at,
         ])
         .map_err(|e| {
             unique(e, || {
@@ -293,15 +424,15 @@ pub(crate) fn create_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOut
             )?
             .execute(params![
                 token_hash,
-                run.workspace,
-                run.run_id,
+                workspace,
+                new.run_id,
                 d.approver_id,
                 expires_at
             ])
             .map_err(|e| unique(e, || "approval token hash already exists".to_owned()))?;
         }
     }
-    Ok(CreateRunOutcome::Created(run))
+    Ok(PreparedOutcome::Created(ChainPosition { seq, hash }))
 }
 
 /// Records an execution report.

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::{control_body, read_body, run_view};
 use crate::approvals::channels::names;
 use crate::approvals::record::{self, Answer, Outcome};
-use crate::approvals::tokens::{token_hash, well_formed};
+use crate::approvals::tokens::{approval_token_key, approval_token_well_formed};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -117,12 +117,12 @@ async fn token_and_run(
             "<p>Check that you opened the whole link from the message.</p>",
         )
     };
-    if !well_formed(token) {
+    if !approval_token_well_formed(token) {
         return Err(invalid());
     }
     let found = state
         .store
-        .find_token(&token_hash(token))
+        .find_token(&approval_token_key(token))
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
     let Some(t) = found else {
@@ -294,7 +294,7 @@ pub async fn confirm_submit(
     }
     match state
         .store
-        .consume_token(&token_hash(&token), state.clock.now())
+        .consume_token(&approval_token_key(&token), state.clock.now())
         .await
     {
         Ok(TokenOutcome::Consumed(_)) => {}
@@ -387,10 +387,10 @@ pub async fn answer_api(
         }
     };
     let not_found = || ApiError::NotFound("unknown approval token".to_owned());
-    if !well_formed(&token) {
+    if !approval_token_well_formed(&token) {
         return Err(not_found());
     }
-    let hash = token_hash(&token);
+    let hash = approval_token_key(&token);
     let t = state.store.find_token(&hash).await?.ok_or_else(not_found)?;
     let shared = t.approver_id.starts_with('@');
     let approver_id = match (shared, approver) {

@@ -5,7 +5,7 @@ use countersign_engine::{ApproverGroup, Member, PolicySet};
 use countersign_store::{ApproverRef, NewDelivery};
 
 use super::channels::{Channels, names};
-use super::tokens::{TokenSecret, token_hash};
+use super::tokens::{TokenSecret, approval_token_key};
 use crate::config::WorkspaceConfig;
 
 /// The approvers of a run and the deliveries that ask them.
@@ -47,7 +47,7 @@ pub fn plan(
         });
         let mut add = |channel: &str, with_token: bool| {
             let id = new_id();
-            let token = with_token.then(|| token_hash(&secret.token_for(&id)));
+            let token = with_token.then(|| approval_token_key(&secret.token_for(&id)));
             deliveries.push(NewDelivery {
                 delivery_id: id,
                 approver_id: m.id.clone(),
@@ -106,7 +106,7 @@ pub fn plan(
     for h in &workspace.webhooks {
         let id = new_id();
         deliveries.push(NewDelivery {
-            token_hash: Some(token_hash(&secret.token_for(&id))),
+            token_hash: Some(approval_token_key(&secret.token_for(&id))),
             delivery_id: id,
             approver_id: format!("@webhook:{}", h.name),
             channel: names::WEBHOOK.to_owned(),

@@ -4,6 +4,14 @@
 //! Deriving the token (HMAC-SHA256 of the delivery id) lets the delivery
 //! worker rebuild a link after a restart without the database ever holding a
 //! usable token: reading the `approval_tokens` table gives hashes only.
+//!
+//! A token reads `DELIVERY_ID.MAC`: the delivery id in clear, then the 43
+//! URL-safe characters of the MAC. The store looks tokens up by
+//! `DELIVERY_ID.SHA256(token)` ([`approval_token_key`]): delivery ids grow
+//! with time, so new keys land at the end of the token index instead of at
+//! random places in it, which kept a page write per token per commit under
+//! load. The delivery id is not a secret; the MAC is. Tokens of the first
+//! format (the MAC alone) are still accepted, looked up by their bare hash.
 
 use std::path::Path;
 
@@ -44,8 +52,15 @@ impl TokenSecret {
         Self(bytes)
     }
 
-    /// The token of a delivery: URL-safe base64 of 32 bytes.
+    /// The token of a delivery: its id, a dot, and the URL-safe base64 of
+    /// the 32-byte MAC of the id.
     pub fn token_for(&self, delivery_id: &str) -> String {
+        format!("{delivery_id}.{}", self.delivery_mac(delivery_id))
+    }
+
+    /// The MAC part of a delivery's token (the whole token of the first
+    /// format).
+    fn delivery_mac(&self, delivery_id: &str) -> String {
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
             Ok(m) => m,
             // INVARIANT: HMAC accepts keys of any length.
@@ -88,16 +103,71 @@ pub fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The delivery id of a `DELIVERY_ID.MAC` approval token, if it has that
+/// shape (an id of 1–64 letters, digits and `_`, then a well-formed MAC).
+fn delivery_part(token: &str) -> Option<&str> {
+    let (id, mac) = token.split_once('.')?;
+    let id_ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    (id_ok && well_formed(mac)).then_some(id)
+}
+
+/// Whether a presented approval token has either accepted shape, checked
+/// before any lookup.
+pub fn approval_token_well_formed(token: &str) -> bool {
+    well_formed(token) || delivery_part(token).is_some()
+}
+
+/// What the store keeps of an approval token, and looks it up by:
+/// `DELIVERY_ID.SHA256(token)`, or the bare hash for a token of the first
+/// format.
+pub fn approval_token_key(token: &str) -> String {
+    match delivery_part(token) {
+        Some(id) => format!("{id}.{}", token_hash(token)),
+        None => token_hash(token),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approval_tokens_carry_their_delivery_id_and_are_keyed_by_it() {
+        let a = TokenSecret::from_bytes([1; 32]);
+        let t = a.token_for("dlv_0193ab");
+        let (id, mac) = t.split_once('.').unwrap();
+        assert_eq!(id, "dlv_0193ab");
+        assert!(well_formed(mac));
+        assert!(approval_token_well_formed(&t));
+        let key = approval_token_key(&t);
+        assert_eq!(key, format!("dlv_0193ab.{}", token_hash(&t)));
+        // Keys of later deliveries sort after earlier ones.
+        assert!(approval_token_key(&a.token_for("dlv_0193ac")) > key);
+        // A token of the first format (the MAC alone) keeps its bare hash.
+        assert!(approval_token_well_formed(mac));
+        assert_eq!(approval_token_key(mac), token_hash(mac));
+        // Anything else is refused before a lookup.
+        for bad in [
+            "",
+            ".",
+            "dlv.short",
+            &format!(".{mac}"),
+            &format!("dlv-x.{mac}"),
+            &format!("{}.{mac}", "d".repeat(65)),
+            &format!("dlv.{mac}x"),
+        ] {
+            assert!(!approval_token_well_formed(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn tokens_are_derived_per_delivery_and_unguessable_without_the_secret() {
         let a = TokenSecret::from_bytes([1; 32]);
         let b = TokenSecret::from_bytes([2; 32]);
         let t = a.token_for("d1");
-        assert!(well_formed(&t), "{t}");
+        assert!(approval_token_well_formed(&t), "{t}");
         assert_eq!(t, a.token_for("d1"), "stable across restarts");
         assert_ne!(t, a.token_for("d2"));
         assert_ne!(t, b.token_for("d1"));

@@ -1029,3 +1029,90 @@ async fn a_burst_of_requests_is_delivered_in_one_pass_not_a_batch_per_tick() {
         "{last}"
     );
 }
+
+/// A delivery planned before tokens carried their delivery id is stored
+/// under the bare hash of its MAC: the worker keeps sending that token, and
+/// the token still answers, while the new-format token of the same delivery
+/// (a different key) finds nothing.
+#[tokio::test]
+async fn a_token_of_the_first_format_still_answers_its_delivery() {
+    use countersign_gate::approvals::tokens::{approval_token_key, token_hash};
+    use countersign_store::{
+        ApprovalRequirement, ApproverRef, DecisionRecord, GovernanceStatus, NewDelivery, NewRun,
+    };
+    let gate = start(POLICY, |c, _| c.console = true).await;
+    let agent = gate.key(Role::Agent).await;
+    let now = gate.clock.now();
+    let delivery_id = "dlv_legacy0000000000000000000000001".to_owned();
+    // What the worker sends for a delivery stored under a first-format key.
+    let legacy = gate
+        .state
+        .token_secret
+        .token_for_stored(&delivery_id, Some(&"0".repeat(64)));
+    assert!(!legacy.contains('.'), "{legacy}");
+    assert_eq!(approval_token_key(&legacy), token_hash(&legacy));
+    gate.state
+        .store
+        .create_run(NewRun {
+            workspace: "default".into(),
+            run_id: "run_legacy1".into(),
+            action: "send_invoice_reminder".into(),
+            actor: Some("finance_agent".into()),
+            source: None,
+            reasoning: None,
+            payload_json: r#"{"amount":900}"#.into(),
+            payload_hash: token_hash(r#"{"amount":900}"#),
+            payload_summary: "amount: 900".into(),
+            idempotency_key: None,
+            request_hash: token_hash("legacy request"),
+            decision: DecisionRecord {
+                governance_status: GovernanceStatus::PendingApproval,
+                rule: Some("large-amount".into()),
+                reason: "Reminders above $500 need a finance lead".into(),
+                policy_version: "test".into(),
+                risk: Some("medium".into()),
+                details: json!({}),
+            },
+            approval: Some(ApprovalRequirement {
+                group: "finance-leads".into(),
+                quorum: 1,
+                expires_at: now + chrono::Duration::hours(24),
+                approvers: vec![ApproverRef {
+                    id: "alice".into(),
+                    email: Some("alice@example.com".into()),
+                    slack: None,
+                }],
+            }),
+            deliveries: vec![NewDelivery {
+                delivery_id: delivery_id.clone(),
+                approver_id: "alice".into(),
+                channel: "console".into(),
+                token_hash: Some(token_hash(&legacy)),
+                next_attempt_at: now,
+            }],
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let new_format = gate.state.token_secret.token_for(&delivery_id);
+    let (s, e) = gate
+        .post_json(
+            &format!("/v1/approvals/{new_format}"),
+            None,
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(s, 404, "{e}");
+    let (s, ok) = gate
+        .post_json(
+            &format!("/v1/approvals/{legacy}"),
+            None,
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{ok}");
+    assert_eq!(ok["outcome"], "recorded");
+    let run = gate.run(&agent, "run_legacy1").await;
+    assert_eq!(run["governance_status"], "approved", "{run}");
+    assert_eq!(run["approvals"][0]["approver"], "alice", "{run}");
+}

@@ -58,6 +58,18 @@ impl TokenSecret {
         format!("{delivery_id}.{}", self.delivery_mac(delivery_id))
     }
 
+    /// The token to put in a delivery's links, given the key the store
+    /// holds for it (`stored_key`): a delivery planned before tokens carried
+    /// their delivery id is stored under the bare hash of the MAC, so its
+    /// links (retries, escalations sent after an upgrade) keep the MAC
+    /// alone; every other delivery gets [`Self::token_for`].
+    pub fn token_for_stored(&self, delivery_id: &str, stored_key: Option<&str>) -> String {
+        match stored_key {
+            Some(key) if !key.contains('.') => self.delivery_mac(delivery_id),
+            _ => self.token_for(delivery_id),
+        }
+    }
+
     /// The MAC part of a delivery's token (the whole token of the first
     /// format).
     fn delivery_mac(&self, delivery_id: &str) -> String {
@@ -148,6 +160,13 @@ mod tests {
         // A token of the first format (the MAC alone) keeps its bare hash.
         assert!(approval_token_well_formed(mac));
         assert_eq!(approval_token_key(mac), token_hash(mac));
+        // Links of a delivery stored under a first-format key keep that
+        // format, so they still find it; other deliveries get the new one.
+        let legacy = a.token_for_stored("dlv_0193ab", Some(&token_hash(mac)));
+        assert_eq!(legacy, mac);
+        assert_eq!(approval_token_key(&legacy), token_hash(mac));
+        assert_eq!(a.token_for_stored("dlv_0193ab", Some(&key)), t);
+        assert_eq!(a.token_for_stored("dlv_0193ab", None), t);
         // Anything else is refused before a lookup.
         for bad in [
             "",
@@ -169,8 +188,9 @@ mod tests {
         let t = a.token_for("d1");
         assert!(approval_token_well_formed(&t), "{t}");
         assert_eq!(t, a.token_for("d1"), "stable across restarts");
-        assert_ne!(t, a.token_for("d2"));
-        assert_ne!(t, b.token_for("d1"));
+        let mac = |t: String| t.split_once('.').map(|(_, m)| m.to_owned()).unwrap();
+        assert_ne!(mac(t.clone()), mac(a.token_for("d2")), "a MAC per delivery");
+        assert_ne!(mac(t.clone()), mac(b.token_for("d1")), "a MAC per secret");
         assert_eq!(token_hash(&t).len(), 64);
         assert!(!well_formed("short"));
         assert!(!well_formed(

@@ -174,7 +174,9 @@ fn retry_at(state: &AppState, attempts: u32, now: DateTime<Utc>) -> DateTime<Utc
 
 fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
     let base = &state.config.public_url;
-    let token = state.token_secret.token_for(&d.delivery_id);
+    let token = state
+        .token_secret
+        .token_for_stored(&d.delivery_id, d.token_hash.as_deref());
     // Links are personal: never on a shared destination.
     let links = matches!(
         d.channel.as_str(),

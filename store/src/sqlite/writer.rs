@@ -74,7 +74,15 @@ where
     }
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
-        let outcome = match (commit, self.result) {
+        let Self {
+            work,
+            result,
+            reply,
+        } = *self;
+        // The work (and whatever it shares with the caller) goes before the
+        // answer, so the caller finds itself the only owner of what it shared.
+        drop(work);
+        let outcome = match (commit, result) {
             (Err(e), _) => Err(e),
             (Ok(()), Some(result)) => result,
             (Ok(()), None) => Err(StoreError::Unavailable {
@@ -83,7 +91,7 @@ where
             }),
         };
         // The caller may have gone away (cancelled future); nothing to do then.
-        let _ = self.reply.send(outcome);
+        let _ = reply.send(outcome);
     }
 }
 

@@ -8,7 +8,10 @@
 #   DURATION=10s CONNECTIONS="64" benches/load/run.sh
 #
 # Knobs (environment): DURATION (25s), WARMUP (5s), CONNECTIONS ("64 8"),
-# THREADS (2), KEEP=1 keeps the temporary directory (database, logs, metrics).
+# THREADS (2), KEEP=1 keeps the temporary directory (database, logs, metrics),
+# WAL_PAGES=1 copies the database and its WAL halfway through the first gate
+# run and reports which tables and indexes the WAL's pages belong to
+# (wal-pages.py).
 #
 # Everything listens on and targets 127.0.0.1 only; every wrk run is bounded
 # by its duration; servers are killed on exit, whatever the exit.
@@ -170,6 +173,11 @@ run_wrk() {
   fi
   before=$(cpu_ticks "$pid")
   load=$(cut -d' ' -f1 /proc/loadavg)
+  if [ "$name" = gate ] && [ "${WAL_PAGES:-0}" = 1 ] && [ ! -e "$WORK/snapshot.db" ]; then
+    ( sleep "$(( ${DURATION%s} / 2 ))"
+      cp "$DB-wal" "$WORK/snapshot.db-wal.tmp" && cp "$DB" "$WORK/snapshot.db" \
+        && mv "$WORK/snapshot.db-wal.tmp" "$WORK/snapshot.db-wal" ) &
+  fi
   t0=$(date +%s%N)
   out=$( { /usr/bin/time -f 'WRKCPU %U %S' \
     wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout 5s --latency -s "$HERE/intercept.lua" "$url" -- "$prefix"; } 2>&1 ) \
@@ -260,6 +268,10 @@ for c in $CONNECTIONS; do
 done
 printf 'batch-size histogram over the whole run (warm-ups included):\n'
 grep '^countersign_store_batch_size_bucket' "$WORK/metrics.txt" | sed 's/^/  /'
+if [ "${WAL_PAGES:-0}" = 1 ]; then
+  printf '\nWAL pages by table and index, halfway through the first gate run:\n'
+  python3 "$HERE/wal-pages.py" "$WORK/snapshot.db" | sed 's/^/  /' || true
+fi
 printf 'audit verify after kill -9: %s (%s runs in the database, warm-ups and probes included)\n' "$VERIFY" "$TOTAL_RUNS"
 printf 'every acknowledged decision durable after kill -9: %s\n' "$DURABLE_OK"
 [ "$DURABLE_OK" = yes ]

@@ -3,7 +3,7 @@
 -- gate and the bare ceiling.
 --
 --   COUNTERSIGN_KEY=csk_… wrk -t2 -c64 -d25s --latency -s intercept.lua \
---       http://127.0.0.1:PORT/v1/intercept -- PREFIX
+--       http://127.0.0.1:PORT/v1/intercept -- PREFIX [allow|pending|block]
 --
 -- Every request carries a unique idempotency key, PREFIX-THREAD-N, so every
 -- request to the gate creates (and durably records) a new run; PREFIX tells
@@ -45,6 +45,12 @@ local counter = 0
 
 function init(args)
   prefix = args[1] or prefix
+  -- A second argument keeps one case only (e.g. "allow"), to see what each
+  -- decision path costs.
+  local only = ({ allow = 1, pending = 2, block = 3 })[args[2] or ""]
+  if only then
+    cases = { cases[only] }
+  end
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. key

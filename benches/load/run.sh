@@ -9,6 +9,10 @@
 #
 # Knobs (environment): DURATION (25s), WARMUP (5s), CONNECTIONS ("64 8"),
 # THREADS (2), KEEP=1 keeps the temporary directory (database, logs, metrics),
+# CASES=allow|pending|block sends only that decision's request (default: all
+# three in turn), EXTRA_CONFIG adds lines to the gate's configuration (for
+# example EXTRA_CONFIG="console: false" turns the console transport, and with
+# it every approval delivery, off),
 # WAL_PAGES=1 copies the database and its WAL halfway through the first gate
 # run and reports which tables and indexes the WAL's pages belong to
 # (wal-pages.py).
@@ -84,6 +88,7 @@ listen: 127.0.0.1:$GATE_PORT
 data_dir: ./countersign-data
 store: sqlite://./countersign-data/countersign.db
 rate_limit: { per_second: 10000000, burst: 10000000 }
+${EXTRA_CONFIG:-}
 workspaces:
   default: { policies: ./policies }
 EOF
@@ -165,7 +170,7 @@ run_wrk() {
   local name=$1 port=$2 pid=$3 conns=$4 prefix=$5
   local url out before after wrk_cpu load wtid s0 s1 t0 t1 b0 b1 extra=""
   url="http://127.0.0.1:$port/v1/intercept"
-  wrk -t"$THREADS" -c"$conns" -d"$WARMUP" --timeout 5s -s "$HERE/intercept.lua" "$url" -- "warm$prefix" >/dev/null
+  wrk -t"$THREADS" -c"$conns" -d"$WARMUP" --timeout 5s -s "$HERE/intercept.lua" "$url" -- "warm$prefix" ${CASES:-} >/dev/null
   if [ "$name" = gate ]; then
     wtid=$(writer_tid "$pid")
     b0=$(batches)
@@ -180,7 +185,7 @@ run_wrk() {
   fi
   t0=$(date +%s%N)
   out=$( { /usr/bin/time -f 'WRKCPU %U %S' \
-    wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout 5s --latency -s "$HERE/intercept.lua" "$url" -- "$prefix"; } 2>&1 ) \
+    wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout 5s --latency -s "$HERE/intercept.lua" "$url" -- "$prefix" ${CASES:-}; } 2>&1 ) \
     || die "wrk failed against $name: $out"
   t1=$(date +%s%N)
   after=$(cpu_ticks "$pid")

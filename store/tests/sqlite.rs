@@ -204,3 +204,26 @@ async fn a_command_failing_after_it_wrote_leaves_nothing_and_sinks_nothing() {
     // 3 events per pending run: the first one and the 40 that committed.
     assert_eq!(store.verify_chain("ws").await.unwrap().events, 41 * 3);
 }
+
+/// The repository's `.cargo/config.toml` builds the bundled SQLite without
+/// the process-wide shared page cache and without memory statistics (two
+/// global mutexes on the writer's hot path). This fails if that setting is
+/// lost.
+#[test]
+fn bundled_sqlite_is_built_without_the_shared_page_cache_mutexes() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+    let options: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+}

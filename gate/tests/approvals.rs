@@ -1116,3 +1116,46 @@ async fn a_token_of_the_first_format_still_answers_its_delivery() {
     assert_eq!(run["governance_status"], "approved", "{run}");
     assert_eq!(run["approvals"][0]["approver"], "alice", "{run}");
 }
+
+/// More deliveries fall due than one pass of the worker takes (64 batches
+/// of 32): one tick sends them all instead of leaving a backlog that grows
+/// under load.
+#[tokio::test]
+async fn one_tick_sends_a_backlog_larger_than_a_pass() {
+    let (hooks, url) = webhook_receiver(0).await;
+    let gate = start(POLICY, |c, _| {
+        c.console = false;
+        c.rate_limit = countersign_gate::config::RateLimit {
+            per_second: 1_000_000,
+            burst: 1_000_000,
+        };
+        // Only the tick at start-up, before any run exists: the test drives
+        // the next one itself.
+        c.delivery.poll_interval = Duration::from_secs(3600);
+        c.workspaces[0].webhooks = vec![WebhookConfig {
+            name: "ops".into(),
+            url: url.clone(),
+            secret: Some(WHSEC.into()),
+            secret_env: None,
+        }];
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    const RUNS: usize = 64 * 32 + 100;
+    let body = json!({"action": "send_invoice_reminder", "payload": {"amount": 900}, "actor": "finance_agent"});
+    for chunk in 0..RUNS.div_ceil(50) {
+        let n = 50.min(RUNS - chunk * 50);
+        let sends = (0..n).map(|_| gate.post_json("/v1/intercept", Some(&agent), &body));
+        for (status, run) in futures_util::future::join_all(sends).await {
+            assert_eq!(status, 201, "{run}");
+        }
+    }
+    let now = gate.clock.now();
+    let due = gate.state.store.due_deliveries(now, 1000).await.unwrap();
+    assert_eq!(due.len(), 1000, "the backlog is due");
+    assert!(hooks.seen.lock().unwrap().is_empty(), "nothing sent yet");
+    countersign_gate::approvals::worker::drain(&gate.state).await;
+    let left = gate.state.store.due_deliveries(now, 1000).await.unwrap();
+    assert!(left.is_empty(), "{} deliveries still due", left.len());
+    assert_eq!(hooks.seen.lock().unwrap().len(), RUNS);
+}

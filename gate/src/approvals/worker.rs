@@ -27,11 +27,29 @@ pub fn spawn(state: AppState) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = run_once(&state).await {
-                tracing::warn!(error = %e, "delivery pass failed");
-            }
+            drain(&state).await;
         }
     });
+}
+
+/// Sends what is due, pass after pass. Under load more deliveries fall due
+/// in one poll interval than one pass takes, so this goes on at once while
+/// passes leave work behind and every outcome was recorded. A pass whose
+/// outcomes could not all be recorded (a store fault) ends it, so the same
+/// deliveries are not fetched again in a tight loop: the next tick retries.
+pub async fn drain(state: &AppState) {
+    loop {
+        match run_once(state).await {
+            Ok(pass) if pass.more_due && pass.recorded == pass.attempted => {
+                tokio::task::yield_now().await;
+            }
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "delivery pass failed");
+                return;
+            }
+        }
+    }
 }
 
 /// Deliveries fetched per batch, and sent concurrently.
@@ -39,13 +57,29 @@ const BATCH: u32 = 32;
 /// Batches per pass at most.
 const MAX_BATCHES_PER_PASS: usize = 64;
 
-/// Sends every delivery due now, batch after batch until none is left, each
-/// batch concurrently (a slow SMTP server must not hold up Slack); returns
-/// how many were attempted.
-pub async fn run_once(state: &AppState) -> Result<usize, countersign_store::StoreError> {
-    let mut total = 0;
+/// What one pass of [`run_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Deliveries attempted.
+    pub attempted: usize,
+    /// Attempts whose outcome (sent, or failed and when to retry) was
+    /// recorded in the store.
+    pub recorded: usize,
+    /// Whether the pass stopped at its batch limit with deliveries still due.
+    pub more_due: bool,
+}
+
+/// Sends deliveries due now, batch after batch, each batch concurrently (a
+/// slow SMTP server must not hold up Slack), for at most
+/// [`MAX_BATCHES_PER_PASS`] batches.
+pub async fn run_once(state: &AppState) -> Result<Pass, countersign_store::StoreError> {
+    let mut pass = Pass {
+        attempted: 0,
+        recorded: 0,
+        more_due: false,
+    };
     // Bounded, so deliveries that cannot even be recorded (a store fault)
-    // cannot spin this loop; the next tick tries again.
+    // cannot spin this loop; the caller decides whether to go on.
     for _ in 0..MAX_BATCHES_PER_PASS {
         let due = state.store.due_deliveries(state.clock.now(), BATCH).await?;
         let n = due.len();
@@ -67,19 +101,26 @@ pub async fn run_once(state: &AppState) -> Result<usize, countersign_store::Stor
                 sends.spawn(async move {
                     // One bad delivery must not hold up everyone else's.
                     let id = d.delivery_id.clone();
-                    if let Err(e) = attempt(&state, &run, d).await {
+                    let recorded = attempt(&state, &run, d).await;
+                    if let Err(e) = &recorded {
                         tracing::warn!(delivery = %id, error = %e, "delivery attempt could not be recorded");
                     }
+                    recorded.is_ok()
                 });
             }
         }
-        while sends.join_next().await.is_some() {}
-        total += n;
-        if n < BATCH as usize {
+        while let Some(done) = sends.join_next().await {
+            if matches!(done, Ok(true)) {
+                pass.recorded += 1;
+            }
+        }
+        pass.attempted += n;
+        pass.more_due = n == BATCH as usize;
+        if !pass.more_due {
             break;
         }
     }
-    Ok(total)
+    Ok(pass)
 }
 
 /// Sends one delivery of `run` (as read for this batch) and records the outcome.

@@ -242,6 +242,11 @@ for c in $CONNECTIONS; do
   fi
 done
 TOTAL_RUNS=$(sqlite3 "$DB" "SELECT count(*) FROM runs")
+# Approval requests that were due more than a second before the kill and not
+# sent: the delivery worker falling behind the intercepts.
+BACKLOG=$(sqlite3 "$DB" "SELECT count(*) FROM deliveries WHERE sent_at IS NULL \
+  AND next_attempt_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 seconds')")
+PLANNED=$(sqlite3 "$DB" "SELECT count(*) FROM deliveries")
 
 # --- Report ------------------------------------------------------------------
 printf '\nmachine: %s, %s cores (%s), load average %s; wrk -t%s, %s per run after %s warm-up\n' \
@@ -278,5 +283,6 @@ if [ "${WAL_PAGES:-0}" = 1 ]; then
   python3 "$HERE/wal-pages.py" "$WORK/snapshot.db" | sed 's/^/  /' || true
 fi
 printf 'audit verify after kill -9: %s (%s runs in the database, warm-ups and probes included)\n' "$VERIFY" "$TOTAL_RUNS"
+printf 'approval deliveries planned: %s; due but not sent at the kill: %s\n' "$PLANNED" "$BACKLOG"
 printf 'every acknowledged decision durable after kill -9: %s\n' "$DURABLE_OK"
 [ "$DURABLE_OK" = yes ]

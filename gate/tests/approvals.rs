@@ -520,6 +520,16 @@ async fn webhook_receiver(fail_first: u32) -> (Hooks, String) {
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// The `ops` webhook, signed with [`WHSEC`], sending to `url`.
+fn ops_webhook(url: &str) -> WebhookConfig {
+    WebhookConfig {
+        name: "ops".into(),
+        url: url.to_owned(),
+        secret: Some(WHSEC.into()),
+        secret_env: None,
+    }
+}
+
 fn verify_with_standardwebhooks(headers: &HashMap<String, String>, body: &str) {
     assert!(
         python_package("standardwebhooks", "standardwebhooks"),
@@ -548,12 +558,7 @@ fn verify_with_standardwebhooks(headers: &HashMap<String, String>, body: &str) {
 async fn webhook_is_signed_and_its_answer_url_works_once() {
     let (hooks, url) = webhook_receiver(0).await;
     let gate = start(POLICY, |c, _| {
-        c.workspaces[0].webhooks = vec![WebhookConfig {
-            name: "ops".into(),
-            url: url.clone(),
-            secret: Some(WHSEC.into()),
-            secret_env: None,
-        }];
+        c.workspaces[0].webhooks = vec![ops_webhook(&url)];
     })
     .await;
     let agent = gate.key(Role::Agent).await;
@@ -622,12 +627,7 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
     let (hooks, url) = webhook_receiver(0).await;
     let gate = start(POLICY, |c, _| {
         c.console = true;
-        c.workspaces[0].webhooks = vec![WebhookConfig {
-            name: "ops".into(),
-            url: url.clone(),
-            secret: Some(WHSEC.into()),
-            secret_env: None,
-        }];
+        c.workspaces[0].webhooks = vec![ops_webhook(&url)];
     })
     .await;
     let agent = gate.key(Role::Agent).await;
@@ -1132,12 +1132,7 @@ async fn one_tick_sends_a_backlog_larger_than_a_pass() {
         // Only the tick at start-up, before any run exists: the test drives
         // the next one itself.
         c.delivery.poll_interval = Duration::from_secs(3600);
-        c.workspaces[0].webhooks = vec![WebhookConfig {
-            name: "ops".into(),
-            url: url.clone(),
-            secret: Some(WHSEC.into()),
-            secret_env: None,
-        }];
+        c.workspaces[0].webhooks = vec![ops_webhook(&url)];
     })
     .await;
     let agent = gate.key(Role::Agent).await;

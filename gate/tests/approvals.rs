@@ -20,7 +20,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use countersign_gate::clock::Clock;
-use countersign_gate::config::{EmailConfig, SlackConfig, WebhookConfig};
+use countersign_gate::config::{SlackConfig, WebhookConfig};
 use countersign_gate::receipts;
 use countersign_store::Role;
 use serde_json::{Value, json};
@@ -111,19 +111,8 @@ fn link(mail: &str, decision: &str) -> String {
 async fn email_link_shows_a_page_then_the_form_approves() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = smtp_server(dir.path());
-    let port = smtp.port;
-    let gate = start(POLICY, |c, _| {
-        c.email = Some(EmailConfig {
-            host: "127.0.0.1".into(),
-            port,
-            security: "plain".into(),
-            username: None,
-            password: None,
-            password_env: None,
-            from: "countersign@example.com".into(),
-        });
-    })
-    .await;
+    let email = smtp.email_config();
+    let gate = start(POLICY, |c, _| c.email = Some(email)).await;
     let agent = gate.key(Role::Agent).await;
     let id = propose(&gate, &agent, "send_invoice_reminder", "finance_agent").await;
     gate.wait_run(&agent, &id, "emails to alice and bob", |r| {

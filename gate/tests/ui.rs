@@ -930,19 +930,8 @@ async fn the_policies_page_shows_a_failed_reload_with_its_diagnostics() {
 async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = support::smtp_server(dir.path());
-    let port = smtp.port;
-    let gate = start(POLICY, |c, _| {
-        c.email = Some(countersign_gate::config::EmailConfig {
-            host: "127.0.0.1".into(),
-            port,
-            security: "plain".into(),
-            username: None,
-            password: None,
-            password_env: None,
-            from: "countersign@example.com".into(),
-        });
-    })
-    .await;
+    let email = smtp.email_config();
+    let gate = start(POLICY, |c, _| c.email = Some(email)).await;
     let mut v = Visitor::new(&gate);
     let login = v.get("/ui/login").await;
     assert!(login.body.contains("data-testid=\"send-link\""));

@@ -159,6 +159,21 @@ pub struct Smtp {
     pub port: u16,
 }
 
+impl Smtp {
+    /// The gate's email settings for this server: plain SMTP, no login.
+    pub fn email_config(&self) -> countersign_gate::config::EmailConfig {
+        countersign_gate::config::EmailConfig {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            security: "plain".into(),
+            username: None,
+            password: None,
+            password_env: None,
+            from: "countersign@example.com".into(),
+        }
+    }
+}
+
 impl Drop for Smtp {
     fn drop(&mut self) {
         let _ = self.child.kill();

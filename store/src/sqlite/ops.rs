@@ -10,8 +10,8 @@ use crate::canonical::to_canonical_json;
 use crate::chain::{GENESIS_HASH, PendingEvent, hash_fields, seal};
 use crate::logic::{self, AnswerKind};
 use crate::model::{
-    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, CreateRunOutcome,
-    Event, ExecutionOutcome, NewRun, Run, TokenOutcome,
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, Event,
+    ExecutionOutcome, NewRun, Run, TokenOutcome,
 };
 use crate::rows::{RunRow, seq_to_db};
 use crate::ts::format_ts;
@@ -312,11 +312,11 @@ fn require_run(conn: &Connection, workspace: &str, run_id: &str) -> Result<Run, 
 
 /// Why a run could not be inserted: an earlier run with the same
 /// idempotency key (returned when the request is the same), or its id.
-fn existing_run(conn: &Connection, new: &NewRun) -> Result<CreateRunOutcome, StoreError> {
+fn existing_run(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
     if let Some(key) = &new.idempotency_key {
         if let Some(existing) = read::load_run_by_idempotency_key(conn, &new.workspace, key)? {
             if existing.request_hash == new.request_hash {
-                return Ok(CreateRunOutcome::Existing(existing));
+                return Ok(existing);
             }
             return Err(StoreError::IdempotencyConflict {
                 idempotency_key: key.clone(),
@@ -365,11 +365,7 @@ pub(crate) fn create_run(
         .map_or(GENESIS_HASH, String::as_str)
         .to_owned();
     if !insert_run(conn, &prepared.row, seq, &hash)? {
-        return existing_run(conn, new).map(|outcome| match outcome {
-            CreateRunOutcome::Existing(run) | CreateRunOutcome::Created(run) => {
-                PreparedOutcome::Existing(Box::new(run))
-            }
-        });
+        return existing_run(conn, new).map(|run| PreparedOutcome::Existing(Box::new(run)));
     }
     let mut stmt = conn.prepare_cached(
         "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash) \

@@ -22,7 +22,9 @@ pub use policy::{
     Action, ApproverGroup, Condition, DiagnosticKind, Member, Mode, PolicyDiagnostic, PolicyError,
     PolicySet, Risk, Rule, Verdict,
 };
-pub use value::{JsonError, JsonLimits, Map, Value, parse_json, parse_json_with_limits};
+pub use value::{
+    JsonError, JsonLimits, Map, Value, parse_json, parse_json_with_limits, write_json_string,
+};
 
 #[cfg(test)]
 mod tests {

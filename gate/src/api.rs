@@ -6,8 +6,11 @@ pub mod runs;
 pub mod system;
 
 use axum::body::Body;
-use countersign_store::{ExecutionOutcome, Run, format_ts};
-use serde_json::{Value, json};
+use countersign_store::{
+    AnswerDecision, ExecutionOutcome, ExecutionStatus, GovernanceStatus, Run, format_ts,
+};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -90,58 +93,133 @@ pub fn summarize_payload(payload: &countersign_engine::Value) -> String {
     summarize_text(&parts.join(", "), 240)
 }
 
-/// The JSON shape of a run in API responses.
+/// The JSON shape of a run in API responses, as a value.
 pub fn run_view(run: &Run) -> Value {
-    let execution = run.execution.as_ref().map(|e| match &e.outcome {
-        ExecutionOutcome::Executed { result } => json!({
-            "status": "executed", "execution_result": result, "reported_at": format_ts(e.reported_at)
-        }),
-        ExecutionOutcome::Failed { error } => json!({
-            "status": "failed", "execution_error": error, "reported_at": format_ts(e.reported_at)
-        }),
-    });
-    let approvals: Vec<Value> = run
-        .approvals
-        .iter()
-        .map(|a| {
-            json!({
-                "approver": a.approver_id,
-                "decision": a.decision,
-                "channel": a.channel,
-                "comment": a.comment,
-                "answered_at": format_ts(a.answered_at),
-                "counted": a.counted,
-            })
-        })
-        .collect();
-    json!({
-        "run_id": run.run_id,
-        "workspace": run.workspace,
-        "action": run.action,
-        "actor": run.actor,
-        "reasoning": run.reasoning,
-        "source": run.source,
-        "governance_status": run.governance_status,
-        "execution_status": run.execution_status,
-        "executable": run.executable,
-        "governance_reason": run.decision.reason,
-        "rule": run.decision.rule,
-        "risk": run.decision.risk,
-        "policy_version": run.decision.policy_version,
-        "decision_details": run.decision.details,
-        "approval": run.approval.as_ref().map(|a| json!({
-            "group": a.group,
-            "quorum": a.quorum,
-            "expires_at": format_ts(a.expires_at),
-            "approvers": a.approvers.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
-        })),
-        "approvals": approvals,
-        "execution": execution,
-        "payload_summary": run.payload_summary,
-        "payload_sha256": run.payload_hash,
-        "idempotency_key": run.idempotency_key,
-        "created_at": format_ts(run.created_at),
-        "updated_at": format_ts(run.updated_at),
-        "audit": { "seq": run.chain.seq, "hash": run.chain.hash },
-    })
+    // Serializing plain structs and strings cannot fail.
+    serde_json::to_value(RunView::new(run)).unwrap_or(Value::Null)
+}
+
+/// The JSON shape of a run in API responses, serialized straight from the
+/// run (no intermediate [`Value`]).
+#[derive(Debug, Serialize)]
+pub struct RunView<'a> {
+    run_id: &'a str,
+    workspace: &'a str,
+    action: &'a str,
+    actor: Option<&'a str>,
+    reasoning: Option<&'a str>,
+    source: Option<&'a Value>,
+    governance_status: GovernanceStatus,
+    execution_status: ExecutionStatus,
+    executable: bool,
+    governance_reason: &'a str,
+    rule: Option<&'a str>,
+    risk: Option<&'a str>,
+    policy_version: &'a str,
+    decision_details: &'a Value,
+    approval: Option<ApprovalView<'a>>,
+    approvals: Vec<AnswerView<'a>>,
+    execution: Option<ExecutionView<'a>>,
+    payload_summary: &'a str,
+    payload_sha256: &'a str,
+    idempotency_key: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+    audit: AuditView<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ApprovalView<'a> {
+    group: &'a str,
+    quorum: u32,
+    expires_at: String,
+    approvers: Vec<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct AnswerView<'a> {
+    approver: &'a str,
+    decision: AnswerDecision,
+    channel: &'a str,
+    comment: Option<&'a str>,
+    answered_at: String,
+    counted: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum ExecutionView<'a> {
+    Executed {
+        execution_result: &'a Value,
+        reported_at: String,
+    },
+    Failed {
+        execution_error: &'a str,
+        reported_at: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct AuditView<'a> {
+    seq: u64,
+    hash: &'a str,
+}
+
+impl<'a> RunView<'a> {
+    /// The view of `run`.
+    pub fn new(run: &'a Run) -> Self {
+        Self {
+            run_id: &run.run_id,
+            workspace: &run.workspace,
+            action: &run.action,
+            actor: run.actor.as_deref(),
+            reasoning: run.reasoning.as_deref(),
+            source: run.source.as_ref(),
+            governance_status: run.governance_status,
+            execution_status: run.execution_status,
+            executable: run.executable,
+            governance_reason: &run.decision.reason,
+            rule: run.decision.rule.as_deref(),
+            risk: run.decision.risk.as_deref(),
+            policy_version: &run.decision.policy_version,
+            decision_details: &run.decision.details,
+            approval: run.approval.as_ref().map(|a| ApprovalView {
+                group: &a.group,
+                quorum: a.quorum,
+                expires_at: format_ts(a.expires_at),
+                approvers: a.approvers.iter().map(|m| m.id.as_str()).collect(),
+            }),
+            approvals: run
+                .approvals
+                .iter()
+                .map(|a| AnswerView {
+                    approver: &a.approver_id,
+                    decision: a.decision,
+                    channel: &a.channel,
+                    comment: a.comment.as_deref(),
+                    answered_at: format_ts(a.answered_at),
+                    counted: a.counted,
+                })
+                .collect(),
+            execution: run.execution.as_ref().map(|e| match &e.outcome {
+                ExecutionOutcome::Executed { result } => ExecutionView::Executed {
+                    execution_result: result,
+                    reported_at: format_ts(e.reported_at),
+                },
+                ExecutionOutcome::Failed { error } => ExecutionView::Failed {
+                    execution_error: error,
+                    reported_at: format_ts(e.reported_at),
+                },
+            }),
+            payload_summary: &run.payload_summary,
+            payload_sha256: &run.payload_hash,
+            idempotency_key: run.idempotency_key.as_deref(),
+            created_at: format_ts(run.created_at),
+            updated_at: format_ts(run.updated_at),
+            audit: AuditView {
+                seq: run.chain.seq,
+                hash: &run.chain.hash,
+            },
+        }
+    }
 }

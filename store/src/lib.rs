@@ -194,6 +194,15 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Marks several deliveries sent, in one transaction: all of them or,
+    /// when one is unknown, none. Errors: [`StoreError::NotFound`] naming
+    /// the first unknown id.
+    async fn mark_deliveries_sent(
+        &self,
+        delivery_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Records a failed delivery attempt; `next_attempt_at = None` gives up.
     /// Errors: [`StoreError::NotFound`].
     async fn mark_delivery_failed(

@@ -368,6 +368,39 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn mark_deliveries_sent(
+        &self,
+        delivery_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(());
+        }
+        let now = normalize(now)?;
+        let mut obj = self.client().await?;
+        let client: &mut Client = &mut obj;
+        let tx = client.transaction().await?;
+        let marked: Vec<String> = tx
+            .query(
+                "UPDATE deliveries SET sent_at = $2, next_attempt_at = NULL \
+                 WHERE delivery_id = ANY($1) RETURNING delivery_id",
+                &[&delivery_ids, &now],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if let Some(missing) = delivery_ids.iter().find(|id| !marked.contains(id)) {
+            // Dropping the transaction rolls it back: none is marked.
+            return Err(StoreError::NotFound {
+                entity: "delivery",
+                id: missing.clone(),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn mark_delivery_failed(
         &self,
         delivery_id: &str,

@@ -384,6 +384,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn mark_deliveries_sent(
+        &self,
+        delivery_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(());
+        }
+        let now = normalize(now)?;
+        let ids = delivery_ids.to_vec();
+        // One writer command for the lot. An unknown id fails the command
+        // after earlier ids were updated, so the writer undoes it whole.
+        self.writer
+            .submit(move |conn| {
+                ids.iter()
+                    .try_for_each(|id| ops::mark_delivery_sent(conn, id, now))
+            })
+            .await
+    }
+
     async fn mark_delivery_failed(
         &self,
         delivery_id: &str,

@@ -450,6 +450,26 @@ mod tests {
     }
 
     #[test]
+    fn strings_are_written_with_exactly_the_needed_escapes() {
+        let cases = [
+            ("", r#""""#),
+            ("plain", r#""plain""#),
+            ("q\"b\\s", r#""q\"b\\s""#),
+            ("é😀 ok", "\"é😀 ok\""),
+            ("\n\r\t", r#""\n\r\t""#),
+            ("\u{1}x\u{1f}", r#""\u0001x\u001f""#),
+            ("\u{7f}/", "\"\u{7f}/\""),
+            ("end\\", r#""end\\""#),
+        ];
+        for (text, json) in cases {
+            let mut out = String::from("prefix:");
+            crate::value::write_json_string(text, &mut out);
+            assert_eq!(out, format!("prefix:{json}"), "{text:?}");
+            assert_eq!(parse_json(json.as_bytes()).unwrap(), Value::string(text));
+        }
+    }
+
+    #[test]
     fn round_trips_through_to_json() {
         let src = r#"{"a":[1,2.5,"x\"y",null,true],"b":{"c":-3}}"#;
         let v = parse_json(src.as_bytes()).unwrap();

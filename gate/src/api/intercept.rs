@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use chrono::Duration;
 use countersign_engine::policy::is_valid_action_name;
 use countersign_engine::{JsonLimits, Map, Value, Verdict, parse_json_with_limits};
@@ -14,7 +15,7 @@ use countersign_store::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{read_body, run_view, summarize_payload};
+use super::{RunView, read_body, summarize_payload};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::metrics::DecisionKind;
@@ -90,7 +91,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
     };
     let value = parse_json_with_limits(bytes, limits)
         .map_err(|e| ApiError::validation("body", format!("malformed JSON: {}", e)))?;
-    let Value::Object(top) = value else {
+    let Value::Object(mut top) = value else {
         return Err(ApiError::validation(
             "body",
             "the body must be a JSON object",
@@ -132,8 +133,8 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
         }
         None => return Err(ApiError::validation("action", "`action` is required")),
     };
-    let payload_map = match top.get("payload") {
-        Some(Value::Object(m)) => m.clone(),
+    let payload_map = match top.remove("payload") {
+        Some(Value::Object(m)) => m,
         Some(other) => {
             return Err(ApiError::validation(
                 "payload",
@@ -188,21 +189,33 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// The identity of a request for idempotency: the same action, payload
-/// (whatever its key order), actor, reasoning and source.
-fn request_hash(b: &InterceptBody) -> String {
-    let mut m = Map::new();
-    m.insert("action".into(), Value::string(&b.action));
-    m.insert("payload".into(), b.payload.clone());
-    m.insert(
-        "actor".into(),
-        b.actor.clone().map_or(Value::Null, Value::String),
-    );
-    m.insert(
-        "reasoning".into(),
-        b.reasoning.clone().map_or(Value::Null, Value::String),
-    );
-    m.insert("source".into(), b.source.clone().unwrap_or(Value::Null));
-    sha256_hex(&Value::Object(m).to_json())
+/// (whatever its key order), actor, reasoning and source. `payload_json` is
+/// the payload's canonical text ([`Value::to_json`], keys sorted).
+///
+/// The hashed text is the JSON object `{action, actor, payload, reasoning,
+/// source}` with its keys in that (sorted) order, as `Value::to_json` writes
+/// it; it is built here without copying the payload into a new object.
+fn request_hash(b: &InterceptBody, payload_json: &str) -> String {
+    let optional = |v: Option<&str>, out: &mut String| match v {
+        Some(s) => countersign_engine::write_json_string(s, out),
+        None => out.push_str("null"),
+    };
+    let mut text = String::with_capacity(payload_json.len() + 128);
+    text.push_str("{\"action\":");
+    countersign_engine::write_json_string(&b.action, &mut text);
+    text.push_str(",\"actor\":");
+    optional(b.actor.as_deref(), &mut text);
+    text.push_str(",\"payload\":");
+    text.push_str(payload_json);
+    text.push_str(",\"reasoning\":");
+    optional(b.reasoning.as_deref(), &mut text);
+    text.push_str(",\"source\":");
+    match &b.source {
+        Some(v) => v.write_json(&mut text),
+        None => text.push_str("null"),
+    }
+    text.push('}');
+    sha256_hex(&text)
 }
 
 /// The handler.
@@ -210,7 +223,7 @@ pub async fn intercept(
     State(state): State<AppState>,
     caller: Caller,
     body: Body,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, axum::response::Response), ApiError> {
     let started = Instant::now();
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let req = parse_intercept(&bytes, state.config.max_body_bytes)?;
@@ -266,6 +279,7 @@ pub async fn intercept(
         "errors": report.errors,
     });
     let payload_json = req.payload.to_json();
+    let request_hash = request_hash(&req, &payload_json);
     let new_run = NewRun {
         workspace: caller.workspace.name().to_owned(),
         run_id: format!("run_{}", uuid::Uuid::now_v7().simple()),
@@ -277,7 +291,7 @@ pub async fn intercept(
         payload_summary: summarize_payload(&req.payload),
         payload_json,
         idempotency_key: req.idempotency_key.clone(),
-        request_hash: request_hash(&req),
+        request_hash,
         decision: DecisionRecord {
             governance_status: status,
             rule: report.rule.clone(),
@@ -297,7 +311,7 @@ pub async fn intercept(
     state
         .metrics
         .record_intercept(kind, replay, started.elapsed().as_secs_f64());
-    Ok((code, Json(run_view(&run))))
+    Ok((code, Json(RunView::new(&run)).into_response()))
 }
 
 #[cfg(test)]
@@ -362,9 +376,48 @@ mod tests {
         assert!(b.source.is_some());
     }
 
+    /// The hash of the first implementation, which built the object as a
+    /// value: stored runs' hashes must keep matching their retries.
+    fn request_hash_as_a_value(b: &InterceptBody) -> String {
+        let mut m = Map::new();
+        m.insert("action".into(), Value::string(&b.action));
+        m.insert("payload".into(), b.payload.clone());
+        m.insert(
+            "actor".into(),
+            b.actor.clone().map_or(Value::Null, Value::String),
+        );
+        m.insert(
+            "reasoning".into(),
+            b.reasoning.clone().map_or(Value::Null, Value::String),
+        );
+        m.insert("source".into(), b.source.clone().unwrap_or(Value::Null));
+        sha256_hex(&Value::Object(m).to_json())
+    }
+
+    #[test]
+    fn the_request_hash_is_the_one_stored_runs_have() {
+        for body in [
+            r#"{"action":"a","payload":{}}"#,
+            r#"{"action":"issue_refund","actor":"bot \"x\"","reasoning":"line\nnext",
+                "source":{"app":"crm","tags":[1,2.50,null]},
+                "payload":{"amount":500,"note":"é\u0001","nested":{"b":1,"a":[true]}}}"#,
+            r#"{"action":"a","payload":{"actor":"in-payload","source":"mail"}}"#,
+        ] {
+            let b = parse_intercept(body.as_bytes(), 65536).unwrap();
+            assert_eq!(
+                request_hash(&b, &b.payload.to_json()),
+                request_hash_as_a_value(&b),
+                "{body}"
+            );
+        }
+    }
+
     #[test]
     fn the_request_hash_ignores_key_order_only() {
-        let h = |s: &str| request_hash(&parse_intercept(s.as_bytes(), 65536).unwrap());
+        let h = |s: &str| {
+            let b = parse_intercept(s.as_bytes(), 65536).unwrap();
+            request_hash(&b, &b.payload.to_json())
+        };
         assert_eq!(
             h(r#"{"action":"a","payload":{"x":1,"y":2.50}}"#),
             h(r#"{"payload":{"y":2.5,"x":1},"action":"a"}"#)

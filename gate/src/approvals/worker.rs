@@ -99,19 +99,30 @@ pub async fn run_once(state: &AppState) -> Result<Pass, countersign_store::Store
                 let state = state.clone();
                 let run = Arc::clone(&run);
                 sends.spawn(async move {
-                    // One bad delivery must not hold up everyone else's.
                     let id = d.delivery_id.clone();
-                    let recorded = attempt(&state, &run, d).await;
-                    if let Err(e) = &recorded {
+                    let outcome = attempt(&state, &run, d).await;
+                    if let Err(e) = &outcome {
                         tracing::warn!(delivery = %id, error = %e, "delivery attempt could not be recorded");
                     }
-                    recorded.is_ok()
+                    outcome
                 });
             }
         }
+        // Sends that succeeded are recorded together, in one store write per
+        // group of sends that finished at about the same time, so a slow
+        // transport does not hold back the record of the fast ones.
+        let mut sent = Vec::new();
         while let Some(done) = sends.join_next().await {
-            if matches!(done, Ok(true)) {
-                pass.recorded += 1;
+            let mut done = Some(done);
+            while let Some(result) = done.take().or_else(|| sends.try_join_next()) {
+                match result {
+                    Ok(Ok(Attempted::Sent(id))) => sent.push(id),
+                    Ok(Ok(Attempted::Recorded)) => pass.recorded += 1,
+                    Ok(Err(_)) | Err(_) => {}
+                }
+            }
+            if !sent.is_empty() {
+                pass.recorded += record_sent(state, std::mem::take(&mut sent)).await;
             }
         }
         pass.attempted += n;
@@ -124,17 +135,47 @@ pub async fn run_once(state: &AppState) -> Result<Pass, countersign_store::Store
 }
 
 /// Sends one delivery of `run` (as read for this batch) and records the outcome.
+/// What became of one delivery attempt.
+#[derive(Debug)]
+enum Attempted {
+    /// Sent; recording that is left to the caller (see [`record_sent`]).
+    Sent(String),
+    /// A failure, already recorded.
+    Recorded,
+}
+
+/// Records deliveries sent; returns how many were recorded. One write for
+/// all of them; should that fail, each is tried on its own so one bad id
+/// does not leave the others to be sent again.
+async fn record_sent(state: &AppState, ids: Vec<String>) -> usize {
+    let now = state.clock.now();
+    if state.store.mark_deliveries_sent(&ids, now).await.is_ok() {
+        return ids.len();
+    }
+    let mut recorded = 0;
+    for id in ids {
+        match state.store.mark_delivery_sent(&id, now).await {
+            Ok(()) => recorded += 1,
+            Err(e) => {
+                tracing::warn!(delivery = %id, error = %e, "a sent delivery could not be recorded");
+            }
+        }
+    }
+    recorded
+}
+
 async fn attempt(
     state: &AppState,
     run: &Result<Option<Run>, countersign_store::StoreError>,
     d: Delivery,
-) -> Result<(), countersign_store::StoreError> {
+) -> Result<Attempted, countersign_store::StoreError> {
     let now = state.clock.now();
     let Some(run) = run.as_ref().map_err(Clone::clone)? else {
         return state
             .store
             .mark_delivery_failed(&d.delivery_id, None, "run not found", now)
-            .await;
+            .await
+            .map(|()| Attempted::Recorded);
     };
     let personal_teams = (d.channel == names::TEAMS && !d.approver_id.starts_with('@'))
         .then(|| member_teams_url(state, run, &d.approver_id))
@@ -154,7 +195,8 @@ async fn attempt(
                 &format!("channel `{}` is not configured on this gate", d.channel),
                 now,
             )
-            .await;
+            .await
+            .map(|()| Attempted::Recorded);
     };
     let msg = message(state, run, &d);
     let result = tokio::time::timeout(SEND_TIMEOUT, transport.deliver(&msg)).await;
@@ -162,7 +204,7 @@ async fn attempt(
     match result {
         Ok(Ok(_)) => {
             tracing::info!(delivery = %d.delivery_id, run = %d.run_id, channel = %d.channel, approver = %d.approver_id, "approval request sent");
-            state.store.mark_delivery_sent(&d.delivery_id, now).await
+            Ok(Attempted::Sent(d.delivery_id))
         }
         Ok(Err(e)) => {
             let next = (e.retryable() && d.attempts + 1 < state.config.delivery.max_attempts)
@@ -172,6 +214,7 @@ async fn attempt(
                 .store
                 .mark_delivery_failed(&d.delivery_id, next, e.message(), now)
                 .await
+                .map(|()| Attempted::Recorded)
         }
         Err(_) => {
             let next = (d.attempts + 1 < state.config.delivery.max_attempts)
@@ -180,6 +223,7 @@ async fn attempt(
                 .store
                 .mark_delivery_failed(&d.delivery_id, next, "timed out", now)
                 .await
+                .map(|()| Attempted::Recorded)
         }
     }
 }

@@ -268,6 +268,57 @@ pub async fn concurrent_answers_reach_quorum_once(b: &impl Backend) {
     assert_eq!(s.verify_chain("ws").await.unwrap().events, 13);
 }
 
+/// Several sent deliveries are recorded in one write: all of them, or none
+/// when one id is unknown.
+pub async fn deliveries_marked_sent_together(b: &impl Backend) {
+    let s = b.store();
+    let mut r = pending("ws", "r", &["a", "b", "c"], 1, t(1000));
+    r.deliveries = ["a", "b", "c"]
+        .iter()
+        .map(|who| NewDelivery {
+            delivery_id: format!("d-{who}"),
+            approver_id: (*who).into(),
+            channel: "email".into(),
+            token_hash: None,
+            next_attempt_at: t(10),
+        })
+        .collect();
+    s.create_run(r).await.unwrap();
+    let due = |now| {
+        let s = Arc::clone(&s);
+        async move {
+            s.due_deliveries(now, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.delivery_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(due(t(10)).await, ["d-a", "d-b", "d-c"]);
+    s.mark_deliveries_sent(&[], t(11)).await.unwrap();
+    // An unknown id among known ones: an error naming it, and nothing marked.
+    let with_unknown = ["d-a".to_owned(), "nope".to_owned(), "d-b".to_owned()];
+    match s.mark_deliveries_sent(&with_unknown, t(11)).await {
+        Err(StoreError::NotFound { id, .. }) => assert_eq!(id, "nope"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert_eq!(due(t(12)).await, ["d-a", "d-b", "d-c"]);
+    s.mark_deliveries_sent(&["d-a".to_owned(), "d-c".to_owned()], t(12))
+        .await
+        .unwrap();
+    assert_eq!(due(t(13)).await, ["d-b"]);
+    let shown = s.deliveries_for_run("ws", "r").await.unwrap();
+    let sent: Vec<(&str, Option<_>)> = shown
+        .iter()
+        .map(|d| (d.delivery_id.as_str(), d.sent_at))
+        .collect();
+    assert_eq!(
+        sent,
+        [("d-a", Some(t(12))), ("d-b", None), ("d-c", Some(t(12)))]
+    );
+}
+
 pub async fn deliveries_and_tokens(b: &impl Backend) {
     let s = b.store();
     let mut r = pending("ws", "r", &["a", "b"], 1, t(1000));

@@ -28,6 +28,10 @@ use tokio_postgres::{Client, IsolationLevel};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_access.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_deliveries.sql"),
+    ),
 ];
 
 /// Connections in the pool when none is given.

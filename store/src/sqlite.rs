@@ -32,6 +32,7 @@ use writer::Writer;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_access.sql")),
+    (3, include_str!("../migrations/sqlite/0003_deliveries.sql")),
 ];
 
 /// How long a connection waits on a lock held by another process.

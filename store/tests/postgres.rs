@@ -166,6 +166,7 @@ backend_tests!(postgres;
     concurrent_answers_reach_quorum_once,
     deliveries_and_tokens,
     deliveries_marked_sent_together,
+    tokens_named_after_their_delivery,
     health,
     sign_in_grants_are_single_use_and_expire,
     grants_reject_bad_input_and_duplicates,

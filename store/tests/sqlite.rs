@@ -75,6 +75,7 @@ backend_tests!(sqlite;
     concurrent_answers_reach_quorum_once,
     deliveries_and_tokens,
     deliveries_marked_sent_together,
+    tokens_named_after_their_delivery,
     health,
     sign_in_grants_are_single_use_and_expire,
     grants_reject_bad_input_and_duplicates,
@@ -109,7 +110,7 @@ async fn reopening_keeps_data_and_schema_version() {
         )
         .unwrap();
     assert_eq!(versions, distinct, "each migration ran once");
-    assert_eq!(versions, 2, "both migrations applied");
+    assert_eq!(versions, 3, "every migration applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -226,5 +227,183 @@ fn bundled_sqlite_is_built_without_the_shared_page_cache_mutexes() {
     assert!(
         options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
         "{options:?}"
+    );
+}
+
+/// Tokens of the `DELIVERY_ID.…` form live in their delivery's row: no
+/// `approval_tokens` row is written for them (other keys still get one).
+#[tokio::test]
+async fn delivery_form_tokens_add_no_token_row() {
+    use countersign_store::{NewDelivery, TokenOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cs.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let mut run = common::pending("ws", "r", &["a", "b"], 1, common::t(1000));
+    run.deliveries = vec![
+        NewDelivery {
+            delivery_id: "dlv_a".into(),
+            approver_id: "a".into(),
+            channel: "email".into(),
+            token_hash: Some("dlv_a.h".into()),
+            next_attempt_at: common::t(10),
+        },
+        NewDelivery {
+            delivery_id: "dlv_b".into(),
+            approver_id: "b".into(),
+            channel: "email".into(),
+            token_hash: Some("other-form".into()),
+            next_attempt_at: common::t(10),
+        },
+    ];
+    store.create_run(run).await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let keys: Vec<String> = conn
+        .prepare("SELECT token_hash FROM approval_tokens")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(keys, ["other-form"]);
+    assert!(matches!(
+        store.consume_token("dlv_a.h", common::t(20)).await.unwrap(),
+        TokenOutcome::Consumed(_)
+    ));
+    let used: Option<String> = conn
+        .query_row(
+            "SELECT token_used_at FROM deliveries WHERE delivery_id = 'dlv_a'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(used.is_some(), "spent in the delivery's row");
+}
+
+/// A database written by schema version 2 (deliveries with a rowid, every
+/// token in `approval_tokens`) is migrated in place: its deliveries are
+/// still due and listed, its unspent tokens, of either key form, still
+/// work, and a token spent before the upgrade stays spent.
+#[tokio::test]
+async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
+    use countersign_store::TokenOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cs.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../migrations/sqlite/0001_init.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!("../migrations/sqlite/0002_access.sql"))
+            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES (1), (2);",
+        )
+        .unwrap();
+    }
+    // The run goes in through a version-3 store on another file, and is
+    // copied row by row into the version-2 one, with the rows the previous
+    // release wrote for its deliveries.
+    let donor_path = dir.path().join("donor.db");
+    let donor = SqliteStore::open(&donor_path).unwrap();
+    donor
+        .create_run(common::pending("ws", "r", &["a", "b"], 1, common::t(1000)))
+        .await
+        .unwrap();
+    drop(donor);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "ATTACH DATABASE ?1 AS donor",
+            [donor_path.to_str().unwrap()],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs SELECT * FROM donor.runs;
+             INSERT INTO events SELECT * FROM donor.events;
+             INSERT INTO chain_heads SELECT * FROM donor.chain_heads;
+             INSERT INTO deliveries (delivery_id, workspace, run_id, approver_id, channel,
+                 attempts, next_attempt_at, token_hash, created_at) VALUES
+               ('dlv_a', 'ws', 'r', 'a', 'email', 0, '2030-01-01T00:00:10.000000Z',
+                'dlv_a.h', '2030-01-01T00:00:00.000000Z'),
+               ('dlv_b', 'ws', 'r', 'b', 'email', 0, '2030-01-01T00:00:10.000000Z',
+                'legacy-hash', '2030-01-01T00:00:00.000000Z');
+             INSERT INTO approval_tokens (token_hash, workspace, run_id, approver_id, expires_at,
+                 used_at)
+               VALUES ('dlv_a.h', 'ws', 'r', 'a', '2030-01-01T00:16:40.000000Z',
+                       '2030-01-01T00:00:15.000000Z'),
+                      ('legacy-hash', 'ws', 'r', 'b', '2030-01-01T00:16:40.000000Z', NULL);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let due: Vec<String> = store
+        .due_deliveries(common::t(10), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.delivery_id)
+        .collect();
+    assert_eq!(due, ["dlv_a", "dlv_b"]);
+    assert_eq!(store.deliveries_for_run("ws", "r").await.unwrap().len(), 2);
+    // Spent before the upgrade: still spent, although its key now names
+    // a delivery whose row has no record of it.
+    assert!(matches!(
+        store.consume_token("dlv_a.h", common::t(20)).await.unwrap(),
+        TokenOutcome::AlreadyUsed(tok) if tok.used_at == Some(common::t(15))
+    ));
+    assert!(matches!(
+        store
+            .consume_token("legacy-hash", common::t(20))
+            .await
+            .unwrap(),
+        TokenOutcome::Consumed(_)
+    ));
+    assert!(matches!(
+        store
+            .consume_token("legacy-hash", common::t(21))
+            .await
+            .unwrap(),
+        TokenOutcome::AlreadyUsed(_)
+    ));
+    store
+        .mark_deliveries_sent(&["dlv_a".to_owned(), "dlv_b".to_owned()], common::t(30))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_deliveries(common::t(40), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}
+
+/// Reading a run's deliveries (every `GET /v1/runs/{id}`) goes through an
+/// index, not a scan of every delivery ever planned.
+#[test]
+fn a_runs_deliveries_are_read_through_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cs.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT delivery_id FROM deliveries \
+             WHERE workspace = 'ws' AND run_id = 'r' ORDER BY created_at, delivery_id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX deliveries_by_run")),
+        "{plan:?}"
     );
 }

@@ -413,7 +413,10 @@ pub(crate) fn create_run(
                 format!("delivery id `{}` already exists", d.delivery_id)
             })
         })?;
-        if let Some(token_hash) = &d.token_hash {
+        // A `DELIVERY_ID.…` key is found through the row just written.
+        let in_row =
+            d.token_hash.as_deref().and_then(read::token_delivery) == Some(d.delivery_id.as_str());
+        if let Some(token_hash) = d.token_hash.as_ref().filter(|_| !in_row) {
             conn.prepare_cached(
                 "INSERT INTO approval_tokens (token_hash, workspace, run_id, approver_id, \
                  expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -598,7 +601,7 @@ pub(crate) fn consume_token(
     token_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<TokenOutcome, StoreError> {
-    let Some(mut token) = read::find_token(conn, token_hash)? else {
+    let Some((mut token, home)) = read::find_token_home(conn, token_hash)? else {
         return Ok(TokenOutcome::Unknown);
     };
     if token.used_at.is_some() {
@@ -607,10 +610,19 @@ pub(crate) fn consume_token(
     if now >= token.expires_at {
         return Ok(TokenOutcome::Expired(token));
     }
-    conn.prepare_cached(
-        "UPDATE approval_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
-    )?
-    .execute(params![token_hash, format_ts(now)])?;
+    match home {
+        read::TokenHome::Delivery(delivery_id) => conn
+            .prepare_cached(
+                "UPDATE deliveries SET token_used_at = ?2 \
+                 WHERE delivery_id = ?1 AND token_used_at IS NULL",
+            )?
+            .execute(params![delivery_id, format_ts(now)])?,
+        read::TokenHome::Table => conn
+            .prepare_cached(
+                "UPDATE approval_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
+            )?
+            .execute(params![token_hash, format_ts(now)])?,
+    };
     token.used_at = Some(now);
     Ok(TokenOutcome::Consumed(token))
 }

@@ -425,24 +425,71 @@ pub(crate) fn deliveries_for_run(
     Ok(out)
 }
 
-/// The approval token with this hash.
-pub(crate) fn find_token(
+/// Where an approval token is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenHome {
+    /// In the row of this delivery (keys of the form `DELIVERY_ID.…`).
+    Delivery(String),
+    /// In `approval_tokens` (other keys, and tokens stored before schema
+    /// version 3).
+    Table,
+}
+
+/// The delivery whose row holds a token with this key, if the key names
+/// one: `DELIVERY_ID.…`.
+pub(crate) fn token_delivery(token_hash: &str) -> Option<&str> {
+    token_hash
+        .split_once('.')
+        .map(|(id, _)| id)
+        .filter(|id| !id.is_empty())
+}
+
+/// The approval token with this hash, and where it is kept.
+pub(crate) fn find_token_home(
     conn: &Connection,
     token_hash: &str,
-) -> Result<Option<ApprovalToken>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT workspace, run_id, approver_id, expires_at, used_at FROM approval_tokens \
-         WHERE token_hash = ?1",
-    )?;
-    let mut rows = stmt.query(params![token_hash])?;
-    match rows.next()? {
-        Some(row) => Ok(Some(ApprovalToken {
+) -> Result<Option<(ApprovalToken, TokenHome)>, StoreError> {
+    let token = |row: &rusqlite::Row<'_>| -> Result<ApprovalToken, StoreError> {
+        Ok(ApprovalToken {
             workspace: row.get(0)?,
             run_id: row.get(1)?,
             approver_id: row.get(2)?,
             expires_at: parse_ts(&row.get::<_, String>(3)?)?,
             used_at: opt_ts(row.get(4)?)?,
-        })),
+        })
+    };
+    // The table first: a token written there before schema version 3 may
+    // have been spent there, whatever its key looks like.
+    let mut stmt = conn.prepare_cached(
+        "SELECT workspace, run_id, approver_id, expires_at, used_at FROM approval_tokens \
+         WHERE token_hash = ?1",
+    )?;
+    let mut rows = stmt.query(params![token_hash])?;
+    if let Some(row) = rows.next()? {
+        return Ok(Some((token(row)?, TokenHome::Table)));
+    }
+    let Some(delivery_id) = token_delivery(token_hash) else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.workspace, d.run_id, d.approver_id, r.expires_at, d.token_used_at \
+         FROM deliveries d JOIN runs r ON r.workspace = d.workspace AND r.run_id = d.run_id \
+         WHERE d.delivery_id = ?1 AND d.token_hash = ?2 AND r.expires_at IS NOT NULL",
+    )?;
+    let mut rows = stmt.query(params![delivery_id, token_hash])?;
+    match rows.next()? {
+        Some(row) => Ok(Some((
+            token(row)?,
+            TokenHome::Delivery(delivery_id.to_owned()),
+        ))),
         None => Ok(None),
     }
+}
+
+/// The approval token with this hash.
+pub(crate) fn find_token(
+    conn: &Connection,
+    token_hash: &str,
+) -> Result<Option<ApprovalToken>, StoreError> {
+    Ok(find_token_home(conn, token_hash)?.map(|(token, _)| token))
 }

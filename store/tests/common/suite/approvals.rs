@@ -268,6 +268,76 @@ pub async fn concurrent_answers_reach_quorum_once(b: &impl Backend) {
     assert_eq!(s.verify_chain("ws").await.unwrap().events, 13);
 }
 
+/// Tokens whose key names their delivery (`DELIVERY_ID.…`, the form the
+/// gate issues) are found, spent once and expire like any other; a key
+/// naming a delivery with another token, or no delivery, is unknown.
+pub async fn tokens_named_after_their_delivery(b: &impl Backend) {
+    let s = b.store();
+    let mut r = pending("ws", "r", &["a", "b"], 1, t(1000));
+    r.deliveries = [("dlv_a", "a"), ("dlv_b", "b")]
+        .iter()
+        .map(|(id, who)| NewDelivery {
+            delivery_id: (*id).into(),
+            approver_id: (*who).into(),
+            channel: "email".into(),
+            token_hash: Some(format!("{id}.hash-of-{who}")),
+            next_attempt_at: t(10),
+        })
+        .collect();
+    s.create_run(r).await.unwrap();
+    let found = s.find_token("dlv_a.hash-of-a").await.unwrap().unwrap();
+    assert_eq!(
+        (found.workspace.as_str(), found.run_id.as_str()),
+        ("ws", "r")
+    );
+    assert_eq!(found.approver_id, "a");
+    assert_eq!(found.expires_at, t(1000));
+    assert_eq!(found.used_at, None);
+    for unknown in [
+        "dlv_a.hash-of-b",
+        "dlv_c.hash-of-a",
+        "dlv_a.",
+        ".hash-of-a",
+        "dlv_a",
+    ] {
+        assert_eq!(s.find_token(unknown).await.unwrap(), None, "{unknown}");
+        assert_eq!(
+            s.consume_token(unknown, t(50)).await.unwrap(),
+            TokenOutcome::Unknown,
+            "{unknown}"
+        );
+    }
+    assert!(matches!(
+        s.consume_token("dlv_a.hash-of-a", t(50)).await.unwrap(),
+        TokenOutcome::Consumed(tok) if tok.used_at == Some(t(50)) && tok.approver_id == "a"
+    ));
+    assert!(matches!(
+        s.consume_token("dlv_a.hash-of-a", t(51)).await.unwrap(),
+        TokenOutcome::AlreadyUsed(tok) if tok.used_at == Some(t(50))
+    ));
+    assert_eq!(
+        s.find_token("dlv_a.hash-of-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        Some(t(50))
+    );
+    assert!(matches!(
+        s.consume_token("dlv_b.hash-of-b", t(1000)).await.unwrap(),
+        TokenOutcome::Expired(_)
+    ));
+    // Spending one token leaves the other delivery's token as it was.
+    assert_eq!(
+        s.find_token("dlv_b.hash-of-b")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        None
+    );
+}
+
 /// Several sent deliveries are recorded in one write: all of them, or none
 /// when one id is unknown.
 pub async fn deliveries_marked_sent_together(b: &impl Backend) {

@@ -3,15 +3,17 @@
 //!
 //! Deriving the token (HMAC-SHA256 of the delivery id) lets the delivery
 //! worker rebuild a link after a restart without the database ever holding a
-//! usable token: reading the `approval_tokens` table gives hashes only.
+//! usable token: reading the database gives hashes only.
 //!
 //! A token reads `DELIVERY_ID.MAC`: the delivery id in clear, then the 43
 //! URL-safe characters of the MAC. The store looks tokens up by
-//! `DELIVERY_ID.SHA256(token)` ([`approval_token_key`]): delivery ids grow
-//! with time, so new keys land at the end of the token index instead of at
-//! random places in it, which kept a page write per token per commit under
-//! load. The delivery id is not a secret; the MAC is. Tokens of the first
-//! format (the MAC alone) are still accepted, looked up by their bare hash.
+//! `DELIVERY_ID.SHA256(token)` ([`approval_token_key`]): the SQLite store
+//! keeps such a key in the delivery's own row and finds it through the
+//! delivery id, so a token costs no index entry of its own (with random
+//! keys, token index inserts were once more than half the pages written
+//! under load). The delivery id is not a secret; the MAC is. Tokens of the
+//! first format (the MAC alone) are still accepted, looked up by their bare
+//! hash.
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@ use crate::common::{Backend, answer, pending, run, t};
 use countersign_store::{
     AnswerDecision::{Approve, Reject},
     AnswerOutcome, EventKind, ExecutionOutcome, ExecutionStatus, GovernanceStatus, NewDelivery,
-    StoreError, TokenOutcome,
+    Store, StoreError, TokenOutcome,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -268,6 +268,16 @@ pub async fn concurrent_answers_reach_quorum_once(b: &impl Backend) {
     assert_eq!(s.verify_chain("ws").await.unwrap().events, 13);
 }
 
+/// The ids of the deliveries due at `now`, oldest due first.
+async fn due_ids(s: &Arc<dyn Store>, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    s.due_deliveries(now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.delivery_id)
+        .collect()
+}
+
 /// Tokens whose key names their delivery (`DELIVERY_ID.…`, the form the
 /// gate issues) are found, spent once and expire like any other; a key
 /// naming a delivery with another token, or no delivery, is unknown.
@@ -354,17 +364,7 @@ pub async fn deliveries_marked_sent_together(b: &impl Backend) {
         })
         .collect();
     s.create_run(r).await.unwrap();
-    let due = |now| {
-        let s = Arc::clone(&s);
-        async move {
-            s.due_deliveries(now, 10)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|d| d.delivery_id)
-                .collect::<Vec<_>>()
-        }
-    };
+    let due = |now| due_ids(&s, now);
     assert_eq!(due(t(10)).await, ["d-a", "d-b", "d-c"]);
     s.mark_deliveries_sent(&[], t(11)).await.unwrap();
     // An unknown id among known ones: an error naming it, and nothing marked.
@@ -451,17 +451,7 @@ pub async fn deliveries_and_tokens(b: &impl Backend) {
         "no event of a rolled-back run"
     );
 
-    let due = |now| {
-        let s = Arc::clone(&s);
-        async move {
-            s.due_deliveries(now, 10)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|d| d.delivery_id)
-                .collect::<Vec<_>>()
-        }
-    };
+    let due = |now| due_ids(&s, now);
     assert!(due(t(9)).await.is_empty());
     assert_eq!(due(t(10)).await, ["d1", "d4"]);
     s.mark_delivery_sent("d4", t(10)).await.unwrap();

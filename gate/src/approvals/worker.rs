@@ -127,14 +127,15 @@ pub async fn run_once(state: &AppState) -> Result<Pass, countersign_store::Store
         }
         pass.attempted += n;
         pass.more_due = n == BATCH as usize;
-        if !pass.more_due {
+        // Outcomes that could not be recorded (a store fault) leave those
+        // deliveries due: fetching the next batch now would send them again.
+        if !pass.more_due || pass.recorded < pass.attempted {
             break;
         }
     }
     Ok(pass)
 }
 
-/// Sends one delivery of `run` (as read for this batch) and records the outcome.
 /// What became of one delivery attempt.
 #[derive(Debug)]
 enum Attempted {
@@ -149,8 +150,11 @@ enum Attempted {
 /// does not leave the others to be sent again.
 async fn record_sent(state: &AppState, ids: Vec<String>) -> usize {
     let now = state.clock.now();
-    if state.store.mark_deliveries_sent(&ids, now).await.is_ok() {
-        return ids.len();
+    match state.store.mark_deliveries_sent(&ids, now).await {
+        Ok(()) => return ids.len(),
+        Err(e) => {
+            tracing::warn!(deliveries = ids.len(), error = %e, "sent deliveries could not be recorded together; recording them one by one");
+        }
     }
     let mut recorded = 0;
     for id in ids {
@@ -164,6 +168,10 @@ async fn record_sent(state: &AppState, ids: Vec<String>) -> usize {
     recorded
 }
 
+/// Sends one delivery of `run` (as read for this batch). A failure is
+/// recorded here (with its retry time); a success is returned for the
+/// caller to record with the others that finished with it, so `sent_at` is
+/// when that group was recorded, moments after the send.
 async fn attempt(
     state: &AppState,
     run: &Result<Option<Run>, countersign_store::StoreError>,

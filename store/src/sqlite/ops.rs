@@ -610,7 +610,7 @@ pub(crate) fn consume_token(
     if now >= token.expires_at {
         return Ok(TokenOutcome::Expired(token));
     }
-    match home {
+    let spent = match home {
         read::TokenHome::Delivery(delivery_id) => conn
             .prepare_cached(
                 "UPDATE deliveries SET token_used_at = ?2 \
@@ -623,6 +623,11 @@ pub(crate) fn consume_token(
             )?
             .execute(params![token_hash, format_ts(now)])?,
     };
+    // The writer runs commands one at a time, so the token read above is
+    // still unspent; should that ever change, no second spend slips by.
+    if spent == 0 {
+        return Ok(TokenOutcome::AlreadyUsed(token));
+    }
     token.used_at = Some(now);
     Ok(TokenOutcome::Consumed(token))
 }

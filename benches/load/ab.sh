@@ -82,13 +82,25 @@ workspaces:
   default: { policies: ./policies }
 EOF
   local key
-  key=$("$bin" keys create --workspace default --role agent --label ab --config "$dir/countersign.yaml" 2>/dev/null)
+  if ! key=$("$bin" keys create --workspace default --role agent --label ab \
+    --config "$dir/countersign.yaml" 2>"$dir/keys.log"); then
+    echo "error: side $side ($bin) could not create an API key:" >&2
+    cat "$dir/keys.log" >&2
+    exit 1
+  fi
   RUST_LOG=warn "$bin" serve --config "$dir/countersign.yaml" >"$dir/gate.log" 2>&1 &
   GATE_PID=$!
+  local up=0
   for _ in $(seq 1 150); do
-    curl -fsS -m 1 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+    kill -0 "$GATE_PID" 2>/dev/null || break
+    curl -fsS -m 1 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && { up=1; break; }
     sleep 0.1
   done
+  if [ "$up" != 1 ]; then
+    echo "error: side $side ($bin) did not come up on port $PORT:" >&2
+    tail -5 "$dir/gate.log" >&2
+    exit 1
+  fi
   export COUNTERSIGN_KEY=$key
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$HERE/intercept.lua" \
     "http://127.0.0.1:$PORT/v1/intercept" -- "warm$RANDOM" ${CASES:-} >/dev/null 2>&1

@@ -6,13 +6,18 @@
 #   benches/load/ab.sh BIN_A BIN_B            # two builds, 3 rounds
 #   ROUNDS=5 CONNECTIONS=8 benches/load/ab.sh BIN_A BIN_B
 #   EXTRA_CONFIG_A="console: false" benches/load/ab.sh BIN BIN
+#   ENV_B="COUNTERSIGN_FLOOR=no-store" benches/load/ab.sh BIN BIN_FLOOR
 #
 # To keep a build of the current tree as side A before changing the code:
 #   cargo build --release -p countersign && cp target/release/countersign /tmp/gate-a
 #
 # Knobs (environment): ROUNDS (3), CONNECTIONS (64), DURATION (10s), WARMUP
 # (2s), THREADS (2), CASES (allow|pending|block, default the mix),
-# EXTRA_CONFIG_A / EXTRA_CONFIG_B (lines added to that side's config).
+# EXTRA_CONFIG_A / EXTRA_CONFIG_B (lines added to that side's config),
+# ENV_A / ENV_B (NAME=VALUE words set in that side's environment, e.g. for
+# a build with benches/load/floor.patch applied; see BENCHMARKS.md),
+# BARE (path to the bare ceiling's binary, benches/load/bare: each round
+# then starts with a run of it, so every line has its ceiling beside it).
 #
 # One line per run: side, req/s, p50 and p99 latency, the gate's CPU per
 # request (all threads), the SQLite writer thread's CPU per request, and the
@@ -66,9 +71,11 @@ metric() {
   curl -fsS -m 5 "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'
 }
 
-# run SIDE BIN EXTRA_CONFIG
+# run SIDE BIN EXTRA_CONFIG ENV
 run() {
   local side=$1 bin=$2 extra=$3 dir=$WORK/run
+  local -a envs
+  read -r -a envs <<<"$4"
   rm -rf "$dir"
   mkdir -p "$dir"
   cp -r "$REPO/policies" "$dir/policies"
@@ -88,7 +95,7 @@ EOF
     cat "$dir/keys.log" >&2
     exit 1
   fi
-  RUST_LOG=warn "$bin" serve --config "$dir/countersign.yaml" >"$dir/gate.log" 2>&1 &
+  env RUST_LOG=warn "${envs[@]}" "$bin" serve --config "$dir/countersign.yaml" >"$dir/gate.log" 2>&1 &
   GATE_PID=$!
   local up=0
   for _ in $(seq 1 150); do
@@ -130,10 +137,51 @@ print("%-2s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f us/req  writer %5
 PY
 }
 
-echo "A: $BIN_A ${EXTRA_CONFIG_A:+($EXTRA_CONFIG_A)}"
-echo "B: $BIN_B ${EXTRA_CONFIG_B:+($EXTRA_CONFIG_B)}"
+# run_bare: the ceiling under the same wrk script, for the ratio.
+run_bare() {
+  "$BARE" "$PORT" >"$WORK/bare.log" 2>&1 &
+  GATE_PID=$!
+  local up=0 c0 c1 out
+  for _ in $(seq 1 150); do
+    kill -0 "$GATE_PID" 2>/dev/null || break
+    curl -fsS -m 1 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && { up=1; break; }
+    sleep 0.1
+  done
+  if [ "$up" != 1 ]; then
+    echo "error: the bare ceiling ($BARE) did not come up on port $PORT:" >&2
+    tail -5 "$WORK/bare.log" >&2
+    exit 1
+  fi
+  export COUNTERSIGN_KEY=none
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$HERE/intercept.lua" \
+    "http://127.0.0.1:$PORT/v1/intercept" -- "warm$RANDOM" ${CASES:-} >/dev/null 2>&1
+  c0=$(ticks "/proc/$GATE_PID/stat")
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$HERE/intercept.lua" \
+    "http://127.0.0.1:$PORT/v1/intercept" -- "bare$RANDOM" ${CASES:-} 2>&1 | grep '^RESULT')
+  c1=$(ticks "/proc/$GATE_PID/stat")
+  { kill -9 "$GATE_PID" && wait "$GATE_PID"; } 2>/dev/null || true
+  GATE_PID=""
+  python3 - "$out" "$CLK_TCK" "$c0" "$c1" <<'PY'
+import sys
+out, tck, c0, c1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+f = dict(kv.split("=") for kv in out.split()[1:])
+req = float(f["requests"])
+print("%-4s %7.0f req/s  p50 %6.2f ms  p99 %6.2f ms  cpu %6.1f us/req  non2xx %s"
+      % ("bare", float(f["rps"]), float(f["p50_ms"]), float(f["p99_ms"]),
+         (c1 - c0) / tck * 1e6 / req if req else float("nan"), f["non2xx"]))
+PY
+}
+
+if [ -n "${BARE:-}" ]; then
+  BARE=$(realpath "$BARE")
+  [ -x "$BARE" ] || { echo "error: BARE=$BARE is not an executable" >&2; exit 2; }
+fi
+
+echo "A: $BIN_A ${EXTRA_CONFIG_A:+($EXTRA_CONFIG_A)} ${ENV_A:+[$ENV_A]}"
+echo "B: $BIN_B ${EXTRA_CONFIG_B:+($EXTRA_CONFIG_B)} ${ENV_B:+[$ENV_B]}"
 echo "$CONNECTIONS connections, $DURATION runs, ${CASES:-mixed} requests, $ROUNDS rounds"
 for _ in $(seq 1 "$ROUNDS"); do
-  run A "$BIN_A" "${EXTRA_CONFIG_A:-}"
-  run B "$BIN_B" "${EXTRA_CONFIG_B:-}"
+  if [ -n "${BARE:-}" ]; then run_bare; fi
+  run A "$BIN_A" "${EXTRA_CONFIG_A:-}" "${ENV_A:-}"
+  run B "$BIN_B" "${EXTRA_CONFIG_B:-}" "${ENV_B:-}"
 done

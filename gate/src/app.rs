@@ -14,6 +14,8 @@ use crate::state::AppState;
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
+        // A person who opens the gate's address lands on the dashboard.
+        .route("/", get(|| async { axum::response::Redirect::to("/ui") }))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

@@ -178,6 +178,39 @@ pub enum StoreUrl {
     Postgres(String),
 }
 
+impl StoreUrl {
+    /// The store as shown to a person: the SQLite file's path, or the
+    /// PostgreSQL URL with any password replaced by `***`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+/// `scheme://user:password@host…` → `scheme://user:***@host…`.
+fn redact_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
 /// A configured workspace: its own policies, keys and runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceConfig {
@@ -528,6 +561,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_described_store_never_shows_a_password() {
+        let pg = |u: &str| StoreUrl::Postgres(u.to_owned()).describe();
+        assert_eq!(
+            pg("postgres://app:s3cr3t@db.internal:5432/countersign"),
+            "postgres://app:***@db.internal:5432/countersign"
+        );
+        // A password holding `@` or `:` is still hidden whole.
+        assert_eq!(
+            pg("postgres://app:p@ss:w@db/cs?sslmode=require"),
+            "postgres://app:***@db/cs?sslmode=require"
+        );
+        assert_eq!(pg("postgres://app@db/cs"), "postgres://app@db/cs");
+        assert_eq!(pg("postgres://db/cs"), "postgres://db/cs");
+        assert_eq!(
+            StoreUrl::Sqlite(PathBuf::from("data/countersign.db")).describe(),
+            "sqlite://data/countersign.db"
+        );
+    }
 
     #[test]
     fn defaults_match_the_readme() {

@@ -819,6 +819,21 @@ async fn health_readiness_metrics_and_openapi() {
     }
 }
 
+#[tokio::test]
+async fn the_root_redirects_to_the_dashboard_and_changes_nothing() {
+    let gate = Gate::start(&["default"], |_| {}).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = plain.get(format!("{}/", gate.base)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui");
+    // Only GET: other methods on `/` are refused as before.
+    let r = plain.post(format!("{}/", gate.base)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+}
+
 /// The same flow against PostgreSQL, the scale-out store.
 #[tokio::test]
 async fn postgres_backed_gate_runs_the_same_flow() {

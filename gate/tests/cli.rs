@@ -295,3 +295,86 @@ fn bench_prints_a_row_per_action() {
     assert_eq!(cols[1], "2", "two cases: {row}");
     assert!(row.contains("ns") || row.contains("µs"), "{row}");
 }
+
+#[test]
+fn commands_on_existing_data_do_not_create_a_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+    std::fs::write(dir.path().join("policies/finance.yaml"), POLICY).expect("write");
+    for args in [
+        &["audit", "verify"][..],
+        &["keys", "list", "--workspace", "default"][..],
+        &["keys", "revoke", "--workspace", "default", "0123abcd"][..],
+    ] {
+        let out = countersign(args, dir.path());
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded without a database"
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("no database at `countersign-data/countersign.db`"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !dir.path().join("countersign-data").exists(),
+            "{args:?} created a data directory"
+        );
+    }
+}
+
+#[test]
+fn keys_name_their_database_and_a_second_revoke_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+    std::fs::write(dir.path().join("policies/finance.yaml"), POLICY).expect("write");
+    let out = countersign(
+        &[
+            "keys",
+            "create",
+            "--workspace",
+            "default",
+            "--role",
+            "agent",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let secret = text(&out.stdout).trim().to_owned();
+    let key_id = secret
+        .strip_prefix("csk_")
+        .and_then(|s| s.get(..8))
+        .expect("csk_ key")
+        .to_owned();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("in sqlite://countersign-data/countersign.db"),
+        "{err}"
+    );
+    let out = countersign(&["audit", "verify"], dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("checking sqlite://countersign-data/countersign.db"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("default: ok"),
+        "{}",
+        text(&out.stdout)
+    );
+    let revoke = ["keys", "revoke", "--workspace", "default", key_id.as_str()];
+    let first = countersign(&revoke, dir.path());
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(
+        text(&first.stdout).trim(),
+        format!("revoked {key_id} (agent)")
+    );
+    let second = countersign(&revoke, dir.path());
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let again = text(&second.stdout);
+    assert!(
+        again.starts_with(&format!("{key_id} was already revoked at ")),
+        "{again}"
+    );
+}

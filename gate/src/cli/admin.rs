@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use countersign_gate::config::Config;
+use countersign_gate::config::{Config, StoreUrl};
 use countersign_gate::receipts::{self, PublicKeyInfo, ReceiptSigner};
 use countersign_gate::{keys, server};
-use countersign_store::{Role, StoreError};
+use countersign_store::{Role, Store, StoreError};
+use std::sync::Arc;
 
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
@@ -80,6 +81,26 @@ fn store_error(e: &StoreError) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Opens the configured store for a command that reads or changes data
+/// already there. A missing SQLite file is an error, not a new empty
+/// database: run from the wrong directory, `audit verify` would otherwise
+/// report an empty chain as sound and `keys revoke` a key as unknown.
+async fn open_existing(config: &Config) -> Result<Arc<dyn Store>, ExitCode> {
+    if let StoreUrl::Sqlite(path) = &config.store {
+        if !path.exists() {
+            eprintln!(
+                "error: no database at `{}`. Run this command from the directory \
+                 `countersign serve` runs in, or pass the gate's --config FILE.",
+                path.display()
+            );
+            return Err(ExitCode::FAILURE);
+        }
+    }
+    server::open_store(config)
+        .await
+        .map_err(|e| store_error(&e))
+}
+
 /// `countersign serve`
 pub fn serve(config_path: Option<&Path>) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -147,9 +168,17 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async move {
-        let store = match server::open_store(&config).await {
+        let opened = if matches!(cmd, KeysCommand::Create { .. }) {
+            // A key may be made before the gate first starts.
+            server::open_store(&config)
+                .await
+                .map_err(|e| store_error(&e))
+        } else {
+            open_existing(&config).await
+        };
+        let store = match opened {
             Ok(s) => s,
-            Err(e) => return store_error(&e),
+            Err(code) => return code,
         };
         let now = chrono::Utc::now();
         match cmd {
@@ -172,9 +201,10 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
                     Ok(_) => {
                         outln!("{}", new.secret);
                         eprintln!(
-                            "created {} key {} for workspace `{workspace}`; it is shown only once",
+                            "created {} key {} for workspace `{workspace}` in {}; it is shown only once",
                             role.as_str(),
-                            new.key_id
+                            new.key_id,
+                            config.store.describe()
                         );
                         ExitCode::SUCCESS
                     }
@@ -207,6 +237,17 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
                 Err(e) => store_error(&e),
             },
             KeysCommand::Revoke { key_id, .. } => {
+                let before = match store.list_keys(&workspace).await {
+                    Ok(list) => list.into_iter().find(|k| k.key_id == key_id),
+                    Err(e) => return store_error(&e),
+                };
+                if let Some(at) = before.as_ref().and_then(|k| k.revoked_at) {
+                    outln!(
+                        "{key_id} was already revoked at {}",
+                        countersign_store::format_ts(at)
+                    );
+                    return ExitCode::SUCCESS;
+                }
                 match store.revoke_key(&workspace, &key_id, now).await {
                     Ok(k) => {
                         outln!("revoked {} ({})", k.key_id, k.role.as_str());
@@ -230,10 +271,11 @@ pub fn audit_verify(config_path: Option<&Path>, only: Option<String>) -> ExitCod
         Err(code) => return code,
     };
     rt.block_on(async move {
-        let store = match server::open_store(&config).await {
+        let store = match open_existing(&config).await {
             Ok(s) => s,
-            Err(e) => return store_error(&e),
+            Err(code) => return code,
         };
+        eprintln!("checking {}", config.store.describe());
         let names = match only {
             Some(w) => vec![w],
             None => match store.workspaces().await {

@@ -48,18 +48,28 @@ def main() -> int:
 
     # 1. Propose the action. The idempotency key makes a repeated proposal
     #    (a retry, a restarted agent) return the same run.
-    ticket = manager.propose(
-        "send_invoice_reminder",
-        {
-            "invoice_id": args.invoice,
-            "amount": Decimal(args.amount),
-            "reminders_sent": 1,
-            "customer": {"name": "Acme GmbH", "tier": "standard", "timezone": args.timezone},
-        },
-        idempotency_key=f"{args.invoice}-reminder-2",
-        actor="finance_agent",
-        reasoning="Invoice is 14 days overdue and the customer has not replied",
-    )
+    try:
+        ticket = manager.propose(
+            "send_invoice_reminder",
+            {
+                "invoice_id": args.invoice,
+                "amount": Decimal(args.amount),
+                "reminders_sent": 1,
+                "customer": {"name": "Acme GmbH", "tier": "standard", "timezone": args.timezone},
+            },
+            idempotency_key=f"{args.invoice}-reminder-2",
+            actor="finance_agent",
+            reasoning="Invoice is 14 days overdue and the customer has not replied",
+        )
+    except countersign.IdempotencyConflict:
+        # The gate keeps one run per key: this invoice's second reminder was
+        # already proposed with other details (another amount, say).
+        print(
+            f"{args.invoice}'s second reminder was already proposed with different details;"
+            " pass --invoice with another invoice id to propose a new one",
+            file=sys.stderr,
+        )
+        return 1
     # 2. The policy decided.
     print(f"run {ticket.run_id}: {ticket.governance_status} ({ticket.governance_reason})")
 

@@ -48,3 +48,15 @@ def test_quickstart_approval_path(gate, tmp_path):
     assert f"-> emailing Acme GmbH about {invoice} (1250.10)" in out
     assert f"runner: executed ['{run_id}']" in out
     assert '"governance_status": "approved"' in out and '"execution_status": "executed"' in out
+
+
+def test_quickstart_says_what_to_do_when_its_key_was_used_for_other_details(gate, tmp_path):
+    invoice = f"INV-{uuid.uuid4().hex[:6]}"
+    first = run_example(gate, tmp_path, "--invoice", invoice, "--amount", "120")
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0, out
+    again = run_example(gate, tmp_path, "--invoice", invoice, "--amount", "130")
+    out, _ = again.communicate(timeout=60)
+    assert again.returncode == 1, out
+    assert f"{invoice}'s second reminder was already proposed with different details" in out
+    assert "Traceback" not in out

@@ -13,3 +13,28 @@ pub mod plan;
 pub mod record;
 pub mod tokens;
 pub mod worker;
+
+/// An approver's display name from a policy set: as listed in `group` (the
+/// run's group), else in its escalation group, else in any group that gives
+/// one. A member may be listed in several groups, with a name in only some.
+#[must_use]
+pub fn member_name(
+    set: &countersign_engine::PolicySet,
+    group: Option<&str>,
+    member: &str,
+) -> Option<String> {
+    let named = |g: &countersign_engine::ApproverGroup| {
+        g.members
+            .iter()
+            .filter(|m| m.id == member)
+            .find_map(|m| m.name.clone())
+    };
+    let run_group = group.and_then(|n| set.group(n));
+    let escalation = run_group
+        .and_then(|g| g.escalate_to.as_deref())
+        .and_then(|n| set.group(n));
+    run_group
+        .and_then(named)
+        .or_else(|| escalation.and_then(named))
+        .or_else(|| set.groups().iter().find_map(named))
+}

@@ -126,6 +126,13 @@ async fn email_link_shows_a_page_then_the_form_approves() {
         .find(|m| m.contains("To: alice@example.com"))
         .expect("a mail to alice");
     assert!(to_alice.contains("send_invoice_reminder"), "{to_alice}");
+    // Alice is also listed, without a name, in another group: the name
+    // comes from the run's group.
+    assert!(to_alice.contains("Hello Alice Ng,"), "{to_alice}");
+    assert!(
+        to_alice.contains("To: \"Alice Ng\" <alice@example.com>"),
+        "{to_alice}"
+    );
     assert!(
         to_alice.contains("Customer is 30 days late"),
         "reasoning in the mail"
@@ -147,6 +154,18 @@ async fn email_link_shows_a_page_then_the_form_approves() {
     let html = page.text().await.unwrap();
     assert!(html.contains("<form method=\"post\""), "{html}");
     assert!(html.contains("send_invoice_reminder"));
+    // The approver is greeted by name and sees what the agent sent,
+    // escaped: the summary and the whole payload.
+    assert!(html.contains("Hello Alice Ng,"), "{html}");
+    assert!(
+        html.contains("amount=1250.1, invoice_id=INV-7 &lt;b&gt;urgent&lt;/b&gt;"),
+        "{html}"
+    );
+    assert!(
+        html.contains("&quot;invoice_id&quot;: &quot;INV-7 &lt;b&gt;urgent&lt;/b&gt;&quot;"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>urgent"), "payload text is escaped");
     let run = gate.run(&agent, &id).await;
     assert_eq!(run["governance_status"], "pending_approval");
     assert_eq!(run["approvals"], json!([]));
@@ -716,6 +735,22 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
         .state
         .token_secret
         .token_for(d["delivery_id"].as_str().unwrap());
+    // Bob's page says why he cannot answer and offers no buttons.
+    let html = gate
+        .http
+        .get(format!("{}/a/{bob_token}?d=approve&c=console", gate.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("You proposed this action, so you cannot answer it."),
+        "{html}"
+    );
+    assert!(!html.contains("<form"), "{html}");
+    assert!(!html.contains("<button"), "{html}");
     let resp = gate
         .http
         .post(format!("{}/a/{bob_token}", gate.base))

@@ -46,7 +46,8 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1d2433}}\
 h1{{font-size:1.4rem}}dl{{display:grid;grid-template-columns:9rem 1fr;gap:.3rem 1rem}}dt{{color:#5b6478}}dd{{margin:0;overflow-wrap:anywhere}}\
 textarea{{width:100%;min-height:5rem}}button{{font-size:1rem;padding:.5rem 1.2rem;margin-right:.6rem;border-radius:.3rem;border:1px solid #888;cursor:pointer}}\
-.approve{{background:#1f7a3a;color:#fff;border-color:#1f7a3a}}.reject{{background:#b3261e;color:#fff;border-color:#b3261e}}.note{{color:#5b6478}}</style></head>\
+.approve{{background:#1f7a3a;color:#fff;border-color:#1f7a3a}}.reject{{background:#b3261e;color:#fff;border-color:#b3261e}}.note{{color:#5b6478}}\
+pre{{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.85rem;background:#f4f5f8;padding:.5rem;margin:.3rem 0}}</style></head>\
 <body><h1>{t}</h1>{body}</body></html>",
         t = escape(title)
     );
@@ -71,6 +72,11 @@ fn details(run: &Run) -> String {
     if let Some(reasoning) = &run.reasoning {
         out.push_str(&row("Reasoning", reasoning));
     }
+    out.push_str(&row("Payload", &run.payload_summary));
+    out.push_str(&format!(
+        "<dt>Full payload</dt><dd><details><summary>show</summary><pre>{}</pre></details></dd>",
+        escape(&payload_for_page(&run.payload_json))
+    ));
     out.push_str(&row("Payload SHA-256", &run.payload_hash));
     out.push_str(&row("Rule", run.decision.rule.as_deref().unwrap_or("-")));
     out.push_str(&row("Why", &run.decision.reason));
@@ -87,6 +93,49 @@ fn details(run: &Run) -> String {
     ));
     out.push_str("</dl>");
     out
+}
+
+/// Characters of the payload shown on the page; the dashboard shows all.
+const PAGE_PAYLOAD_CHARS: usize = 8_000;
+
+/// The stored payload, indented for reading and cut at
+/// [`PAGE_PAYLOAD_CHARS`].
+fn payload_for_page(payload_json: &str) -> String {
+    let pretty = serde_json::from_str::<Value>(payload_json)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| payload_json.to_owned());
+    match pretty.char_indices().nth(PAGE_PAYLOAD_CHARS) {
+        Some((cut, _)) => format!(
+            "{}\n… (cut here; the dashboard's run page shows all of it)",
+            &pretty[..cut]
+        ),
+        None => pretty,
+    }
+}
+
+/// The approver's name from the policies in force, else their id.
+fn approver_name(state: &AppState, run: &Run, approver_id: &str) -> String {
+    state
+        .workspaces
+        .get(&run.workspace)
+        .and_then(|w| {
+            let group = run.approval.as_ref().map(|a| a.group.as_str());
+            crate::approvals::member_name(&w.policies(), group, approver_id)
+        })
+        .unwrap_or_else(|| approver_id.to_owned())
+}
+
+/// What the run's own actor sees instead of the answer form.
+fn own_request_note(run: &Run) -> String {
+    let group = run
+        .approval
+        .as_ref()
+        .map_or("the approvers", |a| a.group.as_str());
+    format!(
+        "<p><strong>You proposed this action, so you cannot answer it.</strong> \
+         Another member of {} decides.</p>",
+        escape(group)
+    )
 }
 
 fn parse_decision(s: &str) -> Option<AnswerDecision> {
@@ -169,35 +218,37 @@ pub async fn confirm_page(
         Ok(x) => x,
         Err(page) => return page,
     };
+    let own = countersign_store::is_actor(&run, &t.approver_id);
+    let channel = link_channel(q.get("c"));
     if run.governance_status != GovernanceStatus::PendingApproval {
         // An answer would still be recorded, but show the state first.
+        let form = if own {
+            own_request_note(&run)
+        } else {
+            answer_form(channel, AnswerDecision::Approve)
+        };
         let body = format!(
-            "<p>This request is already {}. You may still record your answer; it will not change the outcome.</p>{}",
+            "<p>This request is already {}. You may still record your answer; it will not change the outcome.</p>{}{form}",
             escape(&run.governance_status.as_str().replace('_', " ")),
             details(&run)
         );
-        return page(
-            StatusCode::OK,
-            "This request was already decided",
-            &(body + &answer_form(link_channel(q.get("c")), AnswerDecision::Approve)),
-        );
+        return page(StatusCode::OK, "This request was already decided", &body);
     }
     let intent = q
         .get("d")
         .and_then(|d| parse_decision(d))
         .unwrap_or(AnswerDecision::Approve);
-    let channel = link_channel(q.get("c"));
-    let self_note = if countersign_store::is_actor(&run, &t.approver_id) {
-        "<p><strong>You proposed this action, so you cannot approve it.</strong></p>"
+    // The actor may not answer at all (the store refuses it): no buttons.
+    let form = if own {
+        own_request_note(&run)
     } else {
-        ""
+        answer_form(channel, intent)
     };
     let body = format!(
-        "<p>Hello {who}, an agent wants to run <strong>{action}</strong> and needs your answer.</p>{details}{self_note}{form}",
-        who = escape(&t.approver_id),
+        "<p>Hello {who}, an agent wants to run <strong>{action}</strong> and needs your answer.</p>{details}{form}",
+        who = escape(&approver_name(&state, &run, &t.approver_id)),
         action = escape(&run.action),
         details = details(&run),
-        form = answer_form(channel, intent),
     );
     page(StatusCode::OK, "Approval requested", &body)
 }

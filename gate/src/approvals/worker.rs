@@ -281,12 +281,8 @@ fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
         .as_ref()
         .and_then(|a| a.approvers.iter().find(|m| m.id == d.approver_id));
     let name = state.workspaces.get(&run.workspace).and_then(|w| {
-        let set = w.policies();
-        set.groups()
-            .iter()
-            .flat_map(|g| g.members.iter())
-            .find(|m| m.id == d.approver_id)
-            .and_then(|m| m.name.clone())
+        let group = run.approval.as_ref().map(|a| a.group.as_str());
+        super::member_name(&w.policies(), group, &d.approver_id)
     });
     let approval = run.approval.as_ref();
     ApprovalMessage {

@@ -140,6 +140,19 @@ impl Value {
         }
     }
 
+    /// The name JSON gives this value's type, with its article, for
+    /// messages about a JSON document: `an array`, not the language's `list`.
+    pub fn json_type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) | Value::Timestamp(_) => "a string",
+            Value::List(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+
     /// The string inside, if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {

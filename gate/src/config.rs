@@ -78,8 +78,10 @@ struct RawDelivery {
 pub struct EmailConfig {
     /// SMTP server host.
     pub host: String,
-    /// SMTP port (25, 465, 587…).
-    pub port: u16,
+    /// SMTP port; by default 587 for `starttls`, 465 for `tls`, 25 for
+    /// `plain`.
+    #[serde(default)]
+    pub port: Option<u16>,
     /// `plain`, `starttls` (default) or `tls`.
     #[serde(default = "default_security")]
     pub security: String,

@@ -834,6 +834,34 @@ async fn the_root_redirects_to_the_dashboard_and_changes_nothing() {
     assert_eq!(r.status(), 405);
 }
 
+#[tokio::test]
+async fn type_errors_name_json_types() {
+    let gate = Gate::start(&["default"], |_| {}).await;
+    let agent = gate.key("default", Role::Agent).await;
+    for (body, field, message) in [
+        (
+            json!({"action": "send_invoice_reminder", "payload": [1, 2]}),
+            "payload",
+            "`payload` must be a JSON object, not an array",
+        ),
+        (
+            json!({"action": true, "payload": {}}),
+            "action",
+            "`action` must be a string, not a boolean",
+        ),
+        (
+            json!({"action": "send_invoice_reminder", "payload": {}, "actor": 7}),
+            "actor",
+            "`actor` must be a string, not a number",
+        ),
+    ] {
+        let (status, v) = gate.intercept(&agent, body).await;
+        assert_eq!(status, 422, "{v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
+        assert_eq!(v["error"]["message"], message, "{v}");
+    }
+}
+
 /// The same flow against PostgreSQL, the scale-out store.
 #[tokio::test]
 async fn postgres_backed_gate_runs_the_same_flow() {

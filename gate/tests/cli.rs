@@ -378,3 +378,21 @@ fn keys_name_their_database_and_a_second_revoke_says_so() {
         "{again}"
     );
 }
+
+#[test]
+fn a_broken_test_file_says_the_tests_did_not_run() {
+    let dir = set_up(POLICY, Some("tests:\n  - name: x\n    action: [\n"));
+    let out = countersign(&["test"], dir.path());
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("tests not run: the test files above have errors"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("0 passed"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("policies/finance_test.yaml:3:13"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -77,7 +77,7 @@ fn optional_string(v: Option<&Value>, field: &str, max: usize) -> Result<Option<
         )),
         Some(other) => Err(ApiError::validation(
             field,
-            format!("`{field}` must be a string, not {}", other.type_name()),
+            format!("`{field}` must be a string, not {}", other.json_type_name()),
         )),
     }
 }
@@ -128,7 +128,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
         Some(other) => {
             return Err(ApiError::validation(
                 "action",
-                format!("`action` must be a string, not {}", other.type_name()),
+                format!("`action` must be a string, not {}", other.json_type_name()),
             ));
         }
         None => return Err(ApiError::validation("action", "`action` is required")),
@@ -138,7 +138,10 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
         Some(other) => {
             return Err(ApiError::validation(
                 "payload",
-                format!("`payload` must be a JSON object, not {}", other.type_name()),
+                format!(
+                    "`payload` must be a JSON object, not {}",
+                    other.json_type_name()
+                ),
             ));
         }
         None => return Err(ApiError::validation("payload", "`payload` is required")),

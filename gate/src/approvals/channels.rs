@@ -59,14 +59,20 @@ impl Channels {
                 (None, None) => None,
                 (p, env) => Some(Config::secret(p, env, "email.password")?),
             };
-            let security = match e.security.as_str() {
-                "plain" => SmtpSecurity::Plain,
-                "tls" => SmtpSecurity::Tls,
-                _ => SmtpSecurity::StartTls,
+            let (security, default_port) = match e.security.as_str() {
+                "plain" => (SmtpSecurity::Plain, 25),
+                "tls" => (SmtpSecurity::Tls, 465),
+                "starttls" => (SmtpSecurity::StartTls, 587),
+                other => {
+                    // A typo must not quietly pick another kind of connection.
+                    return Err(ConfigError::Invalid(format!(
+                        "email.security must be `starttls`, `tls` or `plain`, not `{other}`"
+                    )));
+                }
             };
             let smtp = SmtpConfig {
                 host: e.host.clone(),
-                port: e.port,
+                port: e.port.unwrap_or(default_port),
                 security,
                 username: e.username.clone(),
                 password,
@@ -146,5 +152,30 @@ impl Channels {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn email_needs_only_a_host_and_a_sender() {
+        let c = Config::parse(
+            "email: { host: smtp.example.com, from: cs@example.com }\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.email.as_ref().unwrap().port, None);
+        assert!(Channels::from_config(&c).unwrap().email.is_some());
+        let err = Config::parse(
+            "email: { host: smtp.example.com, from: cs@example.com, security: tsl }\n",
+            Path::new("."),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("email.security `tsl` must be"), "{err}");
     }
 }

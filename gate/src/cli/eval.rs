@@ -50,7 +50,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
         Ok(other) => {
             return fail(format!(
                 "--payload must be a JSON object, not {}",
-                other.type_name()
+                other.json_type_name()
             ));
         }
         Err(e) => return fail(format!("--payload is not valid JSON: {e}")),

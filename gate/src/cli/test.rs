@@ -11,7 +11,7 @@ pub fn run(dirs: &[PathBuf], coverage: bool, verbose: bool) -> ExitCode {
         Ok(set) => set,
         Err(err) => {
             super::render::print_policy_error(&err);
-            outln!("0 passed, 0 failed");
+            outln!("tests not run: the policies above have errors");
             return ExitCode::FAILURE;
         }
     };
@@ -19,7 +19,7 @@ pub fn run(dirs: &[PathBuf], coverage: bool, verbose: bool) -> ExitCode {
         Ok(cases) => cases,
         Err(err) => {
             super::render::print_policy_error(&err);
-            outln!("0 passed, 0 failed");
+            outln!("tests not run: the test files above have errors");
             return ExitCode::FAILURE;
         }
     };

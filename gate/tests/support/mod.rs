@@ -164,7 +164,7 @@ impl Smtp {
     pub fn email_config(&self) -> countersign_gate::config::EmailConfig {
         countersign_gate::config::EmailConfig {
             host: "127.0.0.1".into(),
-            port: self.port,
+            port: Some(self.port),
             security: "plain".into(),
             username: None,
             password: None,

@@ -24,10 +24,12 @@ pub enum StartError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     /// A workspace's policies are invalid.
-    #[error("the policies of workspace `{workspace}` are invalid")]
+    #[error("the policies of workspace `{workspace}` (`{}`) are invalid", path.display())]
     Policies {
         /// Which workspace.
         workspace: String,
+        /// Its policy directory or file, as configured.
+        path: std::path::PathBuf,
         /// The diagnostics.
         #[related]
         diagnostics: Vec<countersign_engine::PolicyDiagnostic>,
@@ -69,10 +71,13 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
-/// Builds the shared state: store, workspaces, signer.
+/// Builds the shared state: store, workspaces, signer. The policies are
+/// loaded first, so a gate whose policies are invalid stops before it
+/// creates its data directory or database.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let workspaces = open_workspaces(&config)?;
     let store = open_store(&config).await?;
-    build_state_with_store(config, store, clock).await
+    build_state_from_parts(config, store, workspaces, clock).await
 }
 
 /// Builds the shared state around an already opened store.
@@ -81,12 +86,33 @@ pub async fn build_state_with_store(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartError> {
+    let workspaces = open_workspaces(&config)?;
+    build_state_from_parts(config, store, workspaces, clock).await
+}
+
+/// Loads and validates every workspace's policies; touches nothing on disk.
+fn open_workspaces(config: &Config) -> Result<Vec<Workspace>, StartError> {
+    config
+        .workspaces
+        .iter()
+        .map(|w| {
+            Workspace::open(&w.name, &w.policies).map_err(|e| StartError::Policies {
+                workspace: w.name.clone(),
+                path: w.policies.clone(),
+                diagnostics: e.diagnostics().to_vec(),
+            })
+        })
+        .collect()
+}
+
+async fn build_state_from_parts(
+    config: Config,
+    store: Arc<dyn Store>,
+    opened: Vec<Workspace>,
+    clock: Arc<dyn Clock>,
+) -> Result<AppState, StartError> {
     let mut workspaces = BTreeMap::new();
-    for w in &config.workspaces {
-        let ws = Workspace::open(&w.name, &w.policies).map_err(|e| StartError::Policies {
-            workspace: w.name.clone(),
-            diagnostics: e.diagnostics().to_vec(),
-        })?;
+    for (w, ws) in config.workspaces.iter().zip(opened) {
         store
             .record_policy_reload(
                 &w.name,

@@ -396,3 +396,44 @@ fn a_broken_test_file_says_the_tests_did_not_run() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn serve_with_invalid_policies_stops_before_creating_its_data_directory() {
+    let dir = set_up("version: 1\nactions: [\n", None);
+    std::fs::write(
+        dir.path().join("gate.yaml"),
+        "listen: 127.0.0.1:0\nworkspaces:\n  default: { policies: ./policies }\n",
+    )
+    .expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_countersign"))
+        .args(["serve", "--config", "gate.yaml"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().expect("kill");
+            panic!("serve kept running with invalid policies");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the policies of workspace `default` (`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("policies`) are invalid; not starting"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("countersign-data").exists(),
+        "the data directory was created"
+    );
+}

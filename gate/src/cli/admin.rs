@@ -126,11 +126,15 @@ pub fn serve(config_path: Option<&Path>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(server::StartError::Policies {
             workspace,
+            path,
             diagnostics,
         }) => {
             let err = countersign_engine::PolicyError::from_diagnostics(diagnostics);
             super::render::print_policy_error(&err);
-            eprintln!("error: the policies of workspace `{workspace}` are invalid; not starting");
+            eprintln!(
+                "error: the policies of workspace `{workspace}` (`{}`) are invalid; not starting",
+                path.display()
+            );
             ExitCode::FAILURE
         }
         Err(e) => {

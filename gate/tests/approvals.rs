@@ -648,6 +648,13 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
         })
         .await;
     assert_eq!(run["approval"]["quorum"], 2);
+    let first_try = run["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["approver"] == "alice" && d["channel"] == "console")
+        .unwrap();
+    assert_eq!(first_try["attempts"], 1, "sent at the first try: {run}");
     let token = |approver: &str| {
         let d = run["deliveries"]
             .as_array()
@@ -945,8 +952,8 @@ async fn delivery_is_retried_after_failures_and_a_restart_without_duplicates() {
     let d = &view["deliveries"][0];
     assert_eq!(d["status"], "sent", "{view}");
     assert_eq!(
-        d["attempts"], 2,
-        "two failures recorded before the success: {view}"
+        d["attempts"], 3,
+        "two failed attempts, then the one that worked: {view}"
     );
     assert_eq!(
         d["last_error"].as_str().map(|e| e.contains("500")),

@@ -51,7 +51,7 @@ pub async fn get_run(
                 "delivery_id": d.delivery_id,
                 "approver": d.approver_id,
                 "channel": d.channel,
-                "attempts": d.attempts,
+                "attempts": d.attempts + u32::from(d.sent_at.is_some()),
                 "status": if d.sent_at.is_some() { "sent" } else if d.next_attempt_at.is_none() { "failed" } else { "pending" },
                 "sent_at": d.sent_at.map(countersign_store::format_ts),
                 "next_attempt_at": d.next_attempt_at.map(countersign_store::format_ts),

@@ -71,6 +71,20 @@ metric() {
   curl -fsS -m 5 "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'
 }
 
+# wait_up WHAT LOG: waits until the server started as $GATE_PID answers
+# /healthz on $PORT; if it exits or 15 s pass, names WHAT, shows the end of
+# LOG and stops the script.
+wait_up() {
+  for _ in $(seq 1 150); do
+    kill -0 "$GATE_PID" 2>/dev/null || break
+    curl -fsS -m 1 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "error: $1 did not come up on port $PORT:" >&2
+  tail -5 "$2" >&2
+  exit 1
+}
+
 # run SIDE BIN EXTRA_CONFIG ENV
 run() {
   local side=$1 bin=$2 extra=$3 dir=$WORK/run
@@ -97,17 +111,7 @@ EOF
   fi
   env RUST_LOG=warn "${envs[@]}" "$bin" serve --config "$dir/countersign.yaml" >"$dir/gate.log" 2>&1 &
   GATE_PID=$!
-  local up=0
-  for _ in $(seq 1 150); do
-    kill -0 "$GATE_PID" 2>/dev/null || break
-    curl -fsS -m 1 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && { up=1; break; }
-    sleep 0.1
-  done
-  if [ "$up" != 1 ]; then
-    echo "error: side $side ($bin) did not come up on port $PORT:" >&2
-    tail -5 "$dir/gate.log" >&2
-    exit 1
-  fi
+  wait_up "side $side ($bin)" "$dir/gate.log"
   export COUNTERSIGN_KEY=$key
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$HERE/intercept.lua" \
     "http://127.0.0.1:$PORT/v1/intercept" -- "warm$RANDOM" ${CASES:-} >/dev/null 2>&1
@@ -141,17 +145,8 @@ PY
 run_bare() {
   "$BARE" "$PORT" >"$WORK/bare.log" 2>&1 &
   GATE_PID=$!
-  local up=0 c0 c1 out
-  for _ in $(seq 1 150); do
-    kill -0 "$GATE_PID" 2>/dev/null || break
-    curl -fsS -m 1 "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && { up=1; break; }
-    sleep 0.1
-  done
-  if [ "$up" != 1 ]; then
-    echo "error: the bare ceiling ($BARE) did not come up on port $PORT:" >&2
-    tail -5 "$WORK/bare.log" >&2
-    exit 1
-  fi
+  wait_up "the bare ceiling ($BARE)" "$WORK/bare.log"
+  local c0 c1 out
   export COUNTERSIGN_KEY=none
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$HERE/intercept.lua" \
     "http://127.0.0.1:$PORT/v1/intercept" -- "warm$RANDOM" ${CASES:-} >/dev/null 2>&1

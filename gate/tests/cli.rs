@@ -298,9 +298,7 @@ fn bench_prints_a_row_per_action() {
 
 #[test]
 fn commands_on_existing_data_do_not_create_a_database() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
-    std::fs::write(dir.path().join("policies/finance.yaml"), POLICY).expect("write");
+    let dir = set_up(POLICY, None);
     for args in [
         &["audit", "verify"][..],
         &["keys", "list", "--workspace", "default"][..],
@@ -325,9 +323,7 @@ fn commands_on_existing_data_do_not_create_a_database() {
 
 #[test]
 fn keys_name_their_database_and_a_second_revoke_says_so() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
-    std::fs::write(dir.path().join("policies/finance.yaml"), POLICY).expect("write");
+    let dir = set_up(POLICY, None);
     let out = countersign(
         &[
             "keys",

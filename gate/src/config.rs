@@ -213,6 +213,22 @@ fn redact_password(url: &str) -> String {
     }
 }
 
+/// The YAML reader names Rust's integer types (`invalid u64`); a person
+/// editing a config file wants to hear what to write instead.
+fn plain_words(message: &str) -> String {
+    let mut out = message.to_owned();
+    for ty in ["u64", "u32", "u16", "u8", "usize"] {
+        out = out.replace(
+            &format!("invalid {ty}"),
+            "expected a whole number (0 or more)",
+        );
+    }
+    for ty in ["i64", "i32"] {
+        out = out.replace(&format!("invalid {ty}"), "expected a whole number");
+    }
+    out
+}
+
 /// A configured workspace: its own policies, keys and runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceConfig {
@@ -346,7 +362,7 @@ impl Config {
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::new(),
-            message: e.without_snippet().to_string(),
+            message: plain_words(&e.without_snippet().to_string()),
         })?;
         let d = Self::defaults();
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
@@ -667,6 +683,19 @@ mod tests {
         .unwrap();
         assert_eq!(c.delivery.poll_interval, Duration::from_millis(100));
         assert_eq!(c.delivery.max_attempts, 3);
+    }
+
+    #[test]
+    fn a_bad_number_is_explained_in_plain_words() {
+        let err = Config::parse("max_body_bytes: lots\n", Path::new("."))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("expected a whole number (0 or more) at line 1, column 17"),
+            "{err}"
+        );
+        assert!(!err.contains("u64"), "{err}");
     }
 
     #[test]

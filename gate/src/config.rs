@@ -192,25 +192,32 @@ impl StoreUrl {
     }
 }
 
-/// `scheme://user:password@host…` → `scheme://user:***@host…`.
+/// `scheme://user:password@host…` → `scheme://user:***@host…`, and any
+/// `password=` query parameter masked too. It masks from the first `:` to
+/// the last `@`, so a password holding `/`, `?` or `@` is hidden whole (at
+/// worst, more than the password is hidden).
 fn redact_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
+    let (head, rest) = url.split_at(scheme_end);
+    let rest = match (rest.find(':'), rest.rfind('@')) {
+        (Some(colon), Some(at)) if colon < at => {
+            format!("{}:***{}", &rest[..colon], &rest[at..])
+        }
+        _ => rest.to_owned(),
     };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => url.to_owned(),
-    }
+    let Some(q) = rest.find('?') else {
+        return format!("{head}{rest}");
+    };
+    let params: Vec<String> = rest[q + 1..]
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    format!("{head}{}?{}", &rest[..q], params.join("&"))
 }
 
 /// The YAML reader names Rust's integer types (`invalid u64`); a person
@@ -587,10 +594,17 @@ mod tests {
             pg("postgres://app:s3cr3t@db.internal:5432/countersign"),
             "postgres://app:***@db.internal:5432/countersign"
         );
-        // A password holding `@` or `:` is still hidden whole.
+        // A password holding `@`, `:`, `/` or `?` is still hidden whole.
         assert_eq!(
             pg("postgres://app:p@ss:w@db/cs?sslmode=require"),
             "postgres://app:***@db/cs?sslmode=require"
+        );
+        assert_eq!(pg("postgres://app:pa/ss@db/cs"), "postgres://app:***@db/cs");
+        assert_eq!(pg("postgres://app:pa?ss@db/cs"), "postgres://app:***@db/cs");
+        // So is one given as a query parameter.
+        assert_eq!(
+            pg("postgres://app@db/cs?sslmode=require&password=s3cr3t"),
+            "postgres://app@db/cs?sslmode=require&password=***"
         );
         assert_eq!(pg("postgres://app@db/cs"), "postgres://app@db/cs");
         assert_eq!(pg("postgres://db/cs"), "postgres://db/cs");

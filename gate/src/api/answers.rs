@@ -99,11 +99,11 @@ fn details(run: &Run) -> String {
 const PAGE_PAYLOAD_CHARS: usize = 8_000;
 
 /// The stored payload, indented for reading and cut at
-/// [`PAGE_PAYLOAD_CHARS`].
+/// [`PAGE_PAYLOAD_CHARS`]. The stored text is re-indented, not re-parsed,
+/// so numbers appear exactly as the policy saw them (a JSON library would
+/// round `1000.0000000000000001` to a double).
 fn payload_for_page(payload_json: &str) -> String {
-    let pretty = serde_json::from_str::<Value>(payload_json)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| payload_json.to_owned());
+    let pretty = indent_json(payload_json);
     match pretty.char_indices().nth(PAGE_PAYLOAD_CHARS) {
         Some((cut, _)) => format!(
             "{}\n… (cut here; the dashboard's run page shows all of it)",
@@ -111,6 +111,62 @@ fn payload_for_page(payload_json: &str) -> String {
         ),
         None => pretty,
     }
+}
+
+/// Indents compact JSON text two spaces per level, leaving every token,
+/// strings and numbers included, as written.
+fn indent_json(compact: &str) -> String {
+    let mut out = String::with_capacity(compact.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = compact.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                // An empty object or array stays on one line.
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    if let Some(close) = chars.next() {
+                        out.push(close);
+                    }
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The approver's name from the policies in force, else their id.
@@ -615,5 +671,31 @@ pub async fn slack_interactions(
             ephemeral(text)
         }
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_is_indented_with_its_numbers_as_written() {
+        let stored = r#"{"a":1000.0000000000000001,"b":[],"c":{},"d":"x,{\"y\":[1]}","e":[12345678901234567890123,{"f":null}]}"#;
+        assert_eq!(
+            payload_for_page(stored),
+            "{\n  \"a\": 1000.0000000000000001,\n  \"b\": [],\n  \"c\": {},\n  \
+             \"d\": \"x,{\\\"y\\\":[1]}\",\n  \"e\": [\n    12345678901234567890123,\n    \
+             {\n      \"f\": null\n    }\n  ]\n}"
+        );
+    }
+
+    #[test]
+    fn a_long_payload_is_cut_on_a_character() {
+        let stored = format!("{{\"k\":\"{}\"}}", "é".repeat(PAGE_PAYLOAD_CHARS * 2));
+        let shown = payload_for_page(&stored);
+        let body = shown
+            .strip_suffix("\n… (cut here; the dashboard's run page shows all of it)")
+            .expect("the cut is said");
+        assert_eq!(body.chars().count(), PAGE_PAYLOAD_CHARS);
     }
 }

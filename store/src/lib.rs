@@ -39,7 +39,7 @@ pub use model::{
     ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport, CreateRunOutcome,
     DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome, ExecutionReport, ExecutionStatus,
     GovernanceStatus, Grant, GrantKind, GrantOutcome, NewDelivery, NewGrant, NewRun, Role, Run,
-    RunFilter, RunPage, StatsRow, TokenOutcome, is_executable,
+    RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome, is_executable,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -224,6 +224,18 @@ pub trait Store: Send + Sync {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<TokenOutcome, StoreError>;
+
+    /// Spends a single-use approval token and records `answer` on the
+    /// token's run, in one transaction: both happen or neither does. A
+    /// token that cannot be spent gives [`TokenAnswer::Refused`] and writes
+    /// nothing; an answer the run refuses (the errors of
+    /// [`Store::record_answer`]) leaves the token unspent.
+    async fn answer_with_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError>;
 
     /// The head of a workspace's chain: seq 0 and [`GENESIS_HASH`] when it
     /// has no events yet.

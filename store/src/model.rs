@@ -540,6 +540,16 @@ pub enum TokenOutcome {
     Unknown,
 }
 
+/// Result of [`crate::Store::answer_with_token`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenAnswer {
+    /// The token was spent and the answer recorded on the token's run.
+    Answered(Box<AnswerOutcome>),
+    /// The token could not be spent (used, expired or unknown); nothing
+    /// was written.
+    Refused(TokenOutcome),
+}
+
 /// Batch-size statistics of a group-committing writer, for metrics export.
 ///
 /// `buckets` are cumulative like a Prometheus histogram: `count` of the

@@ -14,7 +14,7 @@ use crate::logic::{self, check_id};
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, ChainPosition, ChainReport,
     CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind, GrantOutcome, NewGrant,
-    NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenOutcome,
+    NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
 use crate::ts::normalize;
 use crate::{Store, StoreError, events_limit};
@@ -442,6 +442,26 @@ impl Store for PostgresStore {
     ) -> Result<TokenOutcome, StoreError> {
         let now = normalize(now)?;
         in_tx!(self, |tx| ops::consume_token(&tx, token_hash, now))
+    }
+
+    async fn answer_with_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError> {
+        let now = normalize(now)?;
+        // One transaction: an answer that fails rolls the spending back.
+        in_tx!(self, |tx| async {
+            match ops::consume_token(&tx, token_hash, now).await? {
+                TokenOutcome::Consumed(t) => {
+                    ops::record_answer(&tx, &t.workspace, &t.run_id, answer, now)
+                        .await
+                        .map(|o| TokenAnswer::Answered(Box::new(o)))
+                }
+                refused => Ok::<_, StoreError>(TokenAnswer::Refused(refused)),
+            }
+        })
     }
 
     async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError> {

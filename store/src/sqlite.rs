@@ -16,7 +16,8 @@ use crate::logic::{self, check_id};
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainPosition,
     ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
-    GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenOutcome,
+    GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer,
+    TokenOutcome,
 };
 use crate::ts::normalize;
 use crate::{Store, StoreError, events_limit};
@@ -434,6 +435,29 @@ impl Store for SqliteStore {
         let token_hash = token_hash.to_owned();
         self.writer
             .submit(move |conn| ops::consume_token(conn, &token_hash, now))
+            .await
+    }
+
+    async fn answer_with_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError> {
+        let now = normalize(now)?;
+        let token_hash = token_hash.to_owned();
+        // One writer command: should recording fail, the writer undoes the
+        // whole command, the token's spending included.
+        self.writer
+            .submit(
+                move |conn| match ops::consume_token(conn, &token_hash, now)? {
+                    TokenOutcome::Consumed(t) => {
+                        ops::record_answer(conn, &t.workspace, &t.run_id, answer.clone(), now)
+                            .map(|o| TokenAnswer::Answered(Box::new(o)))
+                    }
+                    refused => Ok(TokenAnswer::Refused(refused)),
+                },
+            )
             .await
     }
 

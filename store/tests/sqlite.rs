@@ -76,6 +76,7 @@ backend_tests!(sqlite;
     deliveries_and_tokens,
     deliveries_marked_sent_together,
     tokens_named_after_their_delivery,
+    answer_with_token_is_all_or_nothing,
     health,
     sign_in_grants_are_single_use_and_expire,
     grants_reject_bad_input_and_duplicates,

@@ -399,31 +399,6 @@ pub async fn confirm_submit(
             &format!("<p>{text}</p>{}", details(&run)),
         );
     }
-    match state
-        .store
-        .consume_token(&approval_token_key(&token), state.clock.now())
-        .await
-    {
-        Ok(TokenOutcome::Consumed(_)) => {}
-        Ok(TokenOutcome::AlreadyUsed(_)) => {
-            return page(
-                StatusCode::GONE,
-                "This link was already used",
-                "<p>Each link works once.</p>",
-            );
-        }
-        Ok(TokenOutcome::Expired(_)) => {
-            return page(
-                StatusCode::GONE,
-                "This link has expired",
-                "<p>The request expired.</p>",
-            );
-        }
-        Ok(TokenOutcome::Unknown) => {
-            return page(StatusCode::NOT_FOUND, "This link is not valid", "");
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    }
     let answer = Answer {
         workspace: &t.workspace,
         run_id: &t.run_id,
@@ -434,8 +409,8 @@ pub async fn confirm_submit(
         client_addr,
         user_agent: user_agent(&headers),
     };
-    match record::record_answer(&state, answer).await {
-        Ok((outcome, run)) => {
+    match record::answer_with_token(&state, &approval_token_key(&token), answer).await {
+        Ok(Ok((outcome, run))) => {
             let text = record::describe(outcome, &run, &t.approver_id, decision);
             let title = match outcome {
                 Outcome::Recorded => "Thank you, your answer is recorded",
@@ -448,6 +423,17 @@ pub async fn confirm_submit(
                 &format!("<p>{}</p>{}", escape(&text), details(&run)),
             )
         }
+        Ok(Err(TokenOutcome::AlreadyUsed(_) | TokenOutcome::Consumed(_))) => page(
+            StatusCode::GONE,
+            "This link was already used",
+            "<p>Each link works once.</p>",
+        ),
+        Ok(Err(TokenOutcome::Expired(_))) => page(
+            StatusCode::GONE,
+            "This link has expired",
+            "<p>The request expired.</p>",
+        ),
+        Ok(Err(TokenOutcome::Unknown)) => page(StatusCode::NOT_FOUND, "This link is not valid", ""),
         Err(e) => e.into_response(),
     }
 }
@@ -523,37 +509,33 @@ pub async fn answer_api(
         .ok_or_else(not_found)?;
     // Refusals that would waste the single-use token are checked first.
     record::may_answer(&run, &approver_id)?;
-    match state.store.consume_token(&hash, state.clock.now()).await? {
-        TokenOutcome::Consumed(_) => {}
-        TokenOutcome::AlreadyUsed(_) => {
+    let channel = if shared { names::WEBHOOK } else { "api" };
+    let answer = Answer {
+        workspace: &t.workspace,
+        run_id: &t.run_id,
+        approver_id: &approver_id,
+        decision,
+        channel,
+        comment,
+        client_addr,
+        user_agent: user_agent(&headers),
+    };
+    let (outcome, run) = match record::answer_with_token(&state, &hash, answer).await? {
+        Ok(answered) => answered,
+        Err(TokenOutcome::AlreadyUsed(_) | TokenOutcome::Consumed(_)) => {
             return Err(ApiError::Conflict {
                 code: "token_used",
                 message: "this answer URL was already used".to_owned(),
             });
         }
-        TokenOutcome::Expired(_) => {
+        Err(TokenOutcome::Expired(_)) => {
             return Err(ApiError::Conflict {
                 code: "token_expired",
                 message: "this answer URL has expired".to_owned(),
             });
         }
-        TokenOutcome::Unknown => return Err(not_found()),
-    }
-    let channel = if shared { names::WEBHOOK } else { "api" };
-    let (outcome, run) = record::record_answer(
-        &state,
-        Answer {
-            workspace: &t.workspace,
-            run_id: &t.run_id,
-            approver_id: &approver_id,
-            decision,
-            channel,
-            comment,
-            client_addr,
-            user_agent: user_agent(&headers),
-        },
-    )
-    .await?;
+        Err(TokenOutcome::Unknown) => return Err(not_found()),
+    };
     Ok(Json(json!({
         "outcome": outcome,
         "message": record::describe(outcome, &run, &approver_id, decision),

@@ -1,6 +1,8 @@
 //! Recording an answer, whatever channel it came through.
 
-use countersign_store::{AnswerDecision, AnswerInput, AnswerOutcome, Run, StoreError};
+use countersign_store::{
+    AnswerDecision, AnswerInput, AnswerOutcome, Run, StoreError, TokenAnswer, TokenOutcome,
+};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -61,25 +63,53 @@ pub fn may_answer(run: &Run, approver_id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Records the answer; the store applies quorum, rejection, expiry and the
-/// self-approval rule atomically.
-pub async fn record_answer(state: &AppState, a: Answer<'_>) -> Result<(Outcome, Run), ApiError> {
-    let input = AnswerInput {
+fn input(a: Answer<'_>) -> AnswerInput {
+    AnswerInput {
         approver_id: a.approver_id.to_owned(),
         decision: a.decision,
         channel: a.channel.to_owned(),
         comment: a.comment,
         client_addr: a.client_addr,
         user_agent: a.user_agent,
-    };
-    let outcome = state
-        .store
-        .record_answer(a.workspace, a.run_id, input, state.clock.now())
-        .await?;
-    Ok(match outcome {
+    }
+}
+
+fn outcome(o: AnswerOutcome) -> (Outcome, Run) {
+    match o {
         AnswerOutcome::Recorded(run) => (Outcome::Recorded, run),
         AnswerOutcome::Duplicate(run) => (Outcome::Duplicate, run),
         AnswerOutcome::AlreadyDecided(run) => (Outcome::AlreadyDecided, run),
+    }
+}
+
+/// Records the answer; the store applies quorum, rejection, expiry and the
+/// self-approval rule atomically.
+pub async fn record_answer(state: &AppState, a: Answer<'_>) -> Result<(Outcome, Run), ApiError> {
+    let (workspace, run_id) = (a.workspace, a.run_id);
+    let recorded = state
+        .store
+        .record_answer(workspace, run_id, input(a), state.clock.now())
+        .await?;
+    Ok(outcome(recorded))
+}
+
+/// Spends the single-use token with hash `token_hash` and records the
+/// answer it carries on the token's run, in one store transaction: a crash
+/// or a refused answer never leaves the token spent with no answer.
+/// `Ok(Err(_))` says why the token could not be spent; then nothing was
+/// written.
+pub async fn answer_with_token(
+    state: &AppState,
+    token_hash: &str,
+    a: Answer<'_>,
+) -> Result<Result<(Outcome, Run), TokenOutcome>, ApiError> {
+    let answered = state
+        .store
+        .answer_with_token(token_hash, input(a), state.clock.now())
+        .await?;
+    Ok(match answered {
+        TokenAnswer::Answered(o) => Ok(outcome(*o)),
+        TokenAnswer::Refused(t) => Err(t),
     })
 }
 

@@ -5,7 +5,7 @@ use crate::common::{Backend, answer, pending, run, t};
 use countersign_store::{
     AnswerDecision::{Approve, Reject},
     AnswerOutcome, EventKind, ExecutionOutcome, ExecutionStatus, GovernanceStatus, NewDelivery,
-    Store, StoreError, TokenOutcome,
+    Store, StoreError, TokenAnswer, TokenOutcome,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -540,4 +540,103 @@ pub async fn deliveries_and_tokens(b: &impl Backend) {
         .await
         .unwrap();
     assert!(due(t(102)).await.is_empty());
+}
+
+/// Spending a token and recording its answer happen together or not at
+/// all: a refused answer leaves the token usable, a spent token records
+/// nothing more.
+pub async fn answer_with_token_is_all_or_nothing(b: &impl Backend) {
+    let s = b.store();
+    let mut r = pending("ws", "r", &["a", "b", "c"], 1, t(1000));
+    r.actor = Some("b".into());
+    r.deliveries = [("dlv_a", "a"), ("dlv_b", "b"), ("dlv_c", "c")]
+        .iter()
+        .map(|(id, who)| NewDelivery {
+            delivery_id: (*id).into(),
+            approver_id: (*who).into(),
+            channel: "email".into(),
+            token_hash: Some(format!("{id}.hash-of-{who}")),
+            next_attempt_at: t(10),
+        })
+        .collect();
+    s.create_run(r).await.unwrap();
+    let unspent = |token: &'static str| {
+        let s = Arc::clone(&s);
+        async move {
+            s.find_token(token)
+                .await
+                .unwrap()
+                .unwrap()
+                .used_at
+                .is_none()
+        }
+    };
+
+    // b proposed the run: refused, and b's token is still unspent.
+    let err = s
+        .answer_with_token("dlv_b.hash-of-b", answer("b", Approve), t(20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SelfApproval { .. }), "{err:?}");
+    assert!(unspent("dlv_b.hash-of-b").await);
+    // Someone who is not an approver, on c's (shared-looking) token: same.
+    let err = s
+        .answer_with_token("dlv_c.hash-of-c", answer("zed", Approve), t(21))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotAnApprover { .. }), "{err:?}");
+    assert!(unspent("dlv_c.hash-of-c").await);
+    let run = s.get_run("ws", "r").await.unwrap().unwrap();
+    assert!(run.approvals.is_empty());
+    assert_eq!(run.governance_status, GovernanceStatus::PendingApproval);
+
+    // a's token: spent and answered in one go.
+    let done = s
+        .answer_with_token("dlv_a.hash-of-a", answer("a", Approve), t(50))
+        .await
+        .unwrap();
+    let TokenAnswer::Answered(answered) = done else {
+        panic!("{done:?}");
+    };
+    let AnswerOutcome::Recorded(run) = *answered else {
+        panic!("{answered:?}");
+    };
+    assert_eq!(run.governance_status, GovernanceStatus::Approved);
+    assert_eq!(
+        s.find_token("dlv_a.hash-of-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at,
+        Some(t(50))
+    );
+    // Used again: refused, and no second answer is recorded.
+    let again = s
+        .answer_with_token("dlv_a.hash-of-a", answer("a", Reject), t(51))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, TokenAnswer::Refused(TokenOutcome::AlreadyUsed(_))),
+        "{again:?}"
+    );
+    assert_eq!(
+        s.get_run("ws", "r").await.unwrap().unwrap().approvals.len(),
+        1
+    );
+    assert!(matches!(
+        s.answer_with_token("dlv_c.hash-of-c", answer("c", Approve), t(1000))
+            .await
+            .unwrap(),
+        TokenAnswer::Refused(TokenOutcome::Expired(_))
+    ));
+    assert!(matches!(
+        s.answer_with_token("dlv_z.hash-of-z", answer("c", Approve), t(60))
+            .await
+            .unwrap(),
+        TokenAnswer::Refused(TokenOutcome::Unknown)
+    ));
+    assert_eq!(
+        s.get_run("ws", "r").await.unwrap().unwrap().approvals.len(),
+        1
+    );
 }

@@ -278,13 +278,10 @@ async fn due_ids(s: &Arc<dyn Store>, now: chrono::DateTime<chrono::Utc>) -> Vec<
         .collect()
 }
 
-/// Tokens whose key names their delivery (`DELIVERY_ID.…`, the form the
-/// gate issues) are found, spent once and expire like any other; a key
-/// naming a delivery with another token, or no delivery, is unknown.
-pub async fn tokens_named_after_their_delivery(b: &impl Backend) {
-    let s = b.store();
-    let mut r = pending("ws", "r", &["a", "b"], 1, t(1000));
-    r.deliveries = [("dlv_a", "a"), ("dlv_b", "b")]
+/// One email delivery per (delivery id, approver), each with a token key in
+/// the gate's form, `DELIVERY_ID.hash-of-APPROVER`.
+fn token_deliveries(pairs: &[(&str, &str)]) -> Vec<NewDelivery> {
+    pairs
         .iter()
         .map(|(id, who)| NewDelivery {
             delivery_id: (*id).into(),
@@ -293,7 +290,16 @@ pub async fn tokens_named_after_their_delivery(b: &impl Backend) {
             token_hash: Some(format!("{id}.hash-of-{who}")),
             next_attempt_at: t(10),
         })
-        .collect();
+        .collect()
+}
+
+/// Tokens whose key names their delivery (`DELIVERY_ID.…`, the form the
+/// gate issues) are found, spent once and expire like any other; a key
+/// naming a delivery with another token, or no delivery, is unknown.
+pub async fn tokens_named_after_their_delivery(b: &impl Backend) {
+    let s = b.store();
+    let mut r = pending("ws", "r", &["a", "b"], 1, t(1000));
+    r.deliveries = token_deliveries(&[("dlv_a", "a"), ("dlv_b", "b")]);
     s.create_run(r).await.unwrap();
     let found = s.find_token("dlv_a.hash-of-a").await.unwrap().unwrap();
     assert_eq!(
@@ -549,16 +555,7 @@ pub async fn answer_with_token_is_all_or_nothing(b: &impl Backend) {
     let s = b.store();
     let mut r = pending("ws", "r", &["a", "b", "c"], 1, t(1000));
     r.actor = Some("b".into());
-    r.deliveries = [("dlv_a", "a"), ("dlv_b", "b"), ("dlv_c", "c")]
-        .iter()
-        .map(|(id, who)| NewDelivery {
-            delivery_id: (*id).into(),
-            approver_id: (*who).into(),
-            channel: "email".into(),
-            token_hash: Some(format!("{id}.hash-of-{who}")),
-            next_attempt_at: t(10),
-        })
-        .collect();
+    r.deliveries = token_deliveries(&[("dlv_a", "a"), ("dlv_b", "b"), ("dlv_c", "c")]);
     s.create_run(r).await.unwrap();
     let unspent = |token: &'static str| {
         let s = Arc::clone(&s);

@@ -729,7 +729,7 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
     let own = propose(&gate, &agent, "mark_invoice_paid", "bob").await;
     let run = gate
         .wait_run(&agent, &own, "console deliveries", |r| {
-            sent(r, "bob", "console")
+            sent(r, "bob", "console") && sent(r, "alice", "console")
         })
         .await;
     let d = run["deliveries"]
@@ -753,7 +753,10 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
         .await
         .unwrap();
     assert!(
-        html.contains("You proposed this action, so you cannot answer it."),
+        html.contains(
+            "You proposed this action, so you cannot answer it.</strong> \
+             Another member of controllers decides."
+        ),
         "{html}"
     );
     assert!(!html.contains("<form"), "{html}");
@@ -784,6 +787,47 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
         (403, Some("self_approval"))
     );
     assert_eq!(gate.run(&agent, &own).await["approvals"], json!([]));
+    // Once alice has rejected it, bob's page says it is decided and still
+    // offers him nothing, without claiming anyone else will decide.
+    let alice_own = run["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["approver"] == "alice" && d["channel"] == "console")
+        .map(|d| {
+            gate.state
+                .token_secret
+                .token_for(d["delivery_id"].as_str().unwrap())
+        })
+        .unwrap();
+    let (s, v) = gate
+        .post_json(
+            &format!("/v1/approvals/{alice_own}"),
+            None,
+            &json!({"decision": "reject"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["run"]["governance_status"].as_str()),
+        (200, Some("rejected")),
+        "{v}"
+    );
+    let html = gate
+        .http
+        .get(format!("{}/a/{bob_token}?d=approve&c=console", gate.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("This request is already rejected."), "{html}");
+    assert!(
+        html.contains("You proposed this action, so you cannot answer it.</strong></p>"),
+        "{html}"
+    );
+    assert!(!html.contains("Another member"), "{html}");
+    assert!(!html.contains("<button"), "{html}");
 }
 
 #[tokio::test]

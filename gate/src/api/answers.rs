@@ -183,15 +183,16 @@ fn approver_name(state: &AppState, run: &Run, approver_id: &str) -> String {
 
 /// What the run's own actor sees instead of the answer form.
 fn own_request_note(run: &Run) -> String {
-    let group = run
-        .approval
-        .as_ref()
-        .map_or("the approvers", |a| a.group.as_str());
-    format!(
-        "<p><strong>You proposed this action, so you cannot answer it.</strong> \
-         Another member of {} decides.</p>",
-        escape(group)
-    )
+    let who = if run.governance_status == GovernanceStatus::PendingApproval {
+        let group = run
+            .approval
+            .as_ref()
+            .map_or("the approvers", |a| a.group.as_str());
+        format!(" Another member of {} decides.", escape(group))
+    } else {
+        String::new()
+    };
+    format!("<p><strong>You proposed this action, so you cannot answer it.</strong>{who}</p>")
 }
 
 fn parse_decision(s: &str) -> Option<AnswerDecision> {

@@ -179,6 +179,23 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
 
+    /// Claims up to `limit` due deliveries (as [`Store::due_deliveries`])
+    /// for one sender: until `now + lease`, or until the sender records
+    /// the attempt, no other caller gets them. Several gates sharing one
+    /// PostgreSQL database therefore send each request once; a gate that
+    /// dies mid-send leaves its claims to fall due again when the lease
+    /// ends (at least once, never lost). The default, used by SQLite (one
+    /// gate per database file), claims nothing and returns what is due.
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let _ = lease;
+        self.due_deliveries(now, limit).await
+    }
+
     /// Every delivery of a run of this workspace, oldest first (empty for a
     /// run of another workspace).
     async fn deliveries_for_run(

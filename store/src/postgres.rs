@@ -341,6 +341,22 @@ impl Store for PostgresStore {
         read::due_deliveries(&**client, now, events_limit(limit)).await
     }
 
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = normalize(now)?;
+        let until = chrono::Duration::from_std(lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .ok_or_else(|| StoreError::invalid("the delivery lease is too long"))?;
+        let until = normalize(until)?;
+        let limit = events_limit(limit);
+        in_tx!(self, |tx| ops::claim_due_deliveries(&tx, now, until, limit))
+    }
+
     async fn deliveries_for_run(
         &self,
         workspace: &str,

@@ -240,3 +240,71 @@ async fn bad_schema_names_are_refused() {
         Err(countersign_store::StoreError::InvalidInput { .. })
     ));
 }
+
+/// Gates sharing one database claim deliveries: a claimed delivery goes to
+/// no other caller until it is recorded or its lease ends, concurrent
+/// claims never overlap, and a sent delivery is never claimed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_claims_are_exclusive_until_their_lease_ends() {
+    use countersign_store::NewDelivery;
+    let Some(pg) = postgres().await else { return };
+    let s = &pg.store;
+    let lease = Duration::from_secs(60);
+    let mut r = common::pending("ws", "r", &["a", "b", "c"], 1, common::t(10_000));
+    r.deliveries = (0..11)
+        .map(|i| NewDelivery {
+            delivery_id: format!("dlv_{i:02}"),
+            approver_id: ["a", "b", "c"][i % 3].into(),
+            channel: "email".into(),
+            token_hash: None,
+            next_attempt_at: common::t(10),
+        })
+        .collect();
+    s.create_run(r).await.unwrap();
+    let ids = |v: Vec<countersign_store::Delivery>| -> Vec<String> {
+        v.into_iter().map(|d| d.delivery_id).collect()
+    };
+
+    // Eight callers at once, one delivery each: eight different ones.
+    let claims = (0..8).map(|_| {
+        let s = Arc::clone(s);
+        tokio::spawn(async move { s.claim_due_deliveries(common::t(20), 1, lease).await })
+    });
+    let mut seen: Vec<String> = Vec::new();
+    for c in claims {
+        seen.extend(ids(c.await.unwrap().unwrap()));
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    // The other three go to the next caller; then nothing is left.
+    let rest = ids(s
+        .claim_due_deliveries(common::t(21), 10, lease)
+        .await
+        .unwrap());
+    assert_eq!(rest.len(), 3, "{rest:?}");
+    assert!(rest.iter().all(|id| !seen.contains(id)), "{rest:?}");
+    assert!(
+        s.claim_due_deliveries(common::t(22), 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Reading what is due is not claiming: nothing is due while leased.
+    assert!(
+        s.due_deliveries(common::t(22), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // One is sent; when the leases end, the ten unrecorded ones are due
+    // again (at least once), the sent one never.
+    s.mark_delivery_sent(&seen[0], common::t(30)).await.unwrap();
+    let again = ids(s
+        .claim_due_deliveries(common::t(90), 20, lease)
+        .await
+        .unwrap());
+    assert_eq!(again.len(), 10, "{again:?}");
+    assert!(!again.contains(&seen[0]), "{again:?}");
+}

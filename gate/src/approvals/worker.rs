@@ -20,6 +20,11 @@ use crate::state::AppState;
 /// How long one send may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a claimed delivery is kept from other gates sharing a
+/// PostgreSQL database: longer than a send may take, so a slow send is not
+/// repeated, and short enough that a gate's crash delays its claims little.
+const LEASE: Duration = Duration::from_secs(120);
+
 /// Starts the worker loop.
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {
@@ -81,7 +86,10 @@ pub async fn run_once(state: &AppState) -> Result<Pass, countersign_store::Store
     // Bounded, so deliveries that cannot even be recorded (a store fault)
     // cannot spin this loop; the caller decides whether to go on.
     for _ in 0..MAX_BATCHES_PER_PASS {
-        let due = state.store.due_deliveries(state.clock.now(), BATCH).await?;
+        let due = state
+            .store
+            .claim_due_deliveries(state.clock.now(), BATCH, LEASE)
+            .await?;
         let n = due.len();
         // A run usually has several deliveries due together (one per
         // approver and channel): read each run once for all of them.

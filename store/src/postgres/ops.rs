@@ -11,7 +11,7 @@ use crate::chain::{GENESIS_HASH, PendingEvent, seal};
 use crate::logic::{self, AnswerKind};
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, CreateRunOutcome,
-    Event, ExecutionOutcome, NewRun, Run, TokenOutcome,
+    Delivery, Event, ExecutionOutcome, NewRun, Run, TokenOutcome,
 };
 use crate::rows::{RunRow, seq_from_db, seq_to_db};
 use chrono::{DateTime, Utc};
@@ -451,4 +451,40 @@ pub(crate) async fn consume_token(
     .await?;
     token.used_at = Some(now);
     Ok(TokenOutcome::Consumed(token))
+}
+
+/// Claims due deliveries until `until`: rows another transaction is
+/// claiming are skipped (`SKIP LOCKED`), and the claimed rows' next attempt
+/// moves to the lease's end, so no other gate picks them up meanwhile.
+pub(crate) async fn claim_due_deliveries(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Delivery>, StoreError> {
+    let rows = tx
+        .query(
+            "SELECT d.delivery_id, d.workspace, d.run_id, d.approver_id, d.channel, d.attempts, \
+             d.next_attempt_at, d.last_error, d.sent_at, d.token_hash \
+             FROM deliveries d JOIN runs r ON r.workspace = d.workspace AND r.run_id = d.run_id \
+             WHERE d.sent_at IS NULL AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
+             AND r.governance_status = 'pending_approval' \
+             ORDER BY d.next_attempt_at, d.delivery_id LIMIT $2 \
+             FOR UPDATE OF d SKIP LOCKED",
+            &[&now, &i64::from(limit)],
+        )
+        .await?;
+    let claimed = rows
+        .iter()
+        .map(read::delivery_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    if !claimed.is_empty() {
+        let ids: Vec<&str> = claimed.iter().map(|d| d.delivery_id.as_str()).collect();
+        tx.execute(
+            "UPDATE deliveries SET next_attempt_at = $2 WHERE delivery_id = ANY($1)",
+            &[&ids, &until],
+        )
+        .await?;
+    }
+    Ok(claimed)
 }

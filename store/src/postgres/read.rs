@@ -416,7 +416,7 @@ pub(crate) async fn due_deliveries<C: GenericClient>(
 }
 
 /// A `deliveries` row, selected in the column order of the queries here.
-fn delivery_from_row(row: &tokio_postgres::Row) -> Result<Delivery, StoreError> {
+pub(crate) fn delivery_from_row(row: &tokio_postgres::Row) -> Result<Delivery, StoreError> {
     let attempts: i32 = row.try_get(5)?;
     Ok(Delivery {
         delivery_id: row.try_get(0)?,

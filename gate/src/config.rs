@@ -116,6 +116,10 @@ pub struct SlackConfig {
     pub api_base_url: String,
     /// Post to this channel instead of messaging each approver directly.
     pub channel: Option<String>,
+    /// The Slack workspace (team) id, `T…`: when set, clicks from any other
+    /// Slack workspace are refused.
+    #[serde(default)]
+    pub team_id: Option<String>,
 }
 
 fn default_slack_api() -> String {

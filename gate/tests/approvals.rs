@@ -292,10 +292,33 @@ async fn click(
     value: &str,
     action_id: &str,
 ) -> (u16, Value) {
+    click_from(
+        gate,
+        secret,
+        ts,
+        signature,
+        (user, "T0TEAM"),
+        value,
+        action_id,
+    )
+    .await
+}
+
+/// A click by Slack user `who.0` of Slack workspace `who.1`.
+async fn click_from(
+    gate: &Gate,
+    secret: &str,
+    ts: i64,
+    signature: Option<String>,
+    who: (&str, &str),
+    value: &str,
+    action_id: &str,
+) -> (u16, Value) {
+    let (user, team) = who;
     let payload = json!({
         "type": "block_actions",
         "user": {"id": user, "username": user},
-        "team": {"id": "T0TEAM"},
+        "team": {"id": team},
         "container": {"type": "message", "message_ts": "1764147600.000100", "channel_id": "D0DM"},
         "channel": {"id": "D0DM"},
         "message": {"ts": "1764147600.000100"},
@@ -366,6 +389,7 @@ async fn slack_buttons_answer_only_when_signed_fresh_and_from_an_approver() {
             signing_secret_env: None,
             api_base_url: slack_url.clone(),
             channel: None,
+            team_id: Some("T0TEAM".into()),
         });
     })
     .await;
@@ -415,11 +439,68 @@ async fn slack_buttons_answer_only_when_signed_fresh_and_from_an_approver() {
         v["text"].as_str().unwrap().contains("not an approver"),
         "{v}"
     );
+    // Bob, an approver, pressing the button of Alice's direct message (a
+    // copied payload): refused, the message was not his.
+    let (s, v) = click(
+        &gate,
+        secret,
+        now,
+        None,
+        "U0BOB",
+        &approve,
+        "countersign_approve",
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap()
+            .contains("sent to another approver"),
+        "{v}"
+    );
+    // Alice's own click, but from another Slack workspace.
+    let (s, v) = click_from(
+        &gate,
+        secret,
+        now,
+        None,
+        ("U0ALICE", "T0OTHER"),
+        &approve,
+        "countersign_approve",
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("wrong_slack_team"))
+    );
     assert_eq!(
         gate.run(&agent, &id).await["governance_status"],
         "pending_approval",
         "refused clicks change nothing"
     );
+    // A button value naming a delivery the gate never made.
+    let mut forged: Value = serde_json::from_str(&approve).unwrap();
+    forged["delivery_id"] = json!("dlv_00000000000000000000000000000000");
+    let (s, v) = click(
+        &gate,
+        secret,
+        now,
+        None,
+        "U0ALICE",
+        &forged.to_string(),
+        "countersign_approve",
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap()
+            .contains("not on a request Countersign sent"),
+        "{v}"
+    );
+    assert_eq!(gate.run(&agent, &id).await["approvals"], json!([]));
 
     let (s, v) = click(
         &gate,

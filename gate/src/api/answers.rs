@@ -587,6 +587,15 @@ pub async fn slack_interactions(
         Json(json!({ "response_type": "ephemeral", "replace_original": false, "text": text }))
             .into_response()
     };
+    if let Some(team) = &state.channels.slack_team_id {
+        if interaction.team_id.as_deref() != Some(team.as_str()) {
+            return ApiError::Forbidden {
+                code: "wrong_slack_team",
+                message: "this click comes from another Slack workspace".to_owned(),
+            }
+            .into_response();
+        }
+    }
     let v = &interaction.value;
     let decision = match v.decision {
         countersign_transports::slack::Decision::Approve => AnswerDecision::Approve,
@@ -611,6 +620,31 @@ pub async fn slack_interactions(
             "You are not an approver of this request, so you may not answer it.".to_owned(),
         );
     };
+    // The button must be on a Slack message this gate sent for this run:
+    // in a direct message, to the approver who clicked.
+    let delivery = match state
+        .store
+        .deliveries_for_run(&v.workspace, &v.run_id)
+        .await
+    {
+        Ok(list) => list
+            .into_iter()
+            .find(|d| d.delivery_id == v.delivery_id && d.channel == names::SLACK),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match delivery {
+        None => {
+            return ephemeral(
+                "This button is not on a request Countersign sent for this run.".to_owned(),
+            );
+        }
+        Some(d) if !d.approver_id.starts_with('@') && d.approver_id != approver_id => {
+            return ephemeral(
+                "This message was sent to another approver; answer from your own.".to_owned(),
+            );
+        }
+        Some(_) => {}
+    }
     if let Err(e) = record::may_answer(&run, &approver_id) {
         return ephemeral(if e.code() == "self_approval" {
             "You proposed this action, so you cannot approve it; another approver has to answer."

@@ -39,6 +39,8 @@ pub struct Channels {
     pub slack_signing_secret: Option<String>,
     /// Whether Slack posts to one channel rather than to each approver.
     pub slack_channel_mode: bool,
+    /// The only Slack workspace (team) whose clicks are accepted, if set.
+    pub slack_team_id: Option<String>,
     /// Console output.
     pub console: Option<Arc<dyn Transport>>,
     /// Teams per workspace.
@@ -100,6 +102,7 @@ impl Channels {
             c.slack = Some(Arc::new(slack));
             c.slack_signing_secret = Some(signing);
             c.slack_channel_mode = s.channel.is_some();
+            c.slack_team_id.clone_from(&s.team_id);
         }
         if config.console {
             c.console = Some(Arc::new(ConsoleTransport::new()));

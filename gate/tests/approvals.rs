@@ -76,6 +76,31 @@ async fn propose(gate: &Gate, key: &Key, action: &str, actor: &str) -> String {
     run["run_id"].as_str().unwrap().to_owned()
 }
 
+/// The link token of `approver`'s console delivery in `run` (a run view).
+fn console_token(gate: &Gate, run: &Value, approver: &str) -> String {
+    let d = run["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["approver"] == approver && d["channel"] == "console")
+        .unwrap_or_else(|| panic!("no console delivery to {approver}: {run}"));
+    gate.state
+        .token_secret
+        .token_for(d["delivery_id"].as_str().unwrap())
+}
+
+/// The confirmation page behind a link token, as a browser opens it.
+async fn confirmation_page(gate: &Gate, token: &str) -> String {
+    gate.http
+        .get(format!("{}/a/{token}?d=approve&c=console", gate.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn sent(run: &Value, approver: &str, channel: &str) -> bool {
     run["deliveries"]
         .as_array()
@@ -813,26 +838,9 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
             sent(r, "bob", "console") && sent(r, "alice", "console")
         })
         .await;
-    let d = run["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["approver"] == "bob")
-        .unwrap();
-    let bob_token = gate
-        .state
-        .token_secret
-        .token_for(d["delivery_id"].as_str().unwrap());
+    let bob_token = console_token(&gate, &run, "bob");
     // Bob's page says why he cannot answer and offers no buttons.
-    let html = gate
-        .http
-        .get(format!("{}/a/{bob_token}?d=approve&c=console", gate.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = confirmation_page(&gate, &bob_token).await;
     assert!(
         html.contains(
             "You proposed this action, so you cannot answer it.</strong> \
@@ -870,17 +878,7 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
     assert_eq!(gate.run(&agent, &own).await["approvals"], json!([]));
     // Once alice has rejected it, bob's page says it is decided and still
     // offers him nothing, without claiming anyone else will decide.
-    let alice_own = run["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["approver"] == "alice" && d["channel"] == "console")
-        .map(|d| {
-            gate.state
-                .token_secret
-                .token_for(d["delivery_id"].as_str().unwrap())
-        })
-        .unwrap();
+    let alice_own = console_token(&gate, &run, "alice");
     let (s, v) = gate
         .post_json(
             &format!("/v1/approvals/{alice_own}"),
@@ -893,15 +891,7 @@ async fn quorum_two_counts_each_approver_once_and_refuses_self_approval_by_link(
         (200, Some("rejected")),
         "{v}"
     );
-    let html = gate
-        .http
-        .get(format!("{}/a/{bob_token}?d=approve&c=console", gate.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = confirmation_page(&gate, &bob_token).await;
     assert!(html.contains("This request is already rejected."), "{html}");
     assert!(
         html.contains("You proposed this action, so you cannot answer it.</strong></p>"),

@@ -462,18 +462,8 @@ pub(crate) async fn claim_due_deliveries(
     until: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT d.delivery_id, d.workspace, d.run_id, d.approver_id, d.channel, d.attempts, \
-             d.next_attempt_at, d.last_error, d.sent_at, d.token_hash \
-             FROM deliveries d JOIN runs r ON r.workspace = d.workspace AND r.run_id = d.run_id \
-             WHERE d.sent_at IS NULL AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
-             AND r.governance_status = 'pending_approval' \
-             ORDER BY d.next_attempt_at, d.delivery_id LIMIT $2 \
-             FOR UPDATE OF d SKIP LOCKED",
-            &[&now, &i64::from(limit)],
-        )
-        .await?;
+    let claim = format!("{} FOR UPDATE OF d SKIP LOCKED", read::DUE_DELIVERIES);
+    let rows = tx.query(&claim, &[&now, &i64::from(limit)]).await?;
     let claimed = rows
         .iter()
         .map(read::delivery_from_row)

@@ -396,22 +396,21 @@ pub(crate) async fn list_keys<C: GenericClient>(
 }
 
 /// Deliveries due at `now` for runs still pending.
+/// Unsent deliveries due at `$1` of runs still pending, oldest due first,
+/// at most `$2`.
+pub(crate) const DUE_DELIVERIES: &str = "SELECT d.delivery_id, d.workspace, d.run_id, d.approver_id, d.channel, d.attempts, \
+     d.next_attempt_at, d.last_error, d.sent_at, d.token_hash \
+     FROM deliveries d JOIN runs r ON r.workspace = d.workspace AND r.run_id = d.run_id \
+     WHERE d.sent_at IS NULL AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
+     AND r.governance_status = 'pending_approval' \
+     ORDER BY d.next_attempt_at, d.delivery_id LIMIT $2";
+
 pub(crate) async fn due_deliveries<C: GenericClient>(
     c: &C,
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let rows = c
-        .query(
-            "SELECT d.delivery_id, d.workspace, d.run_id, d.approver_id, d.channel, d.attempts, \
-             d.next_attempt_at, d.last_error, d.sent_at, d.token_hash \
-             FROM deliveries d JOIN runs r ON r.workspace = d.workspace AND r.run_id = d.run_id \
-             WHERE d.sent_at IS NULL AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
-             AND r.governance_status = 'pending_approval' \
-             ORDER BY d.next_attempt_at, d.delivery_id LIMIT $2",
-            &[&now, &i64::from(limit)],
-        )
-        .await?;
+    let rows = c.query(DUE_DELIVERIES, &[&now, &i64::from(limit)]).await?;
     rows.iter().map(delivery_from_row).collect()
 }
 

@@ -397,6 +397,54 @@ fn button_value(rec: &Recorder, channel: &str, action_id: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_shared_slack_channel_post_takes_any_approvers_click_from_any_team() {
+    let rec = Recorder::default();
+    let app = Router::new()
+        .route("/api/{method}", post(fake_slack))
+        .with_state(rec.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slack_url = format!("http://{}/api/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let secret = "0c2b6a4e1d9f8a7b6c5d4e3f2a1b0c9d";
+    let gate = start(POLICY, |c, _| {
+        c.slack = Some(SlackConfig {
+            bot_token: Some("xoxb-test-token".into()),
+            bot_token_env: None,
+            signing_secret: Some(secret.into()),
+            signing_secret_env: None,
+            api_base_url: slack_url.clone(),
+            channel: Some("C0SHARED".into()),
+            team_id: None,
+        });
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    let id = propose(&gate, &agent, "send_invoice_reminder", "finance_agent").await;
+    gate.wait_run(&agent, &id, "one post to the shared channel", |r| {
+        sent(r, "@slack-channel", "slack")
+    })
+    .await;
+    let approve = button_value(&rec, "C0SHARED", "countersign_approve");
+    // Bob answers from the shared post (one delivery for everyone), from a
+    // Slack workspace the gate was not told to restrict to.
+    let (s, v) = click_from(
+        &gate,
+        secret,
+        gate.clock.now().timestamp(),
+        None,
+        ("U0BOB", "T0ANY"),
+        &approve,
+        "countersign_approve",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let run = gate.run(&agent, &id).await;
+    assert_eq!(run["governance_status"], "approved", "{run}");
+    assert_eq!(run["approvals"][0]["approver"], "bob");
+    assert_eq!(run["approvals"][0]["channel"], "slack");
+}
+
+#[tokio::test]
 async fn slack_buttons_answer_only_when_signed_fresh_and_from_an_approver() {
     let rec = Recorder::default();
     let app = Router::new()

@@ -308,3 +308,50 @@ async fn delivery_claims_are_exclusive_until_their_lease_ends() {
     assert_eq!(again.len(), 10, "{again:?}");
     assert!(!again.contains(&seen[0]), "{again:?}");
 }
+
+/// A claim skips deliveries another gate is claiming at that moment
+/// instead of waiting for that gate's transaction to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_skips_rows_another_claim_holds() {
+    use countersign_store::NewDelivery;
+    let Some(pg) = postgres().await else { return };
+    let s = &pg.store;
+    let mut r = common::pending("ws", "r", &["a", "b"], 1, common::t(10_000));
+    r.deliveries = ["dlv_1", "dlv_2"]
+        .iter()
+        .map(|id| NewDelivery {
+            delivery_id: (*id).into(),
+            approver_id: "a".into(),
+            channel: "email".into(),
+            token_hash: None,
+            next_attempt_at: common::t(10),
+        })
+        .collect();
+    s.create_run(r).await.unwrap();
+    // Another gate's claim, still in progress: dlv_1's row is locked.
+    let mut other = raw_client(Some(&pg.schema)).await.unwrap();
+    let tx = other.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM deliveries WHERE delivery_id = 'dlv_1' FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+    let claimed = tokio::time::timeout(
+        Duration::from_secs(10),
+        s.claim_due_deliveries(common::t(20), 10, Duration::from_secs(60)),
+    )
+    .await
+    .expect("the claim waited for the other transaction instead of skipping its row")
+    .unwrap();
+    let ids: Vec<String> = claimed.into_iter().map(|d| d.delivery_id).collect();
+    assert_eq!(ids, ["dlv_2"]);
+    tx.rollback().await.unwrap();
+    // Released, dlv_1 is the next caller's.
+    let next = s
+        .claim_due_deliveries(common::t(21), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].delivery_id, "dlv_1");
+}

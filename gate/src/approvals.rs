@@ -14,6 +14,19 @@ pub mod record;
 pub mod tokens;
 pub mod worker;
 
+/// A run's approver group (named `group`) and then its escalation group,
+/// as the policy set in force defines them.
+pub fn run_groups<'a>(
+    set: &'a countersign_engine::PolicySet,
+    group: &str,
+) -> impl Iterator<Item = &'a countersign_engine::ApproverGroup> {
+    let run_group = set.group(group);
+    let escalation = run_group
+        .and_then(|g| g.escalate_to.as_deref())
+        .and_then(|n| set.group(n));
+    run_group.into_iter().chain(escalation)
+}
+
 /// An approver's display name from a policy set: as listed in `group` (the
 /// run's group), else in its escalation group, else in any group that gives
 /// one. A member may be listed in several groups, with a name in only some.
@@ -29,12 +42,9 @@ pub fn member_name(
             .filter(|m| m.id == member)
             .find_map(|m| m.name.clone())
     };
-    let run_group = group.and_then(|n| set.group(n));
-    let escalation = run_group
-        .and_then(|g| g.escalate_to.as_deref())
-        .and_then(|n| set.group(n));
-    run_group
-        .and_then(named)
-        .or_else(|| escalation.and_then(named))
+    group
+        .into_iter()
+        .flat_map(|g| run_groups(set, g))
+        .find_map(named)
         .or_else(|| set.groups().iter().find_map(named))
 }

@@ -396,8 +396,10 @@ fn button_value(rec: &Recorder, channel: &str, action_id: &str) -> String {
         .expect("the button")
 }
 
-#[tokio::test]
-async fn a_shared_slack_channel_post_takes_any_approvers_click_from_any_team() {
+/// A gate whose Slack transport talks to a local fake of Slack's Web API
+/// (whose calls are recorded), posting to `channel` if given (else direct
+/// messages), accepting clicks from `team` only if given.
+async fn slack_gate(secret: &str, channel: Option<&str>, team: Option<&str>) -> (Recorder, Gate) {
     let rec = Recorder::default();
     let app = Router::new()
         .route("/api/{method}", post(fake_slack))
@@ -405,19 +407,25 @@ async fn a_shared_slack_channel_post_takes_any_approvers_click_from_any_team() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let slack_url = format!("http://{}/api/", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let secret = "0c2b6a4e1d9f8a7b6c5d4e3f2a1b0c9d";
     let gate = start(POLICY, |c, _| {
         c.slack = Some(SlackConfig {
             bot_token: Some("xoxb-test-token".into()),
             bot_token_env: None,
             signing_secret: Some(secret.into()),
             signing_secret_env: None,
-            api_base_url: slack_url.clone(),
-            channel: Some("C0SHARED".into()),
-            team_id: None,
+            api_base_url: slack_url,
+            channel: channel.map(str::to_owned),
+            team_id: team.map(str::to_owned),
         });
     })
     .await;
+    (rec, gate)
+}
+
+#[tokio::test]
+async fn a_shared_slack_channel_post_takes_any_approvers_click_from_any_team() {
+    let secret = "0c2b6a4e1d9f8a7b6c5d4e3f2a1b0c9d";
+    let (rec, gate) = slack_gate(secret, Some("C0SHARED"), None).await;
     let agent = gate.key(Role::Agent).await;
     let id = propose(&gate, &agent, "send_invoice_reminder", "finance_agent").await;
     gate.wait_run(&agent, &id, "one post to the shared channel", |r| {
@@ -446,26 +454,8 @@ async fn a_shared_slack_channel_post_takes_any_approvers_click_from_any_team() {
 
 #[tokio::test]
 async fn slack_buttons_answer_only_when_signed_fresh_and_from_an_approver() {
-    let rec = Recorder::default();
-    let app = Router::new()
-        .route("/api/{method}", post(fake_slack))
-        .with_state(rec.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let slack_url = format!("http://{}/api/", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
     let secret = "8f742231b10e8888abcd99yyyzzz85a5";
-    let gate = start(POLICY, |c, _| {
-        c.slack = Some(SlackConfig {
-            bot_token: Some("xoxb-test-token".into()),
-            bot_token_env: None,
-            signing_secret: Some(secret.into()),
-            signing_secret_env: None,
-            api_base_url: slack_url.clone(),
-            channel: None,
-            team_id: Some("T0TEAM".into()),
-        });
-    })
-    .await;
+    let (rec, gate) = slack_gate(secret, None, Some("T0TEAM")).await;
     let agent = gate.key(Role::Agent).await;
     let id = propose(&gate, &agent, "send_invoice_reminder", "finance_agent").await;
     gate.wait_run(&agent, &id, "Slack DMs", |r| {

@@ -249,10 +249,7 @@ async fn attempt(
 /// may appear in several groups with different details).
 fn member_teams_url(state: &AppState, run: &Run, member: &str) -> Option<String> {
     let set = state.workspaces.get(&run.workspace)?.policies();
-    let group = set.group(&run.approval.as_ref()?.group)?;
-    let escalation = group.escalate_to.as_deref().and_then(|n| set.group(n));
-    std::iter::once(group)
-        .chain(escalation)
+    super::run_groups(&set, &run.approval.as_ref()?.group)
         .flat_map(|g| g.members.iter())
         .find(|m| m.id == member)
         .and_then(|m| m.teams.clone())

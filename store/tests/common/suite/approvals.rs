@@ -278,6 +278,11 @@ async fn due_ids(s: &Arc<dyn Store>, now: chrono::DateTime<chrono::Utc>) -> Vec<
         .collect()
 }
 
+/// When the token with this key was spent (`None`: not yet).
+async fn used_at(s: &Arc<dyn Store>, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    s.find_token(key).await.unwrap().unwrap().used_at
+}
+
 /// One email delivery per (delivery id, approver), each with a token key in
 /// the gate's form, `DELIVERY_ID.hash-of-APPROVER`.
 fn token_deliveries(pairs: &[(&str, &str)]) -> Vec<NewDelivery> {
@@ -331,27 +336,13 @@ pub async fn tokens_named_after_their_delivery(b: &impl Backend) {
         s.consume_token("dlv_a.hash-of-a", t(51)).await.unwrap(),
         TokenOutcome::AlreadyUsed(tok) if tok.used_at == Some(t(50))
     ));
-    assert_eq!(
-        s.find_token("dlv_a.hash-of-a")
-            .await
-            .unwrap()
-            .unwrap()
-            .used_at,
-        Some(t(50))
-    );
+    assert_eq!(used_at(&s, "dlv_a.hash-of-a").await, Some(t(50)));
     assert!(matches!(
         s.consume_token("dlv_b.hash-of-b", t(1000)).await.unwrap(),
         TokenOutcome::Expired(_)
     ));
     // Spending one token leaves the other delivery's token as it was.
-    assert_eq!(
-        s.find_token("dlv_b.hash-of-b")
-            .await
-            .unwrap()
-            .unwrap()
-            .used_at,
-        None
-    );
+    assert_eq!(used_at(&s, "dlv_b.hash-of-b").await, None);
 }
 
 /// Several sent deliveries are recorded in one write: all of them, or none
@@ -557,17 +548,6 @@ pub async fn answer_with_token_is_all_or_nothing(b: &impl Backend) {
     r.actor = Some("b".into());
     r.deliveries = token_deliveries(&[("dlv_a", "a"), ("dlv_b", "b"), ("dlv_c", "c")]);
     s.create_run(r).await.unwrap();
-    let unspent = |token: &'static str| {
-        let s = Arc::clone(&s);
-        async move {
-            s.find_token(token)
-                .await
-                .unwrap()
-                .unwrap()
-                .used_at
-                .is_none()
-        }
-    };
 
     // b proposed the run: refused, and b's token is still unspent.
     let err = s
@@ -575,14 +555,14 @@ pub async fn answer_with_token_is_all_or_nothing(b: &impl Backend) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::SelfApproval { .. }), "{err:?}");
-    assert!(unspent("dlv_b.hash-of-b").await);
+    assert_eq!(used_at(&s, "dlv_b.hash-of-b").await, None);
     // Someone who is not an approver, on c's (shared-looking) token: same.
     let err = s
         .answer_with_token("dlv_c.hash-of-c", answer("zed", Approve), t(21))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotAnApprover { .. }), "{err:?}");
-    assert!(unspent("dlv_c.hash-of-c").await);
+    assert_eq!(used_at(&s, "dlv_c.hash-of-c").await, None);
     let run = s.get_run("ws", "r").await.unwrap().unwrap();
     assert!(run.approvals.is_empty());
     assert_eq!(run.governance_status, GovernanceStatus::PendingApproval);
@@ -599,14 +579,7 @@ pub async fn answer_with_token_is_all_or_nothing(b: &impl Backend) {
         panic!("{answered:?}");
     };
     assert_eq!(run.governance_status, GovernanceStatus::Approved);
-    assert_eq!(
-        s.find_token("dlv_a.hash-of-a")
-            .await
-            .unwrap()
-            .unwrap()
-            .used_at,
-        Some(t(50))
-    );
+    assert_eq!(used_at(&s, "dlv_a.hash-of-a").await, Some(t(50)));
     // Used again: refused, and no second answer is recorded.
     let again = s
         .answer_with_token("dlv_a.hash-of-a", answer("a", Reject), t(51))

@@ -28,6 +28,7 @@ mod model;
 mod postgres;
 mod rows;
 mod sqlite;
+pub mod tlog;
 mod ts;
 
 pub use canonical::to_canonical_json;

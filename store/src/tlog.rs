@@ -42,9 +42,7 @@ pub use note::{
     ED25519_SIGNATURE_TYPE, MAX_NOTE_SIGNATURES, Note, NoteSignature, SignerKey, VerifierKey,
     key_id, open_note, sign_note,
 };
-pub use proof::{
-    consistency_proof_plan, inclusion_proof_plan, prove_consistency, prove_inclusion,
-};
+pub use proof::{consistency_proof_plan, inclusion_proof_plan, prove_consistency, prove_inclusion};
 pub use stored::{
     AppendPlan, HashPlan, HashReader, MAX_TREE_SIZE, Subtree, hashes_to_store,
     hashes_to_store_plan, stored_hash_count, tree_hash, tree_hash_plan,

@@ -180,25 +180,41 @@ mod tests {
     #[test]
     fn malformed_bodies_are_refused() {
         let bad_size = |s: &str| format!("o\n{s}\n{ROOT_B64}\n");
-        for size in ["", "01", "00", "+1", "-1", " 1", "1 ", "1e3", "0x10", "18446744073709551616"] {
+        for size in [
+            "",
+            "01",
+            "00",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "1e3",
+            "0x10",
+            "18446744073709551616",
+        ] {
             let err = Checkpoint::parse_body(&bad_size(size)).unwrap_err();
             assert!(
-                matches!(err, CheckpointError::InvalidSize { .. } | CheckpointError::Malformed { .. }),
+                matches!(
+                    err,
+                    CheckpointError::InvalidSize { .. } | CheckpointError::Malformed { .. }
+                ),
                 "size {size:?}: {err:?}"
             );
         }
         assert_eq!(
-            Checkpoint::parse_body(&bad_size("18446744073709551615")).unwrap().size,
+            Checkpoint::parse_body(&bad_size("18446744073709551615"))
+                .unwrap()
+                .size,
             u64::MAX
         );
         let bad_root = |r: &str| format!("o\n1\n{r}\n");
         for root in [
-            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I",    // no padding
-            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2J=",   // non-canonical last char
-            "CsUYapGGPo4dkMgIAUqom_Xajj7h2fB2MPA3j2jxq2I=",   // URL alphabet
-            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxqw==",   // 31 bytes
-            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2IA",   // 33 bytes
-            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I= ",  // trailing space
+            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I", // no padding
+            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2J=", // non-canonical last char
+            "CsUYapGGPo4dkMgIAUqom_Xajj7h2fB2MPA3j2jxq2I=", // URL alphabet
+            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxqw==", // 31 bytes
+            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2IA", // 33 bytes
+            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I= ", // trailing space
         ] {
             let err = Checkpoint::parse_body(&bad_root(root)).unwrap_err();
             assert!(
@@ -208,7 +224,7 @@ mod tests {
         }
         for body in [
             format!("o\n1\n{ROOT_B64}"),
-            format!("o\n1\n"),
+            "o\n1\n".to_owned(),
             format!("\n1\n{ROOT_B64}\n"),
             format!("o\n1\n{ROOT_B64}\n\n"),
             format!("o\n1\n{ROOT_B64}\n\next\n"),
@@ -216,7 +232,10 @@ mod tests {
             format!("o\r\n1\n{ROOT_B64}\n"),
         ] {
             assert!(
-                matches!(Checkpoint::parse_body(&body), Err(CheckpointError::Malformed { .. })),
+                matches!(
+                    Checkpoint::parse_body(&body),
+                    Err(CheckpointError::Malformed { .. })
+                ),
                 "{body:?}"
             );
         }

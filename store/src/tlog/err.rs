@@ -174,7 +174,9 @@ pub enum NoteError {
     #[error("invalid signature by key `{name}+{key_id:08x}`")]
     #[diagnostic(
         code(countersign::tlog::note::invalid_signature),
-        help("the note was changed after signing, or signed by another key with the same name and id")
+        help(
+            "the note was changed after signing, or signed by another key with the same name and id"
+        )
     )]
     InvalidSignature {
         /// The key's name.

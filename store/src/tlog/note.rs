@@ -60,7 +60,10 @@ pub fn key_id(name: &str, public_key: &VerifyingKey) -> u32 {
 }
 
 fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+' || c < ' ')
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c < ' ')
 }
 
 fn check_name(name: &str) -> Result<(), KeyError> {

@@ -184,9 +184,17 @@ pub(crate) mod tests {
             }
             for m in 1..n {
                 let proof = prove_consistency(m as u64, n as u64, &store).unwrap();
-                assert_eq!(proof, reference_subproof(m, leaves, true), "PROOF({m}, {n})");
+                assert_eq!(
+                    proof,
+                    reference_subproof(m, leaves, true),
+                    "PROOF({m}, {n})"
+                );
             }
-            assert!(prove_consistency(n as u64, n as u64, &store).unwrap().is_empty());
+            assert!(
+                prove_consistency(n as u64, n as u64, &store)
+                    .unwrap()
+                    .is_empty()
+            );
             assert!(prove_consistency(0, n as u64, &store).unwrap().is_empty());
         }
     }

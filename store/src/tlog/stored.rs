@@ -379,11 +379,23 @@ pub(crate) mod tests {
     fn numbering_of_the_first_leaves() {
         // leaf 0: (0,0)=0; leaf 1: (0,1)=1, (1,0)=2; leaf 2: (0,2)=3;
         // leaf 3: (0,3)=4, (1,1)=5, (2,0)=6; leaf 4: (0,4)=7.
-        let expected = [(0, 0), (0, 1), (1, 0), (0, 2), (0, 3), (1, 1), (2, 0), (0, 4)];
+        let expected = [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (0, 2),
+            (0, 3),
+            (1, 1),
+            (2, 0),
+            (0, 4),
+        ];
         for (stored, (level, index)) in expected.into_iter().enumerate() {
             let subtree = Subtree { level, index };
             assert_eq!(subtree.stored_index().expect("in range"), stored as u64);
-            assert_eq!(Subtree::from_stored_index(stored as u64).expect("valid"), subtree);
+            assert_eq!(
+                Subtree::from_stored_index(stored as u64).expect("valid"),
+                subtree
+            );
         }
     }
 
@@ -417,7 +429,10 @@ pub(crate) mod tests {
             level: 0,
             index: MAX_TREE_SIZE,
         };
-        assert!(matches!(beyond.stored_index(), Err(TreeError::TreeTooLarge { .. })));
+        assert!(matches!(
+            beyond.stored_index(),
+            Err(TreeError::TreeTooLarge { .. })
+        ));
         assert!(matches!(
             Subtree::from_stored_index(stored_hash_count(MAX_TREE_SIZE)),
             Err(TreeError::BadStoredIndex { .. })
@@ -441,8 +456,15 @@ pub(crate) mod tests {
         assert_eq!(plan.indexes(), want.as_slice());
         assert_eq!(plan.first_index(), stored_hash_count(7));
         assert_eq!(
-            hashes_to_store_plan(MAX_TREE_SIZE, [0; 32]).err().map(|e| e.to_string()),
-            Some(TreeError::TreeTooLarge { size: MAX_TREE_SIZE + 1 }.to_string())
+            hashes_to_store_plan(MAX_TREE_SIZE, [0; 32])
+                .err()
+                .map(|e| e.to_string()),
+            Some(
+                TreeError::TreeTooLarge {
+                    size: MAX_TREE_SIZE + 1
+                }
+                .to_string()
+            )
         );
     }
 
@@ -453,7 +475,11 @@ pub(crate) mod tests {
             store.reset_counts();
             store.append(&n.to_be_bytes());
             let bound = 64 - n.leading_zeros() as usize; // floor(log2 n) + 1
-            assert!(store.reads.get() <= bound, "leaf {n} read {}", store.reads.get());
+            assert!(
+                store.reads.get() <= bound,
+                "leaf {n} read {}",
+                store.reads.get()
+            );
             assert!(store.calls.get() <= 1);
             assert_eq!(store.reads.get(), n.trailing_ones() as usize);
         }
@@ -470,7 +496,10 @@ pub(crate) mod tests {
             assert_eq!(store.calls.get(), 1);
         }
         store.reset_counts();
-        assert_eq!(tree_hash(0, &store).expect("empty"), super::super::EMPTY_TREE_HASH);
+        assert_eq!(
+            tree_hash(0, &store).expect("empty"),
+            super::super::EMPTY_TREE_HASH
+        );
         assert_eq!(store.calls.get(), 0);
     }
 

@@ -123,7 +123,11 @@ fn open_verifies_known_and_ignores_unknown_keys() {
     assert_eq!(n.unverified[0].name, "EnochRoot");
     assert_eq!(n.unverified[0].to_line(), ENOCH_SIG);
 
-    let n = open_note(note(&[PETER_SIG, ENOCH_SIG]).as_bytes(), &[peter(), enoch()]).unwrap();
+    let n = open_note(
+        note(&[PETER_SIG, ENOCH_SIG]).as_bytes(),
+        &[peter(), enoch()],
+    )
+    .unwrap();
     assert_eq!(n.verified.len(), 2);
     assert!(n.unverified.is_empty());
 
@@ -138,7 +142,9 @@ fn duplicated_verifiers_are_ambiguous_only_when_they_differ() {
     // The same key twice is not ambiguous.
     open_note(note(&[ENOCH_SIG]).as_bytes(), &[enoch(), peter(), enoch()]).unwrap();
     // Another key forged to share name and id is.
-    let other = SignerKey::from_seed("EnochRoot", [9; 32]).unwrap().verifier();
+    let other = SignerKey::from_seed("EnochRoot", [9; 32])
+        .unwrap()
+        .verifier();
     let forged = VerifierKey {
         id: 0xaf0cfe78,
         ..other

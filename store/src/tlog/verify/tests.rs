@@ -136,7 +136,11 @@ fn rfc6962_reference_roots() {
     let store = MemoryHashes::with_leaves(&leaves);
     assert_eq!(tree_hash(0, &store).unwrap(), EMPTY_TREE_HASH);
     for size in 1..=8 {
-        assert_eq!(tree_hash(size, &store).unwrap(), reference_root_at(size), "size {size}");
+        assert_eq!(
+            tree_hash(size, &store).unwrap(),
+            reference_root_at(size),
+            "size {size}"
+        );
     }
 }
 
@@ -145,7 +149,11 @@ fn rfc6962_reference_inclusion_proofs() {
     let leaves = reference_leaves();
     let store = MemoryHashes::with_leaves(&leaves);
     for (index, size, path) in reference_inclusion_proofs() {
-        assert_eq!(prove_inclusion(index, size, &store).unwrap(), path, "{index}/{size}");
+        assert_eq!(
+            prove_inclusion(index, size, &store).unwrap(),
+            path,
+            "{index}/{size}"
+        );
         let leaf = leaf_hash(&leaves[index as usize]);
         verify_inclusion(&leaf, index, size, &path, &reference_root_at(size)).unwrap();
         assert_inclusion_corruptions_fail(&leaf, index, size, &path, &reference_root_at(size));
@@ -156,7 +164,11 @@ fn rfc6962_reference_inclusion_proofs() {
 fn rfc6962_reference_consistency_proofs() {
     let store = MemoryHashes::with_leaves(&reference_leaves());
     for (old, new, path) in reference_consistency_proofs() {
-        assert_eq!(prove_consistency(old, new, &store).unwrap(), path, "{old}->{new}");
+        assert_eq!(
+            prove_consistency(old, new, &store).unwrap(),
+            path,
+            "{old}->{new}"
+        );
         let (r1, r2) = (reference_root_at(old), reference_root_at(new));
         verify_consistency(old, new, &r1, &r2, &path).unwrap();
         if old < new {
@@ -172,12 +184,28 @@ fn flip(hash: &Hash, bit: usize) -> Hash {
 }
 
 /// Every way of changing an inclusion claim that must not verify.
-fn assert_inclusion_corruptions_fail(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) {
-    let ok = |l: &Hash, i: u64, s: u64, p: &[Hash], r: &Hash| verify_inclusion(l, i, s, p, r).is_ok();
+fn assert_inclusion_corruptions_fail(
+    leaf: &Hash,
+    index: u64,
+    size: u64,
+    proof: &[Hash],
+    root: &Hash,
+) {
+    let ok =
+        |l: &Hash, i: u64, s: u64, p: &[Hash], r: &Hash| verify_inclusion(l, i, s, p, r).is_ok();
     let other = leaf_hash(b"not this leaf");
-    assert!(!ok(&other, index, size, proof, root), "changed leaf {index}/{size}");
-    assert!(!ok(leaf, index, size, proof, &flip(root, 3)), "changed root");
-    assert!(!ok(leaf, index, size, proof, &EMPTY_TREE_HASH), "empty root");
+    assert!(
+        !ok(&other, index, size, proof, root),
+        "changed leaf {index}/{size}"
+    );
+    assert!(
+        !ok(leaf, index, size, proof, &flip(root, 3)),
+        "changed root"
+    );
+    assert!(
+        !ok(leaf, index, size, proof, &EMPTY_TREE_HASH),
+        "empty root"
+    );
     assert!(!ok(leaf, index + 1, size, proof, root), "index + 1");
     if index > 0 {
         assert!(!ok(leaf, index - 1, size, proof, root), "index - 1");
@@ -203,15 +231,25 @@ fn assert_inclusion_corruptions_fail(leaf: &Hash, index: u64, size: u64, proof: 
 
 /// Every way of changing a consistency claim that must not verify.
 fn assert_consistency_corruptions_fail(old: u64, new: u64, r1: &Hash, r2: &Hash, proof: &[Hash]) {
-    let ok = |o: u64, n: u64, a: &Hash, b: &Hash, p: &[Hash]| verify_consistency(o, n, a, b, p).is_ok();
-    assert!(!ok(old, new, &flip(r1, 1), r2, proof), "changed old root {old}->{new}");
-    assert!(!ok(old, new, r1, &flip(r2, 1), proof), "changed new root {old}->{new}");
+    let ok =
+        |o: u64, n: u64, a: &Hash, b: &Hash, p: &[Hash]| verify_consistency(o, n, a, b, p).is_ok();
+    assert!(
+        !ok(old, new, &flip(r1, 1), r2, proof),
+        "changed old root {old}->{new}"
+    );
+    assert!(
+        !ok(old, new, r1, &flip(r2, 1), proof),
+        "changed new root {old}->{new}"
+    );
     assert!(!ok(old, new, r2, r1, proof), "swapped roots");
     assert!(!ok(old, new, r1, r2, &[]), "empty proof");
     assert!(!ok(new, old, r1, r2, proof), "swapped sizes");
     assert!(!ok(old, new * 2, r1, r2, proof), "new * 2");
     assert!(!ok(old, new / 2, r1, r2, proof), "new / 2");
-    assert!(!ok(old + 1, new, r1, r2, proof) || old + 1 == new, "old + 1");
+    assert!(
+        !ok(old + 1, new, r1, r2, proof) || old + 1 == new,
+        "old + 1"
+    );
     assert!(!ok(old - 1, new, r1, r2, proof), "old - 1");
     let mut longer = proof.to_vec();
     longer.push(*r2);
@@ -225,7 +263,10 @@ fn assert_consistency_corruptions_fail(old: u64, new: u64, r1: &Hash, r2: &Hash,
     for i in 0..proof.len() {
         let mut changed = proof.to_vec();
         changed[i] = flip(&changed[i], 8 * i + 4);
-        assert!(!ok(old, new, r1, r2, &changed), "proof[{i}] changed {old}->{new}");
+        assert!(
+            !ok(old, new, r1, r2, &changed),
+            "proof[{i}] changed {old}->{new}"
+        );
     }
 }
 
@@ -252,8 +293,13 @@ fn every_proof_of_every_tree_up_to_64_leaves_verifies_and_no_corruption_does() {
                 if index < other && other <= 64 {
                     let theirs = prove_inclusion(index, other, &store).unwrap();
                     let verifies =
-                        verify_inclusion(&leaf, index, other, &proof, &roots[other as usize]).is_ok();
-                    assert_eq!(verifies, theirs == proof, "{index}/{size} as {index}/{other}");
+                        verify_inclusion(&leaf, index, other, &proof, &roots[other as usize])
+                            .is_ok();
+                    assert_eq!(
+                        verifies,
+                        theirs == proof,
+                        "{index}/{size} as {index}/{other}"
+                    );
                 }
             }
         }
@@ -279,10 +325,16 @@ fn every_proof_of_every_tree_up_to_64_leaves_verifies_and_no_corruption_does() {
 fn trivial_consistency_cases() {
     let a = leaf_hash(b"a");
     let b = leaf_hash(b"b");
-    assert_eq!(verify_consistency(0, 0, &EMPTY_TREE_HASH, &EMPTY_TREE_HASH, &[]), Ok(()));
+    assert_eq!(
+        verify_consistency(0, 0, &EMPTY_TREE_HASH, &EMPTY_TREE_HASH, &[]),
+        Ok(())
+    );
     assert_eq!(verify_consistency(0, 5, &EMPTY_TREE_HASH, &a, &[]), Ok(()));
     assert_eq!(verify_consistency(3, 3, &a, &a, &[]), Ok(()));
-    assert_eq!(verify_consistency(3, 3, &a, &b, &[]), Err(VerifyError::RootMismatch));
+    assert_eq!(
+        verify_consistency(3, 3, &a, &b, &[]),
+        Err(VerifyError::RootMismatch)
+    );
     assert_eq!(
         verify_consistency(0, 5, &a, &a, &[]),
         Err(VerifyError::OldRootMismatch)
@@ -299,7 +351,10 @@ fn trivial_consistency_cases() {
         verify_consistency(2, 1, &a, &b, &[]),
         Err(VerifyError::SizesOutOfOrder { old: 2, new: 1 })
     );
-    assert_eq!(verify_consistency(1, 2, &a, &b, &[]), Err(VerifyError::ProofTooShort));
+    assert_eq!(
+        verify_consistency(1, 2, &a, &b, &[]),
+        Err(VerifyError::ProofTooShort)
+    );
 }
 
 #[test]
@@ -314,8 +369,14 @@ fn trivial_inclusion_cases() {
         verify_inclusion(&a, 1, 1, &[], &a),
         Err(VerifyError::IndexOutOfRange { index: 1, size: 1 })
     );
-    assert_eq!(verify_inclusion(&a, 0, 1, &[a], &a), Err(VerifyError::ProofTooLong));
-    assert_eq!(verify_inclusion(&a, 0, 2, &[], &a), Err(VerifyError::ProofTooShort));
+    assert_eq!(
+        verify_inclusion(&a, 0, 1, &[a], &a),
+        Err(VerifyError::ProofTooLong)
+    );
+    assert_eq!(
+        verify_inclusion(&a, 0, 2, &[], &a),
+        Err(VerifyError::ProofTooShort)
+    );
 }
 
 proptest! {

@@ -210,8 +210,10 @@ pub fn hashes_to_store<R: HashReader + ?Sized>(
     plan.finish(&hashes)
 }
 
-/// A list of hashes to compute from stored hashes: each output hash is the
-/// fold ([`super::hash`]'s right fold) of a run of consecutive read hashes.
+/// A list of hashes to compute from stored hashes. Each output hash is the
+/// hash of a range of leaves, made from a run of consecutive read hashes
+/// `s0, s1, ..., sk` (the range's complete subtrees, largest first) as
+/// `node(s0, node(s1, ... node(s[k-1], sk)))`.
 ///
 /// Use [`Self::indexes`], read those hashes, then [`Self::finish`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,12 +40,13 @@ impl Subtree {
     /// The stored-hash index of this subtree (see the module docs for the
     /// formula). Fails if the subtree reaches past [`MAX_TREE_SIZE`] leaves.
     pub fn stored_index(self) -> Result<u64, TreeError> {
+        // The number of leaves a tree needs to contain this subtree.
         let end = self
             .index
             .checked_add(1)
             .and_then(|i| i.checked_mul(1u64.checked_shl(self.level)?))
-            .filter(|end| *end <= MAX_TREE_SIZE)
-            .ok_or(TreeError::TreeTooLarge { size: u64::MAX })?;
+            .unwrap_or(u64::MAX);
+        check_size(end)?;
         Ok(stored_hash_count(end - 1) + u64::from(self.level))
     }
 
@@ -177,7 +178,7 @@ impl AppendPlan {
 /// Plans the append of leaf number `n` (0-based: the tree had `n` leaves)
 /// whose leaf hash is `leaf`.
 pub fn hashes_to_store_plan(n: u64, leaf: Hash) -> Result<AppendPlan, TreeError> {
-    check_size(n + 1)?;
+    check_size(n.saturating_add(1))?;
     let completed = n.trailing_ones();
     let siblings = (0..completed)
         .map(|level| {
@@ -445,6 +446,7 @@ pub(crate) mod tests {
             index: 0,
         };
         assert!(huge.stored_index().is_err());
+        assert!(hashes_to_store_plan(u64::MAX, [0; 32]).is_err());
     }
 
     #[test]

@@ -32,12 +32,28 @@ if ! command -v pg_isready >/dev/null && command -v apt-get >/dev/null && [ "$(i
   apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null || true
 fi
 
-# Python peers for the approval tests: a real SMTP server (aiosmtpd) and the
-# reference Standard Webhooks verifier.
+# Python peers for the Rust suites: a real SMTP server (aiosmtpd), the
+# reference Standard Webhooks verifier, and `cryptography` for the
+# independent checkpoint verifier. They go into a virtual environment this
+# script owns (Debian's Python refuses `pip install` outside one), whose
+# `python3` is first on the PATH for every suite below.
 command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
-if ! python3 -c "import aiosmtpd, standardwebhooks" 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd standardwebhooks
+PY_VENV="$ROOT/target/py-venv"
+if [ ! -x "$PY_VENV/bin/python3" ]; then
+  if ! python3 -m venv "$PY_VENV" 2>/dev/null; then
+    rm -rf "$PY_VENV"
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$PY_VENV"
+    else
+      echo "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)"; exit 1
+    fi
+  fi
 fi
+if ! "$PY_VENV/bin/python3" -c "import aiosmtpd, standardwebhooks, cryptography" 2>/dev/null; then
+  "$PY_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check aiosmtpd standardwebhooks cryptography
+fi
+export PATH="$PY_VENV/bin:$PATH"
 
 # PostgreSQL: the store suite runs against a real server when one answers.
 PG_URL=${COUNTERSIGN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}

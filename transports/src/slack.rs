@@ -1,8 +1,8 @@
 //! Slack, through the Web API (slack-morphism over hyper, rustls with ring).
 //!
-//! [`SlackTransport::deliver`] posts a Block Kit message with `chat.postMessage`
-//! to the configured channel, or as a direct message to the recipient's Slack
-//! user id: a header, the request's facts, and Approve / Reject buttons whose
+//! [`SlackTransport`]'s [`deliver`](crate::Transport::deliver) posts a Block
+//! Kit message with `chat.postMessage` to the configured channel, or as a
+//! direct message to the recipient's Slack user id: a header, the request's facts, and Approve / Reject buttons whose
 //! `value` is a JSON [`ButtonValue`]. When someone clicks, Slack POSTs a
 //! `block_actions` interaction to the gate, which checks it with
 //! [`verify_signature`] and reads it with [`parse_interaction`]; this crate

@@ -2,12 +2,13 @@
 //!
 //! [`SlackTransport`]'s [`deliver`](crate::Transport::deliver) posts a Block
 //! Kit message with `chat.postMessage` to the configured channel, or as a
-//! direct message to the recipient's Slack user id: a header, the request's facts, and Approve / Reject buttons whose
-//! `value` is a JSON [`ButtonValue`]. When someone clicks, Slack POSTs a
-//! `block_actions` interaction to the gate, which checks it with
-//! [`verify_signature`] and reads it with [`parse_interaction`]; this crate
-//! decides nothing about it. [`SlackTransport::update_outcome`] then replaces
-//! the buttons with an outcome line through `chat.update`.
+//! direct message to the recipient's Slack user id: a header, the request's
+//! facts, and Approve / Reject buttons whose `value` is a JSON
+//! [`ButtonValue`]. When someone clicks, Slack POSTs a `block_actions`
+//! interaction to the gate, which checks it with [`verify_signature`] and
+//! reads it with [`parse_interaction`]; this crate decides nothing about it.
+//! [`SlackTransport::update_outcome`] then replaces the buttons with an
+//! outcome line through `chat.update`.
 //!
 //! All values shown are escaped for Slack's `mrkdwn` (`&`, `<`, `>`) and sent
 //! with `verbatim: true`, so agent text cannot mention `@channel`, link, or

@@ -18,10 +18,11 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::response::Response;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
-use crate::text::{self, Fact, facts, html_escape, is_web_url, one_line, title, truncate};
+use crate::text::{self, Fact, facts, html_escape, one_line, title, truncate, web_link};
 use crate::{ApprovalMessage, Delivered, Transport, TransportError};
 
 /// Longest value shown in one fact; longer ones are cut with an ellipsis.
@@ -184,9 +185,7 @@ impl EmailTransport {
             ))
             .map_err(|e| TransportError::permanent(format!("cannot build the mail: {e}")))
     }
-}
 
-impl EmailTransport {
     /// Sends a short service message that is not an approval request (a
     /// dashboard sign-in link): plain text, one recipient, same server and
     /// timeout as the approval mails.
@@ -211,12 +210,19 @@ impl EmailTransport {
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(text)
             .map_err(|e| TransportError::permanent(format!("cannot build the mail: {e}")))?;
+        self.send(mail).await.map(|_| ())
+    }
+
+    /// Sends one mail, bounding the whole SMTP conversation by the timeout:
+    /// lettre's own timeout covers connecting only, so a server that stops
+    /// answering could otherwise hang the delivery.
+    async fn send(&self, mail: Message) -> Result<Response, TransportError> {
         match tokio::time::timeout(self.timeout, self.mailer.send(mail)).await {
             Err(_) => Err(TransportError::transient(format!(
                 "SMTP delivery via {} timed out after {:?}",
                 self.server, self.timeout
             ))),
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(smtp_error(&e, &self.server)),
         }
     }
@@ -231,27 +237,16 @@ impl Transport for EmailTransport {
     async fn deliver(&self, msg: &ApprovalMessage) -> Result<Delivered, TransportError> {
         let mail = self.compose(msg)?;
         let id = message_id(&msg.delivery_id)?;
-        // lettre's own timeout covers connecting only; this bounds the whole
-        // conversation, so a server that stops answering cannot hang us.
-        let sent = tokio::time::timeout(self.timeout, self.mailer.send(mail)).await;
-        match sent {
-            Err(_) => Err(TransportError::transient(format!(
-                "SMTP delivery via {} timed out after {:?}",
-                self.server, self.timeout
-            ))),
-            Ok(Ok(response)) => {
-                tracing::info!(
-                    delivery_id = %msg.delivery_id,
-                    smtp_server = %self.server,
-                    smtp_reply = response.first_line().unwrap_or(""),
-                    "approval request delivered by email"
-                );
-                Ok(Delivered {
-                    external_id: Some(id),
-                })
-            }
-            Ok(Err(e)) => Err(smtp_error(&e, &self.server)),
-        }
+        let response = self.send(mail).await?;
+        tracing::info!(
+            delivery_id = %msg.delivery_id,
+            smtp_server = %self.server,
+            smtp_reply = response.first_line().unwrap_or(""),
+            "approval request delivered by email"
+        );
+        Ok(Delivered {
+            external_id: Some(id),
+        })
     }
 }
 
@@ -361,8 +356,8 @@ fn text_body(msg: &ApprovalMessage) -> String {
         }
     }
     out.push('\n');
-    let approve = msg.approve_url.as_deref().filter(|u| is_web_url(u));
-    let reject = msg.reject_url.as_deref().filter(|u| is_web_url(u));
+    let approve = web_link(msg.approve_url.as_deref());
+    let reject = web_link(msg.reject_url.as_deref());
     if let Some(url) = approve {
         out.push_str(&format!("Approve: {url}\n"));
     }
@@ -401,8 +396,8 @@ fn html_body(msg: &ApprovalMessage) -> String {
             html_escape(label)
         )
     };
-    let approve = msg.approve_url.as_deref().filter(|u| is_web_url(u));
-    let reject = msg.reject_url.as_deref().filter(|u| is_web_url(u));
+    let approve = web_link(msg.approve_url.as_deref());
+    let reject = web_link(msg.reject_url.as_deref());
     let mut buttons = String::new();
     if let Some(url) = approve {
         buttons.push_str(&button("Approve", url, "#1a7f37"));

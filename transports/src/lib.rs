@@ -34,12 +34,7 @@ pub mod teams;
 mod text;
 pub mod webhook;
 
-pub use console::ConsoleTransport;
-pub use email::{EmailTransport, SmtpConfig, SmtpSecurity};
-pub use slack::{SlackConfig, SlackTransport};
-pub use teams::TeamsTransport;
 pub use text::html_escape;
-pub use webhook::{WebhookTarget, WebhookTransport};
 
 /// The person an approval request is addressed to, with the handles each
 /// transport may need to reach them.

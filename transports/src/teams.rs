@@ -18,7 +18,7 @@ use reqwest::Url;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::text::{facts, is_web_url, one_line, title, truncate};
+use crate::text::{facts, one_line, title, truncate, web_link};
 use crate::{ApprovalMessage, Delivered, Transport, TransportError, http};
 
 /// Longest value shown in one fact; longer ones are cut with an ellipsis.
@@ -81,7 +81,7 @@ impl TeamsTransport {
             json!({ "type": "FactSet", "facts": facts }),
         ];
         let mut actions = Vec::new();
-        if let Some(url) = msg.approve_url.as_deref().filter(|u| is_web_url(u)) {
+        if let Some(url) = web_link(msg.approve_url.as_deref()) {
             actions.push(json!({
                 "type": "Action.OpenUrl",
                 "title": "Approve",
@@ -89,7 +89,7 @@ impl TeamsTransport {
                 "style": "positive",
             }));
         }
-        if let Some(url) = msg.reject_url.as_deref().filter(|u| is_web_url(u)) {
+        if let Some(url) = web_link(msg.reject_url.as_deref()) {
             actions.push(json!({
                 "type": "Action.OpenUrl",
                 "title": "Reject",

@@ -117,6 +117,12 @@ pub(crate) fn is_web_url(url: &str) -> bool {
         && !url.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
+/// `url`, if it may be put behind a link (see [`is_web_url`]); approve and
+/// reject links go through here in every medium.
+pub(crate) fn web_link(url: Option<&str>) -> Option<&str> {
+    url.filter(|u| is_web_url(u))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

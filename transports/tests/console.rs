@@ -10,7 +10,8 @@ mod common;
 
 use std::sync::Arc;
 
-use countersign_transports::{ConsoleTransport, Transport, TransportError};
+use countersign_transports::console::ConsoleTransport;
+use countersign_transports::{Transport, TransportError};
 
 #[tokio::test]
 async fn console_always_succeeds_and_shows_the_request_and_links() {

@@ -14,7 +14,8 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use countersign_transports::{EmailTransport, SmtpConfig, SmtpSecurity, Transport};
+use countersign_transports::Transport;
+use countersign_transports::email::{EmailTransport, SmtpConfig, SmtpSecurity};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};

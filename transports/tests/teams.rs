@@ -10,7 +10,8 @@
 mod common;
 
 use common::receiver;
-use countersign_transports::{TeamsTransport, Transport};
+use countersign_transports::Transport;
+use countersign_transports::teams::TeamsTransport;
 use serde_json::{Value, json};
 
 #[tokio::test]

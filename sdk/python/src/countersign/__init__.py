@@ -46,7 +46,8 @@ from .models import (
     Signature,
     Ticket,
 )
-from .pending import ActionRunner, PendingActionManager, PendingRecord, RunnerSummary, SQLitePendingStore
+from .pending import ActionRunner, PendingActionManager, RunnerSummary
+from .pending_store import PendingRecord, SQLitePendingStore
 from .receipts import key_id_of, verify_receipt
 from .webhooks import WebhookVerificationError, answer_approval, verify_webhook
 

@@ -8,14 +8,12 @@
 //! clock and never draws random numbers. A decision depends only on the
 //! policy set, the request and the `now` the caller passes in.
 
-mod cel_bridge;
 pub mod decide;
 pub mod expr;
 pub mod policy;
 pub mod testing;
 pub mod value;
 
-pub use cel_bridge::{CelCondition, to_cel};
 pub use decide::{ApprovalRequirement, Decision, DecisionReport, Request, RuleError, RuleHit};
 pub use expr::{Bindings, CompiledExpr, EvalError, ExprDiagnostic, ExprErrorKind};
 pub use policy::{

@@ -15,8 +15,8 @@ use super::model::{
 };
 use super::raw::{RawAction, RawFile, RawGroup, RawRule};
 use super::version::policy_version;
-use crate::cel_bridge::CelCondition;
 use crate::expr::CompiledExpr;
+use crate::expr::cel::CelCondition;
 
 /// The default time an approval request waits.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);

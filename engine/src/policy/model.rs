@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cel_bridge::CelCondition;
 use crate::expr::CompiledExpr;
+use crate::expr::cel::CelCondition;
 
 /// The three possible outcomes, ordered from weakest to strongest: when
 /// several rules match, the strongest wins.

@@ -274,6 +274,19 @@ impl PolicySet {
     }
 }
 
+/// The default time an approval request waits.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The longest timeout a group may set.
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
+/// Whether `name` is a valid action name: 1–128 characters of letters,
+/// digits, `_`, `-`, `.` and `:`, starting with a letter or digit.
+pub fn is_valid_action_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
 /// Formats a duration the way policy files write it (`24h`, `90m`, `1h30m`).
 pub fn format_duration(d: Duration) -> String {
     let mut secs = d.as_secs();

@@ -218,7 +218,6 @@ pub fn to_cel(v: &Value) -> cel::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Bindings;
 
     fn test(text: &str, payload: &str) -> Result<bool, String> {
         let cond = CelCondition::compile(text).map_err(|e| e.message)?;

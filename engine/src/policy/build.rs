@@ -182,8 +182,6 @@ fn index(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn member_ids_may_not_take_the_shared_destination_prefix() {
         let err = crate::PolicySet::from_sources([(

@@ -173,4 +173,92 @@ tests:
                 .contains("unknown decision `alow`")
         );
     }
+
+    #[test]
+    fn self_contained_files_run_on_their_own_and_are_refused_against_a_directory() {
+        let text = r#"
+note: an inline set
+policies:
+  p.yaml: |
+    version: 1
+    actions:
+      ping:
+        rules:
+          - name: ok
+            decision: allow
+            reason: all good
+tests:
+  - name: exact reason
+    action: ping
+    expect: { decision: allow, reason_exact: all good, declared: true, risk: medium }
+  - name: wrong on purpose
+    action: ping
+    expect: { decision: allow, reason_exact: all, quorum: null }
+"#;
+        let file = parse_test_file("s_test.yaml", text).unwrap();
+        assert!(file.is_self_contained());
+        assert_eq!(file.check_count(), 2);
+        let run = run_test_file(&file);
+        assert!(run.problems.is_empty(), "{:?}", run.problems);
+        let cases = run.run.unwrap();
+        assert_eq!((cases.passed(), cases.failed()), (1, 1));
+        let fields: Vec<&str> = cases.outcomes[1]
+            .mismatches
+            .iter()
+            .map(|m| m.field)
+            .collect();
+        assert_eq!(fields, ["reason_exact"]);
+
+        let err = parse_tests("s_test.yaml", text).unwrap_err();
+        let d = &err.diagnostics()[0];
+        assert!(d.message().contains("carries its own"), "{}", d.message());
+        assert_eq!(d.location().map(|l| l.line), Some(4));
+    }
+
+    #[test]
+    fn expected_load_errors_are_matched_with_location_and_help() {
+        let file = parse_test_file(
+            "e_test.yaml",
+            r#"
+policies:
+  p.yaml: |
+    version: 1
+    actions:
+      a:
+        rules:
+          - name: r
+            when: lowr(payload.x) == "y"
+            decision: allow
+load_errors:
+  - message: "unknown function `lowr`"
+    at: "p.yaml:6:15"
+    help: "did you mean `lower`"
+load_error_count: 1
+"#,
+        )
+        .unwrap();
+        let run = run_test_file(&file);
+        assert!(run.passed(), "{:?}", run.problems);
+
+        let wrong = parse_test_file(
+            "e_test.yaml",
+            "policies:\n  p.yaml: |\n    version: 1\nload_errors:\n  - message: x\n",
+        )
+        .unwrap();
+        assert!(!run_test_file(&wrong).passed());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = parse_tests(
+            "t_test.yaml",
+            "tests:\n  - name: x\n    action: a\n    expect: { decision: allow, reason_contains: y }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.diagnostics()[0].message().contains("reason_contains"),
+            "{}",
+            err.diagnostics()[0].message()
+        );
+    }
 }

@@ -221,7 +221,7 @@ mod tests {
 
     fn test(text: &str, payload: &str) -> Result<bool, String> {
         let cond = CelCondition::compile(text).map_err(|e| e.message)?;
-        let payload = crate::parse_json(payload.as_bytes()).map_err(|e| e.to_string())?;
+        let payload = crate::value::parse_json(payload.as_bytes()).map_err(|e| e.to_string())?;
         let null = Value::Null;
         let b = Bindings {
             actor: &null,

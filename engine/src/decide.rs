@@ -141,8 +141,7 @@ impl PolicySet {
         let mut matched: SmallVec<[RuleHit<'p>; 4]> = SmallVec::new();
         let mut shadow: SmallVec<[RuleHit<'p>; 2]> = SmallVec::new();
         let mut errors = Vec::new();
-        let mut cel =
-            crate::cel_bridge::CelScope::new(&action.name, action.risk.as_str(), bindings);
+        let mut cel = crate::expr::cel::CelScope::new(&action.name, action.risk.as_str(), bindings);
         for rule in &action.rules {
             let outcome = match &rule.condition {
                 Condition::Always => Ok(true),

@@ -1,37 +1,34 @@
-//! The expression language of `when:` conditions.
+//! The condition languages: the expression language of `when:` and CEL for
+//! `when_cel:`.
 //!
-//! Text is parsed with the pest grammar in `grammar/countersign.pest`
-//! ([`parser`]), compiled once into an executable form with types checked and
-//! constants folded ([`compile`]), and evaluated per request ([`eval`]).
+//! `when:` text is parsed with the pest grammar in `grammar/countersign.pest`
+//! (`parser`) into a syntax tree (`ast`), compiled once with types checked
+//! and constants folded (`compile`) into a program (`program`), and evaluated
+//! per request (`eval`) with the built-in functions (`functions`). The
+//! imports run one way: compile → eval → functions → program; the program is
+//! plain data that depends on none of them. `when_cel:` conditions are
+//! compiled and evaluated by the `cel` crate (`cel`).
 
 pub(crate) mod ast;
+mod bindings;
+pub(crate) mod cel;
 pub(crate) mod compile;
 pub(crate) mod err;
 pub(crate) mod eval;
 pub(crate) mod functions;
 pub(crate) mod parser;
+pub(crate) mod program;
 
 use std::sync::Arc;
 
 pub use ast::{Span, Var};
-pub use compile::CompiledExpr;
+pub use bindings::Bindings;
+pub use cel::{CelCondition, to_cel};
 pub use err::{EvalError, ExprDiagnostic, ExprErrorKind};
 pub use parser::{MAX_EXPRESSION_BYTES, MAX_NESTING};
+pub use program::CompiledExpr;
 
 use crate::value::Value;
-
-/// The values one evaluation reads.
-#[derive(Debug, Clone, Copy)]
-pub struct Bindings<'r> {
-    /// `actor`
-    pub actor: &'r Value,
-    /// `payload`
-    pub payload: &'r Value,
-    /// `source`
-    pub source: &'r Value,
-    /// `now`: a [`Value::Timestamp`], or null when unset.
-    pub now: &'r Value,
-}
 
 impl CompiledExpr {
     /// Compiles `text` for an action named `action` with risk `risk` (both
@@ -99,7 +96,7 @@ impl CompiledExpr {
     /// Whether the condition folded to a constant at load.
     pub fn constant(&self) -> Option<&Value> {
         match &self.op {
-            compile::Op::Const(v) => Some(v),
+            program::Op::Const(v) => Some(v),
             _ => None,
         }
     }

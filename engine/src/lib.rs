@@ -1,26 +1,60 @@
 //! Countersign's policy engine.
 //!
-//! It loads a policy set (a directory of YAML files), compiles every condition
-//! once, and decides for each proposed action whether it is allowed, blocked
-//! or needs human approval, with the reasons.
+//! It loads a policy set (a directory of YAML files, or YAML text held in
+//! memory), compiles every condition once, and decides for each proposed
+//! action whether it is allowed, blocked or needs human approval, with the
+//! reasons.
 //!
-//! The engine is pure: it never performs I/O while deciding, never reads the
-//! clock and never draws random numbers. A decision depends only on the
-//! policy set, the request and the `now` the caller passes in.
+//! What it must not do: while deciding it never performs I/O, never reads
+//! the clock, never draws random numbers and never depends on hash or thread
+//! order. A decision depends only on the policy set, the request and the
+//! `now` the caller passes in, so the same inputs give the same decision on
+//! every machine. It has no async code, no network and no database: the gate
+//! does those.
+//!
+//! Files are read only while *loading*, before any decision:
+//! [`PolicySet::load`] reads a policy directory, and [`testing::load_tests`]
+//! reads the `*_test.yaml` files beside it. Both return plain values; no
+//! handle to the file system survives into deciding.
+//!
+//! ```
+//! use countersign_engine::{PolicySet, Request, Value, Verdict, parse_json};
+//! let set = PolicySet::from_sources([(
+//!     "pay.yaml",
+//!     "version: 1\nactions:\n  pay:\n    rules:\n      - name: big\n        when: payload.amount > 500\n        decision: block\n      - name: ok\n        decision: allow\n",
+//! )])
+//! .unwrap();
+//! let payload = parse_json(br#"{"amount": 900}"#).unwrap();
+//! let decision = set.decide(&Request {
+//!     action: "pay",
+//!     actor: &Value::Null,
+//!     payload: &payload,
+//!     source: &Value::Null,
+//!     now: &Value::Null,
+//! });
+//! assert_eq!(decision.verdict, Verdict::Block);
+//! ```
 
-mod cel_bridge;
-pub mod decide;
-pub mod expr;
-pub mod policy;
+// The modules are private: the API is the list below, one path per name,
+// so internal moves never break a caller.
+mod decide;
+mod expr;
+mod policy;
 pub mod testing;
-pub mod value;
+mod value;
 
-pub use cel_bridge::{CelCondition, to_cel};
-pub use decide::{ApprovalRequirement, Decision, DecisionReport, Request, RuleError, RuleHit};
-pub use expr::{Bindings, CompiledExpr, EvalError, ExprDiagnostic, ExprErrorKind};
+pub use decide::{
+    ApprovalRequirement, Decision, DecisionReport, ErrorReport, EscalationReport, HitReport,
+    Request, RuleError, RuleHit,
+};
+pub use expr::{
+    Bindings, CelCondition, CompiledExpr, EvalError, ExprDiagnostic, ExprErrorKind,
+    MAX_EXPRESSION_BYTES, MAX_NESTING, Span, Var, to_cel,
+};
 pub use policy::{
-    Action, ApproverGroup, Condition, DiagnosticKind, Member, Mode, PolicyDiagnostic, PolicyError,
-    PolicySet, Risk, Rule, Verdict,
+    Action, ApproverGroup, Condition, DEFAULT_TIMEOUT, DiagnosticKind, Location, MAX_FILE_BYTES,
+    Member, Mode, Origin, PolicyDiagnostic, PolicyError, PolicySet, Risk, Rule, SourceFile,
+    Verdict, format_duration, is_test_file, is_valid_action_name, parse_duration,
 };
 pub use value::{
     JsonError, JsonLimits, Map, Value, parse_json, parse_json_with_limits, write_json_string,

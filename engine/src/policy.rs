@@ -1,8 +1,9 @@
 //! Policy sets: YAML files of approver groups and actions with their rules,
 //! loaded, validated and compiled once.
 
+mod build;
 mod diagnostic;
-mod load;
+mod files;
 mod model;
 mod raw;
 mod version;
@@ -11,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use diagnostic::{DiagnosticKind, Location, PolicyDiagnostic, PolicyError, SourceFile};
-pub use load::{DEFAULT_TIMEOUT, MAX_FILE_BYTES, is_test_file, is_valid_action_name};
+pub use files::{MAX_FILE_BYTES, is_test_file};
 pub use model::{
-    Action, ApproverGroup, Condition, Member, Mode, Origin, PolicySet, Risk, Rule, Verdict,
-    format_duration, parse_duration,
+    Action, ApproverGroup, Condition, DEFAULT_TIMEOUT, Member, Mode, Origin, PolicySet, Risk, Rule,
+    Verdict, format_duration, is_valid_action_name, parse_duration,
 };
 
-pub(crate) use load::{find_yaml_files, read_source, span_of, yaml_diagnostic};
+pub(crate) use files::{find_yaml_files, read_source, span_of, yaml_diagnostic};
 
 impl PolicySet {
     /// Loads every policy file under `roots` (directories are searched
@@ -25,7 +26,7 @@ impl PolicySet {
     /// reported together.
     pub fn load<P: AsRef<Path>>(roots: &[P]) -> Result<Self, PolicyError> {
         let roots: Vec<PathBuf> = roots.iter().map(|p| p.as_ref().to_owned()).collect();
-        load::load(&roots)
+        build::build(files::read_sources(&roots)?)
     }
 
     /// Builds a policy set from `(name, YAML text)` pairs, for tests, fuzzing
@@ -50,6 +51,6 @@ impl PolicySet {
             .into_iter()
             .map(|(n, t)| Arc::new(SourceFile::new(n, t)))
             .collect();
-        load::build(files)
+        build::build(files)
     }
 }

@@ -1,5 +1,10 @@
 //! Policy tests: `*_test.yaml` files of requests with expected decisions,
-//! run against a policy set, with rule coverage.
+//! run against a policy set, with rule coverage. The same files, made
+//! self-contained, are the engine's own test cases (`engine/tests/cases/`).
+//!
+//! This module reads files (`load_tests`), which the rest of the engine never
+//! does: reading tests is loading, like reading a policy directory, and
+//! happens before any decision. Deciding a case stays pure.
 //!
 //! ```yaml
 //! tests:
@@ -18,436 +23,86 @@
 //!       shadow: [c]                 # optional
 //!       errors: [d]                 # optional: rules whose condition failed
 //! ```
+//!
+//! # Additions for self-contained files
+//!
+//! Every key above keeps its meaning. These keys were added so that a test
+//! file can carry its own policy set and pin what the engine does at load;
+//! a file with `policies` or `expressions` is *self-contained*, is run with
+//! [`run_test_file`], and is refused by [`load_tests`] (it does not test
+//! the policies of a directory).
+//!
+//! ```yaml
+//! note: what this file pins                  # added; optional
+//! policies:                                  # added: the policy set, file name -> YAML text
+//!   a.yaml: |
+//!     version: 1
+//!     actions: …
+//! tests:
+//!   - name: …
+//!     payload_json: '{"amount": 1250.10}'    # added: instead of payload, JSON text
+//!                                            #   read like a request body (exact digits)
+//!     expect:
+//!       quorum: null                         # added: null now expects no quorum
+//!       reason_exact: "…"                    # added: the whole reason
+//!       matched_decisions: [allow, block]    # added: the matched rules' decisions
+//!       error_contains: "is missing"         # added: a substring of some error message
+//!       members: [alice, bob]                # added: ids of the approver group's members
+//!       timeout: 24h                         # added: as the report writes it, or null
+//!       timeout_seconds: 86400               # added, or null
+//!       escalate_to: cfo                     # added, or null
+//!       escalate_after_seconds: 3600         # added, or null
+//!       declared: true                       # added: whether a policy declares the action
+//!       risk: high                           # added: the action's risk, or null
+//!
+//! load_errors:                               # added, instead of tests: the set must not load
+//!   - message: "unknown function `lowr`"     # a substring of the diagnostic message
+//!     at: "a.yaml:7:15"                      # optional: file:line:col
+//!     snippet: "lowr"                        # optional: the underlined text
+//!     help: "did you mean `lower`"           # optional: a substring of the help
+//!     kind: "Expression(UnknownFunction)"    # optional: Debug form of the kind
+//!     file: a.yaml                           # optional: the file it is located in
+//! load_error_count: 1                        # added; optional: exact number of diagnostics
+//!
+//! same_version_as:                           # added: other sets (file name -> text)
+//!   - b.yaml: |                              #   whose policy_version must be equal
+//!       …
+//! different_version_from:                    # added: other sets whose
+//!   - a.yaml: |                              #   policy_version must differ
+//!       …
+//!
+//! expressions:                               # added: single expressions, compiled
+//!   - expr: "0.1 + 0.2 == 0.3"               #   with CompiledExpr::compile
+//!     name: why                              # optional, named in failures
+//!     action: pay                            # optional (default `test_action`)
+//!     risk: high                             # optional (default `medium`)
+//!     payload: {}                            # optional, any value; also payload_json,
+//!     now: 2026-05-23T13:31:08Z              #   actor, source and now, as for tests
+//!     value: true                            # exactly one of: the value,
+//!     # eval_error: "substring"              #   an evaluation error (it compiles), or
+//!     # compile_error: "substring"           #   a compile error (rejected at load)
+//!     folded: true                           # optional: whether it folded to a constant
+//!     at: 3                                  # optional, with compile_error: byte
+//!                                            #   offset where the diagnostic starts
+//!     help: "did you mean"                   # optional, with compile_error
+//! ```
+//!
+//! A file has `tests` or `load_errors`, not both; `load_errors` and the
+//! version keys need `policies`; `expressions` need no policies.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod case;
+mod format;
+mod run;
+mod suite;
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_saphyr::Spanned;
-
-use crate::decide::{DecisionReport, Request};
-use crate::policy::{
-    DiagnosticKind, PolicyDiagnostic, PolicyError, PolicySet, SourceFile, Verdict, find_yaml_files,
-    read_source, span_of, yaml_diagnostic,
-};
-use crate::value::Value;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTestFile {
-    #[serde(default)]
-    tests: Vec<RawTest>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTest {
-    name: Spanned<String>,
-    action: String,
-    #[serde(default)]
-    actor: Value,
-    #[serde(default)]
-    payload: Option<Spanned<Value>>,
-    #[serde(default)]
-    source: Value,
-    #[serde(default)]
-    now: Option<Spanned<String>>,
-    expect: RawExpect,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawExpect {
-    decision: Spanned<String>,
-    #[serde(default)]
-    rule: Option<Value>,
-    #[serde(default)]
-    approvers: Option<Value>,
-    #[serde(default)]
-    quorum: Option<u32>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    matched: Option<Vec<String>>,
-    #[serde(default)]
-    shadow: Option<Vec<String>>,
-    #[serde(default)]
-    errors: Option<Vec<String>>,
-}
-
-/// One test case.
-#[derive(Debug, Clone)]
-pub struct TestCase {
-    /// The test's name.
-    pub name: String,
-    /// The file it is in.
-    pub file: PathBuf,
-    /// 1-based line of its name.
-    pub line: usize,
-    /// The action proposed.
-    pub action: String,
-    /// The actor (null if not given).
-    pub actor: Value,
-    /// The payload (an object; `{}` if not given).
-    pub payload: Value,
-    /// The source (null if not given).
-    pub source: Value,
-    /// The evaluation instant, or null.
-    pub now: Value,
-    expect: Expectation,
-}
-
-#[derive(Debug, Clone)]
-struct Expectation {
-    decision: Verdict,
-    rule: Option<Option<String>>,
-    approvers: Option<Option<String>>,
-    quorum: Option<u32>,
-    reason: Option<String>,
-    matched: Option<Vec<String>>,
-    shadow: Option<Vec<String>>,
-    errors: Option<Vec<String>>,
-}
-
-impl TestCase {
-    /// The request this case proposes.
-    pub fn request(&self) -> Request<'_> {
-        Request {
-            action: &self.action,
-            actor: &self.actor,
-            payload: &self.payload,
-            source: &self.source,
-            now: &self.now,
-        }
-    }
-}
-
-/// One expectation that did not hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    /// Which field (`decision`, `rule`, …).
-    pub field: &'static str,
-    /// What the test expected.
-    pub expected: String,
-    /// What the engine decided.
-    pub actual: String,
-}
-
-/// The outcome of one case.
-#[derive(Debug, Clone)]
-pub struct CaseOutcome {
-    /// The case.
-    pub case: TestCase,
-    /// The engine's decision.
-    pub report: DecisionReport,
-    /// Empty when the case passed.
-    pub mismatches: Vec<Mismatch>,
-}
-
-impl CaseOutcome {
-    /// Whether every expectation held.
-    pub fn passed(&self) -> bool {
-        self.mismatches.is_empty()
-    }
-}
-
-/// A rule no test matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UncoveredRule {
-    /// The policy file.
-    pub file: PathBuf,
-    /// 1-based line of the rule's name.
-    pub line: usize,
-    /// The action.
-    pub action: String,
-    /// The rule.
-    pub rule: String,
-}
-
-/// Results of running a policy test suite.
-#[derive(Debug, Clone)]
-pub struct TestRun {
-    /// Each case, in file order.
-    pub outcomes: Vec<CaseOutcome>,
-    /// Rules whose condition no case made true (enforced or shadow), by file
-    /// and line.
-    pub uncovered: Vec<UncoveredRule>,
-    /// Number of rules in the set.
-    pub total_rules: usize,
-}
-
-impl TestRun {
-    /// Number of passing cases.
-    pub fn passed(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.passed()).count()
-    }
-
-    /// Number of failing cases.
-    pub fn failed(&self) -> usize {
-        self.outcomes.len() - self.passed()
-    }
-}
-
-/// Finds and reads every `*_test.yaml` under `roots`. Problems in test files
-/// are reported like policy problems, located in their file.
-pub fn load_tests<P: AsRef<Path>>(roots: &[P]) -> Result<Vec<TestCase>, PolicyError> {
-    let roots: Vec<PathBuf> = roots.iter().map(|p| p.as_ref().to_owned()).collect();
-    let files = find_yaml_files(&roots, true).map_err(PolicyError::new)?;
-    let mut cases = Vec::new();
-    let mut diags = Vec::new();
-    for path in files {
-        match read_source(&path) {
-            Ok(file) => parse_test_file(&file, &mut cases, &mut diags),
-            Err(d) => diags.push(*d),
-        }
-    }
-    if diags.is_empty() {
-        Ok(cases)
-    } else {
-        Err(PolicyError::new(diags))
-    }
-}
-
-/// Parses one test file's text (for tools that hold tests in memory).
-pub fn parse_tests(name: impl Into<PathBuf>, text: &str) -> Result<Vec<TestCase>, PolicyError> {
-    let file = Arc::new(SourceFile::new(name, text));
-    let mut cases = Vec::new();
-    let mut diags = Vec::new();
-    parse_test_file(&file, &mut cases, &mut diags);
-    if diags.is_empty() {
-        Ok(cases)
-    } else {
-        Err(PolicyError::new(diags))
-    }
-}
-
-fn parse_test_file(
-    file: &Arc<SourceFile>,
-    cases: &mut Vec<TestCase>,
-    diags: &mut Vec<PolicyDiagnostic>,
-) {
-    let raw: RawTestFile = match serde_saphyr::from_str(file.text()) {
-        Ok(r) => r,
-        Err(e) => {
-            diags.push(yaml_diagnostic(file, &e));
-            return;
-        }
-    };
-    let mut names = HashSet::new();
-    for t in raw.tests {
-        let bad = |at: (usize, usize), msg: String| {
-            PolicyDiagnostic::new(DiagnosticKind::Test, msg).at(file, at)
-        };
-        if !names.insert(t.name.value.clone()) {
-            diags.push(bad(
-                span_of(file, &t.name),
-                format!("test `{}` is declared twice in this file", t.name.value),
-            ));
-            continue;
-        }
-        let Some(decision) = Verdict::parse(&t.expect.decision.value) else {
-            diags.push(
-                bad(
-                    span_of(file, &t.expect.decision),
-                    format!("unknown decision `{}`", t.expect.decision.value),
-                )
-                .help("decisions are allow, require_approval, block"),
-            );
-            continue;
-        };
-        let payload = match t.payload {
-            None => Value::Object(crate::Map::new()),
-            Some(p) if matches!(p.value, Value::Object(_)) => p.value,
-            Some(p) => {
-                diags.push(bad(
-                    span_of(file, &p),
-                    "a test payload must be a mapping (an object)".to_owned(),
-                ));
-                continue;
-            }
-        };
-        let now = match &t.now {
-            None => Value::Null,
-            Some(s) => match DateTime::parse_from_rfc3339(s.value.trim()) {
-                Ok(t) => Value::Timestamp(t.with_timezone(&Utc)),
-                Err(_) => {
-                    diags.push(
-                        bad(
-                            span_of(file, s),
-                            format!("`{}` is not an RFC 3339 timestamp", s.value),
-                        )
-                        .help("for example `2026-05-23T13:31:08Z`"),
-                    );
-                    continue;
-                }
-            },
-        };
-        let optional_name = |v: Option<Value>| -> Result<Option<Option<String>>, String> {
-            match v {
-                None => Ok(None),
-                Some(Value::Null) => Ok(Some(None)),
-                Some(Value::String(s)) => Ok(Some(Some(s))),
-                Some(other) => Err(format!(
-                    "expected a name or null, got {}",
-                    other.type_name()
-                )),
-            }
-        };
-        let (rule, approvers) = match (
-            optional_name(t.expect.rule),
-            optional_name(t.expect.approvers),
-        ) {
-            (Ok(r), Ok(a)) => (r, a),
-            (Err(m), _) | (_, Err(m)) => {
-                diags.push(bad(
-                    span_of(file, &t.name),
-                    format!("in `expect` of `{}`: {m}", t.name.value),
-                ));
-                continue;
-            }
-        };
-        cases.push(TestCase {
-            name: t.name.value.clone(),
-            file: file.path().to_owned(),
-            line: t.name.referenced.line() as usize,
-            action: t.action,
-            actor: t.actor,
-            payload,
-            source: t.source,
-            now,
-            expect: Expectation {
-                decision,
-                rule,
-                approvers,
-                quorum: t.expect.quorum,
-                reason: t.expect.reason,
-                matched: t.expect.matched,
-                shadow: t.expect.shadow,
-                errors: t.expect.errors,
-            },
-        });
-    }
-}
-
-fn show(v: &Option<String>) -> String {
-    v.clone().unwrap_or_else(|| "null".to_owned())
-}
-
-fn show_list(v: &[String]) -> String {
-    format!("[{}]", v.join(", "))
-}
-
-/// Runs every case against `set` and computes rule coverage.
-pub fn run_tests(set: &PolicySet, cases: &[TestCase]) -> TestRun {
-    let mut hit: HashSet<(&str, &str)> = HashSet::new();
-    let mut outcomes = Vec::with_capacity(cases.len());
-    for case in cases {
-        let decision = set.decide(&case.request());
-        // A rule counts as covered only when its condition really held: a
-        // test that reaches a rule only through an evaluation error does
-        // not exercise it.
-        for h in decision
-            .matched
-            .iter()
-            .chain(decision.shadow.iter())
-            .filter(|h| !h.errored)
-        {
-            if let Some(a) = decision.action {
-                hit.insert((a.name.as_str(), h.rule.name.as_str()));
-            }
-        }
-        let report = decision.to_report(&case.action);
-        let e = &case.expect;
-        let mut mismatches = Vec::new();
-        let mut check = |field: &'static str, ok: bool, expected: String, actual: String| {
-            if !ok {
-                mismatches.push(Mismatch {
-                    field,
-                    expected,
-                    actual,
-                });
-            }
-        };
-        check(
-            "decision",
-            e.decision == report.decision,
-            e.decision.to_string(),
-            report.decision.to_string(),
-        );
-        if let Some(rule) = &e.rule {
-            check("rule", *rule == report.rule, show(rule), show(&report.rule));
-        }
-        if let Some(group) = &e.approvers {
-            check(
-                "approvers",
-                *group == report.approvers,
-                show(group),
-                show(&report.approvers),
-            );
-        }
-        if let Some(q) = e.quorum {
-            check(
-                "quorum",
-                Some(q) == report.quorum,
-                q.to_string(),
-                report.quorum.map_or("null".to_owned(), |q| q.to_string()),
-            );
-        }
-        if let Some(r) = &e.reason {
-            check(
-                "reason",
-                report.reason.contains(r.as_str()),
-                format!("… {r} …"),
-                report.reason.clone(),
-            );
-        }
-        let names = |hits: &[crate::decide::HitReport]| {
-            hits.iter().map(|h| h.rule.clone()).collect::<Vec<_>>()
-        };
-        if let Some(m) = &e.matched {
-            let got = names(&report.matched);
-            check("matched", *m == got, show_list(m), show_list(&got));
-        }
-        if let Some(s) = &e.shadow {
-            let got = names(&report.shadow);
-            check("shadow", *s == got, show_list(s), show_list(&got));
-        }
-        if let Some(errs) = &e.errors {
-            let got: Vec<String> = report.errors.iter().map(|x| x.rule.clone()).collect();
-            check("errors", *errs == got, show_list(errs), show_list(&got));
-        }
-        outcomes.push(CaseOutcome {
-            case: case.clone(),
-            report,
-            mismatches,
-        });
-    }
-    let mut uncovered = Vec::new();
-    for action in set.actions() {
-        for rule in &action.rules {
-            if !hit.contains(&(action.name.as_str(), rule.name.as_str())) {
-                uncovered.push(UncoveredRule {
-                    file: rule.origin.file.to_path_buf(),
-                    line: rule.origin.line,
-                    action: action.name.clone(),
-                    rule: rule.name.clone(),
-                });
-            }
-        }
-    }
-    uncovered.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    TestRun {
-        outcomes,
-        uncovered,
-        total_rules: set.rule_count(),
-    }
-}
+pub use case::{TestCase, TestFile, load_tests, parse_test_file, parse_tests};
+pub use run::{CaseOutcome, Mismatch, TestRun, UncoveredRule, run_tests};
+pub use suite::{FileRun, run_test_file};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::PolicySet;
 
     const POLICY: &str = r#"
 version: 1
@@ -516,6 +171,94 @@ tests:
             err.diagnostics()[0]
                 .message()
                 .contains("unknown decision `alow`")
+        );
+    }
+
+    #[test]
+    fn self_contained_files_run_on_their_own_and_are_refused_against_a_directory() {
+        let text = r#"
+note: an inline set
+policies:
+  p.yaml: |
+    version: 1
+    actions:
+      ping:
+        rules:
+          - name: ok
+            decision: allow
+            reason: all good
+tests:
+  - name: exact reason
+    action: ping
+    expect: { decision: allow, reason_exact: all good, declared: true, risk: medium }
+  - name: wrong on purpose
+    action: ping
+    expect: { decision: allow, reason_exact: all, quorum: null }
+"#;
+        let file = parse_test_file("s_test.yaml", text).unwrap();
+        assert!(file.is_self_contained());
+        assert_eq!(file.check_count(), 2);
+        let run = run_test_file(&file);
+        assert!(run.problems.is_empty(), "{:?}", run.problems);
+        let cases = run.run.unwrap();
+        assert_eq!((cases.passed(), cases.failed()), (1, 1));
+        let fields: Vec<&str> = cases.outcomes[1]
+            .mismatches
+            .iter()
+            .map(|m| m.field)
+            .collect();
+        assert_eq!(fields, ["reason_exact"]);
+
+        let err = parse_tests("s_test.yaml", text).unwrap_err();
+        let d = &err.diagnostics()[0];
+        assert!(d.message().contains("carries its own"), "{}", d.message());
+        assert_eq!(d.location().map(|l| l.line), Some(4));
+    }
+
+    #[test]
+    fn expected_load_errors_are_matched_with_location_and_help() {
+        let file = parse_test_file(
+            "e_test.yaml",
+            r#"
+policies:
+  p.yaml: |
+    version: 1
+    actions:
+      a:
+        rules:
+          - name: r
+            when: lowr(payload.x) == "y"
+            decision: allow
+load_errors:
+  - message: "unknown function `lowr`"
+    at: "p.yaml:6:15"
+    help: "did you mean `lower`"
+load_error_count: 1
+"#,
+        )
+        .unwrap();
+        let run = run_test_file(&file);
+        assert!(run.passed(), "{:?}", run.problems);
+
+        let wrong = parse_test_file(
+            "e_test.yaml",
+            "policies:\n  p.yaml: |\n    version: 1\nload_errors:\n  - message: x\n",
+        )
+        .unwrap();
+        assert!(!run_test_file(&wrong).passed());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = parse_tests(
+            "t_test.yaml",
+            "tests:\n  - name: x\n    action: a\n    expect: { decision: allow, reason_contains: y }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.diagnostics()[0].message().contains("reason_contains"),
+            "{}",
+            err.diagnostics()[0].message()
         );
     }
 }

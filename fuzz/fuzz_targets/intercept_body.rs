@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     match parse_intercept(data, 64 * 1024) {
         Ok(body) => {
             assert!(matches!(body.payload, Value::Object(_)), "payload must be an object");
-            assert!(countersign_engine::policy::is_valid_action_name(&body.action));
+            assert!(countersign_engine::is_valid_action_name(&body.action));
             if let Some(set) = POLICIES.as_ref() {
                 let actor = body.actor.clone().map_or(Value::Null, Value::String);
                 let source = body.source.clone().unwrap_or(Value::Null);

@@ -310,7 +310,7 @@ pub fn parse_config_duration(s: &str) -> Option<Duration> {
     if let Some(ms) = s.strip_suffix("ms") {
         return ms.parse::<u64>().ok().map(Duration::from_millis);
     }
-    countersign_engine::policy::parse_duration(s)
+    countersign_engine::parse_duration(s)
 }
 
 /// Default body limit: 64 KiB.

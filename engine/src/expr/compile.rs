@@ -2,131 +2,15 @@
 //! checked where they are known at load, constants folded, regular
 //! expressions and time zones prepared once.
 
-use std::sync::Arc;
-
-use chrono_tz::Tz;
-use regex::Regex;
-use rust_decimal::Decimal;
-
 use super::ast::{BinOp, Node, NodeKind, Span, UnOp, Var};
 use super::err::{ExprDiagnostic, ExprErrorKind, closest};
 use super::eval::{Env, eval};
-use super::functions::{self, Func};
+use super::functions;
+use super::program::{ConstSet, Func, Op, Path, Step, Ty, TzArg};
 use crate::value::Value;
 
 /// The largest compiled regular expression accepted, in bytes.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
-
-/// What is known about a value's type before evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ty {
-    Any,
-    Null,
-    Bool,
-    Num,
-    Str,
-    List,
-    Obj,
-    Time,
-}
-
-impl Ty {
-    fn of(v: &Value) -> Ty {
-        match v {
-            Value::Null => Ty::Null,
-            Value::Bool(_) => Ty::Bool,
-            Value::Number(_) => Ty::Num,
-            Value::String(_) => Ty::Str,
-            Value::List(_) => Ty::List,
-            Value::Object(_) => Ty::Obj,
-            Value::Timestamp(_) => Ty::Time,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Ty::Any => "any value",
-            Ty::Null => "null",
-            Ty::Bool => "a boolean",
-            Ty::Num => "a number",
-            Ty::Str => "a string",
-            Ty::List => "a list",
-            Ty::Obj => "an object",
-            Ty::Time => "a timestamp",
-        }
-    }
-
-    fn known(self) -> bool {
-        self != Ty::Any
-    }
-}
-
-/// One step of a field path.
-#[derive(Debug, Clone)]
-pub(crate) enum Step {
-    Key(Box<str>),
-    Index(usize),
-}
-
-/// A variable followed by constant field names and indexes, resolved
-/// without allocating. `text` is the source spelling for error messages.
-#[derive(Debug, Clone)]
-pub(crate) struct Path {
-    pub(crate) root: Var,
-    pub(crate) steps: Box<[Step]>,
-    pub(crate) span: Span,
-}
-
-/// A constant list prepared for fast membership tests.
-#[derive(Debug, Clone)]
-pub(crate) struct ConstSet {
-    /// Sorted strings.
-    pub(crate) strings: Vec<String>,
-    /// Sorted numbers.
-    pub(crate) numbers: Vec<Decimal>,
-    /// Everything else, compared one by one.
-    pub(crate) others: Vec<Value>,
-}
-
-/// The time zone argument of `hour` and `weekday`.
-#[derive(Debug, Clone)]
-pub(crate) enum TzArg {
-    Fixed(Tz),
-    Dynamic(Box<Op>),
-}
-
-/// The executable form of an expression.
-#[derive(Debug, Clone)]
-pub(crate) enum Op {
-    Const(Value),
-    Path(Path),
-    Member(Box<Op>, Box<str>, Span),
-    Index(Box<Op>, Box<Op>, Span),
-    List(Vec<Op>),
-    Not(Box<Op>, Span),
-    Neg(Box<Op>, Span),
-    And(Box<Op>, Box<Op>, Span),
-    Or(Box<Op>, Box<Op>, Span),
-    Eq(Box<Op>, Box<Op>),
-    Ne(Box<Op>, Box<Op>),
-    Cmp(BinOp, Box<Op>, Box<Op>, Span),
-    In(Box<Op>, Box<Op>, Span),
-    InSet(Box<Op>, Box<ConstSet>),
-    Arith(BinOp, Box<Op>, Box<Op>, Span),
-    Has(Path),
-    Call(Func, Vec<Op>, Span),
-    Matches(Box<Op>, Box<Regex>, Span),
-    Clock(Func, Box<Op>, TzArg, Span),
-}
-
-impl Op {
-    fn as_const(&self) -> Option<&Value> {
-        match self {
-            Op::Const(v) => Some(v),
-            _ => None,
-        }
-    }
-}
 
 /// Facts fixed for every evaluation of one action's expressions.
 pub(crate) struct Scope<'a> {
@@ -231,7 +115,7 @@ impl<'a> Compiler<'a> {
                 Some(c) => d.with_help(format!("did you mean `{c}`?")),
                 None => d.with_help(format!("the variables are {}", names.join(", "))),
             };
-            if functions::Func::from_name(name).is_some() {
+            if Func::from_name(name).is_some() {
                 d = d.with_help(format!("`{name}` is a function: call it as `{name}(…)`"));
             }
             return self.error(d);
@@ -707,12 +591,4 @@ fn const_set(items: &[Value]) -> ConstSet {
     set.numbers.sort();
     set.numbers.dedup();
     set
-}
-
-/// A compiled condition, ready to evaluate many times.
-#[derive(Debug, Clone)]
-pub struct CompiledExpr {
-    pub(crate) op: Op,
-    pub(crate) source: Arc<str>,
-    pub(crate) canonical: Arc<str>,
 }

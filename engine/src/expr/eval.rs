@@ -7,9 +7,9 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use super::ast::{BinOp, Span, Var};
-use super::compile::{ConstSet, Op, Path, Step, TzArg};
 use super::err::EvalError;
-use super::functions::{self, Func};
+use super::functions;
+use super::program::{ConstSet, Func, Op, Path, Step, TzArg};
 use crate::value::{Value, compare};
 
 /// The request values an expression reads. `action` and `risk` are constant

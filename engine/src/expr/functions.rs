@@ -4,24 +4,8 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
-use super::compile::Ty;
+use super::program::{Func, Ty};
 use crate::value::Value;
-
-/// A built-in function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Func {
-    Has,
-    Len,
-    Lower,
-    Upper,
-    Trim,
-    StartsWith,
-    EndsWith,
-    Contains,
-    Matches,
-    Hour,
-    Weekday,
-}
 
 /// Every function name, in the order the reference documents them.
 pub(crate) const NAMES: [&str; 11] = [

@@ -125,7 +125,7 @@ pub enum DiagnosticKind {
     /// A reference to an approver group that does not exist.
     UnknownGroup,
     /// An expression problem (syntax, unknown name, type, regex, limits).
-    Expression(crate::ExprErrorKind),
+    Expression(crate::expr::ExprErrorKind),
     /// A CEL expression problem.
     Cel,
     /// A policy test file problem.
@@ -136,7 +136,7 @@ pub enum DiagnosticKind {
 
 impl DiagnosticKind {
     fn code(self) -> &'static str {
-        use crate::ExprErrorKind as E;
+        use crate::expr::ExprErrorKind as E;
         match self {
             DiagnosticKind::Io => "countersign::io",
             DiagnosticKind::Yaml => "countersign::yaml",

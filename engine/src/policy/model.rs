@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cel_bridge::CelCondition;
 use crate::expr::CompiledExpr;
+use crate::expr::cel::CelCondition;
 
 /// The three possible outcomes, ordered from weakest to strongest: when
 /// several rules match, the strongest wins.
@@ -272,6 +272,19 @@ impl PolicySet {
     pub fn rule_group(&self, action: &Action, rule: &Rule) -> Option<&ApproverGroup> {
         rule.approvers.or(action.approvers).map(|i| &self.groups[i])
     }
+}
+
+/// The default time an approval request waits.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The longest timeout a group may set.
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
+/// Whether `name` is a valid action name: 1–128 characters of letters,
+/// digits, `_`, `-`, `.` and `:`, starting with a letter or digit.
+pub fn is_valid_action_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
 /// Formats a duration the way policy files write it (`24h`, `90m`, `1h30m`).

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Duration;
-use countersign_engine::policy::is_valid_action_name;
+use countersign_engine::is_valid_action_name;
 use countersign_engine::{JsonLimits, Map, Value, Verdict, parse_json_with_limits};
 use countersign_store::{
     ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun,

@@ -1028,7 +1028,7 @@ pub async fn policies(
     Path(ws): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    use countersign_engine::policy::{Condition, Mode, format_duration};
+    use countersign_engine::{Condition, Mode, format_duration};
     respond(
         async {
             let (s, workspace) = session::require_in(&state, &headers, &ws).await?;

@@ -11,7 +11,9 @@ use std::sync::{Arc, LazyLock};
 use cel::{Context, Program};
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::expr::Var;
+use super::ast::Var;
+use super::bindings::Bindings;
+use super::parser::MAX_EXPRESSION_BYTES;
 use crate::value::Value;
 
 static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
@@ -43,12 +45,9 @@ pub(crate) struct CelCompileError {
 impl CelCondition {
     /// Compiles `text`; only our request variables may be referenced.
     pub(crate) fn compile(text: &str) -> Result<Self, CelCompileError> {
-        if text.len() > crate::expr::MAX_EXPRESSION_BYTES {
+        if text.len() > MAX_EXPRESSION_BYTES {
             return Err(CelCompileError {
-                message: format!(
-                    "expression is longer than {} bytes",
-                    crate::expr::MAX_EXPRESSION_BYTES
-                ),
+                message: format!("expression is longer than {} bytes", MAX_EXPRESSION_BYTES),
                 position: None,
             });
         }
@@ -112,12 +111,7 @@ impl CelCondition {
     /// Evaluates the condition alone (a fresh scope); anything but a
     /// boolean result is an error.
     #[cfg(test)]
-    pub(crate) fn test(
-        &self,
-        action: &str,
-        risk: &str,
-        b: &crate::expr::Bindings<'_>,
-    ) -> Result<bool, String> {
+    pub(crate) fn test(&self, action: &str, risk: &str, b: &Bindings<'_>) -> Result<bool, String> {
         CelScope::new(action, risk, *b).test(self)
     }
 }
@@ -128,13 +122,13 @@ impl CelCondition {
 pub(crate) struct CelScope<'r> {
     action: &'r str,
     risk: &'r str,
-    bindings: crate::expr::Bindings<'r>,
+    bindings: Bindings<'r>,
     context: Option<Context<'static, 'static>>,
     bound: [bool; 6],
 }
 
 impl<'r> CelScope<'r> {
-    pub(crate) fn new(action: &'r str, risk: &'r str, bindings: crate::expr::Bindings<'r>) -> Self {
+    pub(crate) fn new(action: &'r str, risk: &'r str, bindings: Bindings<'r>) -> Self {
         Self {
             action,
             risk,
@@ -224,11 +218,10 @@ pub fn to_cel(v: &Value) -> cel::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expr::Bindings;
 
     fn test(text: &str, payload: &str) -> Result<bool, String> {
         let cond = CelCondition::compile(text).map_err(|e| e.message)?;
-        let payload = crate::parse_json(payload.as_bytes()).map_err(|e| e.to_string())?;
+        let payload = crate::value::parse_json(payload.as_bytes()).map_err(|e| e.to_string())?;
         let null = Value::Null;
         let b = Bindings {
             actor: &null,

@@ -3,9 +3,9 @@
 
 use crate::StoreError;
 use crate::chain::PendingEvent;
-use crate::logic::check_id;
 use crate::model::{EventKind, Grant, GrantKind, GrantOutcome, NewGrant};
 use crate::ts::{format_ts, normalize};
+use crate::validate::check_id;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 

@@ -23,25 +23,27 @@ mod chain;
 mod cursor;
 mod error;
 mod grants;
-mod logic;
 mod model;
 mod postgres;
 mod rows;
+mod run_state;
 mod sqlite;
 mod ts;
+mod validate;
+mod workspace_events;
 
 pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash};
 pub use error::{ChainBreak, StoreError};
-pub use logic::is_actor;
 pub use model::{
     AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
     ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport, CreateRunOutcome,
     DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome, ExecutionReport, ExecutionStatus,
-    GovernanceStatus, Grant, GrantKind, GrantOutcome, NewDelivery, NewGrant, NewRun, Role, Run,
-    RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome, is_executable,
+    GovernanceStatus, Grant, GrantKind, GrantOutcome, NewDelivery, NewGrant, NewRun, Proposal,
+    Recipient, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome, is_executable,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use run_state::is_actor;
 pub use sqlite::SqliteStore;
 pub use ts::format_ts;
 

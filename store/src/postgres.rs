@@ -10,13 +10,14 @@ mod access;
 mod ops;
 mod read;
 
-use crate::logic::{self, check_id};
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, ChainPosition, ChainReport,
     CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind, GrantOutcome, NewGrant,
     NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
 use crate::ts::normalize;
+use crate::validate::{self, check_id};
+use crate::workspace_events;
 use crate::{Store, StoreError, events_limit};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -206,7 +207,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
-        logic::validate_new_run(&mut run)?;
+        validate::validate_new_run(&mut run)?;
         in_tx!(self, |tx| ops::create_run(&tx, &run))
     }
 
@@ -275,7 +276,7 @@ impl Store for PostgresStore {
         check_id("workspace", workspace)?;
         check_id("key_id", key_id)?;
         check_id("key_hash", key_hash)?;
-        let key = logic::new_key(workspace, key_id, role, label, normalize(now)?);
+        let key = workspace_events::new_key(workspace, key_id, role, label, normalize(now)?);
         in_tx!(self, |tx| ops::create_key(&tx, &key, key_hash))
     }
 
@@ -308,7 +309,12 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Event, StoreError> {
         check_id("workspace", workspace)?;
-        let event = logic::policy_reloaded_event(policy_version, ok, &diagnostics, normalize(now)?);
+        let event = workspace_events::policy_reloaded_event(
+            policy_version,
+            ok,
+            &diagnostics,
+            normalize(now)?,
+        );
         in_tx!(self, |tx| ops::append_one(&tx, workspace, event))
     }
 

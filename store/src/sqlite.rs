@@ -12,7 +12,6 @@ mod ops;
 mod read;
 mod writer;
 
-use crate::logic::{self, check_id};
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainPosition,
     ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
@@ -20,6 +19,8 @@ use crate::model::{
     TokenOutcome,
 };
 use crate::ts::normalize;
+use crate::validate::{self, check_id};
+use crate::workspace_events;
 use crate::{Store, StoreError, events_limit};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -203,7 +204,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
-        logic::validate_new_run(&mut run)?;
+        validate::validate_new_run(&mut run)?;
         // Everything that does not depend on the chain's head is computed
         // here, on the caller's thread, not on the single writer's.
         let prepared = Arc::new(ops::PreparedRun::new(run)?);
@@ -284,7 +285,7 @@ impl Store for SqliteStore {
         check_id("workspace", workspace)?;
         check_id("key_id", key_id)?;
         check_id("key_hash", key_hash)?;
-        let key = logic::new_key(workspace, key_id, role, label, normalize(now)?);
+        let key = workspace_events::new_key(workspace, key_id, role, label, normalize(now)?);
         let key_hash = key_hash.to_owned();
         self.writer
             .submit(move |conn| ops::create_key(conn, &key, &key_hash))
@@ -324,7 +325,12 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Event, StoreError> {
         check_id("workspace", workspace)?;
-        let event = logic::policy_reloaded_event(policy_version, ok, &diagnostics, normalize(now)?);
+        let event = workspace_events::policy_reloaded_event(
+            policy_version,
+            ok,
+            &diagnostics,
+            normalize(now)?,
+        );
         let workspace = workspace.to_owned();
         self.writer
             .submit(move |conn| ops::record_policy_reload(conn, &workspace, event.clone()))

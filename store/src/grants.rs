@@ -1,8 +1,8 @@
 //! Access grants (sign-in links, dashboard sessions, client share links):
 //! the checks and events both backends share.
 
-use crate::StoreError;
 use crate::chain::PendingEvent;
+use crate::error::StoreError;
 use crate::model::{EventKind, Grant, GrantKind, GrantOutcome, NewGrant};
 use crate::ts::{format_ts, normalize};
 use crate::validate::check_id;

@@ -45,18 +45,20 @@ mod deliveries;
 mod events;
 mod grants;
 mod keys;
+mod outcomes;
 mod runs;
 mod stats;
 
 pub use approvals::{
-    AnswerDecision, AnswerInput, AnswerOutcome, ApprovalAnswer, ApprovalRequirement, ApproverRef,
+    AnswerDecision, AnswerInput, ApprovalAnswer, ApprovalRequirement, ApproverRef,
 };
-pub use deliveries::{ApprovalToken, Delivery, NewDelivery, Recipient, TokenAnswer, TokenOutcome};
+pub use deliveries::{ApprovalToken, Delivery, NewDelivery, Recipient, TokenOutcome};
 pub use events::{ChainPosition, ChainReport, Event, EventKind};
 pub use grants::{Grant, GrantKind, GrantOutcome, NewGrant};
 pub use keys::{ApiKeyRecord, Role};
+pub use outcomes::{AnswerOutcome, CreateRunOutcome, TokenAnswer};
 pub use runs::{
-    CreateRunOutcome, DecisionRecord, ExecutionOutcome, ExecutionReport, ExecutionStatus,
-    GovernanceStatus, NewRun, Proposal, Run, RunFilter, RunPage, is_executable,
+    DecisionRecord, ExecutionOutcome, ExecutionReport, ExecutionStatus, GovernanceStatus, NewRun,
+    Proposal, Run, RunFilter, RunPage, is_executable,
 };
 pub use stats::{BatchStats, StatsRow};

@@ -2,7 +2,7 @@
 //! columns and rebuilt from them, so the column list, its decode order,
 //! JSON encoding and status parsing are written once.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use crate::model::{
     AnswerDecision, ApprovalAnswer, ApprovalRequirement, ApproverRef, ChainPosition,
     DecisionRecord, ExecutionReport, ExecutionStatus, GovernanceStatus, Proposal, Role, Run,

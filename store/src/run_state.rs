@@ -18,8 +18,8 @@
 //! append, then writes both. So the rules live in one place, and SQLite and
 //! PostgreSQL cannot drift apart.
 
-use crate::StoreError;
 use crate::chain::PendingEvent;
+use crate::error::StoreError;
 use crate::model::{
     AnswerDecision, AnswerInput, ApprovalAnswer, ChainPosition, EventKind, ExecutionOutcome,
     ExecutionReport, ExecutionStatus, GovernanceStatus, Proposal, Run, is_executable,

@@ -2,7 +2,7 @@
 //! run. [`crate::checked::Checked`] applies them before any backend sees a
 //! call, so SQLite and PostgreSQL refuse exactly the same input.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use crate::model::{GovernanceStatus, NewRun, Recipient};
 use crate::ts::normalize;
 use std::collections::HashSet;

@@ -1,6 +1,5 @@
 //! Approvals: who must answer a pending run, and their answers.
 
-use super::runs::Run;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -74,26 +73,4 @@ pub struct ApprovalAnswer {
     pub answered_at: DateTime<Utc>,
     /// False for answers that came after the run was decided, and duplicates.
     pub counted: bool,
-}
-
-/// Result of [`crate::Store::record_answer`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", content = "run", rename_all = "snake_case")]
-pub enum AnswerOutcome {
-    /// The answer counted; the run may now be approved, rejected or still pending.
-    Recorded(Run),
-    /// The approver had already answered; recorded with counted=false.
-    Duplicate(Run),
-    /// The run was already decided (or had expired); recorded with counted=false.
-    AlreadyDecided(Run),
-}
-
-impl AnswerOutcome {
-    /// The run after the answer.
-    #[must_use]
-    pub fn run(&self) -> &Run {
-        match self {
-            Self::Recorded(run) | Self::Duplicate(run) | Self::AlreadyDecided(run) => run,
-        }
-    }
 }

@@ -1,7 +1,6 @@
 //! Deliveries: approval requests queued for sending, and the single-use
 //! approval tokens they carry.
 
-use super::approvals::AnswerOutcome;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -161,14 +160,4 @@ pub enum TokenOutcome {
     Expired(ApprovalToken),
     /// No token has this hash.
     Unknown,
-}
-
-/// Result of [`crate::Store::answer_with_token`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum TokenAnswer {
-    /// The token was spent and the answer recorded on the token's run.
-    Answered(Box<AnswerOutcome>),
-    /// The token could not be spent (used, expired or unknown); nothing
-    /// was written.
-    Refused(TokenOutcome),
 }

@@ -159,34 +159,6 @@ pub struct ExecutionReport {
     pub reported_at: DateTime<Utc>,
 }
 
-/// Result of [`crate::Store::create_run`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", content = "run", rename_all = "snake_case")]
-pub enum CreateRunOutcome {
-    /// A new run was created.
-    Created(Run),
-    /// An idempotent retry: the run created by the first request, as it is now.
-    Existing(Run),
-}
-
-impl CreateRunOutcome {
-    /// The run, created or existing.
-    #[must_use]
-    pub fn run(&self) -> &Run {
-        match self {
-            Self::Created(run) | Self::Existing(run) => run,
-        }
-    }
-
-    /// The run, created or existing.
-    #[must_use]
-    pub fn into_run(self) -> Run {
-        match self {
-            Self::Created(run) | Self::Existing(run) => run,
-        }
-    }
-}
-
 /// Filters and paging for [`crate::Store::list_runs`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunFilter {

@@ -6,8 +6,8 @@
 //! There is deliberately no UPDATE or DELETE statement for `events` here.
 
 use super::read;
-use crate::StoreError;
 use crate::chain::{GENESIS_HASH, PendingEvent, seal};
+use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, CreateRunOutcome,
     Delivery, Event, ExecutionOutcome, NewRun, Run, TokenOutcome,

@@ -1,9 +1,9 @@
 //! PostgreSQL queries that only read, usable on a client or inside a
 //! transaction (where the write path needs them).
 
-use crate::StoreError;
 use crate::chain::{ChainVerifier, RawEvent};
 use crate::cursor;
+use crate::error::StoreError;
 use crate::model::{
     ApiKeyRecord, ApprovalAnswer, ApprovalToken, ChainReport, Delivery, Event, EventKind, Run,
     RunFilter, RunPage,

@@ -5,9 +5,9 @@
 //! There is deliberately no UPDATE or DELETE statement for `events` here.
 
 use super::read;
-use crate::StoreError;
 use crate::canonical::to_canonical_json;
 use crate::chain::{GENESIS_HASH, PendingEvent, hash_fields, seal};
+use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, Event,
     ExecutionOutcome, NewRun, Run, TokenOutcome,
@@ -552,8 +552,8 @@ pub(crate) fn revoke_key(
     Ok(key)
 }
 
-/// Records a policy reload.
-pub(crate) fn record_policy_reload(
+/// Appends a single event that concerns no run.
+pub(crate) fn append_one(
     conn: &Connection,
     workspace: &str,
     event: PendingEvent,

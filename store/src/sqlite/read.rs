@@ -1,9 +1,9 @@
 //! SQLite queries that only read. They take a plain `&Connection`, so the
 //! writer (inside its transaction) and the read-only connections share them.
 
-use crate::StoreError;
 use crate::chain::{ChainVerifier, GENESIS_HASH, RawEvent};
 use crate::cursor;
+use crate::error::StoreError;
 use crate::model::{
     ApiKeyRecord, ApprovalAnswer, ApprovalToken, ChainReport, Delivery, Event, EventKind, Run,
     RunFilter, RunPage,

@@ -14,9 +14,18 @@
 //! What it must not do:
 //! - read the clock: every operation that changes state takes `now`;
 //! - update or delete an event, ever;
+//! - let a call reach a backend unchecked: only [`Checked`] constructs one;
 //! - see secrets: API keys and approval tokens arrive already hashed;
 //! - evaluate policies, talk HTTP or deliver messages: that is the gate's job;
 //! - let one workspace see or touch another workspace's data.
+//!
+//! How it is built: [`SqliteStore`] and [`PostgresStore`] are both a
+//! [`Checked`] store, which checks and normalizes every argument in one
+//! place, then hands the call to its backend (`sqlite/`, `postgres/`). The
+//! backends share the run state machine (`run_state`), the checks of new
+//! input (`validate`), the run table's columns (`rows`) and the hash chain
+//! (`chain`), so they cannot drift apart. The data types live in `model/`,
+//! one file per entity, and are re-exported here.
 
 mod backend;
 mod canonical;

@@ -9,6 +9,7 @@
 mod access;
 mod checkpoint;
 mod ops;
+mod outbox;
 mod read;
 mod writer;
 
@@ -367,7 +368,7 @@ impl Backend for SqliteBackend {
     ) -> Result<(), StoreError> {
         let delivery_id = delivery_id.to_owned();
         self.writer
-            .submit(move |conn| ops::mark_delivery_sent(conn, &delivery_id, now))
+            .submit(move |conn| outbox::mark_delivery_sent(conn, &delivery_id, now))
             .await
     }
 
@@ -382,7 +383,7 @@ impl Backend for SqliteBackend {
         self.writer
             .submit(move |conn| {
                 ids.iter()
-                    .try_for_each(|id| ops::mark_delivery_sent(conn, id, now))
+                    .try_for_each(|id| outbox::mark_delivery_sent(conn, id, now))
             })
             .await
     }
@@ -396,7 +397,7 @@ impl Backend for SqliteBackend {
         let next = next_attempt_at;
         let (delivery_id, error) = (delivery_id.to_owned(), error.to_owned());
         self.writer
-            .submit(move |conn| ops::mark_delivery_failed(conn, &delivery_id, next, &error))
+            .submit(move |conn| outbox::mark_delivery_failed(conn, &delivery_id, next, &error))
             .await
     }
 
@@ -413,7 +414,7 @@ impl Backend for SqliteBackend {
     ) -> Result<TokenOutcome, StoreError> {
         let token_hash = token_hash.to_owned();
         self.writer
-            .submit(move |conn| ops::consume_token(conn, &token_hash, now))
+            .submit(move |conn| outbox::consume_token(conn, &token_hash, now))
             .await
     }
 
@@ -428,7 +429,7 @@ impl Backend for SqliteBackend {
         // whole command, the token's spending included.
         self.writer
             .submit(
-                move |conn| match ops::consume_token(conn, &token_hash, now)? {
+                move |conn| match outbox::consume_token(conn, &token_hash, now)? {
                     TokenOutcome::Consumed(t) => {
                         ops::record_answer(conn, &t.workspace, &t.run_id, answer.clone(), now)
                             .map(|o| TokenAnswer::Answered(Box::new(o)))

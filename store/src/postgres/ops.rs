@@ -216,7 +216,7 @@ async fn require_run(
         .ok_or_else(|| StoreError::run_not_found(run_id))
 }
 
-/// Creates a run (already validated by [`run_state::validate_new_run`]).
+/// Creates a run (already validated by [`crate::validate::validate_new_run`], in [`crate::Checked`]).
 pub(crate) async fn create_run(
     tx: &Transaction<'_>,
     new: &NewRun,

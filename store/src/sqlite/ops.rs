@@ -10,7 +10,7 @@ use crate::chain::{GENESIS_HASH, PendingEvent, hash_fields, seal};
 use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, Event,
-    ExecutionOutcome, NewRun, Run, TokenOutcome,
+    ExecutionOutcome, NewRun, Run,
 };
 use crate::rows::{RUN_COLUMN_COUNT, RUN_COLUMNS, RunRow, seq_to_db};
 use crate::run_state::{self, AnswerKind};
@@ -208,7 +208,7 @@ pub(crate) struct PreparedRun {
 }
 
 impl PreparedRun {
-    /// Prepares `new` (already validated by [`run_state::validate_new_run`]).
+    /// Prepares `new` (already validated by [`crate::validate::validate_new_run`], in [`crate::Checked`]).
     pub(crate) fn new(new: NewRun) -> Result<Self, StoreError> {
         let (run, pending) = run_state::initial_run(&new.proposal);
         let row = RunRow::from_run(&run)?;
@@ -561,84 +561,4 @@ pub(crate) fn append_one(
     append(conn, workspace, vec![event])?
         .pop()
         .ok_or_else(|| StoreError::corrupt("append returned no event"))
-}
-
-fn delivery_not_found(delivery_id: &str) -> StoreError {
-    StoreError::NotFound {
-        entity: "delivery",
-        id: delivery_id.to_owned(),
-    }
-}
-
-/// Marks a delivery sent.
-pub(crate) fn mark_delivery_sent(
-    conn: &Connection,
-    delivery_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE deliveries SET sent_at = ?2, next_attempt_at = NULL WHERE delivery_id = ?1",
-        )?
-        .execute(params![delivery_id, format_ts(now)])?;
-    if n == 0 {
-        return Err(delivery_not_found(delivery_id));
-    }
-    Ok(())
-}
-
-/// Records a failed delivery attempt.
-pub(crate) fn mark_delivery_failed(
-    conn: &Connection,
-    delivery_id: &str,
-    next_attempt_at: Option<DateTime<Utc>>,
-    error: &str,
-) -> Result<(), StoreError> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 \
-             WHERE delivery_id = ?1 AND sent_at IS NULL",
-        )?
-        .execute(params![delivery_id, error, opt_ts(next_attempt_at)])?;
-    if n == 0 {
-        return Err(delivery_not_found(delivery_id));
-    }
-    Ok(())
-}
-
-/// Uses a single-use approval token.
-pub(crate) fn consume_token(
-    conn: &Connection,
-    token_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<TokenOutcome, StoreError> {
-    let Some((mut token, home)) = read::find_token_home(conn, token_hash)? else {
-        return Ok(TokenOutcome::Unknown);
-    };
-    if token.used_at.is_some() {
-        return Ok(TokenOutcome::AlreadyUsed(token));
-    }
-    if now >= token.expires_at {
-        return Ok(TokenOutcome::Expired(token));
-    }
-    let spent = match home {
-        read::TokenHome::Delivery(delivery_id) => conn
-            .prepare_cached(
-                "UPDATE deliveries SET token_used_at = ?2 \
-                 WHERE delivery_id = ?1 AND token_used_at IS NULL",
-            )?
-            .execute(params![delivery_id, format_ts(now)])?,
-        read::TokenHome::Table => conn
-            .prepare_cached(
-                "UPDATE approval_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
-            )?
-            .execute(params![token_hash, format_ts(now)])?,
-    };
-    // The writer runs commands one at a time, so the token read above is
-    // still unspent; should that ever change, no second spend slips by.
-    if spent == 0 {
-        return Ok(TokenOutcome::AlreadyUsed(token));
-    }
-    token.used_at = Some(now);
-    Ok(TokenOutcome::Consumed(token))
 }

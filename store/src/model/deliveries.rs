@@ -161,3 +161,49 @@ pub enum TokenOutcome {
     /// No token has this hash.
     Unknown,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored form reads back as it was written, for both kinds.
+    #[test]
+    fn recipient_round_trips_its_stored_form() {
+        for stored in [
+            "alice",
+            "@slack:C024BE91L",
+            "@webhook:ops",
+            "@",
+            "a@b.example",
+        ] {
+            assert_eq!(Recipient::parse(stored).to_string(), stored);
+        }
+        assert!(Recipient::parse("@webhook:ops").is_shared());
+        assert_eq!(Recipient::parse("@webhook:ops").person(), None);
+        assert_eq!(
+            Recipient::parse("a@b.example"),
+            Recipient::Person("a@b.example".into())
+        );
+    }
+
+    #[test]
+    fn deliveries_and_tokens_name_their_recipient() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let token = ApprovalToken {
+            workspace: "w".into(),
+            run_id: "r".into(),
+            approver_id: "@slack:C1".into(),
+            expires_at: at,
+            used_at: None,
+        };
+        assert_eq!(token.recipient(), Recipient::Shared("slack:C1".into()));
+        let delivery = NewDelivery {
+            delivery_id: "d".into(),
+            approver_id: "bob".into(),
+            channel: "email".into(),
+            token_hash: None,
+            next_attempt_at: at,
+        };
+        assert_eq!(delivery.recipient(), Recipient::Person("bob".into()));
+    }
+}

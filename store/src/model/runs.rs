@@ -200,3 +200,109 @@ pub struct RunPage {
     /// Cursor of the next page; None on the last page.
     pub next_cursor: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn proposal() -> Proposal {
+        Proposal {
+            workspace: "w".into(),
+            run_id: "r1".into(),
+            action: "db.migrate".into(),
+            actor: Some("agent".into()),
+            source: Some(json!({"session": 7})),
+            reasoning: None,
+            payload_json: "{}".into(),
+            payload_hash: "ph".into(),
+            payload_summary: "migrate".into(),
+            idempotency_key: None,
+            request_hash: "rh".into(),
+            decision: DecisionRecord {
+                governance_status: GovernanceStatus::Allowed,
+                rule: None,
+                reason: "ok".into(),
+                policy_version: "v1".into(),
+                risk: None,
+                details: json!({}),
+            },
+            approval: None,
+            created_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+        }
+    }
+
+    /// The proposal is flattened: a run's JSON has every field at the top
+    /// level, as it had before `Proposal` existed, and reads back the same.
+    #[test]
+    fn run_json_keeps_the_proposal_fields_at_the_top_level() {
+        let run = Run {
+            proposal: proposal(),
+            governance_status: GovernanceStatus::Allowed,
+            execution_status: ExecutionStatus::AwaitingExecution,
+            executable: true,
+            approvals: Vec::new(),
+            execution: None,
+            updated_at: DateTime::from_timestamp(1_700_000_001, 0).unwrap_or_default(),
+            chain: ChainPosition {
+                seq: 3,
+                hash: "h".into(),
+            },
+        };
+        let value = serde_json::to_value(&run).unwrap_or_default();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "action",
+                "actor",
+                "approval",
+                "approvals",
+                "chain",
+                "created_at",
+                "decision",
+                "executable",
+                "execution",
+                "execution_status",
+                "governance_status",
+                "idempotency_key",
+                "payload_hash",
+                "payload_json",
+                "payload_summary",
+                "reasoning",
+                "request_hash",
+                "run_id",
+                "source",
+                "updated_at",
+                "workspace",
+            ]
+        );
+        assert_eq!(value["run_id"], "r1");
+        assert_eq!(value["source"], json!({"session": 7}));
+        let back: Option<Run> = serde_json::from_value(value).ok();
+        assert_eq!(back, Some(run));
+    }
+
+    /// A new run's JSON: the proposal's fields and `deliveries`, which may
+    /// be left out.
+    #[test]
+    fn new_run_json_keeps_the_proposal_fields_at_the_top_level() {
+        let new = NewRun {
+            proposal: proposal(),
+            deliveries: Vec::new(),
+        };
+        let mut value = serde_json::to_value(&new).unwrap_or_default();
+        assert_eq!(value["action"], "db.migrate");
+        assert_eq!(value["deliveries"], json!([]));
+        assert!(value.get("proposal").is_none());
+        if let Some(o) = value.as_object_mut() {
+            o.remove("deliveries");
+        }
+        let back: Option<NewRun> = serde_json::from_value(value).ok();
+        assert_eq!(back, Some(new));
+    }
+}

@@ -50,7 +50,7 @@ pub struct PostgresOptions {
     pub pool_size: Option<usize>,
 }
 
-/// The PostgreSQL store: [`PostgresBackend`] behind the argument checks
+/// The PostgreSQL store: the PostgreSQL backend behind the argument checks
 /// every store shares. Cheap to share: wrap it in an `Arc`.
 pub type PostgresStore = Checked<PostgresBackend>;
 

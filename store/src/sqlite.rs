@@ -47,7 +47,7 @@ const IDLE_READERS: usize = 16;
 /// the writer alone uses more than that on its hot path).
 const STATEMENT_CACHE: usize = 64;
 
-/// The SQLite store: [`SqliteBackend`] behind the argument checks every
+/// The SQLite store: the SQLite backend behind the argument checks every
 /// store shares. Cheap to share: wrap it in an `Arc`.
 pub type SqliteStore = Checked<SqliteBackend>;
 

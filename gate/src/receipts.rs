@@ -232,19 +232,19 @@ pub fn receipt_body(run: &Run) -> Value {
         .collect();
     json!({
         "version": 1,
-        "workspace": run.workspace,
-        "run_id": run.run_id,
-        "action": run.action,
-        "actor": run.actor,
-        "payload": { "sha256": run.payload_hash, "summary": run.payload_summary },
+        "workspace": run.proposal.workspace,
+        "run_id": run.proposal.run_id,
+        "action": run.proposal.action,
+        "actor": run.proposal.actor,
+        "payload": { "sha256": run.proposal.payload_hash, "summary": run.proposal.payload_summary },
         "decision": {
             "governance_status": run.governance_status,
-            "rule": run.decision.rule,
-            "reason": run.decision.reason,
-            "risk": run.decision.risk,
-            "policy_version": run.decision.policy_version,
+            "rule": run.proposal.decision.rule,
+            "reason": run.proposal.decision.reason,
+            "risk": run.proposal.decision.risk,
+            "policy_version": run.proposal.decision.policy_version,
         },
-        "approval": run.approval.as_ref().map(|a| json!({
+        "approval": run.proposal.approval.as_ref().map(|a| json!({
             "group": a.group,
             "quorum": a.quorum,
             "expires_at": countersign_store::format_ts(a.expires_at),
@@ -252,7 +252,7 @@ pub fn receipt_body(run: &Run) -> Value {
         "approvals": approvals,
         "execution_status": run.execution_status,
         "execution": execution,
-        "created_at": countersign_store::format_ts(run.created_at),
+        "created_at": countersign_store::format_ts(run.proposal.created_at),
         "updated_at": countersign_store::format_ts(run.updated_at),
         "audit": { "seq": run.chain.seq, "hash": run.chain.hash },
     })

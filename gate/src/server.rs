@@ -201,7 +201,11 @@ pub fn spawn_background(state: &AppState) {
             match s.store.expire_due(s.clock.now()).await {
                 Ok(runs) => {
                     for r in runs {
-                        tracing::info!(run = %r.run_id, workspace = %r.workspace, "run expired");
+                        tracing::info!(
+                            run = %r.proposal.run_id,
+                            workspace = %r.proposal.workspace,
+                            "run expired"
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "expiry pass failed"),

@@ -1223,6 +1223,7 @@ async fn a_token_of_the_first_format_still_answers_its_delivery() {
     use countersign_gate::approvals::tokens::{approval_token_key, token_hash};
     use countersign_store::{
         ApprovalRequirement, ApproverRef, DecisionRecord, GovernanceStatus, NewDelivery, NewRun,
+        Proposal,
     };
     let gate = start(POLICY, |c, _| c.console = true).await;
     let agent = gate.key(Role::Agent).await;
@@ -1238,35 +1239,38 @@ async fn a_token_of_the_first_format_still_answers_its_delivery() {
     gate.state
         .store
         .create_run(NewRun {
-            workspace: "default".into(),
-            run_id: "run_legacy1".into(),
-            action: "send_invoice_reminder".into(),
-            actor: Some("finance_agent".into()),
-            source: None,
-            reasoning: None,
-            payload_json: r#"{"amount":900}"#.into(),
-            payload_hash: token_hash(r#"{"amount":900}"#),
-            payload_summary: "amount: 900".into(),
-            idempotency_key: None,
-            request_hash: token_hash("legacy request"),
-            decision: DecisionRecord {
-                governance_status: GovernanceStatus::PendingApproval,
-                rule: Some("large-amount".into()),
-                reason: "Reminders above $500 need a finance lead".into(),
-                policy_version: "test".into(),
-                risk: Some("medium".into()),
-                details: json!({}),
+            proposal: Proposal {
+                workspace: "default".into(),
+                run_id: "run_legacy1".into(),
+                action: "send_invoice_reminder".into(),
+                actor: Some("finance_agent".into()),
+                source: None,
+                reasoning: None,
+                payload_json: r#"{"amount":900}"#.into(),
+                payload_hash: token_hash(r#"{"amount":900}"#),
+                payload_summary: "amount: 900".into(),
+                idempotency_key: None,
+                request_hash: token_hash("legacy request"),
+                decision: DecisionRecord {
+                    governance_status: GovernanceStatus::PendingApproval,
+                    rule: Some("large-amount".into()),
+                    reason: "Reminders above $500 need a finance lead".into(),
+                    policy_version: "test".into(),
+                    risk: Some("medium".into()),
+                    details: json!({}),
+                },
+                approval: Some(ApprovalRequirement {
+                    group: "finance-leads".into(),
+                    quorum: 1,
+                    expires_at: now + chrono::Duration::hours(24),
+                    approvers: vec![ApproverRef {
+                        id: "alice".into(),
+                        email: Some("alice@example.com".into()),
+                        slack: None,
+                    }],
+                }),
+                created_at: now,
             },
-            approval: Some(ApprovalRequirement {
-                group: "finance-leads".into(),
-                quorum: 1,
-                expires_at: now + chrono::Duration::hours(24),
-                approvers: vec![ApproverRef {
-                    id: "alice".into(),
-                    email: Some("alice@example.com".into()),
-                    slack: None,
-                }],
-            }),
             deliveries: vec![NewDelivery {
                 delivery_id: delivery_id.clone(),
                 approver_id: "alice".into(),
@@ -1274,7 +1278,6 @@ async fn a_token_of_the_first_format_still_answers_its_delivery() {
                 token_hash: Some(token_hash(&legacy)),
                 next_attempt_at: now,
             }],
-            created_at: now,
         })
         .await
         .unwrap();

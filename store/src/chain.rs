@@ -6,9 +6,9 @@
 //! characters (64 zeros for seq 1) and the hashed object has exactly the
 //! members `workspace, seq, kind, run_id, at, data, prev_hash`.
 
-use crate::StoreError;
 use crate::canonical::{to_canonical_json, write_number, write_string};
 use crate::error::ChainBreak;
+use crate::error::StoreError;
 use crate::model::{ChainReport, Event, EventKind};
 use crate::ts::format_ts;
 use chrono::{DateTime, Utc};

@@ -4,7 +4,7 @@
 //! the next page starts strictly after it in (created_at desc, run_id desc)
 //! order, so pages stay stable while new runs are created.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 
 const VERSION: &str = "r1";

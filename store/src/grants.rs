@@ -1,11 +1,11 @@
 //! Access grants (sign-in links, dashboard sessions, client share links):
 //! the checks and events both backends share.
 
-use crate::StoreError;
 use crate::chain::PendingEvent;
-use crate::logic::check_id;
+use crate::error::StoreError;
 use crate::model::{EventKind, Grant, GrantKind, GrantOutcome, NewGrant};
 use crate::ts::{format_ts, normalize};
+use crate::validate::check_id;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 

@@ -10,14 +10,16 @@ mod access;
 mod ops;
 mod read;
 
-use crate::logic::{self, check_id};
+use crate::backend::Backend;
+use crate::chain::PendingEvent;
+use crate::checked::Checked;
+use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, ChainPosition, ChainReport,
     CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind, GrantOutcome, NewGrant,
-    NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
+    NewRun, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
 use crate::ts::normalize;
-use crate::{Store, StoreError, events_limit};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -48,12 +50,17 @@ pub struct PostgresOptions {
     pub pool_size: Option<usize>,
 }
 
-/// The PostgreSQL store. Cheap to share: wrap it in an `Arc`.
-pub struct PostgresStore {
+/// The PostgreSQL store: the PostgreSQL backend behind the argument checks
+/// every store shares. Cheap to share: wrap it in an `Arc`.
+pub type PostgresStore = Checked<PostgresBackend>;
+
+/// The PostgreSQL backend; reachable only through [`PostgresStore`], which
+/// checks every argument before it gets here.
+pub struct PostgresBackend {
     pool: Pool,
 }
 
-impl std::fmt::Debug for PostgresStore {
+impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
             .field("pool", &self.pool.status())
@@ -123,11 +130,13 @@ impl PostgresStore {
             .max_size(options.pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1))
             .build()
             .map_err(|e| unavailable(format!("postgres pool: {e}")))?;
-        let store = Self { pool };
-        store.migrate().await?;
-        Ok(store)
+        let backend = PostgresBackend { pool };
+        backend.migrate().await?;
+        Ok(Checked::new(backend))
     }
+}
 
+impl PostgresBackend {
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
     }
@@ -198,15 +207,14 @@ macro_rules! in_snapshot {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Backend for PostgresBackend {
     async fn health(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client.query_one("SELECT 1", &[]).await?;
         Ok(())
     }
 
-    async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
-        logic::validate_new_run(&mut run)?;
+    async fn create_run(&self, run: NewRun) -> Result<CreateRunOutcome, StoreError> {
         in_tx!(self, |tx| ops::create_run(&tx, &run))
     }
 
@@ -225,7 +233,6 @@ impl Store for PostgresStore {
         outcome: ExecutionOutcome,
         now: DateTime<Utc>,
     ) -> Result<Run, StoreError> {
-        let now = normalize(now)?;
         in_tx!(self, |tx| ops::report_execution(
             &tx, workspace, run_id, outcome, now
         ))
@@ -238,14 +245,12 @@ impl Store for PostgresStore {
         answer: AnswerInput,
         now: DateTime<Utc>,
     ) -> Result<AnswerOutcome, StoreError> {
-        let now = normalize(now)?;
         in_tx!(self, |tx| ops::record_answer(
             &tx, workspace, run_id, answer, now
         ))
     }
 
     async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
-        let now = normalize(now)?;
         let due = {
             let client = self.client().await?;
             read::due_runs(&**client, now).await?
@@ -265,17 +270,9 @@ impl Store for PostgresStore {
 
     async fn create_key(
         &self,
-        workspace: &str,
-        key_id: &str,
+        key: ApiKeyRecord,
         key_hash: &str,
-        role: Role,
-        label: Option<String>,
-        now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        check_id("workspace", workspace)?;
-        check_id("key_id", key_id)?;
-        check_id("key_hash", key_hash)?;
-        let key = logic::new_key(workspace, key_id, role, label, normalize(now)?);
         in_tx!(self, |tx| ops::create_key(&tx, &key, key_hash))
     }
 
@@ -285,7 +282,6 @@ impl Store for PostgresStore {
         key_id: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let now = normalize(now)?;
         in_tx!(self, |tx| ops::revoke_key(&tx, workspace, key_id, now))
     }
 
@@ -299,16 +295,11 @@ impl Store for PostgresStore {
         read::list_keys(&**client, workspace).await
     }
 
-    async fn record_policy_reload(
+    async fn append_workspace_event(
         &self,
         workspace: &str,
-        policy_version: &str,
-        ok: bool,
-        diagnostics: Vec<String>,
-        now: DateTime<Utc>,
+        event: PendingEvent,
     ) -> Result<Event, StoreError> {
-        check_id("workspace", workspace)?;
-        let event = logic::policy_reloaded_event(policy_version, ok, &diagnostics, normalize(now)?);
         in_tx!(self, |tx| ops::append_one(&tx, workspace, event))
     }
 
@@ -319,7 +310,7 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
         let client = self.client().await?;
-        read::events(&**client, workspace, after_seq, events_limit(limit)).await
+        read::events(&**client, workspace, after_seq, limit).await
     }
 
     async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError> {
@@ -336,9 +327,8 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let now = normalize(now)?;
         let client = self.client().await?;
-        read::due_deliveries(&**client, now, events_limit(limit)).await
+        read::due_deliveries(&**client, now, limit).await
     }
 
     async fn claim_due_deliveries(
@@ -347,13 +337,11 @@ impl Store for PostgresStore {
         limit: u32,
         lease: std::time::Duration,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let now = normalize(now)?;
         let until = chrono::Duration::from_std(lease)
             .ok()
             .and_then(|lease| now.checked_add_signed(lease))
             .ok_or_else(|| StoreError::invalid("the delivery lease is too long"))?;
         let until = normalize(until)?;
-        let limit = events_limit(limit);
         in_tx!(self, |tx| ops::claim_due_deliveries(&tx, now, until, limit))
     }
 
@@ -371,7 +359,6 @@ impl Store for PostgresStore {
         delivery_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let now = normalize(now)?;
         let client = self.client().await?;
         let n = client
             .execute(
@@ -393,10 +380,6 @@ impl Store for PostgresStore {
         delivery_ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if delivery_ids.is_empty() {
-            return Ok(());
-        }
-        let now = normalize(now)?;
         let mut obj = self.client().await?;
         let client: &mut Client = &mut obj;
         let tx = client.transaction().await?;
@@ -426,9 +409,8 @@ impl Store for PostgresStore {
         delivery_id: &str,
         next_attempt_at: Option<DateTime<Utc>>,
         error: &str,
-        _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let next = next_attempt_at.map(normalize).transpose()?;
+        let next = next_attempt_at;
         let client = self.client().await?;
         let n = client
             .execute(
@@ -456,7 +438,6 @@ impl Store for PostgresStore {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<TokenOutcome, StoreError> {
-        let now = normalize(now)?;
         in_tx!(self, |tx| ops::consume_token(&tx, token_hash, now))
     }
 
@@ -466,7 +447,6 @@ impl Store for PostgresStore {
         answer: AnswerInput,
         now: DateTime<Utc>,
     ) -> Result<TokenAnswer, StoreError> {
-        let now = normalize(now)?;
         // One transaction: an answer that fails rolls the spending back.
         in_tx!(self, |tx| async {
             match ops::consume_token(&tx, token_hash, now).await? {
@@ -496,13 +476,11 @@ impl Store for PostgresStore {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<StatsRow>, StoreError> {
-        let (since, until) = (normalize(since)?, normalize(until)?);
         let client = self.client().await?;
         access::run_stats(&**client, workspace, since, until).await
     }
 
-    async fn create_grant(&self, grant: NewGrant, now: DateTime<Utc>) -> Result<Grant, StoreError> {
-        let record = crate::grants::prepare(&grant, now)?;
+    async fn create_grant(&self, grant: NewGrant, record: Grant) -> Result<Grant, StoreError> {
         in_tx!(self, |tx| access::create_grant(&tx, &grant, record))
     }
 
@@ -517,17 +495,14 @@ impl Store for PostgresStore {
         kind: GrantKind,
         now: DateTime<Utc>,
     ) -> Result<GrantOutcome, StoreError> {
-        let now = normalize(now)?;
         in_tx!(self, |tx| access::consume_grant(&tx, token_hash, kind, now))
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError> {
-        let now = normalize(now)?;
         in_tx!(self, |tx| access::revoke_grant(&tx, grant_id, now))
     }
 
     async fn prune_grants(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let before = normalize(before)?;
         let client = self.client().await?;
         access::prune_grants(&**client, before).await
     }

@@ -9,18 +9,19 @@
 mod access;
 mod checkpoint;
 mod ops;
+mod outbox;
 mod read;
 mod writer;
 
-use crate::logic::{self, check_id};
+use crate::backend::Backend;
+use crate::chain::PendingEvent;
+use crate::checked::Checked;
+use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainPosition,
     ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
-    GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer,
-    TokenOutcome,
+    GrantOutcome, NewGrant, NewRun, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
-use crate::ts::normalize;
-use crate::{Store, StoreError, events_limit};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -46,13 +47,18 @@ const IDLE_READERS: usize = 16;
 /// the writer alone uses more than that on its hot path).
 const STATEMENT_CACHE: usize = 64;
 
-/// The SQLite store. Cheap to share: wrap it in an `Arc`.
-pub struct SqliteStore {
+/// The SQLite store: the SQLite backend behind the argument checks every
+/// store shares. Cheap to share: wrap it in an `Arc`.
+pub type SqliteStore = Checked<SqliteBackend>;
+
+/// The SQLite backend; reachable only through [`SqliteStore`], which checks
+/// every argument before it gets here.
+pub struct SqliteBackend {
     writer: Writer,
     readers: Arc<ReadPool>,
 }
 
-impl std::fmt::Debug for SqliteStore {
+impl std::fmt::Debug for SqliteBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.readers.path)
@@ -151,15 +157,17 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let conn = open_writer(&path)?;
         let writer = Writer::start(conn, &path)?;
-        Ok(Self {
+        Ok(Checked::new(SqliteBackend {
             writer,
             readers: Arc::new(ReadPool {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
-        })
+        }))
     }
+}
 
+impl SqliteBackend {
     /// Runs `f` on a read-only connection, inside one read transaction so
     /// multi-query reads see a single snapshot.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -192,7 +200,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Backend for SqliteBackend {
     async fn health(&self) -> Result<(), StoreError> {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
             .await?;
@@ -202,8 +210,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
-        logic::validate_new_run(&mut run)?;
+    async fn create_run(&self, run: NewRun) -> Result<CreateRunOutcome, StoreError> {
         // Everything that does not depend on the chain's head is computed
         // here, on the caller's thread, not on the single writer's.
         let prepared = Arc::new(ops::PreparedRun::new(run)?);
@@ -242,7 +249,6 @@ impl Store for SqliteStore {
         outcome: ExecutionOutcome,
         now: DateTime<Utc>,
     ) -> Result<Run, StoreError> {
-        let now = normalize(now)?;
         let (workspace, run_id) = (workspace.to_owned(), run_id.to_owned());
         self.writer
             .submit(move |conn| {
@@ -258,7 +264,6 @@ impl Store for SqliteStore {
         answer: AnswerInput,
         now: DateTime<Utc>,
     ) -> Result<AnswerOutcome, StoreError> {
-        let now = normalize(now)?;
         let (workspace, run_id) = (workspace.to_owned(), run_id.to_owned());
         self.writer
             .submit(move |conn| ops::record_answer(conn, &workspace, &run_id, answer.clone(), now))
@@ -266,7 +271,6 @@ impl Store for SqliteStore {
     }
 
     async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
-        let now = normalize(now)?;
         self.writer
             .submit(move |conn| ops::expire_due(conn, now))
             .await
@@ -274,17 +278,9 @@ impl Store for SqliteStore {
 
     async fn create_key(
         &self,
-        workspace: &str,
-        key_id: &str,
+        key: ApiKeyRecord,
         key_hash: &str,
-        role: Role,
-        label: Option<String>,
-        now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        check_id("workspace", workspace)?;
-        check_id("key_id", key_id)?;
-        check_id("key_hash", key_hash)?;
-        let key = logic::new_key(workspace, key_id, role, label, normalize(now)?);
         let key_hash = key_hash.to_owned();
         self.writer
             .submit(move |conn| ops::create_key(conn, &key, &key_hash))
@@ -297,7 +293,6 @@ impl Store for SqliteStore {
         key_id: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let now = normalize(now)?;
         let (workspace, key_id) = (workspace.to_owned(), key_id.to_owned());
         self.writer
             .submit(move |conn| ops::revoke_key(conn, &workspace, &key_id, now))
@@ -315,19 +310,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_policy_reload(
+    async fn append_workspace_event(
         &self,
         workspace: &str,
-        policy_version: &str,
-        ok: bool,
-        diagnostics: Vec<String>,
-        now: DateTime<Utc>,
+        event: PendingEvent,
     ) -> Result<Event, StoreError> {
-        check_id("workspace", workspace)?;
-        let event = logic::policy_reloaded_event(policy_version, ok, &diagnostics, normalize(now)?);
         let workspace = workspace.to_owned();
         self.writer
-            .submit(move |conn| ops::record_policy_reload(conn, &workspace, event.clone()))
+            .submit(move |conn| ops::append_one(conn, &workspace, event.clone()))
             .await
     }
 
@@ -338,7 +328,6 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
         let workspace = workspace.to_owned();
-        let limit = events_limit(limit);
         self.read(move |conn| read::events(conn, &workspace, after_seq, limit))
             .await
     }
@@ -358,8 +347,6 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let now = normalize(now)?;
-        let limit = events_limit(limit);
         self.read(move |conn| read::due_deliveries(conn, now, limit))
             .await
     }
@@ -379,10 +366,9 @@ impl Store for SqliteStore {
         delivery_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let now = normalize(now)?;
         let delivery_id = delivery_id.to_owned();
         self.writer
-            .submit(move |conn| ops::mark_delivery_sent(conn, &delivery_id, now))
+            .submit(move |conn| outbox::mark_delivery_sent(conn, &delivery_id, now))
             .await
     }
 
@@ -391,17 +377,13 @@ impl Store for SqliteStore {
         delivery_ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if delivery_ids.is_empty() {
-            return Ok(());
-        }
-        let now = normalize(now)?;
         let ids = delivery_ids.to_vec();
         // One writer command for the lot. An unknown id fails the command
         // after earlier ids were updated, so the writer undoes it whole.
         self.writer
             .submit(move |conn| {
                 ids.iter()
-                    .try_for_each(|id| ops::mark_delivery_sent(conn, id, now))
+                    .try_for_each(|id| outbox::mark_delivery_sent(conn, id, now))
             })
             .await
     }
@@ -411,12 +393,11 @@ impl Store for SqliteStore {
         delivery_id: &str,
         next_attempt_at: Option<DateTime<Utc>>,
         error: &str,
-        _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let next = next_attempt_at.map(normalize).transpose()?;
+        let next = next_attempt_at;
         let (delivery_id, error) = (delivery_id.to_owned(), error.to_owned());
         self.writer
-            .submit(move |conn| ops::mark_delivery_failed(conn, &delivery_id, next, &error))
+            .submit(move |conn| outbox::mark_delivery_failed(conn, &delivery_id, next, &error))
             .await
     }
 
@@ -431,10 +412,9 @@ impl Store for SqliteStore {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<TokenOutcome, StoreError> {
-        let now = normalize(now)?;
         let token_hash = token_hash.to_owned();
         self.writer
-            .submit(move |conn| ops::consume_token(conn, &token_hash, now))
+            .submit(move |conn| outbox::consume_token(conn, &token_hash, now))
             .await
     }
 
@@ -444,13 +424,12 @@ impl Store for SqliteStore {
         answer: AnswerInput,
         now: DateTime<Utc>,
     ) -> Result<TokenAnswer, StoreError> {
-        let now = normalize(now)?;
         let token_hash = token_hash.to_owned();
         // One writer command: should recording fail, the writer undoes the
         // whole command, the token's spending included.
         self.writer
             .submit(
-                move |conn| match ops::consume_token(conn, &token_hash, now)? {
+                move |conn| match outbox::consume_token(conn, &token_hash, now)? {
                     TokenOutcome::Consumed(t) => {
                         ops::record_answer(conn, &t.workspace, &t.run_id, answer.clone(), now)
                             .map(|o| TokenAnswer::Answered(Box::new(o)))
@@ -479,14 +458,12 @@ impl Store for SqliteStore {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<StatsRow>, StoreError> {
-        let (since, until) = (normalize(since)?, normalize(until)?);
         let workspace = workspace.to_owned();
         self.read(move |conn| access::run_stats(conn, &workspace, since, until))
             .await
     }
 
-    async fn create_grant(&self, grant: NewGrant, now: DateTime<Utc>) -> Result<Grant, StoreError> {
-        let record = crate::grants::prepare(&grant, now)?;
+    async fn create_grant(&self, grant: NewGrant, record: Grant) -> Result<Grant, StoreError> {
         self.writer
             .submit(move |conn| access::create_grant(conn, &grant, record.clone()))
             .await
@@ -504,7 +481,6 @@ impl Store for SqliteStore {
         kind: GrantKind,
         now: DateTime<Utc>,
     ) -> Result<GrantOutcome, StoreError> {
-        let now = normalize(now)?;
         let token_hash = token_hash.to_owned();
         self.writer
             .submit(move |conn| access::consume_grant(conn, &token_hash, kind, now))
@@ -512,7 +488,6 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError> {
-        let now = normalize(now)?;
         let grant_id = grant_id.to_owned();
         self.writer
             .submit(move |conn| access::revoke_grant(conn, &grant_id, now))
@@ -520,7 +495,6 @@ impl Store for SqliteStore {
     }
 
     async fn prune_grants(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let before = normalize(before)?;
         self.writer
             .submit(move |conn| access::prune_grants(conn, before))
             .await

@@ -2,7 +2,7 @@
 //! written as RFC 3339 UTC with exactly six fractional digits and `Z`, so
 //! SQLite text and PostgreSQL `timestamptz` hash identically.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (the form hashed in events).

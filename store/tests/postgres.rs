@@ -183,7 +183,7 @@ async fn same_operations_hash_identically_on_sqlite_and_postgres() {
     let stores: [&dyn Store; 2] = [&*pg.store, &lite];
     for s in stores {
         let mut r = common::pending("ws", "r", &["a", "b"], 2, common::t(100));
-        r.created_at += chrono::Duration::nanoseconds(123_456_789);
+        r.proposal.created_at += chrono::Duration::nanoseconds(123_456_789);
         s.create_run(r).await.unwrap();
         s.record_answer(
             "ws",

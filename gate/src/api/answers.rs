@@ -61,26 +61,29 @@ pre{{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.85rem;background:#f4
 fn details(run: &Run) -> String {
     let row = |k: &str, v: &str| format!("<dt>{}</dt><dd>{}</dd>", escape(k), escape(v));
     let mut out = String::from("<dl>");
-    out.push_str(&row("Action", &run.action));
+    out.push_str(&row("Action", &run.proposal.action));
     out.push_str(&row(
         "Proposed by",
-        run.actor.as_deref().unwrap_or("unknown"),
+        run.proposal.actor.as_deref().unwrap_or("unknown"),
     ));
-    if let Some(risk) = &run.decision.risk {
+    if let Some(risk) = &run.proposal.decision.risk {
         out.push_str(&row("Risk", risk));
     }
-    if let Some(reasoning) = &run.reasoning {
+    if let Some(reasoning) = &run.proposal.reasoning {
         out.push_str(&row("Reasoning", reasoning));
     }
-    out.push_str(&row("Payload", &run.payload_summary));
+    out.push_str(&row("Payload", &run.proposal.payload_summary));
     out.push_str(&format!(
         "<dt>Full payload</dt><dd><details><summary>show</summary><pre>{}</pre></details></dd>",
-        escape(&payload_for_page(&run.payload_json))
+        escape(&payload_for_page(&run.proposal.payload_json))
     ));
-    out.push_str(&row("Payload SHA-256", &run.payload_hash));
-    out.push_str(&row("Rule", run.decision.rule.as_deref().unwrap_or("-")));
-    out.push_str(&row("Why", &run.decision.reason));
-    if let Some(a) = &run.approval {
+    out.push_str(&row("Payload SHA-256", &run.proposal.payload_hash));
+    out.push_str(&row(
+        "Rule",
+        run.proposal.decision.rule.as_deref().unwrap_or("-"),
+    ));
+    out.push_str(&row("Why", &run.proposal.decision.reason));
+    if let Some(a) = &run.proposal.approval {
         out.push_str(&row(
             "Needs",
             &format!("{} approval(s) from {}", a.quorum, a.group),
@@ -173,9 +176,9 @@ fn indent_json(compact: &str) -> String {
 fn approver_name(state: &AppState, run: &Run, approver_id: &str) -> String {
     state
         .workspaces
-        .get(&run.workspace)
+        .get(&run.proposal.workspace)
         .and_then(|w| {
-            let group = run.approval.as_ref().map(|a| a.group.as_str());
+            let group = run.proposal.approval.as_ref().map(|a| a.group.as_str());
             crate::approvals::member_name(&w.policies(), group, approver_id)
         })
         .unwrap_or_else(|| approver_id.to_owned())
@@ -185,6 +188,7 @@ fn approver_name(state: &AppState, run: &Run, approver_id: &str) -> String {
 fn own_request_note(run: &Run) -> String {
     let who = if run.governance_status == GovernanceStatus::PendingApproval {
         let group = run
+            .proposal
             .approval
             .as_ref()
             .map_or("the approvers", |a| a.group.as_str());
@@ -304,7 +308,7 @@ pub async fn confirm_page(
     let body = format!(
         "<p>Hello {who}, an agent wants to run <strong>{action}</strong> and needs your answer.</p>{details}{form}",
         who = escape(&approver_name(&state, &run, &t.approver_id)),
-        action = escape(&run.action),
+        action = escape(&run.proposal.action),
         details = details(&run),
     );
     page(StatusCode::OK, "Approval requested", &body)
@@ -607,6 +611,7 @@ pub async fn slack_interactions(
         Err(e) => return ApiError::from(e).into_response(),
     };
     let approver = run
+        .proposal
         .approval
         .as_ref()
         .and_then(|a| {

@@ -11,7 +11,7 @@ use chrono::Duration;
 use countersign_engine::is_valid_action_name;
 use countersign_engine::{JsonLimits, Map, Value, Verdict, parse_json_with_limits};
 use countersign_store::{
-    ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun,
+    ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun, Proposal,
 };
 use sha2::{Digest, Sha256};
 
@@ -284,28 +284,30 @@ pub async fn intercept(
     let payload_json = req.payload.to_json();
     let request_hash = request_hash(&req, &payload_json);
     let new_run = NewRun {
-        workspace: caller.workspace.name().to_owned(),
-        run_id: format!("run_{}", uuid::Uuid::now_v7().simple()),
-        action: req.action.clone(),
-        actor: req.actor.clone(),
-        source: req.source.as_ref().map(Value::to_serde_json),
-        reasoning: req.reasoning.clone(),
-        payload_hash: sha256_hex(&payload_json),
-        payload_summary: summarize_payload(&req.payload),
-        payload_json,
-        idempotency_key: req.idempotency_key.clone(),
-        request_hash,
-        decision: DecisionRecord {
-            governance_status: status,
-            rule: report.rule.clone(),
-            reason: report.reason.clone(),
-            policy_version: report.policy_version.clone(),
-            risk: report.risk.clone(),
-            details,
+        proposal: Proposal {
+            workspace: caller.workspace.name().to_owned(),
+            run_id: format!("run_{}", uuid::Uuid::now_v7().simple()),
+            action: req.action.clone(),
+            actor: req.actor.clone(),
+            source: req.source.as_ref().map(Value::to_serde_json),
+            reasoning: req.reasoning.clone(),
+            payload_hash: sha256_hex(&payload_json),
+            payload_summary: summarize_payload(&req.payload),
+            payload_json,
+            idempotency_key: req.idempotency_key.clone(),
+            request_hash,
+            decision: DecisionRecord {
+                governance_status: status,
+                rule: report.rule.clone(),
+                reason: report.reason.clone(),
+                policy_version: report.policy_version.clone(),
+                risk: report.risk.clone(),
+                details,
+            },
+            approval,
+            created_at: now,
         },
-        approval,
         deliveries,
-        created_at: now,
     };
     let (code, run, replay) = match state.store.create_run(new_run).await? {
         CreateRunOutcome::Created(run) => (StatusCode::CREATED, run, false),

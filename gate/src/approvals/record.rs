@@ -43,20 +43,21 @@ pub struct Answer<'a> {
 /// answer this run at all: a member of its approvers and not its actor.
 pub fn may_answer(run: &Run, approver_id: &str) -> Result<(), ApiError> {
     let listed = run
+        .proposal
         .approval
         .as_ref()
         .is_some_and(|a| a.approvers.iter().any(|m| m.id == approver_id));
     if !listed {
         return Err(StoreError::NotAnApprover {
             approver_id: approver_id.to_owned(),
-            run_id: run.run_id.clone(),
+            run_id: run.proposal.run_id.clone(),
         }
         .into());
     }
     if countersign_store::is_actor(run, approver_id) {
         return Err(StoreError::SelfApproval {
             approver_id: approver_id.to_owned(),
-            run_id: run.run_id.clone(),
+            run_id: run.proposal.run_id.clone(),
         }
         .into());
     }
@@ -120,7 +121,10 @@ pub fn progress(run: &Run) -> (usize, u32) {
         .iter()
         .filter(|a| a.counted && a.decision == AnswerDecision::Approve)
         .count();
-    (approvals, run.approval.as_ref().map_or(1, |a| a.quorum))
+    (
+        approvals,
+        run.proposal.approval.as_ref().map_or(1, |a| a.quorum),
+    )
 }
 
 /// A one-line account of where a run stands after an answer.

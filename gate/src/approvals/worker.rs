@@ -248,8 +248,8 @@ async fn attempt(
 /// listed in the run's group, else in that group's escalation group (an id
 /// may appear in several groups with different details).
 fn member_teams_url(state: &AppState, run: &Run, member: &str) -> Option<String> {
-    let set = state.workspaces.get(&run.workspace)?.policies();
-    super::run_groups(&set, &run.approval.as_ref()?.group)
+    let set = state.workspaces.get(&run.proposal.workspace)?.policies();
+    super::run_groups(&set, &run.proposal.approval.as_ref()?.group)
         .flat_map(|g| g.members.iter())
         .find(|m| m.id == member)
         .and_then(|m| m.teams.clone())
@@ -282,28 +282,29 @@ fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
     ) && !d.approver_id.starts_with('@');
     let link = |decision: &str| format!("{base}/a/{token}?d={decision}&c={}", d.channel);
     let approver = run
+        .proposal
         .approval
         .as_ref()
         .and_then(|a| a.approvers.iter().find(|m| m.id == d.approver_id));
-    let name = state.workspaces.get(&run.workspace).and_then(|w| {
-        let group = run.approval.as_ref().map(|a| a.group.as_str());
+    let name = state.workspaces.get(&run.proposal.workspace).and_then(|w| {
+        let group = run.proposal.approval.as_ref().map(|a| a.group.as_str());
         super::member_name(&w.policies(), group, &d.approver_id)
     });
-    let approval = run.approval.as_ref();
+    let approval = run.proposal.approval.as_ref();
     ApprovalMessage {
         delivery_id: d.delivery_id.clone(),
-        workspace: run.workspace.clone(),
-        run_id: run.run_id.clone(),
-        action: run.action.clone(),
-        actor: run.actor.clone(),
-        risk: run.decision.risk.clone(),
-        reasoning: run.reasoning.clone(),
-        payload_summary: run.payload_summary.clone(),
-        rule: run.decision.rule.clone(),
-        reason: run.decision.reason.clone(),
+        workspace: run.proposal.workspace.clone(),
+        run_id: run.proposal.run_id.clone(),
+        action: run.proposal.action.clone(),
+        actor: run.proposal.actor.clone(),
+        risk: run.proposal.decision.risk.clone(),
+        reasoning: run.proposal.reasoning.clone(),
+        payload_summary: run.proposal.payload_summary.clone(),
+        rule: run.proposal.decision.rule.clone(),
+        reason: run.proposal.decision.reason.clone(),
         group: approval.map(|a| a.group.clone()).unwrap_or_default(),
         quorum: approval.map_or(1, |a| a.quorum),
-        expires_at: approval.map_or(run.created_at, |a| a.expires_at),
+        expires_at: approval.map_or(run.proposal.created_at, |a| a.expires_at),
         recipient: Recipient {
             approver_id: d.approver_id.clone(),
             name,

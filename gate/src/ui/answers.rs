@@ -97,23 +97,28 @@ fn item(run: &Run, email: Option<&str>) -> InboxItem {
     let own = id.is_none() && email.is_some_and(|e| listed_as(run, e));
     let answered = id.is_some_and(|id| run.approvals.iter().any(|a| a.approver_id == id));
     InboxItem {
-        ws: run.workspace.clone(),
-        run_id: run.run_id.clone(),
-        action: reveal(&run.action),
-        actor: run.actor.as_deref().map_or_else(|| "—".into(), reveal),
-        summary: reveal(&run.payload_summary),
-        reasoning: reveal_opt(run.reasoning.as_deref()),
+        ws: run.proposal.workspace.clone(),
+        run_id: run.proposal.run_id.clone(),
+        action: reveal(&run.proposal.action),
+        actor: run
+            .proposal
+            .actor
+            .as_deref()
+            .map_or_else(|| "—".into(), reveal),
+        summary: reveal(&run.proposal.payload_summary),
+        reasoning: reveal_opt(run.proposal.reasoning.as_deref()),
         why: reveal(&format!(
             "{}: {}",
-            run.decision.rule.as_deref().unwrap_or("default"),
-            run.decision.reason
+            run.proposal.decision.rule.as_deref().unwrap_or("default"),
+            run.proposal.decision.reason
         )),
-        risk: reveal_opt(run.decision.risk.as_deref()),
+        risk: reveal_opt(run.proposal.decision.risk.as_deref()),
         progress: format!(
             "{approvals} of {quorum} {}",
             if quorum == 1 { "approval" } else { "approvals" }
         ),
         expires: run
+            .proposal
             .approval
             .as_ref()
             .map(|a| when(a.expires_at))
@@ -255,9 +260,10 @@ pub async fn answer(
         if run.governance_status != GovernanceStatus::PendingApproval
             || state.clock.now()
                 >= run
+                    .proposal
                     .approval
                     .as_ref()
-                    .map_or(run.created_at, |a| a.expires_at)
+                    .map_or(run.proposal.created_at, |a| a.expires_at)
         {
             return Ok(see_other(&format!(
                 "/ui/inbox?answered=decided&run={run_id}"

@@ -55,10 +55,10 @@ fn matches(run: &Run, f: &RunFilter) -> bool {
     f.governance_status
         .is_none_or(|g| g == run.governance_status)
         && f.execution_status.is_none_or(|e| e == run.execution_status)
-        && f.action.as_deref().is_none_or(|a| a == run.action)
+        && f.action.as_deref().is_none_or(|a| a == run.proposal.action)
         && f.actor
             .as_deref()
-            .is_none_or(|a| Some(a) == run.actor.as_deref())
+            .is_none_or(|a| Some(a) == run.proposal.actor.as_deref())
 }
 
 impl Live {
@@ -97,7 +97,11 @@ impl Live {
             let Ok(Some(run)) = self.state.store.get_run(&self.ws, &run_id).await else {
                 continue;
             };
-            let row = RunRow::new(&run, format!("/ui/w/{}/runs/{}", self.ws, run.run_id), now);
+            let row = RunRow::new(
+                &run,
+                format!("/ui/w/{}/runs/{}", self.ws, run.proposal.run_id),
+                now,
+            );
             let data = json!({
                 "row": row,
                 "is_new": is_new,

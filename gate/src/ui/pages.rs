@@ -342,7 +342,7 @@ pub async fn runs(
             let rows = page_of_runs
                 .runs
                 .iter()
-                .map(|r| RunRow::new(r, format!("/ui/w/{ws}/runs/{}", r.run_id), now))
+                .map(|r| RunRow::new(r, format!("/ui/w/{ws}/runs/{}", r.proposal.run_id), now))
                 .collect();
             let next = page_of_runs.next_cursor.map(|c| {
                 let sep = if query.is_empty() { "" } else { "&" };
@@ -642,18 +642,19 @@ pub async fn run_detail(
                 chrome: s.chrome(&state, &format!("Run {run_id}"), Some(&ws), Tab::Runs),
                 ws: ws.clone(),
                 run: RunRow::new(&run, format!("/ui/w/{ws}/runs/{run_id}"), now),
-                created: when(run.created_at),
-                reasoning: reveal_opt(run.reasoning.as_deref()),
-                payload_summary: reveal(&run.payload_summary),
-                payload_hash: run.payload_hash.clone(),
+                created: when(run.proposal.created_at),
+                reasoning: reveal_opt(run.proposal.reasoning.as_deref()),
+                payload_summary: reveal(&run.proposal.payload_summary),
+                payload_hash: run.proposal.payload_hash.clone(),
                 source: run
+                    .proposal
                     .source
                     .as_ref()
                     .map(|v| reveal(&crate::api::summarize_text(&v.to_string(), 500))),
-                reason: reveal(&run.decision.reason),
-                risk: reveal_opt(run.decision.risk.as_deref()),
-                policy_version: run.decision.policy_version.clone(),
-                approval: run.approval.as_ref().map(|a| {
+                reason: reveal(&run.proposal.decision.reason),
+                risk: reveal_opt(run.proposal.decision.risk.as_deref()),
+                policy_version: run.proposal.decision.policy_version.clone(),
+                approval: run.proposal.approval.as_ref().map(|a| {
                     let ids: Vec<&str> = a.approvers.iter().map(|m| m.id.as_str()).collect();
                     format!(
                         "{} of {} ({}), expires {}",
@@ -691,7 +692,8 @@ pub async fn run_detail(
 
 /// The ids of the run's recorded approvers whose address is `email`.
 fn ids_with_email<'a>(run: &'a Run, email: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    run.approval
+    run.proposal
+        .approval
         .iter()
         .flat_map(|a| a.approvers.iter())
         .filter(move |m| {
@@ -813,10 +815,14 @@ pub fn receipt_page(
         chrome,
         back,
         json_href,
-        run_id: run.run_id.clone(),
-        workspace: run.workspace.clone(),
-        action: reveal(&run.action),
-        actor: run.actor.as_deref().map_or_else(|| "—".into(), reveal),
+        run_id: run.proposal.run_id.clone(),
+        workspace: run.proposal.workspace.clone(),
+        action: reveal(&run.proposal.action),
+        actor: run
+            .proposal
+            .actor
+            .as_deref()
+            .map_or_else(|| "—".into(), reveal),
         governance: governance_label(g).to_owned(),
         governance_tone: tone(g.as_str()),
         execution: execution_label(e).to_owned(),
@@ -834,20 +840,22 @@ pub fn receipt_page(
             })
         }),
         rule: run
+            .proposal
             .decision
             .rule
             .as_deref()
             .map_or_else(|| "—".into(), reveal),
-        reason: reveal(&run.decision.reason),
+        reason: reveal(&run.proposal.decision.reason),
         risk: run
+            .proposal
             .decision
             .risk
             .as_deref()
             .map_or_else(|| "—".into(), reveal),
-        policy_version: run.decision.policy_version.clone(),
-        payload_sha256: run.payload_hash.clone(),
-        payload_summary: reveal(&run.payload_summary),
-        approval: run.approval.as_ref().map(|a| {
+        policy_version: run.proposal.decision.policy_version.clone(),
+        payload_sha256: run.proposal.payload_hash.clone(),
+        payload_summary: reveal(&run.proposal.payload_summary),
+        approval: run.proposal.approval.as_ref().map(|a| {
             format!(
                 "{} {} from {}, by {}",
                 a.quorum,
@@ -872,7 +880,7 @@ pub fn receipt_page(
                 counted: a.counted,
             })
             .collect(),
-        created_at: when(run.created_at),
+        created_at: when(run.proposal.created_at),
         updated_at: when(run.updated_at),
         audit_seq: run.chain.seq,
         audit_hash: run.chain.hash.clone(),
@@ -903,7 +911,7 @@ pub fn receipt_download(state: &AppState, run: &Run) -> Response {
     // Run ids are [A-Za-z0-9_], so the file name needs no quoting rules.
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"countersign-receipt-{}.json\"",
-        run.run_id
+        run.proposal.run_id
     )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -292,7 +292,7 @@ pub async fn view(
         let rows = runs
             .runs
             .iter()
-            .map(|r| RunRow::new(r, format!("{base}/runs/{}/receipt", r.run_id), now))
+            .map(|r| RunRow::new(r, format!("{base}/runs/{}/receipt", r.proposal.run_id), now))
             .collect();
         let query = filter_query(&filter);
         let next = runs.next_cursor.map(|c| {

@@ -145,11 +145,16 @@ impl RunRow {
         let g = run.governance_status;
         let e = run.execution_status;
         Self {
-            run_id: run.run_id.clone(),
+            run_id: run.proposal.run_id.clone(),
             href,
-            action: reveal(&run.action),
-            actor: run.actor.as_deref().map_or_else(|| "—".to_owned(), reveal),
+            action: reveal(&run.proposal.action),
+            actor: run
+                .proposal
+                .actor
+                .as_deref()
+                .map_or_else(|| "—".to_owned(), reveal),
             rule: run
+                .proposal
                 .decision
                 .rule
                 .as_deref()
@@ -160,8 +165,8 @@ impl RunRow {
             execution_status: e.as_str(),
             execution_label: execution_label(e),
             execution_tone: tone(e.as_str()),
-            age: age(run.created_at, now),
-            created_at: countersign_store::format_ts(run.created_at),
+            age: age(run.proposal.created_at, now),
+            created_at: countersign_store::format_ts(run.proposal.created_at),
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use super::ops::append_one;
 use super::read::{EVENT_COLUMNS, decode_raw_event, event_from};
-use crate::StoreError;
 use crate::chain::GENESIS_HASH;
+use crate::error::StoreError;
 use crate::grants;
 use crate::model::{
     ChainPosition, Event, ExecutionStatus, GovernanceStatus, Grant, GrantKind, GrantOutcome,

@@ -6,14 +6,15 @@
 //! There is deliberately no UPDATE or DELETE statement for `events` here.
 
 use super::read;
-use crate::StoreError;
 use crate::chain::{GENESIS_HASH, PendingEvent, seal};
-use crate::logic::{self, AnswerKind};
+use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, CreateRunOutcome,
     Delivery, Event, ExecutionOutcome, NewRun, Run, TokenOutcome,
 };
-use crate::rows::{RunRow, seq_from_db, seq_to_db};
+use crate::rows::{RUN_COLUMN_COUNT, RUN_COLUMNS, RunRow, seq_from_db, seq_to_db};
+use crate::run_state::{self, AnswerKind};
+use crate::workspace_events;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use tokio_postgres::error::SqlState;
@@ -96,7 +97,7 @@ async fn append_for_run(
     run: &mut Run,
     pending: Vec<PendingEvent>,
 ) -> Result<(), StoreError> {
-    let events = append(tx, &run.workspace, head, pending).await?;
+    let events = append(tx, &run.proposal.workspace, head, pending).await?;
     if let Some(last) = events.last() {
         run.chain = ChainPosition {
             seq: last.seq,
@@ -108,10 +109,9 @@ async fn append_for_run(
 
 async fn insert_run(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
     let r = RunRow::from_run(run)?;
-    let placeholders: Vec<String> = (1..=28).map(|i| format!("${i}")).collect();
+    let placeholders: Vec<String> = (1..=RUN_COLUMN_COUNT).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "INSERT INTO runs ({}) VALUES ({})",
-        read::RUN_COLUMNS,
+        "INSERT INTO runs ({RUN_COLUMNS}) VALUES ({})",
         placeholders.join(", ")
     );
     tx.execute(
@@ -162,8 +162,8 @@ async fn save_state(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
         "UPDATE runs SET governance_status = $3, execution_status = $4, execution_json = $5, \
          updated_at = $6, head_seq = $7, head_hash = $8 WHERE workspace = $1 AND run_id = $2",
         &[
-            &run.workspace,
-            &run.run_id,
+            &run.proposal.workspace,
+            &run.proposal.run_id,
             &run.governance_status.as_str(),
             &run.execution_status.as_str(),
             &execution_json,
@@ -189,8 +189,8 @@ async fn insert_answer(
          comment, client_addr, user_agent, answered_at, counted) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
-            &run.workspace,
-            &run.run_id,
+            &run.proposal.workspace,
+            &run.proposal.run_id,
             &answer_no,
             &a.approver_id,
             &a.decision.as_str(),
@@ -216,36 +216,38 @@ async fn require_run(
         .ok_or_else(|| StoreError::run_not_found(run_id))
 }
 
-/// Creates a run (already validated by [`logic::validate_new_run`]).
+/// Creates a run (already validated by [`crate::validate::validate_new_run`], in [`crate::Checked`]).
 pub(crate) async fn create_run(
     tx: &Transaction<'_>,
     new: &NewRun,
 ) -> Result<CreateRunOutcome, StoreError> {
-    let head = lock_head(tx, &new.workspace).await?;
-    if let Some(key) = &new.idempotency_key {
-        if let Some(existing) = read::load_run_by_idempotency_key(tx, &new.workspace, key).await? {
-            if existing.request_hash == new.request_hash {
+    let head = lock_head(tx, &new.proposal.workspace).await?;
+    if let Some(key) = &new.proposal.idempotency_key {
+        if let Some(existing) =
+            read::load_run_by_idempotency_key(tx, &new.proposal.workspace, key).await?
+        {
+            if existing.proposal.request_hash == new.proposal.request_hash {
                 return Ok(CreateRunOutcome::Existing(existing));
             }
             return Err(StoreError::IdempotencyConflict {
                 idempotency_key: key.clone(),
-                existing_run_id: existing.run_id,
+                existing_run_id: existing.proposal.run_id,
             });
         }
     }
-    if read::load_run(tx, &new.workspace, &new.run_id, false)
+    if read::load_run(tx, &new.proposal.workspace, &new.proposal.run_id, false)
         .await?
         .is_some()
     {
         return Err(StoreError::conflict(format!(
             "run id `{}` already exists",
-            new.run_id
+            new.proposal.run_id
         )));
     }
-    let (mut run, events) = logic::initial_run(new);
+    let (mut run, events) = run_state::initial_run(&new.proposal);
     append_for_run(tx, head, &mut run, events).await?;
     insert_run(tx, &run).await?;
-    let expires_at = run.approval.as_ref().map(|a| a.expires_at);
+    let expires_at = run.proposal.approval.as_ref().map(|a| a.expires_at);
     for d in &new.deliveries {
         tx.execute(
             "INSERT INTO deliveries (delivery_id, workspace, run_id, approver_id, channel, \
@@ -253,13 +255,13 @@ pub(crate) async fn create_run(
              VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)",
             &[
                 &d.delivery_id,
-                &run.workspace,
-                &run.run_id,
+                &run.proposal.workspace,
+                &run.proposal.run_id,
                 &d.approver_id,
                 &d.channel,
                 &d.next_attempt_at,
                 &d.token_hash,
-                &run.created_at,
+                &run.proposal.created_at,
             ],
         )
         .await
@@ -274,8 +276,8 @@ pub(crate) async fn create_run(
                  expires_at) VALUES ($1, $2, $3, $4, $5)",
                 &[
                     token_hash,
-                    &run.workspace,
-                    &run.run_id,
+                    &run.proposal.workspace,
+                    &run.proposal.run_id,
                     &d.approver_id,
                     &expires_at,
                 ],
@@ -297,7 +299,7 @@ pub(crate) async fn report_execution(
 ) -> Result<Run, StoreError> {
     let head = lock_head(tx, workspace).await?;
     let mut run = require_run(tx, workspace, run_id).await?;
-    let events = logic::plan_report(&mut run, outcome, now)?;
+    let events = run_state::plan_report(&mut run, outcome, now)?;
     if events.is_empty() {
         return Ok(run);
     }
@@ -316,7 +318,7 @@ pub(crate) async fn record_answer(
 ) -> Result<AnswerOutcome, StoreError> {
     let head = lock_head(tx, workspace).await?;
     let mut run = require_run(tx, workspace, run_id).await?;
-    let (kind, events) = logic::plan_answer(&mut run, input, now)?;
+    let (kind, events) = run_state::plan_answer(&mut run, input, now)?;
     append_for_run(tx, head, &mut run, events).await?;
     save_state(tx, &run).await?;
     let answer_no = run.approvals.len().saturating_sub(1);
@@ -339,10 +341,10 @@ pub(crate) async fn expire_one(
 ) -> Result<Option<Run>, StoreError> {
     let head = lock_head(tx, workspace).await?;
     let mut run = require_run(tx, workspace, run_id).await?;
-    if !logic::is_due(&run, now) {
+    if !run_state::is_due(&run, now) {
         return Ok(None);
     }
-    let event = logic::plan_expire(&mut run, now);
+    let event = run_state::plan_expire(&mut run, now);
     append_for_run(tx, head, &mut run, vec![event]).await?;
     save_state(tx, &run).await?;
     Ok(Some(run))
@@ -377,7 +379,7 @@ pub(crate) async fn create_key(
         tx,
         &key.workspace,
         head,
-        vec![logic::key_created_event(key)],
+        vec![workspace_events::key_created_event(key)],
     )
     .await?;
     Ok(key.clone())
@@ -409,7 +411,7 @@ pub(crate) async fn revoke_key(
         tx,
         workspace,
         head,
-        vec![logic::key_revoked_event(key_id, now)],
+        vec![workspace_events::key_revoked_event(key_id, now)],
     )
     .await?;
     key.revoked_at = Some(now);

@@ -1,58 +1,45 @@
 //! PostgreSQL queries that only read, usable on a client or inside a
 //! transaction (where the write path needs them).
 
-use crate::StoreError;
 use crate::chain::{ChainVerifier, RawEvent};
 use crate::cursor;
+use crate::error::StoreError;
 use crate::model::{
     ApiKeyRecord, ApprovalAnswer, ApprovalToken, ChainReport, Delivery, Event, EventKind, Run,
     RunFilter, RunPage,
 };
-use crate::rows::{self, RunRow, seq_from_db, seq_to_db};
+use crate::rows::{self, RUN_COLUMNS, ReadRow, RunRow, seq_from_db, seq_to_db};
 use crate::ts::format_ts;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
-/// Columns of `runs`, in [`decode_run`] order.
-pub(crate) const RUN_COLUMNS: &str = "workspace, run_id, action, actor, source_json, reasoning, \
-    payload_json, payload_hash, payload_summary, idempotency_key, request_hash, decision_status, \
-    decision_rule, decision_reason, policy_version, risk, decision_details, approval_group, \
-    approval_quorum, expires_at, approvers_json, governance_status, execution_status, \
-    execution_json, created_at, updated_at, head_seq, head_hash";
+/// PostgreSQL converts each column to its Rust type itself.
+impl ReadRow for Row {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.try_get(i)?)
+    }
 
-fn decode_run(row: &Row) -> Result<RunRow, StoreError> {
-    Ok(RunRow {
-        workspace: row.try_get(0)?,
-        run_id: row.try_get(1)?,
-        action: row.try_get(2)?,
-        actor: row.try_get(3)?,
-        source_json: row.try_get(4)?,
-        reasoning: row.try_get(5)?,
-        payload_json: row.try_get(6)?,
-        payload_hash: row.try_get(7)?,
-        payload_summary: row.try_get(8)?,
-        idempotency_key: row.try_get(9)?,
-        request_hash: row.try_get(10)?,
-        decision_status: row.try_get(11)?,
-        decision_rule: row.try_get(12)?,
-        decision_reason: row.try_get(13)?,
-        policy_version: row.try_get(14)?,
-        risk: row.try_get(15)?,
-        decision_details: row.try_get(16)?,
-        approval_group: row.try_get(17)?,
-        approval_quorum: row.try_get(18)?,
-        expires_at: row.try_get(19)?,
-        approvers_json: row.try_get(20)?,
-        governance_status: row.try_get(21)?,
-        execution_status: row.try_get(22)?,
-        execution_json: row.try_get(23)?,
-        created_at: row.try_get(24)?,
-        updated_at: row.try_get(25)?,
-        head_seq: row.try_get(26)?,
-        head_hash: row.try_get(27)?,
-    })
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn ts(&self, i: usize) -> Result<DateTime<Utc>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn opt_ts(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
 }
 
 const ANSWER_COLUMNS: &str = "run_id, approver_id, decision, channel, comment, client_addr, \
@@ -116,7 +103,7 @@ pub(crate) async fn load_run<C: GenericClient>(
     let Some(row) = c.query_opt(&sql, &[&workspace, &run_id]).await? else {
         return Ok(None);
     };
-    let decoded = decode_run(&row)?;
+    let decoded = RunRow::decode(&row)?;
     Ok(complete(c, workspace, vec![decoded]).await?.pop())
 }
 
@@ -212,7 +199,10 @@ pub(crate) async fn list_runs<C: GenericClient>(
         .map(|a| a.as_ref() as &(dyn ToSql + Sync))
         .collect();
     let rows = c.query(&sql, &refs).await?;
-    let mut decoded = rows.iter().map(decode_run).collect::<Result<Vec<_>, _>>()?;
+    let mut decoded = rows
+        .iter()
+        .map(RunRow::decode)
+        .collect::<Result<Vec<_>, _>>()?;
     let max = usize::try_from(limit).unwrap_or(usize::MAX);
     let has_more = decoded.len() > max;
     decoded.truncate(max);

@@ -3,8 +3,8 @@
 
 use super::ops::append;
 use super::read::{self, EVENT_COLUMNS};
-use crate::StoreError;
 use crate::chain::GENESIS_HASH;
+use crate::error::StoreError;
 use crate::grants;
 use crate::model::{
     ChainPosition, Event, ExecutionStatus, GovernanceStatus, Grant, GrantKind, GrantOutcome,

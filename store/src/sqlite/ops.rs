@@ -5,16 +5,17 @@
 //! There is deliberately no UPDATE or DELETE statement for `events` here.
 
 use super::read;
-use crate::StoreError;
 use crate::canonical::to_canonical_json;
 use crate::chain::{GENESIS_HASH, PendingEvent, hash_fields, seal};
-use crate::logic::{self, AnswerKind};
+use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, Event,
-    ExecutionOutcome, NewRun, Run, TokenOutcome,
+    ExecutionOutcome, NewRun, Run,
 };
-use crate::rows::{RunRow, seq_to_db};
+use crate::rows::{RUN_COLUMN_COUNT, RUN_COLUMNS, RunRow, seq_to_db};
+use crate::run_state::{self, AnswerKind};
 use crate::ts::format_ts;
+use crate::workspace_events;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, ffi, params};
 
@@ -115,7 +116,7 @@ fn append_for_run(
     run: &mut Run,
     pending: Vec<PendingEvent>,
 ) -> Result<(), StoreError> {
-    let events = append(conn, &run.workspace, pending)?;
+    let events = append(conn, &run.proposal.workspace, pending)?;
     if let Some(last) = events.last() {
         run.chain = ChainPosition {
             seq: last.seq,
@@ -127,10 +128,10 @@ fn append_for_run(
 
 /// The `INSERT` of a run row, built once.
 static INSERT_RUN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let placeholders: Vec<String> = (1..=RUN_COLUMN_COUNT).map(|i| format!("?{i}")).collect();
     format!(
-        "INSERT INTO runs ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
-         ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
-        read::RUN_COLUMNS
+        "INSERT INTO runs ({RUN_COLUMNS}) VALUES ({})",
+        placeholders.join(", ")
     )
 });
 
@@ -207,9 +208,9 @@ pub(crate) struct PreparedRun {
 }
 
 impl PreparedRun {
-    /// Prepares `new` (already validated by [`logic::validate_new_run`]).
+    /// Prepares `new` (already validated by [`crate::validate::validate_new_run`], in [`crate::Checked`]).
     pub(crate) fn new(new: NewRun) -> Result<Self, StoreError> {
-        let (run, pending) = logic::initial_run(&new);
+        let (run, pending) = run_state::initial_run(&new.proposal);
         let row = RunRow::from_run(&run)?;
         let events = pending
             .into_iter()
@@ -267,8 +268,8 @@ fn save_state(conn: &Connection, run: &Run) -> Result<(), StoreError> {
          updated_at = ?6, head_seq = ?7, head_hash = ?8 WHERE workspace = ?1 AND run_id = ?2",
     )?
     .execute(params![
-        run.workspace,
-        run.run_id,
+        run.proposal.workspace,
+        run.proposal.run_id,
         run.governance_status.as_str(),
         run.execution_status.as_str(),
         execution_json,
@@ -291,8 +292,8 @@ fn insert_answer(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
-        run.workspace,
-        run.run_id,
+        run.proposal.workspace,
+        run.proposal.run_id,
         i64::try_from(answer_no).unwrap_or(i64::MAX),
         a.approver_id,
         a.decision.as_str(),
@@ -313,20 +314,22 @@ fn require_run(conn: &Connection, workspace: &str, run_id: &str) -> Result<Run, 
 /// Why a run could not be inserted: an earlier run with the same
 /// idempotency key (returned when the request is the same), or its id.
 fn existing_run(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
-    if let Some(key) = &new.idempotency_key {
-        if let Some(existing) = read::load_run_by_idempotency_key(conn, &new.workspace, key)? {
-            if existing.request_hash == new.request_hash {
+    if let Some(key) = &new.proposal.idempotency_key {
+        if let Some(existing) =
+            read::load_run_by_idempotency_key(conn, &new.proposal.workspace, key)?
+        {
+            if existing.proposal.request_hash == new.proposal.request_hash {
                 return Ok(existing);
             }
             return Err(StoreError::IdempotencyConflict {
                 idempotency_key: key.clone(),
-                existing_run_id: existing.run_id,
+                existing_run_id: existing.proposal.run_id,
             });
         }
     }
     Err(StoreError::conflict(format!(
         "run id `{}` already exists",
-        new.run_id
+        new.proposal.run_id
     )))
 }
 
@@ -340,7 +343,7 @@ pub(crate) fn create_run(
     prepared: &PreparedRun,
 ) -> Result<PreparedOutcome, StoreError> {
     let new = &prepared.new;
-    let workspace = new.workspace.as_str();
+    let workspace = new.proposal.workspace.as_str();
     let (start_seq, start_hash) = read::head_or_genesis(conn, workspace)?;
     // hashes[0] is the head before the run; hashes[i] the hash of event i.
     let mut hashes = Vec::with_capacity(prepared.events.len() + 1);
@@ -353,7 +356,7 @@ pub(crate) fn create_run(
             workspace,
             seq,
             e.kind,
-            Some(&new.run_id),
+            Some(&new.proposal.run_id),
             &e.at,
             &e.data,
             prev,
@@ -378,7 +381,7 @@ pub(crate) fn create_run(
             workspace,
             seq_to_db(event_seq)?,
             e.kind,
-            new.run_id,
+            new.proposal.run_id,
             e.at,
             e.data,
             link[0],
@@ -401,7 +404,7 @@ pub(crate) fn create_run(
         .execute(params![
             d.delivery_id,
             workspace,
-            new.run_id,
+            new.proposal.run_id,
             d.approver_id,
             d.channel,
             format_ts(d.next_attempt_at),
@@ -424,7 +427,7 @@ pub(crate) fn create_run(
             .execute(params![
                 token_hash,
                 workspace,
-                new.run_id,
+                new.proposal.run_id,
                 d.approver_id,
                 expires_at
             ])
@@ -443,7 +446,7 @@ pub(crate) fn report_execution(
     now: DateTime<Utc>,
 ) -> Result<Run, StoreError> {
     let mut run = require_run(conn, workspace, run_id)?;
-    let events = logic::plan_report(&mut run, outcome, now)?;
+    let events = run_state::plan_report(&mut run, outcome, now)?;
     if events.is_empty() {
         return Ok(run);
     }
@@ -461,7 +464,7 @@ pub(crate) fn record_answer(
     now: DateTime<Utc>,
 ) -> Result<AnswerOutcome, StoreError> {
     let mut run = require_run(conn, workspace, run_id)?;
-    let (kind, events) = logic::plan_answer(&mut run, input, now)?;
+    let (kind, events) = run_state::plan_answer(&mut run, input, now)?;
     append_for_run(conn, &mut run, events)?;
     save_state(conn, &run)?;
     let answer_no = run.approvals.len().saturating_sub(1);
@@ -480,10 +483,10 @@ pub(crate) fn expire_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<Ru
     let mut expired = Vec::new();
     for (workspace, run_id) in read::due_runs(conn, now)? {
         let mut run = require_run(conn, &workspace, &run_id)?;
-        if !logic::is_due(&run, now) {
+        if !run_state::is_due(&run, now) {
             continue;
         }
-        let event = logic::plan_expire(&mut run, now);
+        let event = run_state::plan_expire(&mut run, now);
         append_for_run(conn, &mut run, vec![event])?;
         save_state(conn, &run)?;
         expired.push(run);
@@ -514,7 +517,11 @@ pub(crate) fn create_key(
             format!("key `{}` (or its hash) already exists", key.key_id)
         })
     })?;
-    append(conn, &key.workspace, vec![logic::key_created_event(key)])?;
+    append(
+        conn,
+        &key.workspace,
+        vec![workspace_events::key_created_event(key)],
+    )?;
     Ok(key.clone())
 }
 
@@ -536,13 +543,17 @@ pub(crate) fn revoke_key(
         "UPDATE api_keys SET revoked_at = ?3 WHERE workspace = ?1 AND key_id = ?2",
     )?
     .execute(params![workspace, key_id, format_ts(now)])?;
-    append(conn, workspace, vec![logic::key_revoked_event(key_id, now)])?;
+    append(
+        conn,
+        workspace,
+        vec![workspace_events::key_revoked_event(key_id, now)],
+    )?;
     key.revoked_at = Some(now);
     Ok(key)
 }
 
-/// Records a policy reload.
-pub(crate) fn record_policy_reload(
+/// Appends a single event that concerns no run.
+pub(crate) fn append_one(
     conn: &Connection,
     workspace: &str,
     event: PendingEvent,
@@ -550,84 +561,4 @@ pub(crate) fn record_policy_reload(
     append(conn, workspace, vec![event])?
         .pop()
         .ok_or_else(|| StoreError::corrupt("append returned no event"))
-}
-
-fn delivery_not_found(delivery_id: &str) -> StoreError {
-    StoreError::NotFound {
-        entity: "delivery",
-        id: delivery_id.to_owned(),
-    }
-}
-
-/// Marks a delivery sent.
-pub(crate) fn mark_delivery_sent(
-    conn: &Connection,
-    delivery_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE deliveries SET sent_at = ?2, next_attempt_at = NULL WHERE delivery_id = ?1",
-        )?
-        .execute(params![delivery_id, format_ts(now)])?;
-    if n == 0 {
-        return Err(delivery_not_found(delivery_id));
-    }
-    Ok(())
-}
-
-/// Records a failed delivery attempt.
-pub(crate) fn mark_delivery_failed(
-    conn: &Connection,
-    delivery_id: &str,
-    next_attempt_at: Option<DateTime<Utc>>,
-    error: &str,
-) -> Result<(), StoreError> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 \
-             WHERE delivery_id = ?1 AND sent_at IS NULL",
-        )?
-        .execute(params![delivery_id, error, opt_ts(next_attempt_at)])?;
-    if n == 0 {
-        return Err(delivery_not_found(delivery_id));
-    }
-    Ok(())
-}
-
-/// Uses a single-use approval token.
-pub(crate) fn consume_token(
-    conn: &Connection,
-    token_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<TokenOutcome, StoreError> {
-    let Some((mut token, home)) = read::find_token_home(conn, token_hash)? else {
-        return Ok(TokenOutcome::Unknown);
-    };
-    if token.used_at.is_some() {
-        return Ok(TokenOutcome::AlreadyUsed(token));
-    }
-    if now >= token.expires_at {
-        return Ok(TokenOutcome::Expired(token));
-    }
-    let spent = match home {
-        read::TokenHome::Delivery(delivery_id) => conn
-            .prepare_cached(
-                "UPDATE deliveries SET token_used_at = ?2 \
-                 WHERE delivery_id = ?1 AND token_used_at IS NULL",
-            )?
-            .execute(params![delivery_id, format_ts(now)])?,
-        read::TokenHome::Table => conn
-            .prepare_cached(
-                "UPDATE approval_tokens SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL",
-            )?
-            .execute(params![token_hash, format_ts(now)])?,
-    };
-    // The writer runs commands one at a time, so the token read above is
-    // still unspent; should that ever change, no second spend slips by.
-    if spent == 0 {
-        return Ok(TokenOutcome::AlreadyUsed(token));
-    }
-    token.used_at = Some(now);
-    Ok(TokenOutcome::Consumed(token))
 }

@@ -1,61 +1,48 @@
 //! SQLite queries that only read. They take a plain `&Connection`, so the
 //! writer (inside its transaction) and the read-only connections share them.
 
-use crate::StoreError;
 use crate::chain::{ChainVerifier, GENESIS_HASH, RawEvent};
 use crate::cursor;
+use crate::error::StoreError;
 use crate::model::{
     ApiKeyRecord, ApprovalAnswer, ApprovalToken, ChainReport, Delivery, Event, EventKind, Run,
     RunFilter, RunPage,
 };
-use crate::rows::{self, RunRow, seq_from_db, seq_to_db};
+use crate::rows::{self, RUN_COLUMNS, ReadRow, RunRow, seq_from_db, seq_to_db};
 use crate::ts::{format_ts, parse_ts};
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-/// Columns of `runs`, in [`decode_run`] order.
-pub(crate) const RUN_COLUMNS: &str = "workspace, run_id, action, actor, source_json, reasoning, \
-    payload_json, payload_hash, payload_summary, idempotency_key, request_hash, decision_status, \
-    decision_rule, decision_reason, policy_version, risk, decision_details, approval_group, \
-    approval_quorum, expires_at, approvers_json, governance_status, execution_status, \
-    execution_json, created_at, updated_at, head_seq, head_hash";
-
 fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
     s.as_deref().map(parse_ts).transpose()
 }
 
-fn decode_run(row: &Row<'_>) -> Result<RunRow, StoreError> {
-    Ok(RunRow {
-        workspace: row.get(0)?,
-        run_id: row.get(1)?,
-        action: row.get(2)?,
-        actor: row.get(3)?,
-        source_json: row.get(4)?,
-        reasoning: row.get(5)?,
-        payload_json: row.get(6)?,
-        payload_hash: row.get(7)?,
-        payload_summary: row.get(8)?,
-        idempotency_key: row.get(9)?,
-        request_hash: row.get(10)?,
-        decision_status: row.get(11)?,
-        decision_rule: row.get(12)?,
-        decision_reason: row.get(13)?,
-        policy_version: row.get(14)?,
-        risk: row.get(15)?,
-        decision_details: row.get(16)?,
-        approval_group: row.get(17)?,
-        approval_quorum: row.get(18)?,
-        expires_at: opt_ts(row.get(19)?)?,
-        approvers_json: row.get(20)?,
-        governance_status: row.get(21)?,
-        execution_status: row.get(22)?,
-        execution_json: row.get(23)?,
-        created_at: parse_ts(&row.get::<_, String>(24)?)?,
-        updated_at: parse_ts(&row.get::<_, String>(25)?)?,
-        head_seq: row.get(26)?,
-        head_hash: row.get(27)?,
-    })
+/// SQLite keeps timestamps as [`crate::ts::format_ts`] text.
+impl ReadRow for Row<'_> {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
+
+    fn ts(&self, i: usize) -> Result<DateTime<Utc>, StoreError> {
+        parse_ts(&self.get::<_, String>(i)?)
+    }
+
+    fn opt_ts(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+        opt_ts(self.get(i)?)
+    }
 }
 
 fn load_approvals(
@@ -100,7 +87,7 @@ pub(crate) fn load_run(
     let mut rows = stmt.query(params![workspace, run_id])?;
     match rows.next()? {
         Some(row) => {
-            let row = decode_run(row)?;
+            let row = RunRow::decode(row)?;
             Ok(Some(complete(conn, row)?))
         }
         None => Ok(None),
@@ -191,7 +178,7 @@ pub(crate) fn list_runs(
     let mut rows = stmt.query(params_from_iter(args.iter()))?;
     let mut decoded = Vec::new();
     while let Some(row) = rows.next()? {
-        decoded.push(decode_run(row)?);
+        decoded.push(RunRow::decode(row)?);
     }
     drop(rows);
     let has_more = decoded.len() > usize::try_from(limit).unwrap_or(usize::MAX);

@@ -23,7 +23,7 @@
 //! short checkpoint of its own so the WAL can start over (see there).
 
 use super::checkpoint::{self, Checkpointer};
-use crate::StoreError;
+use crate::error::StoreError;
 use crate::model::BatchStats;
 use rusqlite::Connection;
 use std::panic::AssertUnwindSafe;

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use countersign_store::{
     AnswerDecision, AnswerInput, ApprovalRequirement, ApproverRef, DecisionRecord,
-    GovernanceStatus, NewRun, Store,
+    GovernanceStatus, NewRun, Proposal, Store,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -79,21 +79,23 @@ pub fn run(workspace: &str, run_id: &str, status: GovernanceStatus) -> NewRun {
             .collect(),
     });
     NewRun {
-        workspace: workspace.into(),
-        run_id: run_id.into(),
-        action: "db.migrate".into(),
-        actor: Some("agent-1".into()),
-        source: Some(json!({"agent": "builder", "session": 7})),
-        reasoning: Some("because".into()),
-        payload_json: r#"{"amount": 12.50, "big": 123456789012345678901234567890}"#.into(),
-        payload_hash: "ph".into(),
-        payload_summary: "migrate".into(),
-        idempotency_key: None,
-        request_hash: format!("rh-{run_id}"),
-        decision: decision(status),
-        approval,
+        proposal: Proposal {
+            workspace: workspace.into(),
+            run_id: run_id.into(),
+            action: "db.migrate".into(),
+            actor: Some("agent-1".into()),
+            source: Some(json!({"agent": "builder", "session": 7})),
+            reasoning: Some("because".into()),
+            payload_json: r#"{"amount": 12.50, "big": 123456789012345678901234567890}"#.into(),
+            payload_hash: "ph".into(),
+            payload_summary: "migrate".into(),
+            idempotency_key: None,
+            request_hash: format!("rh-{run_id}"),
+            decision: decision(status),
+            approval,
+            created_at: t(0),
+        },
         deliveries: Vec::new(),
-        created_at: t(0),
     }
 }
 
@@ -106,7 +108,7 @@ pub fn pending(
     expires_at: DateTime<Utc>,
 ) -> NewRun {
     let mut r = run(workspace, run_id, GovernanceStatus::PendingApproval);
-    if let Some(a) = r.approval.as_mut() {
+    if let Some(a) = r.proposal.approval.as_mut() {
         a.quorum = quorum;
         a.expires_at = expires_at;
         a.approvers = approvers

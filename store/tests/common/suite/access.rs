@@ -216,10 +216,10 @@ pub async fn run_events_head_and_stats(b: &impl Backend) {
         .await
         .unwrap();
     let mut allowed = run("ws", "ok", GovernanceStatus::Allowed);
-    allowed.created_at = t(86_400 + 5);
+    allowed.proposal.created_at = t(86_400 + 5);
     s.create_run(allowed).await.unwrap();
     let mut blocked = run("ws", "no", GovernanceStatus::Blocked);
-    blocked.created_at = t(86_400 + 6);
+    blocked.proposal.created_at = t(86_400 + 6);
     s.create_run(blocked).await.unwrap();
     s.create_run(run("other", "p", GovernanceStatus::Allowed))
         .await

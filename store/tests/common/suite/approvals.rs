@@ -77,7 +77,7 @@ pub async fn quorum_of_two(b: &impl Backend) {
 pub async fn self_approval_and_non_approver(b: &impl Backend) {
     let s = b.store();
     let mut r = pending("ws", "r", &["alice", "bob"], 1, t(100));
-    r.actor = Some("alice".into());
+    r.proposal.actor = Some("alice".into());
     s.create_run(r).await.unwrap();
     let seq = head_seq(&*s, "ws").await;
     let err = s
@@ -102,11 +102,11 @@ pub async fn self_approval_and_non_approver(b: &impl Backend) {
     {
         let id = format!("variant-{i}");
         let mut r = pending("ws", &id, &["alice", "bob"], 1, t(100));
-        if let Some(a) = r.approval.as_mut() {
+        if let Some(a) = r.proposal.approval.as_mut() {
             a.approvers[0].email = Some("Alice@Example.com".into());
             a.approvers[0].slack = Some("UALICE".into());
         }
-        r.actor = Some((*actor).into());
+        r.proposal.actor = Some((*actor).into());
         s.create_run(r).await.unwrap();
         let err = s
             .record_answer("ws", &id, answer("alice", Approve), t(1))
@@ -119,7 +119,7 @@ pub async fn self_approval_and_non_approver(b: &impl Backend) {
     }
     // An approver id may not take the `@` reserved for shared destinations.
     let mut r = pending("ws", "reserved", &["@alice"], 1, t(100));
-    r.actor = None;
+    r.proposal.actor = None;
     assert!(matches!(
         s.create_run(r).await,
         Err(StoreError::InvalidInput { .. })
@@ -208,7 +208,7 @@ pub async fn expiry(b: &impl Backend) {
 
     assert!(s.expire_due(t(99)).await.unwrap().is_empty());
     let expired = s.expire_due(t(100)).await.unwrap();
-    let ids: Vec<&str> = expired.iter().map(|r| r.run_id.as_str()).collect();
+    let ids: Vec<&str> = expired.iter().map(|r| r.proposal.run_id.as_str()).collect();
     assert_eq!(ids, ["soon"], "approved runs never expire");
     assert_eq!(expired[0].governance_status, GovernanceStatus::Expired);
     assert_eq!(expired[0].execution_status, ExecutionStatus::NotExecuted);
@@ -545,7 +545,7 @@ pub async fn deliveries_and_tokens(b: &impl Backend) {
 pub async fn answer_with_token_is_all_or_nothing(b: &impl Backend) {
     let s = b.store();
     let mut r = pending("ws", "r", &["a", "b", "c"], 1, t(1000));
-    r.actor = Some("b".into());
+    r.proposal.actor = Some("b".into());
     r.deliveries = token_deliveries(&[("dlv_a", "a"), ("dlv_b", "b"), ("dlv_c", "c")]);
     s.create_run(r).await.unwrap();
 

@@ -287,7 +287,7 @@ pub async fn concurrent_creates(b: &impl Backend) {
         let s = Arc::clone(&s);
         tasks.push(tokio::spawn(async move {
             let mut r = run("ws", &format!("r{i:03}"), GovernanceStatus::Allowed);
-            r.created_at = t(i);
+            r.proposal.created_at = t(i);
             s.create_run(r).await
         }));
     }

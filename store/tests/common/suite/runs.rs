@@ -13,7 +13,7 @@ pub async fn create_and_get(b: &impl Backend) {
     let s = b.store();
     let mut new = run("ws1", "r-allowed", GovernanceStatus::Allowed);
     // Nanoseconds are truncated to microseconds.
-    new.created_at = t(0) + chrono::Duration::nanoseconds(1_234_567);
+    new.proposal.created_at = t(0) + chrono::Duration::nanoseconds(1_234_567);
     let created = s.create_run(new.clone()).await.unwrap();
     let CreateRunOutcome::Created(run1) = created else {
         panic!("expected Created, got {created:?}")
@@ -22,11 +22,11 @@ pub async fn create_and_get(b: &impl Backend) {
     assert_eq!(run1.execution_status, ExecutionStatus::AwaitingExecution);
     assert!(run1.executable);
     assert_eq!(
-        run1.created_at,
+        run1.proposal.created_at,
         t(0) + chrono::Duration::microseconds(1_234)
     );
     assert_eq!(
-        run1.payload_json, new.payload_json,
+        run1.proposal.payload_json, new.proposal.payload_json,
         "payload text kept verbatim"
     );
     assert_eq!(run1.chain.seq, 2);
@@ -36,10 +36,10 @@ pub async fn create_and_get(b: &impl Backend) {
         "what get_run reads equals what create_run returned"
     );
     assert_eq!(
-        fetched.source,
+        fetched.proposal.source,
         Some(json!({"agent": "builder", "session": 7}))
     );
-    assert_eq!(fetched.decision, new.decision);
+    assert_eq!(fetched.proposal.decision, new.proposal.decision);
 
     let events = s.events("ws1", 0, 0).await.unwrap();
     assert_eq!(
@@ -47,7 +47,10 @@ pub async fn create_and_get(b: &impl Backend) {
         [EventKind::RunProposed, EventKind::PolicyDecided]
     );
     assert_eq!(events[1].hash, run1.chain.hash);
-    assert_eq!(events[0].data["payload_json"], json!(new.payload_json));
+    assert_eq!(
+        events[0].data["payload_json"],
+        json!(new.proposal.payload_json)
+    );
     assert_eq!(events[0].run_id.as_deref(), Some("r-allowed"));
 
     let p = s
@@ -86,7 +89,7 @@ pub async fn create_and_get(b: &impl Backend) {
 
     // Invalid decisions are refused before anything is written.
     let mut bad = run("ws1", "r-bad", GovernanceStatus::PendingApproval);
-    bad.approval = None;
+    bad.proposal.approval = None;
     assert!(matches!(
         s.create_run(bad).await,
         Err(StoreError::InvalidInput { .. })
@@ -111,17 +114,21 @@ pub async fn list_filters_and_pagination(b: &impl Backend) {
             _ => GovernanceStatus::PendingApproval,
         };
         let mut r = run("ws", &format!("r{i:02}"), status);
-        r.created_at = t(if i == 5 { 40 } else { i * 10 });
-        r.action = if i % 2 == 0 {
+        r.proposal.created_at = t(if i == 5 { 40 } else { i * 10 });
+        r.proposal.action = if i % 2 == 0 {
             "even".into()
         } else {
             "odd".into()
         };
-        r.actor = Some(format!("actor{}", i % 4));
+        r.proposal.actor = Some(format!("actor{}", i % 4));
         s.create_run(r).await.unwrap();
     }
     let all = s.list_runs("ws", RunFilter::default()).await.unwrap();
-    let ids: Vec<&str> = all.runs.iter().map(|r| r.run_id.as_str()).collect();
+    let ids: Vec<&str> = all
+        .runs
+        .iter()
+        .map(|r| r.proposal.run_id.as_str())
+        .collect();
     assert_eq!(
         ids,
         [
@@ -147,11 +154,11 @@ pub async fn list_filters_and_pagination(b: &impl Backend) {
             .unwrap();
         pages += 1;
         assert!(page.runs.len() <= 5);
-        seen.extend(page.runs.iter().map(|r| r.run_id.clone()));
+        seen.extend(page.runs.iter().map(|r| r.proposal.run_id.clone()));
         if pages == 1 {
             // A run created between pages must not shift the later pages.
             let mut newer = run("ws", "r99", GovernanceStatus::Allowed);
-            newer.created_at = t(1000);
+            newer.proposal.created_at = t(1000);
             s.create_run(newer).await.unwrap();
         }
         match page.next_cursor {
@@ -169,7 +176,10 @@ pub async fn list_filters_and_pagination(b: &impl Backend) {
         let s = Arc::clone(&s);
         async move {
             let page = s.list_runs("ws", f).await.unwrap();
-            page.runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>()
+            page.runs
+                .into_iter()
+                .map(|r| r.proposal.run_id)
+                .collect::<Vec<_>>()
         }
     };
     let blocked = only(RunFilter {
@@ -210,7 +220,7 @@ pub async fn default_and_max_page_size(b: &impl Backend) {
     let s = b.store();
     for i in 0..55 {
         let mut r = run("ws", &format!("r{i:03}"), GovernanceStatus::Blocked);
-        r.created_at = t(i);
+        r.proposal.created_at = t(i);
         s.create_run(r).await.unwrap();
     }
     let page = s.list_runs("ws", RunFilter::default()).await.unwrap();
@@ -233,19 +243,19 @@ pub async fn default_and_max_page_size(b: &impl Backend) {
 pub async fn idempotency(b: &impl Backend) {
     let s = b.store();
     let mut first = run("ws", "r1", GovernanceStatus::PendingApproval);
-    first.idempotency_key = Some("idem-1".into());
+    first.proposal.idempotency_key = Some("idem-1".into());
     let created = s.create_run(first.clone()).await.unwrap();
     assert!(matches!(created, CreateRunOutcome::Created(_)));
     let seq = head_seq(&*s, "ws").await;
 
     // Same key and request: the original run, whatever run_id the retry carries.
     let mut retry = first.clone();
-    retry.run_id = "r1-retry".into();
+    retry.proposal.run_id = "r1-retry".into();
     let again = s.create_run(retry).await.unwrap();
     let CreateRunOutcome::Existing(existing) = again else {
         panic!("expected Existing, got {again:?}")
     };
-    assert_eq!(existing.run_id, "r1");
+    assert_eq!(existing.proposal.run_id, "r1");
     assert_eq!(head_seq(&*s, "ws").await, seq, "a retry appends nothing");
     assert!(s.get_run("ws", "r1-retry").await.unwrap().is_none());
 
@@ -257,7 +267,7 @@ pub async fn idempotency(b: &impl Backend) {
     assert_eq!(again.run().governance_status, GovernanceStatus::Approved);
 
     let mut different = first.clone();
-    different.request_hash = "other".into();
+    different.proposal.request_hash = "other".into();
     let err = s.create_run(different).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::IdempotencyConflict { idempotency_key, existing_run_id }
@@ -267,8 +277,8 @@ pub async fn idempotency(b: &impl Backend) {
 
     // Keys are per workspace.
     let mut other_ws = first.clone();
-    other_ws.workspace = "ws-other".into();
-    other_ws.request_hash = "other".into();
+    other_ws.proposal.workspace = "ws-other".into();
+    other_ws.proposal.request_hash = "other".into();
     assert!(matches!(
         s.create_run(other_ws).await.unwrap(),
         CreateRunOutcome::Created(_)
@@ -281,8 +291,13 @@ pub async fn idempotency(b: &impl Backend) {
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(
-        s.get_run("ws", "r1").await.unwrap().unwrap().action,
-        first.action
+        s.get_run("ws", "r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .proposal
+            .action,
+        first.proposal.action
     );
 }
 

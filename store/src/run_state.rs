@@ -1,37 +1,34 @@
-//! The run state machine, shared by both backends.
+//! The run state machine, shared by both backends: every transition of a
+//! run's governance and execution status, and the events that record it.
+//!
+//! It owns these transitions, and no other module changes a run's status:
+//! - creation ([`initial_run`]): `allowed` runs start `awaiting_execution`,
+//!   `pending_approval` and `blocked` runs `not_executed`;
+//! - an answer ([`plan_answer`]): `pending_approval` becomes `rejected` on
+//!   one counted reject, `approved` (and `awaiting_execution`) once the
+//!   quorum of distinct approvers is reached; answers to a decided or
+//!   duplicate run are recorded uncounted; the actor may not answer;
+//! - expiry ([`plan_expire`], when [`is_due`]): `pending_approval` becomes
+//!   `expired`;
+//! - an execution report ([`plan_report`]): an executable run becomes
+//!   `executed` or `failed`, once.
 //!
 //! Everything here is pure: a backend loads the current state inside its
 //! transaction, asks these functions what changes and which events to
 //! append, then writes both. So the rules live in one place, and SQLite and
 //! PostgreSQL cannot drift apart.
 
-use crate::StoreError;
 use crate::chain::PendingEvent;
+use crate::error::StoreError;
 use crate::model::{
-    AnswerDecision, AnswerInput, ApiKeyRecord, ApprovalAnswer, ChainPosition, EventKind,
-    ExecutionOutcome, ExecutionReport, ExecutionStatus, GovernanceStatus, NewRun, Role, Run,
-    is_executable,
+    AnswerDecision, AnswerInput, ApprovalAnswer, ChainPosition, EventKind, ExecutionOutcome,
+    ExecutionReport, ExecutionStatus, GovernanceStatus, Proposal, Run, is_executable,
 };
-use crate::ts::{format_ts, normalize};
+use crate::ts::format_ts;
+use crate::validate::check_id;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-
-/// Longest id (workspace, run, key, approver...) the store accepts.
-const MAX_ID_LEN: usize = 256;
-
-/// Checks an identifier is non-empty and of sane length.
-pub(crate) fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
-    if id.is_empty() {
-        return Err(StoreError::invalid(format!("{what} must not be empty")));
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(StoreError::invalid(format!(
-            "{what} is longer than {MAX_ID_LEN} bytes"
-        )));
-    }
-    Ok(())
-}
 
 /// Folds an identity for comparison: trimmed, case-insensitive.
 fn fold_identity(s: &str) -> String {
@@ -44,6 +41,7 @@ fn fold_identity(s: &str) -> String {
 /// `alice@example.com` for approver `alice`.
 pub fn is_actor(run: &Run, approver_id: &str) -> bool {
     let Some(actor) = run
+        .proposal
         .actor
         .as_deref()
         .map(fold_identity)
@@ -52,6 +50,7 @@ pub fn is_actor(run: &Run, approver_id: &str) -> bool {
         return false;
     };
     let approver = run
+        .proposal
         .approval
         .as_ref()
         .and_then(|a| a.approvers.iter().find(|r| r.id == approver_id));
@@ -63,91 +62,6 @@ pub fn is_actor(run: &Run, approver_id: &str) -> bool {
     names.contains(&actor)
 }
 
-/// Validates a new run and normalizes its timestamps to microseconds.
-pub(crate) fn validate_new_run(run: &mut NewRun) -> Result<(), StoreError> {
-    check_id("workspace", &run.workspace)?;
-    check_id("run_id", &run.run_id)?;
-    check_id("action", &run.action)?;
-    if let Some(key) = &run.idempotency_key {
-        check_id("idempotency_key", key)?;
-    }
-    run.created_at = normalize(run.created_at)?;
-    let status = run.decision.governance_status;
-    match (status, &mut run.approval) {
-        (GovernanceStatus::PendingApproval, Some(approval)) => {
-            approval.expires_at = normalize(approval.expires_at)?;
-            check_id("approval group", &approval.group)?;
-            let mut seen = HashSet::new();
-            for approver in &approval.approvers {
-                check_id("approver id", &approver.id)?;
-                if approver.id.starts_with('@') {
-                    return Err(StoreError::invalid(format!(
-                        "approver id `{}` may not start with `@` (reserved for shared destinations)",
-                        approver.id
-                    )));
-                }
-                if !seen.insert(approver.id.as_str()) {
-                    return Err(StoreError::invalid(format!(
-                        "approver `{}` is listed twice",
-                        approver.id
-                    )));
-                }
-            }
-            let count = approval.approvers.len();
-            if approval.quorum == 0
-                || usize::try_from(approval.quorum).unwrap_or(usize::MAX) > count
-            {
-                return Err(StoreError::invalid(format!(
-                    "quorum {} is impossible with {count} approver(s)",
-                    approval.quorum
-                )));
-            }
-        }
-        (GovernanceStatus::PendingApproval, None) => {
-            return Err(StoreError::invalid(
-                "a pending_approval decision needs an approval requirement",
-            ));
-        }
-        (GovernanceStatus::Allowed | GovernanceStatus::Blocked, None) => {}
-        (GovernanceStatus::Allowed | GovernanceStatus::Blocked, Some(_)) => {
-            return Err(StoreError::invalid(format!(
-                "an approval requirement makes no sense for a {status} decision"
-            )));
-        }
-        (other, _) => {
-            return Err(StoreError::invalid(format!(
-                "a policy decision is allowed, pending_approval or blocked, not {other}"
-            )));
-        }
-    }
-    let mut delivery_ids = HashSet::new();
-    for delivery in &mut run.deliveries {
-        check_id("delivery_id", &delivery.delivery_id)?;
-        if !delivery_ids.insert(delivery.delivery_id.clone()) {
-            return Err(StoreError::invalid(format!(
-                "delivery `{}` is listed twice",
-                delivery.delivery_id
-            )));
-        }
-        delivery.next_attempt_at = normalize(delivery.next_attempt_at)?;
-        let is_approver = run
-            .approval
-            .as_ref()
-            .is_some_and(|a| a.approvers.iter().any(|r| r.id == delivery.approver_id));
-        // `@name` is a shared destination (a workspace webhook, a Slack
-        // channel), not a person: its answers name their approver, who is
-        // checked when the answer is recorded.
-        let shared = delivery.approver_id.starts_with('@') && run.approval.is_some();
-        if !is_approver && !shared {
-            return Err(StoreError::invalid(format!(
-                "delivery `{}` goes to `{}`, who is not an approver of the run",
-                delivery.delivery_id, delivery.approver_id
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn chain_placeholder() -> ChainPosition {
     ChainPosition {
         seq: 0,
@@ -155,9 +69,9 @@ fn chain_placeholder() -> ChainPosition {
     }
 }
 
-/// The run as created from `new` (its chain position is filled in once the
+/// The run as created from the proposal `new` (its chain position is filled in once the
 /// events are appended) and the events that record its creation.
-pub(crate) fn initial_run(new: &NewRun) -> (Run, Vec<PendingEvent>) {
+pub(crate) fn initial_run(new: &Proposal) -> (Run, Vec<PendingEvent>) {
     let governance = new.decision.governance_status;
     let execution = if governance == GovernanceStatus::Allowed {
         ExecutionStatus::AwaitingExecution
@@ -165,25 +79,12 @@ pub(crate) fn initial_run(new: &NewRun) -> (Run, Vec<PendingEvent>) {
         ExecutionStatus::NotExecuted
     };
     let run = Run {
-        workspace: new.workspace.clone(),
-        run_id: new.run_id.clone(),
-        action: new.action.clone(),
-        actor: new.actor.clone(),
-        source: new.source.clone(),
-        reasoning: new.reasoning.clone(),
-        payload_json: new.payload_json.clone(),
-        payload_hash: new.payload_hash.clone(),
-        payload_summary: new.payload_summary.clone(),
-        idempotency_key: new.idempotency_key.clone(),
-        request_hash: new.request_hash.clone(),
-        decision: new.decision.clone(),
-        approval: new.approval.clone(),
+        proposal: new.clone(),
         governance_status: governance,
         execution_status: execution,
         executable: is_executable(governance, execution),
         approvals: Vec::new(),
         execution: None,
-        created_at: new.created_at,
         updated_at: new.created_at,
         chain: chain_placeholder(),
     };
@@ -269,13 +170,13 @@ pub(crate) fn plan_report(
         }
         return Err(StoreError::conflict(format!(
             "run `{}` already has a different execution report ({})",
-            run.run_id, run.execution_status
+            run.proposal.run_id, run.execution_status
         )));
     }
     if !run.executable {
         return Err(StoreError::conflict(format!(
             "run `{}` is not executable (governance {}, execution {})",
-            run.run_id, run.governance_status, run.execution_status
+            run.proposal.run_id, run.governance_status, run.execution_status
         )));
     }
     let status = outcome_status(&outcome);
@@ -293,7 +194,7 @@ pub(crate) fn plan_report(
     });
     Ok(vec![PendingEvent {
         kind: EventKind::ExecutionReported,
-        run_id: Some(run.run_id.clone()),
+        run_id: Some(run.proposal.run_id.clone()),
         at: now,
         data,
     }])
@@ -302,17 +203,25 @@ pub(crate) fn plan_report(
 /// Whether a pending run is due to expire at `now`.
 pub(crate) fn is_due(run: &Run, now: DateTime<Utc>) -> bool {
     run.governance_status == GovernanceStatus::PendingApproval
-        && run.approval.as_ref().is_some_and(|a| now >= a.expires_at)
+        && run
+            .proposal
+            .approval
+            .as_ref()
+            .is_some_and(|a| now >= a.expires_at)
 }
 
 /// Marks a pending run expired.
 pub(crate) fn plan_expire(run: &mut Run, now: DateTime<Utc>) -> PendingEvent {
     set_status(run, GovernanceStatus::Expired, ExecutionStatus::NotExecuted);
     run.updated_at = now;
-    let expires_at = run.approval.as_ref().map(|a| format_ts(a.expires_at));
+    let expires_at = run
+        .proposal
+        .approval
+        .as_ref()
+        .map(|a| format_ts(a.expires_at));
     PendingEvent {
         kind: EventKind::RunExpired,
-        run_id: Some(run.run_id.clone()),
+        run_id: Some(run.proposal.run_id.clone()),
         at: now,
         data: json!({
             "expires_at": expires_at,
@@ -338,19 +247,20 @@ pub(crate) fn plan_answer(
 ) -> Result<(AnswerKind, Vec<PendingEvent>), StoreError> {
     check_id("approver_id", &input.approver_id)?;
     let listed = run
+        .proposal
         .approval
         .as_ref()
         .is_some_and(|a| a.approvers.iter().any(|r| r.id == input.approver_id));
     if !listed {
         return Err(StoreError::NotAnApprover {
             approver_id: input.approver_id,
-            run_id: run.run_id.clone(),
+            run_id: run.proposal.run_id.clone(),
         });
     }
     if is_actor(run, &input.approver_id) {
         return Err(StoreError::SelfApproval {
             approver_id: input.approver_id,
-            run_id: run.run_id.clone(),
+            run_id: run.proposal.run_id.clone(),
         });
     }
     let mut events = Vec::new();
@@ -396,7 +306,7 @@ pub(crate) fn plan_answer(
                     .filter(|a| a.counted && a.decision == AnswerDecision::Approve)
                     .map(|a| a.approver_id.as_str())
                     .collect();
-                let quorum = run.approval.as_ref().map_or(1, |a| a.quorum);
+                let quorum = run.proposal.approval.as_ref().map_or(1, |a| a.quorum);
                 if approvers.len() >= usize::try_from(quorum).unwrap_or(usize::MAX) {
                     set_status(
                         run,
@@ -414,7 +324,7 @@ pub(crate) fn plan_answer(
     };
     events.push(PendingEvent {
         kind: event_kind,
-        run_id: Some(run.run_id.clone()),
+        run_id: Some(run.proposal.run_id.clone()),
         at: now,
         data: json!({
             "approver_id": answer.approver_id,
@@ -430,66 +340,4 @@ pub(crate) fn plan_answer(
         }),
     });
     Ok((kind, events))
-}
-
-/// The key_created event (never carries the key's hash).
-pub(crate) fn key_created_event(key: &ApiKeyRecord) -> PendingEvent {
-    PendingEvent {
-        kind: EventKind::KeyCreated,
-        run_id: None,
-        at: key.created_at,
-        data: json!({
-            "key_id": key.key_id,
-            "role": key.role.as_str(),
-            "label": key.label,
-            "created_at": format_ts(key.created_at),
-        }),
-    }
-}
-
-/// The key_revoked event.
-pub(crate) fn key_revoked_event(key_id: &str, now: DateTime<Utc>) -> PendingEvent {
-    PendingEvent {
-        kind: EventKind::KeyRevoked,
-        run_id: None,
-        at: now,
-        data: json!({"key_id": key_id, "revoked_at": format_ts(now)}),
-    }
-}
-
-/// A new key record.
-pub(crate) fn new_key(
-    workspace: &str,
-    key_id: &str,
-    role: Role,
-    label: Option<String>,
-    now: DateTime<Utc>,
-) -> ApiKeyRecord {
-    ApiKeyRecord {
-        key_id: key_id.to_owned(),
-        workspace: workspace.to_owned(),
-        role,
-        label,
-        created_at: now,
-        revoked_at: None,
-    }
-}
-
-/// The policy_reloaded event.
-pub(crate) fn policy_reloaded_event(
-    policy_version: &str,
-    ok: bool,
-    diagnostics: &[String],
-    now: DateTime<Utc>,
-) -> PendingEvent {
-    PendingEvent {
-        kind: EventKind::PolicyReloaded,
-        run_id: None,
-        at: now,
-        data: json!({
-            "policy_version": policy_version,
-            "ok": ok,
-            "diagnostics": diagnostics,
-        }),
-    }
 }

@@ -1,0 +1,310 @@
+//! One place for the argument checks of every [`Store`] method.
+//!
+//! [`Checked`] validates and normalizes what the caller gives, then hands it
+//! to its backend, so SQLite and PostgreSQL refuse exactly the same input
+//! and get it in exactly the same form. The public constructors
+//! ([`crate::SqliteStore::open`], [`crate::PostgresStore::connect`]) return a
+//! `Checked` store; a backend is never reachable without it.
+
+use crate::backend::Backend;
+use crate::error::StoreError;
+use crate::model::{
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainPosition,
+    ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
+    GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer,
+    TokenOutcome,
+};
+use crate::store::{Store, events_limit};
+use crate::ts::normalize;
+use crate::validate::{check_id, validate_new_run};
+use crate::{grants, workspace_events};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// A store whose every method checks its arguments, then delegates to the
+/// backend `B`. Use it through [`crate::SqliteStore`] or
+/// [`crate::PostgresStore`].
+pub struct Checked<B> {
+    backend: B,
+}
+
+impl<B> Checked<B> {
+    /// Wraps a backend; only the backends' constructors call it.
+    pub(crate) fn new(backend: B) -> Self {
+        Self { backend }
+    }
+}
+
+/// Shows the backend, as if there were no wrapper.
+impl<B: std::fmt::Debug> std::fmt::Debug for Checked<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.backend.fmt(f)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for Checked<B> {
+    async fn health(&self) -> Result<(), StoreError> {
+        self.backend.health().await
+    }
+
+    async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
+        validate_new_run(&mut run)?;
+        self.backend.create_run(run).await
+    }
+
+    async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        self.backend.get_run(workspace, run_id).await
+    }
+
+    async fn list_runs(&self, workspace: &str, filter: RunFilter) -> Result<RunPage, StoreError> {
+        self.backend.list_runs(workspace, filter).await
+    }
+
+    async fn report_execution(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        outcome: ExecutionOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Run, StoreError> {
+        let now = normalize(now)?;
+        self.backend
+            .report_execution(workspace, run_id, outcome, now)
+            .await
+    }
+
+    async fn record_answer(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<AnswerOutcome, StoreError> {
+        let now = normalize(now)?;
+        self.backend
+            .record_answer(workspace, run_id, answer, now)
+            .await
+    }
+
+    async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+        self.backend.expire_due(normalize(now)?).await
+    }
+
+    async fn create_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        key_hash: &str,
+        role: Role,
+        label: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        check_id("workspace", workspace)?;
+        check_id("key_id", key_id)?;
+        check_id("key_hash", key_hash)?;
+        let key = workspace_events::new_key(workspace, key_id, role, label, normalize(now)?);
+        self.backend.create_key(key, key_hash).await
+    }
+
+    async fn revoke_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let now = normalize(now)?;
+        self.backend.revoke_key(workspace, key_id, now).await
+    }
+
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.backend.find_key(key_hash).await
+    }
+
+    async fn list_keys(&self, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.backend.list_keys(workspace).await
+    }
+
+    async fn record_policy_reload(
+        &self,
+        workspace: &str,
+        policy_version: &str,
+        ok: bool,
+        diagnostics: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        check_id("workspace", workspace)?;
+        let event = workspace_events::policy_reloaded_event(
+            policy_version,
+            ok,
+            &diagnostics,
+            normalize(now)?,
+        );
+        self.backend.append_workspace_event(workspace, event).await
+    }
+
+    async fn events(
+        &self,
+        workspace: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.backend
+            .events(workspace, after_seq, events_limit(limit))
+            .await
+    }
+
+    async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError> {
+        self.backend.verify_chain(workspace).await
+    }
+
+    async fn workspaces(&self) -> Result<Vec<String>, StoreError> {
+        self.backend.workspaces().await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = normalize(now)?;
+        self.backend.due_deliveries(now, events_limit(limit)).await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = normalize(now)?;
+        self.backend
+            .claim_due_deliveries(now, events_limit(limit), lease)
+            .await
+    }
+
+    async fn deliveries_for_run(
+        &self,
+        workspace: &str,
+        run_id: &str,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.backend.deliveries_for_run(workspace, run_id).await
+    }
+
+    async fn mark_delivery_sent(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = normalize(now)?;
+        self.backend.mark_delivery_sent(delivery_id, now).await
+    }
+
+    async fn mark_deliveries_sent(
+        &self,
+        delivery_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if delivery_ids.is_empty() {
+            return Ok(());
+        }
+        let now = normalize(now)?;
+        self.backend.mark_deliveries_sent(delivery_ids, now).await
+    }
+
+    async fn mark_delivery_failed(
+        &self,
+        delivery_id: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+        error: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let next = next_attempt_at.map(normalize).transpose()?;
+        self.backend
+            .mark_delivery_failed(delivery_id, next, error)
+            .await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApprovalToken>, StoreError> {
+        self.backend.find_token(token_hash).await
+    }
+
+    async fn consume_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenOutcome, StoreError> {
+        let now = normalize(now)?;
+        self.backend.consume_token(token_hash, now).await
+    }
+
+    async fn answer_with_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError> {
+        let now = normalize(now)?;
+        self.backend
+            .answer_with_token(token_hash, answer, now)
+            .await
+    }
+
+    async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError> {
+        self.backend.chain_head(workspace).await
+    }
+
+    async fn run_events(&self, workspace: &str, run_id: &str) -> Result<Vec<Event>, StoreError> {
+        self.backend.run_events(workspace, run_id).await
+    }
+
+    async fn run_stats(
+        &self,
+        workspace: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        let (since, until) = (normalize(since)?, normalize(until)?);
+        self.backend.run_stats(workspace, since, until).await
+    }
+
+    async fn create_grant(&self, grant: NewGrant, now: DateTime<Utc>) -> Result<Grant, StoreError> {
+        let record = grants::prepare(&grant, now)?;
+        self.backend.create_grant(grant, record).await
+    }
+
+    async fn find_grant(&self, token_hash: &str) -> Result<Option<Grant>, StoreError> {
+        self.backend.find_grant(token_hash).await
+    }
+
+    async fn consume_grant(
+        &self,
+        token_hash: &str,
+        kind: GrantKind,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, StoreError> {
+        let now = normalize(now)?;
+        self.backend.consume_grant(token_hash, kind, now).await
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError> {
+        let now = normalize(now)?;
+        self.backend.revoke_grant(grant_id, now).await
+    }
+
+    async fn prune_grants(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.backend.prune_grants(normalize(before)?).await
+    }
+
+    async fn list_grants(
+        &self,
+        workspace: &str,
+        kind: GrantKind,
+    ) -> Result<Vec<Grant>, StoreError> {
+        self.backend.list_grants(workspace, kind).await
+    }
+
+    fn batch_stats(&self) -> Option<BatchStats> {
+        self.backend.batch_stats()
+    }
+}

@@ -1,0 +1,276 @@
+//! The [`Store`] trait: the audit store as the gate uses it
+//! (`Arc<dyn Store>`), and the limits of its reads.
+
+use crate::error::StoreError;
+use crate::model::{
+    AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainPosition,
+    ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
+    GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer,
+    TokenOutcome,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Default number of events returned by [`Store::events`] when `limit` is 0.
+pub const DEFAULT_EVENTS_LIMIT: u32 = 100;
+/// Largest number of events one [`Store::events`] call returns.
+pub const MAX_EVENTS_LIMIT: u32 = 1000;
+
+pub(crate) fn events_limit(limit: u32) -> u32 {
+    if limit == 0 {
+        DEFAULT_EVENTS_LIMIT
+    } else {
+        limit.min(MAX_EVENTS_LIMIT)
+    }
+}
+
+/// The audit store, as the gate uses it (`Arc<dyn Store>`).
+///
+/// Every state-changing method appends its events and updates the
+/// projections in one transaction; a returned `Ok` means committed and
+/// durable. Timestamps are truncated to microseconds.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Readiness: the database answers reads and (where it applies) the
+    /// writer is alive.
+    async fn health(&self) -> Result<(), StoreError>;
+
+    /// Creates a run with its decision, or returns the existing run for an
+    /// idempotent retry (same workspace, idempotency key and request hash).
+    ///
+    /// Appends run_proposed, policy_decided and, when pending,
+    /// approval_requested; queues `run.deliveries` in the same transaction.
+    /// Errors: [`StoreError::IdempotencyConflict`] for a reused key with a
+    /// different request hash, [`StoreError::Conflict`] for a run id already
+    /// taken, [`StoreError::InvalidInput`].
+    async fn create_run(&self, run: NewRun) -> Result<CreateRunOutcome, StoreError>;
+
+    /// A run of this workspace; `None` if unknown or of another workspace.
+    async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError>;
+
+    /// Runs of a workspace, newest first (created_at desc, run_id desc).
+    /// Errors: [`StoreError::InvalidCursor`].
+    async fn list_runs(&self, workspace: &str, filter: RunFilter) -> Result<RunPage, StoreError>;
+
+    /// Records the execution outcome of an executable, unreported run.
+    ///
+    /// Repeating the recorded report exactly returns the run unchanged.
+    /// Errors: [`StoreError::NotFound`], [`StoreError::Conflict`] (not
+    /// executable, or already reported differently).
+    async fn report_execution(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        outcome: ExecutionOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Run, StoreError>;
+
+    /// Records an approver's answer and applies it (quorum, reject, expiry).
+    ///
+    /// Errors: [`StoreError::NotFound`], [`StoreError::NotAnApprover`],
+    /// [`StoreError::SelfApproval`]; nothing is recorded for those.
+    async fn record_answer(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<AnswerOutcome, StoreError>;
+
+    /// Expires every pending run, in every workspace, whose `expires_at` is
+    /// at or before `now`, and returns them.
+    async fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError>;
+
+    /// Registers an API key by the SHA-256 of its secret.
+    /// Errors: [`StoreError::Conflict`] if the id or hash exists.
+    async fn create_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        key_hash: &str,
+        role: Role,
+        label: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError>;
+
+    /// Revokes a key; revoking a revoked key returns it unchanged.
+    /// Errors: [`StoreError::NotFound`].
+    async fn revoke_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError>;
+
+    /// The key with this hash, revoked or not (check `revoked_at`).
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// The workspace's keys, oldest first.
+    async fn list_keys(&self, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Records a policy (re)load attempt as a policy_reloaded event.
+    async fn record_policy_reload(
+        &self,
+        workspace: &str,
+        policy_version: &str,
+        ok: bool,
+        diagnostics: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Event, StoreError>;
+
+    /// Events of a workspace with seq > `after_seq`, in seq order; `limit`
+    /// 0 means [`DEFAULT_EVENTS_LIMIT`], capped at [`MAX_EVENTS_LIMIT`].
+    async fn events(
+        &self,
+        workspace: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Recomputes the whole chain of a workspace.
+    /// Errors: [`StoreError::ChainBroken`] naming the first broken seq.
+    async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError>;
+
+    /// Workspaces that have at least one event, sorted.
+    async fn workspaces(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Unsent deliveries whose `next_attempt_at` is at or before `now`, for
+    /// runs still pending approval, oldest due first.
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Claims up to `limit` due deliveries (as [`Store::due_deliveries`])
+    /// for one sender: until `now + lease`, or until the sender records
+    /// the attempt, no other caller gets them. Several gates sharing one
+    /// PostgreSQL database therefore send each request once; a gate that
+    /// dies mid-send leaves its claims to fall due again when the lease
+    /// ends (at least once, never lost). The default, used by SQLite (one
+    /// gate per database file), claims nothing and returns what is due.
+    async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let _ = lease;
+        self.due_deliveries(now, limit).await
+    }
+
+    /// Every delivery of a run of this workspace, oldest first (empty for a
+    /// run of another workspace).
+    async fn deliveries_for_run(
+        &self,
+        workspace: &str,
+        run_id: &str,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Marks a delivery sent. Errors: [`StoreError::NotFound`].
+    async fn mark_delivery_sent(
+        &self,
+        delivery_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Marks several deliveries sent, in one transaction: all of them or,
+    /// when one is unknown, none. Errors: [`StoreError::NotFound`] naming
+    /// the first unknown id.
+    async fn mark_deliveries_sent(
+        &self,
+        delivery_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a failed delivery attempt; `next_attempt_at = None` gives up.
+    /// Errors: [`StoreError::NotFound`].
+    async fn mark_delivery_failed(
+        &self,
+        delivery_id: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Looks up an approval token by its hash without using it.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApprovalToken>, StoreError>;
+
+    /// Uses a single-use approval token: the first call within its validity
+    /// gets [`TokenOutcome::Consumed`], every later call
+    /// [`TokenOutcome::AlreadyUsed`].
+    async fn consume_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenOutcome, StoreError>;
+
+    /// Spends a single-use approval token and records `answer` on the
+    /// token's run, in one transaction: both happen or neither does. A
+    /// token that cannot be spent gives [`TokenAnswer::Refused`] and writes
+    /// nothing; an answer the run refuses (the errors of
+    /// [`Store::record_answer`]) leaves the token unspent.
+    async fn answer_with_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError>;
+
+    /// The head of a workspace's chain: seq 0 and [`GENESIS_HASH`](crate::GENESIS_HASH) when it
+    /// has no events yet.
+    async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError>;
+
+    /// Every event of one run of this workspace, in seq order (empty for an
+    /// unknown run or a run of another workspace).
+    async fn run_events(&self, workspace: &str, run_id: &str) -> Result<Vec<Event>, StoreError>;
+
+    /// Counts of the workspace's runs created in `[since, until)`, grouped
+    /// by UTC day and current status, ordered by day.
+    async fn run_stats(
+        &self,
+        workspace: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<StatsRow>, StoreError>;
+
+    /// Creates an access grant. A share link also appends a
+    /// share_link_created event to its workspace's chain, in the same
+    /// transaction.
+    /// Errors: [`StoreError::Conflict`] if the id or token hash exists,
+    /// [`StoreError::InvalidInput`] (a share link without a workspace).
+    async fn create_grant(&self, grant: NewGrant, now: DateTime<Utc>) -> Result<Grant, StoreError>;
+
+    /// The grant with this token hash, whatever its state.
+    async fn find_grant(&self, token_hash: &str) -> Result<Option<Grant>, StoreError>;
+
+    /// Uses a single-use grant of `kind` (a sign-in link): the first call
+    /// while it is live gets [`GrantOutcome::Consumed`], every later one
+    /// [`GrantOutcome::AlreadyUsed`]. A grant of another kind is
+    /// [`GrantOutcome::Unknown`] and is left untouched.
+    async fn consume_grant(
+        &self,
+        token_hash: &str,
+        kind: GrantKind,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, StoreError>;
+
+    /// Revokes a grant; revoking a revoked grant returns it unchanged. A
+    /// share link also appends a share_link_revoked event.
+    /// Errors: [`StoreError::NotFound`].
+    async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError>;
+
+    /// Deletes sign-in links and sessions that expired before `before`, and
+    /// returns how many. Share links are kept: they are part of the audit
+    /// record and stay listed after they expire.
+    async fn prune_grants(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// The workspace's grants of one kind, newest first.
+    async fn list_grants(&self, workspace: &str, kind: GrantKind)
+    -> Result<Vec<Grant>, StoreError>;
+
+    /// Group-commit batch sizes, for backends that batch (SQLite).
+    fn batch_stats(&self) -> Option<BatchStats> {
+        None
+    }
+}

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod ratelimit;

@@ -100,7 +100,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
     if let Some((unknown, _)) = top.iter().find(|(k, _)| !ALLOWED_FIELDS.contains(k)) {
         // The field is named as sent, but never empty and never huge: an
         // empty or long key is reported against the body.
-        let shown = super::summarize_text(unknown, 64);
+        let shown = crate::http::summarize_text(unknown, 64);
         let field = if unknown.is_empty() || shown != unknown {
             "body"
         } else {
@@ -121,7 +121,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
                 "action",
                 format!(
                     "`{}` is not a valid action name (1–128 letters, digits, `_`, `-`, `.`, `:`)",
-                    super::summarize_text(a, 64)
+                    crate::http::summarize_text(a, 64)
                 ),
             ));
         }

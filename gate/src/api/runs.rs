@@ -21,7 +21,7 @@ fn check_run_id(id: &str) -> Result<(), ApiError> {
     {
         return Err(ApiError::NotFound(format!(
             "run `{}` not found",
-            super::summarize_text(id, 64)
+            crate::http::summarize_text(id, 64)
         )));
     }
     Ok(())

@@ -16,8 +16,8 @@ use super::session::{
     lists_email, new_token, pre_csrf, set_cookie,
 };
 use super::view::Chrome;
-use crate::api::answers::ClientAddr;
 use crate::approvals::tokens::{token_hash, well_formed};
+use crate::http::{ClientAddr, MAX_FORM_BYTES};
 use crate::keys::hash_key;
 use crate::state::AppState;
 
@@ -26,14 +26,14 @@ pub const LINK_TTL: chrono::Duration = chrono::Duration::minutes(15);
 /// The longest email address accepted (under RFC 5321's 254, leaving room
 /// for the session subject's prefix within the store's id limit).
 const MAX_EMAIL: usize = 240;
-/// The largest form body read.
-const MAX_FORM: usize = 16 * 1024;
 
 /// Reads a url-encoded form with a size limit.
 pub async fn form(body: Body) -> Result<HashMap<String, String>, UiError> {
-    let bytes = crate::api::read_body(body, MAX_FORM)
+    let bytes = crate::http::read_body(body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| UiError::bad_form(format!("The form is larger than {MAX_FORM} bytes.")))?;
+        .map_err(|_| {
+            UiError::bad_form(format!("The form is larger than {MAX_FORM_BYTES} bytes."))
+        })?;
     Ok(url::form_urlencoded::parse(&bytes).into_owned().collect())
 }
 

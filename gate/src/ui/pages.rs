@@ -501,7 +501,7 @@ fn describe_event(e: &Event) -> (String, Vec<String>, &'static str) {
             let status = str_of(d, "execution_status").unwrap_or("");
             let mut lines = Vec::new();
             if let Some(err) = d.get("outcome").and_then(|o| str_of(o, "error")) {
-                lines.push(crate::api::summarize_text(err, 300));
+                lines.push(crate::http::summarize_text(err, 300));
             }
             (
                 format!(
@@ -649,7 +649,7 @@ pub async fn run_detail(
                 source: run
                     .source
                     .as_ref()
-                    .map(|v| reveal(&crate::api::summarize_text(&v.to_string(), 500))),
+                    .map(|v| reveal(&crate::http::summarize_text(&v.to_string(), 500))),
                 reason: reveal(&run.decision.reason),
                 risk: reveal_opt(run.decision.risk.as_deref()),
                 policy_version: run.decision.policy_version.clone(),
@@ -672,12 +672,12 @@ pub async fn run_detail(
                         countersign_store::ExecutionOutcome::Executed { result } => format!(
                             "executed {}: {}",
                             when(e.reported_at),
-                            crate::api::summarize_text(&result.to_string(), 300)
+                            crate::http::summarize_text(&result.to_string(), 300)
                         ),
                         countersign_store::ExecutionOutcome::Failed { error } => format!(
                             "failed {}: {}",
                             when(e.reported_at),
-                            crate::api::summarize_text(error, 300)
+                            crate::http::summarize_text(error, 300)
                         ),
                     })
                 }),
@@ -829,7 +829,7 @@ pub fn receipt_page(
                 countersign_store::ExecutionOutcome::Failed { error } => format!(
                     "reported {}: {}",
                     when(x.reported_at),
-                    crate::api::summarize_text(error, 300)
+                    crate::http::summarize_text(error, 300)
                 ),
             })
         }),

@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::http::read_body;
-use crate::http::text::summarize_text;
 
 /// Parses a small JSON control body (report bodies) with serde_json.
 pub fn control_json(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
@@ -44,27 +43,6 @@ pub async fn control_body(
         ));
     }
     Ok(m)
-}
-
-/// A short, human-readable summary of a payload: `amount=1250.1, customer={…}`.
-pub fn summarize_payload(payload: &countersign_engine::Value) -> String {
-    use countersign_engine::Value as V;
-    let Some(map) = payload.as_object() else {
-        return summarize_text(&payload.to_json(), 240);
-    };
-    let parts: Vec<String> = map
-        .iter()
-        .map(|(k, v)| {
-            let shown = match v {
-                V::Object(m) if !m.is_empty() => "{…}".to_owned(),
-                V::List(items) if !items.is_empty() => format!("[{} items]", items.len()),
-                V::String(s) => summarize_text(s, 40),
-                other => summarize_text(&other.to_json(), 40),
-            };
-            format!("{k}={shown}")
-        })
-        .collect();
-    summarize_text(&parts.join(", "), 240)
 }
 
 /// The JSON shape of a run in API responses, as a value.

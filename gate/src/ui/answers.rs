@@ -18,6 +18,7 @@ use super::session::{self, Session};
 use super::view::{Chrome, Tab, reveal, reveal_opt, when};
 use crate::approvals::record::{self, Answer, Outcome};
 use crate::http::{ClientAddr, user_agent};
+use crate::run_id::RunId;
 use crate::state::AppState;
 
 /// Pending runs examined per workspace for one inbox.
@@ -175,7 +176,7 @@ pub async fn inbox(
 fn flash(q: &HashMap<String, String>) -> (Option<String>, &'static str) {
     let run = q
         .get("run")
-        .filter(|r| super::pages::valid_run_id(r))
+        .filter(|r| RunId::parse(r).is_ok())
         .cloned()
         .unwrap_or_default();
     let text = match q.get("answered").map(String::as_str) {

@@ -17,16 +17,12 @@ use super::session::{self, Session};
 use super::view::{
     Chrome, RunRow, Tab, enc, execution_label, governance_label, reveal, reveal_opt, tone, when,
 };
+use crate::run_id::RunId;
 use crate::state::AppState;
-
-/// Checks a run id has the shape the gate gives run ids.
-pub fn valid_run_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
 
 /// Loads a run of a workspace the viewer may see.
 pub async fn load_run(state: &AppState, ws: &str, run_id: &str) -> Result<Run, UiError> {
-    if !valid_run_id(run_id) {
+    if RunId::parse(run_id).is_err() {
         return Err(UiError::not_found("This run"));
     }
     state

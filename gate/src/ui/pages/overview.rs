@@ -9,12 +9,11 @@ use axum::response::Response;
 use chrono::{Duration, NaiveDate};
 use countersign_store::{ExecutionStatus, GovernanceStatus};
 
+use super::respond;
 use crate::state::AppState;
 use crate::ui::render::{UiError, page};
 use crate::ui::session::{self};
 use crate::ui::view::{Chrome, Tab};
-
-use super::respond;
 
 /// One day's bar of the chart.
 pub struct Bar {

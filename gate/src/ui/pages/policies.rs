@@ -5,12 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
+use super::respond;
 use crate::state::AppState;
 use crate::ui::render::page;
 use crate::ui::session::{self};
 use crate::ui::view::{Chrome, Tab};
-
-use super::respond;
 
 /// A group as shown.
 pub struct GroupView {

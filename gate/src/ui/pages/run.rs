@@ -8,13 +8,12 @@ use axum::response::Response;
 use countersign_store::{Event, EventKind, ExecutionStatus, GovernanceStatus, compute_hash};
 use serde_json::Value;
 
+use super::{approver_id_for, respond, visible_run};
 use crate::state::AppState;
 use crate::ui::render::{UiError, page};
 use crate::ui::view::{
     Chrome, RunRow, Tab, execution_label, governance_label, reveal, reveal_opt, tone, when,
 };
-
-use super::{approver_id_for, respond, visible_run};
 
 /// One entry of a run's timeline.
 pub struct TimelineItem {

@@ -8,12 +8,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use countersign_store::{ExecutionStatus, GovernanceStatus, RunFilter};
 
+use super::respond;
 use crate::state::AppState;
 use crate::ui::render::{UiError, page};
 use crate::ui::session::{self};
 use crate::ui::view::{Chrome, RunRow, Tab, enc, execution_label, governance_label};
-
-use super::respond;
 
 #[derive(Template)]
 #[template(path = "ui/runs.html")]

@@ -2,6 +2,8 @@
 //! and the Python tools some tests use as real peers.
 #![allow(dead_code, reason = "each test crate uses part of this module")]
 
+pub mod approvals;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;

@@ -359,3 +359,80 @@ async fn a_token_of_the_first_format_still_answers_its_delivery() {
     assert_eq!(run["governance_status"], "approved", "{run}");
     assert_eq!(run["approvals"][0]["approver"], "alice", "{run}");
 }
+
+/// A comment is counted in characters, not bytes, and the limit is the same
+/// on every surface: the JSON API takes the longest comment and refuses one
+/// character more (before the single-use token is spent); the link's form
+/// offers a textarea of that length and keeps a longer comment's first
+/// characters, the cut marked.
+#[tokio::test]
+async fn the_longest_comment_is_counted_in_characters_on_every_surface() {
+    let gate = start(POLICY, |c, _| c.console = true).await;
+    let agent = gate.key(Role::Agent).await;
+    let id = propose(&gate, &agent, "mark_invoice_paid", "finance_agent").await;
+    let run = gate
+        .wait_run(&agent, &id, "console deliveries", |r| {
+            sent(r, "alice", "console") && sent(r, "bob", "console")
+        })
+        .await;
+    let max = countersign_gate::approvals::record::MAX_COMMENT;
+    let (longest, longer) = ("é".repeat(max), "é".repeat(max + 1));
+
+    let alice = console_token(&gate, &run, "alice");
+    let (s, e) = gate
+        .post_json(
+            &format!("/v1/approvals/{alice}"),
+            None,
+            &json!({"decision": "approve", "comment": longer}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (422, Some("comment")),
+        "{e}"
+    );
+    let (s, v) = gate
+        .post_json(
+            &format!("/v1/approvals/{alice}"),
+            None,
+            &json!({"decision": "approve", "comment": longest}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let bob = console_token(&gate, &run, "bob");
+    let page = confirmation_page(&gate, &bob).await;
+    assert!(page.contains(&format!("maxlength=\"{max}\"")), "{page}");
+    let resp = gate
+        .http
+        .post(format!("{}/a/{bob}", gate.base))
+        .form(&[
+            ("decision", "approve"),
+            ("c", "console"),
+            ("comment", longer.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let run = gate.run(&agent, &id).await;
+    let comment = |who: &str| {
+        run["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["approver"] == who)
+            .and_then(|a| a["comment"].as_str())
+            .unwrap_or_else(|| panic!("no comment by {who}: {run}"))
+            .to_owned()
+    };
+    assert_eq!(
+        comment("alice"),
+        longest,
+        "the longest comment is kept whole"
+    );
+    let cut = comment("bob");
+    assert_eq!(cut.chars().count(), max);
+    assert!(cut.ends_with('…'), "the cut is marked");
+}

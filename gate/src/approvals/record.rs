@@ -226,3 +226,19 @@ pub fn describe(outcome: Outcome, run: &Run, approver: &str, decision: AnswerDec
         _ => format!("Answer recorded for {approver}."),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_comment_is_counted_in_characters() {
+        let longest = "é".repeat(MAX_COMMENT);
+        assert_eq!(form_comment(Some(&longest)), Some(longest.clone()));
+        let cut = form_comment(Some(&"é".repeat(MAX_COMMENT + 1))).unwrap_or_default();
+        assert_eq!(cut.chars().count(), MAX_COMMENT);
+        assert!(cut.ends_with('…'));
+        assert_eq!(form_comment(Some("  ")), None);
+        assert_eq!(form_comment(Some(" ok ")), Some("ok".to_owned()));
+    }
+}

@@ -9,7 +9,7 @@ use axum::response::Response;
 use chrono::{Duration, NaiveDate};
 use countersign_store::{ExecutionStatus, GovernanceStatus};
 
-use super::respond;
+use super::common::respond;
 use crate::state::AppState;
 use crate::ui::render::{UiError, page};
 use crate::ui::session::{self};

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::respond;
+use super::common::respond;
 use crate::state::AppState;
 use crate::ui::render::page;
 use crate::ui::session::{self};

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use countersign_store::Run;
 use serde_json::Value;
 
-use super::{respond, visible_run};
+use super::common::{respond, visible_run};
 use crate::state::AppState;
 use crate::ui::render::{page, secure};
 use crate::ui::view::{Chrome, Tab, execution_label, governance_label, reveal, tone, when};

@@ -8,7 +8,7 @@ use axum::response::Response;
 use countersign_store::{Event, EventKind, ExecutionStatus, GovernanceStatus, compute_hash};
 use serde_json::Value;
 
-use super::{approver_id_for, respond, visible_run};
+use super::common::{approver_id_for, respond, visible_run};
 use crate::state::AppState;
 use crate::ui::render::{UiError, page};
 use crate::ui::view::{

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use countersign_store::{ExecutionStatus, GovernanceStatus, RunFilter};
 
-use super::respond;
+use super::common::respond;
 use crate::state::AppState;
 use crate::ui::render::{UiError, page};
 use crate::ui::session::{self};

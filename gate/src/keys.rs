@@ -3,7 +3,8 @@
 //! A key reads `csk_<key id>_<secret>`: the key id (8 hex digits) names the
 //! key in listings and revocations, the secret is 256 random bits. Lookup is
 //! by the hash of the whole key, so comparing secrets never happens in
-//! variable time.
+//! variable time. [`KeyCache`] keeps recently verified keys for
+//! [`KEY_CACHE_TTL`] (see `auth`).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

@@ -1,5 +1,6 @@
-//! A token bucket per API key, in memory (one gate process). A key that runs
-//! dry gets 429 with Retry-After.
+//! Rate limits, in memory (one gate process): a token bucket per API key (a
+//! key that runs dry gets 429 with Retry-After), and [`SignInLimiter`], the
+//! sliding-window caps on emailed sign-in links per client and address.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -21,8 +21,9 @@ use crate::keys::hash_key;
 use crate::state::AppState;
 use crate::workspace::Workspace;
 
-/// The longest Authorization value considered.
-const MAX_KEY_LEN: usize = 256;
+/// The longest Authorization value considered, and the longest key the
+/// dashboard's sign-in form takes.
+pub const MAX_KEY_LEN: usize = 256;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@ use super::session::{
 };
 use super::view::Chrome;
 use crate::approvals::tokens::{token_hash, well_formed};
+use crate::auth::MAX_KEY_LEN;
 use crate::http::{ClientAddr, MAX_FORM_BYTES};
 use crate::keys::hash_key;
 use crate::state::AppState;
@@ -74,6 +75,7 @@ struct LoginPage {
     csrf: String,
     email_enabled: bool,
     error: Option<String>,
+    max_key: usize,
 }
 
 fn login_response(
@@ -90,6 +92,7 @@ fn login_response(
             csrf: pre_csrf(state, &pre),
             email_enabled: state.channels.email_sender.is_some(),
             error,
+            max_key: MAX_KEY_LEN,
         },
     );
     Ok(with_pre(state, r, &pre, fresh))
@@ -266,7 +269,7 @@ async fn key_sign_in_inner(
             Some(message.to_owned()),
         )
     };
-    if key.is_empty() || key.len() > 256 {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
         return refuse("Enter an admin API key.");
     }
     let Some(record) = state.store.find_key(&hash_key(key)).await? else {

@@ -14,6 +14,10 @@ use crate::ui::render::{UiError, page};
 use crate::ui::session::{self};
 use crate::ui::view::{Chrome, RunRow, Tab, enc, execution_label, governance_label};
 
+/// The longest action or actor filter, in bytes; the form's fields have
+/// this `maxlength`.
+const MAX_FILTER: usize = 200;
+
 #[derive(Template)]
 #[template(path = "ui/runs.html")]
 struct RunsPage {
@@ -27,6 +31,7 @@ struct RunsPage {
     next: Option<String>,
     first_page: bool,
     live_url: String,
+    max_filter: usize,
 }
 
 /// The run filter of a query string; 400 for unknown statuses.
@@ -52,10 +57,12 @@ pub fn parse_filter(q: &HashMap<String, String>) -> Result<RunFilter, UiError> {
     };
     let action = text("action");
     let actor = text("actor");
-    if action.as_ref().is_some_and(|a| a.len() > 200)
-        || actor.as_ref().is_some_and(|a| a.len() > 200)
+    if action.as_ref().is_some_and(|a| a.len() > MAX_FILTER)
+        || actor.as_ref().is_some_and(|a| a.len() > MAX_FILTER)
     {
-        return Err(UiError::bad_form("Filters are at most 200 characters."));
+        return Err(UiError::bad_form(format!(
+            "Filters are at most {MAX_FILTER} characters."
+        )));
     }
     let cursor = text("cursor");
     if cursor.as_ref().is_some_and(|c| c.len() > 512) {
@@ -151,6 +158,7 @@ pub async fn runs(
                 next,
                 first_page,
                 live_url,
+                max_filter: MAX_FILTER,
             };
             Ok(page(StatusCode::OK, &p))
         }

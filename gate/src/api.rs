@@ -13,23 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
-
-/// Reads a request body, refusing more than `limit` bytes with 413.
-pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        // to_bytes reports both "too long" and transport errors; only the
-        // first is the client's size problem.
-        let text = e.to_string();
-        if text.contains("length limit") {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::BadRequest {
-                code: "bad_body",
-                message: format!("could not read the request body: {text}"),
-            }
-        }
-    })
-}
+use crate::http::read_body;
 
 /// Parses a small JSON control body (report bodies) with serde_json.
 pub fn control_json(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
@@ -59,38 +43,6 @@ pub async fn control_body(
         ));
     }
     Ok(m)
-}
-
-/// Shortens text to at most `max` characters, marking the cut.
-pub fn summarize_text(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
-}
-
-/// A short, human-readable summary of a payload: `amount=1250.1, customer={…}`.
-pub fn summarize_payload(payload: &countersign_engine::Value) -> String {
-    use countersign_engine::Value as V;
-    let Some(map) = payload.as_object() else {
-        return summarize_text(&payload.to_json(), 240);
-    };
-    let parts: Vec<String> = map
-        .iter()
-        .map(|(k, v)| {
-            let shown = match v {
-                V::Object(m) if !m.is_empty() => "{…}".to_owned(),
-                V::List(items) if !items.is_empty() => format!("[{} items]", items.len()),
-                V::String(s) => summarize_text(s, 40),
-                other => summarize_text(&other.to_json(), 40),
-            };
-            format!("{k}={shown}")
-        })
-        .collect();
-    summarize_text(&parts.join(", "), 240)
 }
 
 /// The JSON shape of a run in API responses, as a value.

@@ -31,10 +31,6 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/policies/reload", post(system::reload))
         .route("/v1/audit/verify", get(system::audit_verify))
         .route("/v1/approvals/{token}", post(answers::answer_api))
-        .route(
-            "/a/{token}",
-            get(answers::confirm_page).post(answers::confirm_submit),
-        )
         .route("/slack/interactions", post(answers::slack_interactions))
         .merge(crate::ui::routes())
         .fallback(not_found)

@@ -1,15 +1,14 @@
 //! Bearer API keys: who is calling, for which workspace, with which role.
 //!
-//! Verified keys are kept in a small in-memory cache ([`KeyCache`]) for
-//! [`KEY_CACHE_TTL`], so a busy agent's requests do not each wait on a
+//! Verified keys are kept in a small in-memory cache
+//! ([`KeyCache`](crate::keys::KeyCache)) for [`KEY_CACHE_TTL`], so a busy agent's requests do not each wait on a
 //! database read. The price is bounded staleness: a key revoked while the
 //! gate runs (with `countersign keys revoke`, possibly from another process)
 //! is refused at most [`KEY_CACHE_TTL`] later. Unknown and revoked keys are
 //! never cached: they are looked up on every request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -17,52 +16,14 @@ use axum::http::request::Parts;
 use countersign_store::{ApiKeyRecord, Role};
 
 use crate::error::ApiError;
+pub use crate::keys::KEY_CACHE_TTL;
 use crate::keys::hash_key;
 use crate::state::AppState;
 use crate::workspace::Workspace;
 
-/// The longest Authorization value considered.
-const MAX_KEY_LEN: usize = 256;
-
-/// How long a verified key is accepted without asking the store again.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
-
-/// Most keys cached at once; the cache is emptied when it is full.
-const KEY_CACHE_MAX: usize = 4096;
-
-/// Recently verified, unrevoked keys by the hash of their secret.
-#[derive(Debug, Default)]
-pub struct KeyCache {
-    entries: Mutex<HashMap<String, (ApiKeyRecord, Instant)>>,
-}
-
-impl KeyCache {
-    /// The key with this hash if it was verified less than
-    /// [`KEY_CACHE_TTL`] before `now`.
-    fn get(&self, key_hash: &str, now: Instant) -> Option<ApiKeyRecord> {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        match entries.get(key_hash) {
-            Some((record, at)) if now.duration_since(*at) < KEY_CACHE_TTL => Some(record.clone()),
-            Some(_) => {
-                entries.remove(key_hash);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Remembers a key just read from the store (unrevoked keys only).
-    fn put(&self, key_hash: String, record: &ApiKeyRecord, now: Instant) {
-        if record.revoked_at.is_some() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= KEY_CACHE_MAX {
-            entries.clear();
-        }
-        entries.insert(key_hash, (record.clone(), now));
-    }
-}
+/// The longest Authorization value considered, and the longest key the
+/// dashboard's sign-in form takes.
+pub const MAX_KEY_LEN: usize = 256;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]

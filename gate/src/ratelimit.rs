@@ -1,5 +1,6 @@
-//! A token bucket per API key, in memory (one gate process). A key that runs
-//! dry gets 429 with Retry-After.
+//! Rate limits, in memory (one gate process): a token bucket per API key (a
+//! key that runs dry gets 429 with Retry-After), and [`SignInLimiter`], the
+//! sliding-window caps on emailed sign-in links per client and address.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -45,6 +46,85 @@ impl RateLimiter {
     }
 }
 
+/// Limits dashboard sign-in requests and emails, so the form can be used
+/// neither to flood an approver's inbox nor to lock them out:
+/// - each client address may ask [`SignInLimiter::PER_CLIENT`] times per
+///   window (known address or not);
+/// - each (address, client) pair gets [`SignInLimiter::PER_PAIR`] emails,
+///   so one stranger cannot use up an approver's own budget;
+/// - each address gets at most [`SignInLimiter::PER_ADDRESS`] emails in all,
+///   and the gate [`SignInLimiter::TOTAL`].
+#[derive(Debug, Default)]
+pub struct SignInLimiter {
+    seen: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+}
+
+impl SignInLimiter {
+    /// Requests per client address per window.
+    pub const PER_CLIENT: usize = 10;
+    /// Emails per (address, client) per window.
+    pub const PER_PAIR: usize = 3;
+    /// Emails per address per window.
+    pub const PER_ADDRESS: usize = 10;
+    /// Emails per window for the whole gate.
+    pub const TOTAL: usize = 200;
+    /// The window.
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(
+            &mut std::collections::HashMap<String, Vec<std::time::Instant>>,
+            std::time::Instant,
+        ) -> T,
+    ) -> T {
+        let now = std::time::Instant::now();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < Self::WINDOW);
+            !times.is_empty()
+        });
+        f(&mut seen, now)
+    }
+
+    /// Counts one sign-in request from `client`; false once it asked too often.
+    pub fn allow_request(&self, client: &str) -> bool {
+        self.with(|seen, now| {
+            let times = seen.entry(format!("client {client}")).or_default();
+            if times.len() >= Self::PER_CLIENT {
+                return false;
+            }
+            times.push(now);
+            true
+        })
+    }
+
+    /// Takes one email to `address` asked by `client` if every limit allows it.
+    pub fn allow_email(&self, address: &str, client: &str) -> bool {
+        self.with(|seen, now| {
+            let count = |k: &str| seen.get(k).map_or(0, Vec::len);
+            let (pair, addr, total) = (
+                format!("pair {address} {client}"),
+                format!("address {address}"),
+                "total".to_owned(),
+            );
+            if count(&pair) >= Self::PER_PAIR
+                || count(&addr) >= Self::PER_ADDRESS
+                || count(&total) >= Self::TOTAL
+            {
+                return false;
+            }
+            for k in [pair, addr, total] {
+                seen.entry(k).or_default().push(now);
+            }
+            true
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +140,32 @@ mod tests {
         assert!(l.check("a").is_ok());
         assert_eq!(l.check("a"), Err(1));
         assert!(l.check("b").is_ok(), "keys have their own buckets");
+    }
+
+    #[test]
+    fn a_stranger_cannot_use_up_an_approvers_budget() {
+        let l = SignInLimiter::default();
+        for _ in 0..SignInLimiter::PER_PAIR {
+            assert!(l.allow_email("alice@x", "203.0.113.9"));
+        }
+        assert!(
+            !l.allow_email("alice@x", "203.0.113.9"),
+            "the stranger is cut off"
+        );
+        assert!(
+            l.allow_email("alice@x", "198.51.100.1"),
+            "alice still gets her link"
+        );
+    }
+
+    #[test]
+    fn an_address_and_a_client_are_capped() {
+        let l = SignInLimiter::default();
+        let sent = (0..50)
+            .filter(|i| l.allow_email("bob@x", &format!("10.0.0.{i}")))
+            .count();
+        assert_eq!(sent, SignInLimiter::PER_ADDRESS);
+        let asked = (0..50).filter(|_| l.allow_request("10.9.9.9")).count();
+        assert_eq!(asked, SignInLimiter::PER_CLIENT);
     }
 }

@@ -207,13 +207,13 @@ pub fn receipt_body(run: &Run) -> Value {
                 "status": "executed",
                 "reported_at": countersign_store::format_ts(e.reported_at),
                 "result_sha256": hex::encode(Sha256::digest(canonical.as_bytes())),
-                "result_summary": crate::api::summarize_text(&canonical, 200),
+                "result_summary": crate::http::summarize_text(&canonical, 200),
             })
         }
         ExecutionOutcome::Failed { error } => json!({
             "status": "failed",
             "reported_at": countersign_store::format_ts(e.reported_at),
-            "error": crate::api::summarize_text(error, 500),
+            "error": crate::http::summarize_text(error, 500),
         }),
     });
     let approvals: Vec<Value> = run

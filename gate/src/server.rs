@@ -8,9 +8,9 @@ use std::time::Duration;
 use countersign_store::{PostgresStore, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 
-use crate::auth::KeyCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StoreUrl};
+use crate::keys::KeyCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::receipts::ReceiptSigner;

@@ -1,4 +1,6 @@
-//! `POST /v1/intercept`: decide a proposed action and record it durably.
+//! `POST /v1/intercept`: parse and authorise a proposed action, hand it to
+//! [`crate::intercept::intercept`] (decide, plan approvals, record), and
+//! answer with the run.
 
 use std::time::Instant;
 
@@ -7,18 +9,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::Duration;
 use countersign_engine::is_valid_action_name;
-use countersign_engine::{JsonLimits, Map, Value, Verdict, parse_json_with_limits};
-use countersign_store::{
-    ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun, Proposal,
-};
-use sha2::{Digest, Sha256};
+use countersign_engine::{JsonLimits, Map, Value, parse_json_with_limits};
 
-use super::{RunView, read_body, summarize_payload};
+use super::RunView;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::metrics::DecisionKind;
+use crate::http::read_body;
+pub use crate::intercept::ProposedAction;
 use crate::state::AppState;
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -32,23 +30,6 @@ const ALLOWED_FIELDS: [&str; 6] = [
     "reasoning",
     "source",
 ];
-
-/// A validated intercept body.
-#[derive(Debug)]
-pub struct InterceptBody {
-    /// The action name.
-    pub action: String,
-    /// The payload object.
-    pub payload: Value,
-    /// Optional idempotency key.
-    pub idempotency_key: Option<String>,
-    /// Who proposes it.
-    pub actor: Option<String>,
-    /// Why, in the agent's words.
-    pub reasoning: Option<String>,
-    /// Where the request came from.
-    pub source: Option<Value>,
-}
 
 /// Takes `field` from the top level or, failing that, from the payload;
 /// giving it in both places with different values is refused.
@@ -84,7 +65,7 @@ fn optional_string(v: Option<&Value>, field: &str, max: usize) -> Result<Option<
 
 /// Parses and validates an intercept body. Public so the fuzz target can
 /// drive it directly.
-pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, ApiError> {
+pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<ProposedAction, ApiError> {
     let limits = JsonLimits {
         max_depth: 64,
         max_bytes,
@@ -100,7 +81,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
     if let Some((unknown, _)) = top.iter().find(|(k, _)| !ALLOWED_FIELDS.contains(k)) {
         // The field is named as sent, but never empty and never huge: an
         // empty or long key is reported against the body.
-        let shown = super::summarize_text(unknown, 64);
+        let shown = crate::http::summarize_text(unknown, 64);
         let field = if unknown.is_empty() || shown != unknown {
             "body"
         } else {
@@ -121,7 +102,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
                 "action",
                 format!(
                     "`{}` is not a valid action name (1–128 letters, digits, `_`, `-`, `.`, `:`)",
-                    super::summarize_text(a, 64)
+                    crate::http::summarize_text(a, 64)
                 ),
             ));
         }
@@ -177,7 +158,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
     let source = top_or_payload(&top, &payload_map, "source")?
         .filter(|v| **v != Value::Null)
         .cloned();
-    Ok(InterceptBody {
+    Ok(ProposedAction {
         action,
         payload: Value::Object(payload_map),
         idempotency_key,
@@ -187,41 +168,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<InterceptBody, 
     })
 }
 
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-/// The identity of a request for idempotency: the same action, payload
-/// (whatever its key order), actor, reasoning and source. `payload_json` is
-/// the payload's canonical text ([`Value::to_json`], keys sorted).
-///
-/// The hashed text is the JSON object `{action, actor, payload, reasoning,
-/// source}` with its keys in that (sorted) order, as `Value::to_json` writes
-/// it; it is built here without copying the payload into a new object.
-fn request_hash(b: &InterceptBody, payload_json: &str) -> String {
-    let optional = |v: Option<&str>, out: &mut String| match v {
-        Some(s) => countersign_engine::write_json_string(s, out),
-        None => out.push_str("null"),
-    };
-    let mut text = String::with_capacity(payload_json.len() + 128);
-    text.push_str("{\"action\":");
-    countersign_engine::write_json_string(&b.action, &mut text);
-    text.push_str(",\"actor\":");
-    optional(b.actor.as_deref(), &mut text);
-    text.push_str(",\"payload\":");
-    text.push_str(payload_json);
-    text.push_str(",\"reasoning\":");
-    optional(b.reasoning.as_deref(), &mut text);
-    text.push_str(",\"source\":");
-    match &b.source {
-        Some(v) => v.write_json(&mut text),
-        None => text.push_str("null"),
-    }
-    text.push('}');
-    sha256_hex(&text)
-}
-
-/// The handler.
+/// The handler: parses and authorises, then answers with the run.
 pub async fn intercept(
     State(state): State<AppState>,
     caller: Caller,
@@ -229,101 +176,25 @@ pub async fn intercept(
 ) -> Result<(StatusCode, axum::response::Response), ApiError> {
     let started = Instant::now();
     let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let req = parse_intercept(&bytes, state.config.max_body_bytes)?;
-    let policies = caller.workspace.policies();
-    let now = state.clock.now();
-    let actor_value = req.actor.clone().map_or(Value::Null, Value::String);
-    let source_value = req.source.clone().unwrap_or(Value::Null);
-    let now_value = Value::Timestamp(now);
-    let decision = policies.decide(&countersign_engine::Request {
-        action: &req.action,
-        actor: &actor_value,
-        payload: &req.payload,
-        source: &source_value,
-        now: &now_value,
-    });
-    let report = decision.to_report(&req.action);
-    let (status, kind) = match decision.verdict {
-        Verdict::Allow => (GovernanceStatus::Allowed, DecisionKind::Allowed),
-        Verdict::RequireApproval => (GovernanceStatus::PendingApproval, DecisionKind::Pending),
-        Verdict::Block => (GovernanceStatus::Blocked, DecisionKind::Blocked),
-    };
-    let mut deliveries = Vec::new();
-    let approval = match decision.approval {
-        Some(a) => {
-            let ws_config = state
-                .config
-                .workspace(caller.workspace.name())
-                .ok_or_else(|| ApiError::Internal("workspace missing from config".to_owned()))?;
-            let plan = crate::approvals::plan::plan(
-                &policies,
-                a.group,
-                ws_config,
-                &state.channels,
-                &state.token_secret,
-                now,
-            );
-            deliveries = plan.deliveries;
-            Some(ApprovalRequirement {
-                group: a.group.name.clone(),
-                quorum: a.quorum,
-                expires_at: now
-                    + Duration::from_std(a.timeout)
-                        .map_err(|e| ApiError::Internal(format!("timeout out of range: {e}")))?,
-                approvers: plan.approvers,
-            })
-        }
-        None => None,
-    };
-    let details = serde_json::json!({
-        "approval_rule": report.approval_rule,
-        "matched": report.matched,
-        "shadow": report.shadow,
-        "errors": report.errors,
-    });
-    let payload_json = req.payload.to_json();
-    let request_hash = request_hash(&req, &payload_json);
-    let new_run = NewRun {
-        proposal: Proposal {
-            workspace: caller.workspace.name().to_owned(),
-            run_id: format!("run_{}", uuid::Uuid::now_v7().simple()),
-            action: req.action.clone(),
-            actor: req.actor.clone(),
-            source: req.source.as_ref().map(Value::to_serde_json),
-            reasoning: req.reasoning.clone(),
-            payload_hash: sha256_hex(&payload_json),
-            payload_summary: summarize_payload(&req.payload),
-            payload_json,
-            idempotency_key: req.idempotency_key.clone(),
-            request_hash,
-            decision: DecisionRecord {
-                governance_status: status,
-                rule: report.rule.clone(),
-                reason: report.reason.clone(),
-                policy_version: report.policy_version.clone(),
-                risk: report.risk.clone(),
-                details,
-            },
-            approval,
-            created_at: now,
-        },
-        deliveries,
-    };
-    let (code, run, replay) = match state.store.create_run(new_run).await? {
-        CreateRunOutcome::Created(run) => (StatusCode::CREATED, run, false),
-        CreateRunOutcome::Existing(run) => (StatusCode::OK, run, true),
-    };
+    let proposal = parse_intercept(&bytes, state.config.max_body_bytes)?;
+    let done = crate::intercept::intercept(&state, &caller.workspace, &proposal).await?;
     state
         .metrics
-        .record_intercept(kind, replay, started.elapsed().as_secs_f64());
-    Ok((code, Json(RunView::new(&run)).into_response()))
+        .record_intercept(done.kind, done.replay, started.elapsed().as_secs_f64());
+    let code = if done.replay {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((code, Json(RunView::new(&done.run)).into_response()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intercept::{request_hash, sha256_hex};
 
-    fn field(r: Result<InterceptBody, ApiError>) -> String {
+    fn field(r: Result<ProposedAction, ApiError>) -> String {
         match r {
             Err(ApiError::Validation { field, .. }) => field,
             other => panic!("expected a validation error, got {other:?}"),
@@ -383,7 +254,7 @@ mod tests {
 
     /// The hash of the first implementation, which built the object as a
     /// value: stored runs' hashes must keep matching their retries.
-    fn request_hash_as_a_value(b: &InterceptBody) -> String {
+    fn request_hash_as_a_value(b: &ProposedAction) -> String {
         let mut m = Map::new();
         m.insert("action".into(), Value::string(&b.action));
         m.insert("payload".into(), b.payload.clone());

@@ -11,20 +11,20 @@ use serde_json::{Value, json};
 use super::{control_body, run_view};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::run_id::RunId;
 use crate::state::AppState;
 
 /// The longest `execution_error` accepted.
 const MAX_EXECUTION_ERROR: usize = 8 * 1024;
 
-fn check_run_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(ApiError::NotFound(format!(
+/// The run id of a path, or 404 naming it (shortened).
+fn check_run_id(id: &str) -> Result<RunId, ApiError> {
+    RunId::parse(id).map_err(|_| {
+        ApiError::NotFound(format!(
             "run `{}` not found",
-            super::summarize_text(id, 64)
-        )));
-    }
-    Ok(())
+            crate::http::summarize_text(id, RunId::MAX_LEN)
+        ))
+    })
 }
 
 /// `GET /v1/runs/{id}`
@@ -33,15 +33,15 @@ pub async fn get_run(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    check_run_id(&id)?;
+    let id = check_run_id(&id)?;
     let run = state
         .store
-        .get_run(caller.workspace.name(), &id)
+        .get_run(caller.workspace.name(), id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("run `{id}` not found")))?;
     let deliveries = state
         .store
-        .deliveries_for_run(caller.workspace.name(), &id)
+        .deliveries_for_run(caller.workspace.name(), id.as_str())
         .await?;
     let mut view = run_view(&run);
     view["deliveries"] = deliveries
@@ -132,10 +132,15 @@ async fn report(
     id: &str,
     outcome: ExecutionOutcome,
 ) -> Result<Json<Value>, ApiError> {
-    check_run_id(id)?;
+    let id = check_run_id(id)?;
     let run = state
         .store
-        .report_execution(caller.workspace.name(), id, outcome, state.clock.now())
+        .report_execution(
+            caller.workspace.name(),
+            id.as_str(),
+            outcome,
+            state.clock.now(),
+        )
         .await?;
     Ok(Json(run_view(&run)))
 }
@@ -191,10 +196,10 @@ pub async fn receipt(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    check_run_id(&id)?;
+    let id = check_run_id(&id)?;
     let run = state
         .store
-        .get_run(caller.workspace.name(), &id)
+        .get_run(caller.workspace.name(), id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("run `{id}` not found")))?;
     Ok(Json(state.signer.sign(crate::receipts::receipt_body(&run))))

@@ -7,6 +7,20 @@ use countersign_store::{
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The longest comment kept with an answer, in characters (Unicode scalar
+/// values), on every channel: the JSON API refuses a longer one, the forms
+/// (whose textarea has this `maxlength`) keep its first characters.
+pub const MAX_COMMENT: usize = 2000;
+
+/// A comment from an answer form: trimmed, `None` when empty, cut to
+/// [`MAX_COMMENT`] characters with the cut marked.
+pub fn form_comment(comment: Option<&str>) -> Option<String> {
+    comment
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| crate::http::summarize_text(c, MAX_COMMENT))
+}
+
 /// What happened to an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -39,29 +53,93 @@ pub struct Answer<'a> {
     pub user_agent: Option<String>,
 }
 
+/// Why an approver may not answer a run at all, found before a single-use
+/// token is spent. Each surface words it for its audience; the API answers
+/// with the store's error of the same name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not one of the run's approvers.
+    NotAnApprover {
+        /// Who tried to answer.
+        approver_id: String,
+        /// The run.
+        run_id: String,
+    },
+    /// The run's own actor: nobody approves their own request.
+    SelfApproval {
+        /// Who tried to answer.
+        approver_id: String,
+        /// The run.
+        run_id: String,
+    },
+}
+
+impl From<Refusal> for StoreError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotAnApprover {
+                approver_id,
+                run_id,
+            } => StoreError::NotAnApprover {
+                approver_id,
+                run_id,
+            },
+            Refusal::SelfApproval {
+                approver_id,
+                run_id,
+            } => StoreError::SelfApproval {
+                approver_id,
+                run_id,
+            },
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        StoreError::from(r).into()
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    // The store's wording, so every surface says the same thing.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        StoreError::from(self.clone()).fmt(f)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 /// Checks, before a single-use token is spent, that this approver may
 /// answer this run at all: a member of its approvers and not its actor.
-pub fn may_answer(run: &Run, approver_id: &str) -> Result<(), ApiError> {
+pub fn may_answer(run: &Run, approver_id: &str) -> Result<(), Refusal> {
     let listed = run
         .proposal
         .approval
         .as_ref()
         .is_some_and(|a| a.approvers.iter().any(|m| m.id == approver_id));
     if !listed {
-        return Err(StoreError::NotAnApprover {
+        return Err(Refusal::NotAnApprover {
             approver_id: approver_id.to_owned(),
             run_id: run.proposal.run_id.clone(),
-        }
-        .into());
+        });
     }
     if countersign_store::is_actor(run, approver_id) {
-        return Err(StoreError::SelfApproval {
+        return Err(Refusal::SelfApproval {
             approver_id: approver_id.to_owned(),
             run_id: run.proposal.run_id.clone(),
-        }
-        .into());
+        });
     }
     Ok(())
+}
+
+/// Reads `approve` or `reject`, the words every answer form and body uses.
+pub fn parse_decision(s: &str) -> Option<AnswerDecision> {
+    match s {
+        "approve" => Some(AnswerDecision::Approve),
+        "reject" => Some(AnswerDecision::Reject),
+        _ => None,
+    }
 }
 
 fn input(a: Answer<'_>) -> AnswerInput {
@@ -150,5 +228,21 @@ pub fn describe(outcome: Outcome, run: &Run, approver: &str, decision: AnswerDec
             )
         }
         _ => format!("Answer recorded for {approver}."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_comment_is_counted_in_characters() {
+        let longest = "é".repeat(MAX_COMMENT);
+        assert_eq!(form_comment(Some(&longest)), Some(longest.clone()));
+        let cut = form_comment(Some(&"é".repeat(MAX_COMMENT + 1))).unwrap_or_default();
+        assert_eq!(cut.chars().count(), MAX_COMMENT);
+        assert!(cut.ends_with('…'));
+        assert_eq!(form_comment(Some("  ")), None);
+        assert_eq!(form_comment(Some(" ok ")), Some("ok".to_owned()));
     }
 }

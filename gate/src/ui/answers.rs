@@ -16,12 +16,11 @@ use super::pages::{approver_id_for, listed_as, load_run};
 use super::render::{UiError, page, see_other};
 use super::session::{self, Session};
 use super::view::{Chrome, Tab, reveal, reveal_opt, when};
-use crate::api::answers::ClientAddr;
 use crate::approvals::record::{self, Answer, Outcome};
+use crate::http::{ClientAddr, user_agent};
+use crate::run_id::RunId;
 use crate::state::AppState;
 
-/// The longest comment kept (as on the other channels).
-const MAX_COMMENT: usize = 2000;
 /// Pending runs examined per workspace for one inbox.
 const MAX_SCAN: usize = 2000;
 
@@ -62,6 +61,7 @@ struct InboxPage {
     flash_tone: &'static str,
     admin: bool,
     truncated: bool,
+    max_comment: usize,
 }
 
 /// Pending runs of a workspace, and whether there were more than
@@ -169,6 +169,7 @@ pub async fn inbox(
             flash_tone,
             admin: s.is_admin(),
             truncated,
+            max_comment: record::MAX_COMMENT,
         };
         Ok::<_, UiError>(page(StatusCode::OK, &p))
     }
@@ -180,7 +181,7 @@ pub async fn inbox(
 fn flash(q: &HashMap<String, String>) -> (Option<String>, &'static str) {
     let run = q
         .get("run")
-        .filter(|r| super::pages::valid_run_id(r))
+        .filter(|r| RunId::parse(r).is_ok())
         .cloned()
         .unwrap_or_default();
     let text = match q.get("answered").map(String::as_str) {
@@ -282,15 +283,8 @@ pub async fn answer(
                 e.to_string(),
             )
         })?;
-        let comment = form
-            .get("comment")
-            .map(|c| c.trim())
-            .filter(|c| !c.is_empty())
-            .map(|c| crate::api::summarize_text(c, MAX_COMMENT));
-        let user_agent = headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| crate::api::summarize_text(s, 300));
+        let comment = record::form_comment(form.get("comment").map(String::as_str));
+        let user_agent = user_agent(&headers);
         let (outcome, after) = record::record_answer(
             &state,
             Answer {

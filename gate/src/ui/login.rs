@@ -16,8 +16,9 @@ use super::session::{
     lists_email, new_token, pre_csrf, set_cookie,
 };
 use super::view::Chrome;
-use crate::api::answers::ClientAddr;
 use crate::approvals::tokens::{token_hash, well_formed};
+use crate::auth::MAX_KEY_LEN;
+use crate::http::{ClientAddr, MAX_FORM_BYTES};
 use crate::keys::hash_key;
 use crate::state::AppState;
 
@@ -26,14 +27,14 @@ pub const LINK_TTL: chrono::Duration = chrono::Duration::minutes(15);
 /// The longest email address accepted (under RFC 5321's 254, leaving room
 /// for the session subject's prefix within the store's id limit).
 const MAX_EMAIL: usize = 240;
-/// The largest form body read.
-const MAX_FORM: usize = 16 * 1024;
 
 /// Reads a url-encoded form with a size limit.
 pub async fn form(body: Body) -> Result<HashMap<String, String>, UiError> {
-    let bytes = crate::api::read_body(body, MAX_FORM)
+    let bytes = crate::http::read_body(body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| UiError::bad_form(format!("The form is larger than {MAX_FORM} bytes.")))?;
+        .map_err(|_| {
+            UiError::bad_form(format!("The form is larger than {MAX_FORM_BYTES} bytes."))
+        })?;
     Ok(url::form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
@@ -74,6 +75,7 @@ struct LoginPage {
     csrf: String,
     email_enabled: bool,
     error: Option<String>,
+    max_key: usize,
 }
 
 fn login_response(
@@ -90,6 +92,7 @@ fn login_response(
             csrf: pre_csrf(state, &pre),
             email_enabled: state.channels.email_sender.is_some(),
             error,
+            max_key: MAX_KEY_LEN,
         },
     );
     Ok(with_pre(state, r, &pre, fresh))
@@ -266,7 +269,7 @@ async fn key_sign_in_inner(
             Some(message.to_owned()),
         )
     };
-    if key.is_empty() || key.len() > 256 {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
         return refuse("Enter an admin API key.");
     }
     let Some(record) = state.store.find_key(&hash_key(key)).await? else {

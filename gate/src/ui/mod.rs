@@ -1,4 +1,5 @@
-//! The web dashboard, served under `/ui`.
+//! Every HTML page of the gate: the web dashboard, served under `/ui`, and
+//! the approval confirmation pages of emailed links (`/a/{token}`).
 //!
 //! Server-rendered HTML (askama templates, checked at compile time), one
 //! small script for live updates and printing, no build step. Who sees what:
@@ -16,6 +17,7 @@
 //! state.
 
 mod answers;
+mod confirm;
 mod live;
 mod login;
 mod pages;
@@ -31,13 +33,15 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-pub use render::harden;
 pub use session::SESSION_COOKIE;
-pub use view::reveal;
 
 /// The dashboard's routes, to merge into the gate's router.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(
+            "/a/{token}",
+            get(confirm::confirm_page).post(confirm::confirm_submit),
+        )
         .route("/ui", get(pages::home))
         .route("/ui/", get(pages::home))
         .route("/ui/static/style.css", get(style))

@@ -7,29 +7,12 @@ use axum::response::{Html, IntoResponse, Response};
 use countersign_store::StoreError;
 
 use super::view::Chrome;
+use crate::http::harden;
 
 /// Content Security Policy of every dashboard page: our own stylesheet
 /// and script only, no inline code, no framing, forms post only to us.
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
 img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Adds the headers every HTML page of the gate carries: this content
-/// security policy and referrer policy, no caching, no sniffing, no framing.
-pub fn harden(mut r: Response, csp: &'static str, referrer: &'static str) -> Response {
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static(referrer));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    r
-}
 
 /// Adds the dashboard's security headers to a response. The referrer
 /// policy is `same-origin`, not `no-referrer`: URLs with tokens (sign-in and

@@ -41,6 +41,10 @@ pub struct LinkView {
     pub live: bool,
 }
 
+/// The longest share-link label, in characters; the form's field has this
+/// `maxlength`.
+const MAX_LABEL: usize = 100;
+
 #[derive(Template)]
 #[template(path = "ui/share_admin.html")]
 struct ManagePage {
@@ -49,6 +53,7 @@ struct ManagePage {
     links: Vec<LinkView>,
     new_url: Option<String>,
     message: Option<String>,
+    max_label: usize,
 }
 
 async fn manage_page(
@@ -89,6 +94,7 @@ async fn manage_page(
             links,
             new_url,
             message,
+            max_label: MAX_LABEL,
         },
     ))
 }
@@ -141,14 +147,16 @@ pub async fn create(
                 .await;
             }
         };
-        if label.is_empty() || label.chars().count() > 100 || label.len() > 200 {
+        if label.is_empty() || label.chars().count() > MAX_LABEL || label.len() > 2 * MAX_LABEL {
             return manage_page(
                 &state,
                 &s,
                 &ws,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 None,
-                Some("Give the link a label of 1 to 100 characters (who it is for).".into()),
+                Some(format!(
+                    "Give the link a label of 1 to {MAX_LABEL} characters (who it is for)."
+                )),
             )
             .await;
         }

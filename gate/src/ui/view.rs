@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use countersign_store::{ExecutionStatus, GovernanceStatus, Run};
 use serde::Serialize;
 
+pub use crate::http::text::reveal;
+
 /// One link of the navigation bar.
 #[derive(Debug, Clone)]
 pub struct NavLink {
@@ -171,30 +173,6 @@ impl RunRow {
     }
 }
 
-/// Makes text that an agent or a person supplied safe to read: invisible
-/// formatting characters (bidirectional overrides and isolates, zero-width
-/// marks, the byte-order mark) and control characters other than newline
-/// and tab are shown as `[U+XXXX]`, so text cannot be disguised (a payload
-/// that reads "100" but is "001" reversed). HTML escaping is the
-/// templates' job; this is applied on top, to every untrusted field.
-pub fn reveal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{FEFF}' => out.push_str(&format!("[U+{:04X}]", c as u32)),
-            c if c.is_control() && c != '\n' && c != '\t' => {
-                out.push_str(&format!("[U+{:04X}]", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// [`reveal`] for an optional field.
 pub fn reveal_opt(s: Option<&str>) -> Option<String> {
     s.map(reveal)
@@ -231,22 +209,6 @@ mod tests {
                 assert_ne!(tone(s.as_str()), "muted", "{s}");
             }
         }
-    }
-
-    #[test]
-    fn invisible_and_reordering_characters_are_shown() {
-        assert_eq!(reveal("pay 100\u{202E}00"), "pay 100[U+202E]00");
-        assert_eq!(
-            reveal("a\u{200B}b\u{2066}c\u{FEFF}"),
-            "a[U+200B]b[U+2066]c[U+FEFF]"
-        );
-        assert_eq!(reveal("bell\u{7}"), "bell[U+0007]");
-        assert_eq!(
-            reveal("line\nnext\ttab <b>"),
-            "line\nnext\ttab <b>",
-            "HTML is the template's job"
-        );
-        assert_eq!(reveal("café ünïcode"), "café ünïcode");
     }
 
     #[test]

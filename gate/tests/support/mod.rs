@@ -2,6 +2,10 @@
 //! and the Python tools some tests use as real peers.
 #![allow(dead_code, reason = "each test crate uses part of this module")]
 
+pub mod api;
+pub mod approvals;
+pub mod ui;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;

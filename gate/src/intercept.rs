@@ -1,0 +1,225 @@
+//! Intercepting a proposed action: decide it with the workspace's
+//! policies, plan who is asked for approval and through which channels, and
+//! record the run with its deliveries in one store transaction (an outbox),
+//! durable before anyone is answered.
+//!
+//! This is the gate's core path, independent of the surface a proposal came
+//! through: the JSON API calls [`intercept`] after parsing and
+//! authenticating, and other surfaces (an MCP proxy, limits over time) call
+//! it the same way. It neither parses requests nor writes responses.
+
+use chrono::Duration;
+use countersign_engine::{Value, Verdict};
+use countersign_store::{
+    ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun, Proposal, Run,
+    StoreError,
+};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::http::summarize_text;
+use crate::metrics::DecisionKind;
+use crate::run_id::RunId;
+use crate::state::AppState;
+use crate::workspace::Workspace;
+
+/// A proposed action, validated: what an agent asks to do, whichever
+/// surface it came through (the JSON API today).
+#[derive(Debug)]
+pub struct ProposedAction {
+    /// The action name.
+    pub action: String,
+    /// The payload object.
+    pub payload: Value,
+    /// Optional idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Who proposes it.
+    pub actor: Option<String>,
+    /// Why, in the agent's words.
+    pub reasoning: Option<String>,
+    /// Where the request came from.
+    pub source: Option<Value>,
+}
+
+/// The run recorded for a proposal.
+#[derive(Debug)]
+pub struct Intercepted {
+    /// The run, as stored.
+    pub run: Run,
+    /// The run already existed (same idempotency key and request): this is
+    /// a replay, and nothing new was recorded.
+    pub replay: bool,
+    /// What the policies decided, for the metrics.
+    pub kind: DecisionKind,
+}
+
+/// Why a proposal could not be recorded. A refusal by the policies is not
+/// an error: it is a run with a blocked decision.
+#[derive(Debug, thiserror::Error)]
+pub enum InterceptError {
+    /// The store refused or failed (an idempotency conflict, an outage).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or an inconsistent configuration; logged, never shown.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<InterceptError> for ApiError {
+    fn from(e: InterceptError) -> Self {
+        match e {
+            InterceptError::Store(e) => e.into(),
+            InterceptError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+/// Decides `proposal` for `workspace` at the state's clock, plans its
+/// approval requests, and records the run (or finds the earlier run of the
+/// same idempotent request). The caller has authenticated the proposer and
+/// records the metrics.
+pub async fn intercept(
+    state: &AppState,
+    workspace: &Workspace,
+    proposal: &ProposedAction,
+) -> Result<Intercepted, InterceptError> {
+    let policies = workspace.policies();
+    let now = state.clock.now();
+    let actor_value = proposal.actor.clone().map_or(Value::Null, Value::String);
+    let source_value = proposal.source.clone().unwrap_or(Value::Null);
+    let now_value = Value::Timestamp(now);
+    let decision = policies.decide(&countersign_engine::Request {
+        action: &proposal.action,
+        actor: &actor_value,
+        payload: &proposal.payload,
+        source: &source_value,
+        now: &now_value,
+    });
+    let report = decision.to_report(&proposal.action);
+    let (status, kind) = match decision.verdict {
+        Verdict::Allow => (GovernanceStatus::Allowed, DecisionKind::Allowed),
+        Verdict::RequireApproval => (GovernanceStatus::PendingApproval, DecisionKind::Pending),
+        Verdict::Block => (GovernanceStatus::Blocked, DecisionKind::Blocked),
+    };
+    let mut deliveries = Vec::new();
+    let approval = match decision.approval {
+        Some(a) => {
+            let ws_config = state.config.workspace(workspace.name()).ok_or_else(|| {
+                InterceptError::Internal("workspace missing from config".to_owned())
+            })?;
+            let plan = crate::approvals::plan::plan(
+                &policies,
+                a.group,
+                ws_config,
+                &state.channels,
+                &state.token_secret,
+                now,
+            );
+            deliveries = plan.deliveries;
+            Some(ApprovalRequirement {
+                group: a.group.name.clone(),
+                quorum: a.quorum,
+                expires_at: now
+                    + Duration::from_std(a.timeout).map_err(|e| {
+                        InterceptError::Internal(format!("timeout out of range: {e}"))
+                    })?,
+                approvers: plan.approvers,
+            })
+        }
+        None => None,
+    };
+    let details = serde_json::json!({
+        "approval_rule": report.approval_rule,
+        "matched": report.matched,
+        "shadow": report.shadow,
+        "errors": report.errors,
+    });
+    let payload_json = proposal.payload.to_json();
+    let request_hash = request_hash(proposal, &payload_json);
+    let new_run = NewRun {
+        proposal: Proposal {
+            workspace: workspace.name().to_owned(),
+            run_id: RunId::generate().into_string(),
+            action: proposal.action.clone(),
+            actor: proposal.actor.clone(),
+            source: proposal.source.as_ref().map(Value::to_serde_json),
+            reasoning: proposal.reasoning.clone(),
+            payload_hash: sha256_hex(&payload_json),
+            payload_summary: summarize_payload(&proposal.payload),
+            payload_json,
+            idempotency_key: proposal.idempotency_key.clone(),
+            request_hash,
+            decision: DecisionRecord {
+                governance_status: status,
+                rule: report.rule.clone(),
+                reason: report.reason.clone(),
+                policy_version: report.policy_version.clone(),
+                risk: report.risk.clone(),
+                details,
+            },
+            approval,
+            created_at: now,
+        },
+        deliveries,
+    };
+    let (run, replay) = match state.store.create_run(new_run).await? {
+        CreateRunOutcome::Created(run) => (run, false),
+        CreateRunOutcome::Existing(run) => (run, true),
+    };
+    Ok(Intercepted { run, replay, kind })
+}
+
+pub(crate) fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The identity of a request for idempotency: the same action, payload
+/// (whatever its key order), actor, reasoning and source. `payload_json` is
+/// the payload's canonical text ([`Value::to_json`], keys sorted).
+///
+/// The hashed text is the JSON object `{action, actor, payload, reasoning,
+/// source}` with its keys in that (sorted) order, as `Value::to_json` writes
+/// it; it is built here without copying the payload into a new object.
+pub(crate) fn request_hash(b: &ProposedAction, payload_json: &str) -> String {
+    let optional = |v: Option<&str>, out: &mut String| match v {
+        Some(s) => countersign_engine::write_json_string(s, out),
+        None => out.push_str("null"),
+    };
+    let mut text = String::with_capacity(payload_json.len() + 128);
+    text.push_str("{\"action\":");
+    countersign_engine::write_json_string(&b.action, &mut text);
+    text.push_str(",\"actor\":");
+    optional(b.actor.as_deref(), &mut text);
+    text.push_str(",\"payload\":");
+    text.push_str(payload_json);
+    text.push_str(",\"reasoning\":");
+    optional(b.reasoning.as_deref(), &mut text);
+    text.push_str(",\"source\":");
+    match &b.source {
+        Some(v) => v.write_json(&mut text),
+        None => text.push_str("null"),
+    }
+    text.push('}');
+    sha256_hex(&text)
+}
+
+/// A short, human-readable summary of a payload: `amount=1250.1, customer={…}`.
+pub fn summarize_payload(payload: &countersign_engine::Value) -> String {
+    use countersign_engine::Value as V;
+    let Some(map) = payload.as_object() else {
+        return summarize_text(&payload.to_json(), 240);
+    };
+    let parts: Vec<String> = map
+        .iter()
+        .map(|(k, v)| {
+            let shown = match v {
+                V::Object(m) if !m.is_empty() => "{…}".to_owned(),
+                V::List(items) if !items.is_empty() => format!("[{} items]", items.len()),
+                V::String(s) => summarize_text(s, 40),
+                other => summarize_text(&other.to_json(), 40),
+            };
+            format!("{k}={shown}")
+        })
+        .collect();
+    summarize_text(&parts.join(", "), 240)
+}

@@ -7,14 +7,12 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use chrono::Utc;
 use countersign_gate::config::RateLimit;
 use countersign_store::Role;
 use serde_json::{Value, json};
 
-use support::api::{Gate, error_code};
+use crate::support::api::{Gate, error_code};
 
 #[tokio::test]
 async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {

@@ -229,7 +229,7 @@ impl Value {
 
     /// Converts from a `serde_json::Value`. Non-integer numbers go through
     /// their shortest decimal text, which is exact for any decimal with up to
-    /// 15 significant digits; use [`parse_json`] on the original text to keep
+    /// 15 significant digits; use [`super::parse_json`] on the original text to keep
     /// more.
     pub fn from_serde_json(v: &serde_json::Value) -> Result<Self, String> {
         use serde_json::Value as J;

@@ -71,6 +71,8 @@ fi
 if [ "${COUNTERSIGN_SKIP_LINT:-0}" != 1 ]; then
   say "cargo fmt --check"
   cargo fmt --all -- --check
+  say "no import circle between Rust files"
+  python3 scripts/import_cycles.py engine/src store/src transports/src gate/src
   say "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi

@@ -75,7 +75,7 @@ pub async fn answer_api(
     }
     let hash = approval_token_key(&token);
     let t = state.store.find_token(&hash).await?.ok_or_else(not_found)?;
-    let shared = t.approver_id.starts_with('@');
+    let shared = t.recipient().is_shared();
     let approver_id = match (shared, approver) {
         (true, Some(a)) => a,
         (true, None) => {
@@ -228,7 +228,7 @@ pub async fn slack_interactions(
                 "This button is not on a request Countersign sent for this run.".to_owned(),
             );
         }
-        Some(d) if !d.approver_id.starts_with('@') && d.approver_id != approver_id => {
+        Some(d) if !d.recipient().is_shared() && d.approver_id != approver_id => {
             return ephemeral(
                 "This message was sent to another approver; answer from your own.".to_owned(),
             );

@@ -51,7 +51,7 @@ pub async fn answer_api(
     };
     let approver = match m.remove("approver") {
         None | Some(Value::Null) => None,
-        Some(Value::String(a)) if !a.is_empty() && a.len() <= 256 => Some(a),
+        Some(Value::String(a)) if !a.is_empty() && a.len() <= record::MAX_APPROVER_ID => Some(a),
         Some(_) => {
             return Err(ApiError::validation(
                 "approver",

@@ -98,7 +98,7 @@ async fn a_revoked_key_is_refused_once_its_cache_entry_expires() {
         .await
         .unwrap();
     tokio::time::sleep(
-        countersign_gate::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(50),
+        countersign_gate::keys::KEY_CACHE_TTL + std::time::Duration::from_millis(50),
     )
     .await;
     let (status, e) = gate.intercept(&agent, body).await;

@@ -34,6 +34,7 @@ mod checked;
 mod cursor;
 mod error;
 mod grants;
+mod identity;
 mod model;
 mod postgres;
 mod rows;
@@ -49,6 +50,7 @@ pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};
+pub use identity::{identity_skeleton, same_identity};
 pub use model::{
     AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
     ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport, CreateRunOutcome,

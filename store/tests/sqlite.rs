@@ -113,7 +113,7 @@ async fn reopening_keeps_data_and_schema_version() {
         )
         .unwrap();
     assert_eq!(versions, distinct, "each migration ran once");
-    assert_eq!(versions, 3, "every migration applied");
+    assert_eq!(versions, 4, "every migration applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -383,7 +383,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     let version: i64 = conn
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 /// Reading a run's deliveries (every `GET /v1/runs/{id}`) goes through an

@@ -11,8 +11,8 @@
 use chrono::Duration;
 use countersign_engine::{Value, Verdict};
 use countersign_store::{
-    ApiKeyRecord, ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun, Proposal, Run,
-    StoreError,
+    ApiKeyRecord, ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun,
+    Proposal, Run, StoreError,
 };
 use sha2::{Digest, Sha256};
 

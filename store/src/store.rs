@@ -98,7 +98,10 @@ pub trait Store: Send + Sync {
     /// Errors: [`StoreError::InvalidInput`] for a bound admin key or an
     /// actor that is empty, invisible, too long or has control characters;
     /// [`StoreError::Conflict`] if the id or hash exists.
-    #[expect(clippy::too_many_arguments, reason = "create_key's arguments and the actor")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "create_key's arguments and the actor"
+    )]
     async fn create_bound_key(
         &self,
         workspace: &str,

@@ -5,8 +5,8 @@
 
 mod action;
 mod group;
-mod people;
 mod loader;
+mod people;
 mod rule;
 
 use std::collections::HashMap;

@@ -120,11 +120,27 @@ async fn a_key_bound_to_an_actor_proposes_only_as_that_actor() {
         json!({"action": "send_invoice_reminder", "payload": {"amount": 1, "actor": "deploy-bot2"}}),
     ] {
         let (status, e) = gate.intercept(&bound, body.clone()).await;
-        assert_eq!((status, error_code(&e)), (403, "actor_mismatch"), "{body}: {e}");
-        assert!(e["error"]["message"].as_str().unwrap().contains("deploy-bot"), "{e}");
+        assert_eq!(
+            (status, error_code(&e)),
+            (403, "actor_mismatch"),
+            "{body}: {e}"
+        );
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("deploy-bot"),
+            "{e}"
+        );
     }
-    let (_, listed) = gate.get("/v1/runs", &gate.key("default", Role::Admin).await).await;
-    assert_eq!(listed["runs"].as_array().map(Vec::len), Some(0), "nothing was recorded: {listed}");
+    let (_, listed) = gate
+        .get("/v1/runs", &gate.key("default", Role::Admin).await)
+        .await;
+    assert_eq!(
+        listed["runs"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was recorded: {listed}"
+    );
 
     for (i, body) in [
         json!({"action": "send_invoice_reminder", "payload": {"amount": 1}}),

@@ -235,7 +235,10 @@ async fn a_person_listed_under_two_ids_is_refused_at_load() {
     );
     assert!(shown[0].contains("policy.yaml:6:"), "{shown:?}");
     assert!(
-        diagnostics[0].help_text().unwrap().contains("policy.yaml:5:"),
+        diagnostics[0]
+            .help_text()
+            .unwrap()
+            .contains("policy.yaml:5:"),
         "the help points at the first entry"
     );
 }

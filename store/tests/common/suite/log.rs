@@ -126,12 +126,21 @@ pub async fn keys_bound_to_an_actor(b: &impl Backend) {
             .create_bound_key("ws", id, id, role, None, Some(actor.into()), t(3))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::InvalidInput { .. }), "{actor:?}: {err:?}");
+        assert!(
+            matches!(err, StoreError::InvalidInput { .. }),
+            "{actor:?}: {err:?}"
+        );
     }
     let events = s.events("ws", 0, 0).await.unwrap();
-    assert_eq!(kinds(&events), [EventKind::KeyCreated, EventKind::KeyCreated]);
+    assert_eq!(
+        kinds(&events),
+        [EventKind::KeyCreated, EventKind::KeyCreated]
+    );
     assert_eq!(events[0].data["actor"], json!("deploy-bot"));
-    assert!(events[1].data.get("actor").is_none(), "unbound keys keep the old shape");
+    assert!(
+        events[1].data.get("actor").is_none(),
+        "unbound keys keep the old shape"
+    );
     s.verify_chain("ws").await.unwrap();
 }
 

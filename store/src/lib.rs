@@ -5,8 +5,9 @@
 //! What it is for:
 //! - recording every state change of a run (proposed, decided, answered,
 //!   expired, executed) and of keys and policies as a hash-chained event;
-//! - enforcing the run state machine atomically (quorum, self-approval,
-//!   single execution report, idempotent creation), identically on SQLite
+//! - enforcing the run state machine atomically (quorum, self-approval
+//!   judged by identity skeleton ([`identity_skeleton`]), single execution
+//!   report, idempotent creation), identically on SQLite
 //!   ([`SqliteStore`], embedded, group commit) and PostgreSQL
 //!   ([`PostgresStore`], for several gate instances);
 //! - proving the log was not edited: [`Store::verify_chain`].

@@ -44,6 +44,7 @@ pub fn plan(
             id: m.id.clone(),
             email: m.email.clone(),
             slack: m.slack.clone(),
+            name: m.name.clone(),
         });
         let mut add = |channel: &str, with_token: bool| {
             let id = new_id();

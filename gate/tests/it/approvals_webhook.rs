@@ -107,3 +107,46 @@ async fn webhook_is_signed_and_its_answer_url_works_once() {
         "the answer URL works once"
     );
 }
+
+/// Regression (issue 16): identities were compared by bytes (trimmed,
+/// lower-cased), so an actor spelled `ａｌｉｃｅ`, `ali\u{200b}ce`, `ALİCE`
+/// or `Alice Ng` (her policy name) could approve as `alice` through a
+/// webhook answer URL. Compared by skeleton, each is refused.
+#[tokio::test]
+async fn lookalike_actors_cannot_approve_as_themselves_through_a_webhook() {
+    let (hooks, url) = webhook_receiver(0).await;
+    let gate = start(POLICY, |c, _| {
+        c.workspaces[0].webhooks = vec![ops_webhook(&url)];
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    for (i, actor) in ["ａｌｉｃｅ", "ali\u{200b}ce", "ALİCE", "Alice Ng"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = propose(&gate, &agent, "send_invoice_reminder", actor).await;
+        gate.wait_run(&agent, &id, "the webhook", |r| {
+            sent(r, "@webhook:ops", "webhook")
+        })
+        .await;
+        let body = hooks.seen.lock().unwrap()[i].1.clone();
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["data"]["run_id"], id.as_str());
+        let answer_url = doc["data"]["answer_url"].as_str().unwrap().to_owned();
+        let path = answer_url.trim_start_matches(&gate.base).to_owned();
+        let (s, e) = gate
+            .post_json(
+                &path,
+                None,
+                &json!({"decision": "approve", "approver": "alice"}),
+            )
+            .await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (403, Some("self_approval")),
+            "{actor:?} is alice"
+        );
+        let run = gate.run(&agent, &id).await;
+        assert_eq!(run["governance_status"], "pending_approval");
+    }
+}

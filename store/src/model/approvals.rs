@@ -22,6 +22,11 @@ pub struct ApproverRef {
     pub email: Option<String>,
     /// Slack handle or id for delivery.
     pub slack: Option<String>,
+    /// The member's name in the policy (`name:`), one of their identities
+    /// for the no-self-approval rule. Absent in runs recorded before it was
+    /// kept, and left out of the stored JSON when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// What approval a pending run needs.

@@ -138,6 +138,58 @@ pub async fn self_approval_and_non_approver(b: &impl Backend) {
     assert_eq!(ok.run().governance_status, GovernanceStatus::Approved);
 }
 
+/// Regression (issue 16): an actor spelled to look like the approver, or
+/// given as her policy name, got past the no-self-approval check because
+/// identities were compared by bytes (trimmed, lower-cased).
+pub async fn self_approval_by_lookalike_actor(b: &impl Backend) {
+    let s = b.store();
+    let disguises = [
+        "ａｌｉｃｅ",
+        "ali\u{200b}ce",
+        "ALİCE",
+        "\u{0430}lice",
+        "ali\u{202e}ce",
+        "Alice Ng",
+        "ALICE  NG",
+        "alice@EXAMPLE.com",
+    ];
+    for (i, actor) in disguises.iter().enumerate() {
+        let id = format!("lookalike-{i}");
+        let mut r = pending("ws", &id, &["alice", "bob"], 1, t(100));
+        if let Some(a) = r.proposal.approval.as_mut() {
+            a.approvers[0].name = Some("Alice Ng".into());
+            a.approvers[0].email = Some("alice@example.com".into());
+        }
+        r.proposal.actor = Some((*actor).into());
+        s.create_run(r).await.unwrap();
+        let err = s
+            .record_answer("ws", &id, answer("alice", Approve), t(1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SelfApproval { .. }),
+            "{actor:?}: {err:?}"
+        );
+        // Her colleague may still answer, and the name is kept with the run.
+        let ok = s
+            .record_answer("ws", &id, answer("bob", Approve), t(2))
+            .await
+            .unwrap();
+        assert_eq!(ok.run().governance_status, GovernanceStatus::Approved);
+        let stored = s.get_run("ws", &id).await.unwrap().unwrap();
+        let approvers = &stored.proposal.approval.as_ref().unwrap().approvers;
+        assert_eq!(approvers[0].name.as_deref(), Some("Alice Ng"));
+        assert_eq!(approvers[1].name, None);
+    }
+    // Someone else is not caught by accident.
+    let mut r = pending("ws", "other", &["alice", "bob"], 1, t(100));
+    r.proposal.actor = Some("alicia".into());
+    s.create_run(r).await.unwrap();
+    s.record_answer("ws", "other", answer("alice", Approve), t(1))
+        .await
+        .unwrap();
+}
+
 fn run_allowed(ws: &str, id: &str) -> countersign_store::NewRun {
     run(ws, id, GovernanceStatus::Allowed)
 }

@@ -127,7 +127,15 @@ pub(crate) fn initial_run(new: &Proposal) -> (Run, Vec<PendingEvent>) {
         let approvers: Vec<Value> = approval
             .approvers
             .iter()
-            .map(|a| json!({"id": a.id, "email": a.email, "slack": a.slack}))
+            .map(|a| {
+                let mut v = json!({"id": a.id, "email": a.email, "slack": a.slack});
+                // Only when set, so events of runs without escalation keep
+                // their shape (and hash).
+                if let (Some(from), Some(o)) = (a.eligible_from, v.as_object_mut()) {
+                    o.insert("eligible_from".to_owned(), json!(format_ts(from)));
+                }
+                v
+            })
             .collect();
         events.push(PendingEvent {
             kind: EventKind::ApprovalRequested,
@@ -261,6 +269,18 @@ pub(crate) fn plan_answer(
         return Err(StoreError::SelfApproval {
             approver_id: input.approver_id,
             run_id: run.proposal.run_id.clone(),
+        });
+    }
+    if let Some(eligible_from) = run
+        .proposal
+        .approval
+        .as_ref()
+        .and_then(|a| a.not_yet_eligible(&input.approver_id, now))
+    {
+        return Err(StoreError::NotYetEligible {
+            approver_id: input.approver_id,
+            run_id: run.proposal.run_id.clone(),
+            eligible_from,
         });
     }
     let mut events = Vec::new();

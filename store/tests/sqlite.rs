@@ -64,6 +64,7 @@ backend_tests!(sqlite;
     report_execution_rules,
     quorum_of_two,
     self_approval_and_non_approver,
+    escalation_members_answer_only_from_their_time,
     reject_and_already_decided,
     expiry,
     tenant_isolation,

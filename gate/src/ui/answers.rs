@@ -276,7 +276,7 @@ pub async fn answer(
             )));
         }
         // Same checks as the other channels, then the store's atomic ones.
-        record::may_answer(&run, &approver_id).map_err(|e| {
+        record::may_answer(&run, &approver_id, state.clock.now()).map_err(|e| {
             UiError::new(
                 StatusCode::FORBIDDEN,
                 "You may not answer this request",

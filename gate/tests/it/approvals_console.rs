@@ -324,6 +324,7 @@ async fn a_token_of_the_first_format_still_answers_its_delivery() {
                         id: "alice".into(),
                         email: Some("alice@example.com".into()),
                         slack: None,
+                        eligible_from: None,
                     }],
                 }),
                 created_at: now,

@@ -75,6 +75,7 @@ pub fn run(workspace: &str, run_id: &str, status: GovernanceStatus) -> NewRun {
                 id: (*id).into(),
                 email: Some(format!("{id}@example.test")),
                 slack: None,
+                eligible_from: None,
             })
             .collect(),
     });
@@ -117,6 +118,7 @@ pub fn pending(
                 id: (*id).into(),
                 email: None,
                 slack: Some(format!("@{id}")),
+                eligible_from: None,
             })
             .collect();
     }

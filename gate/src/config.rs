@@ -18,9 +18,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod destinations;
 mod load;
 mod raw;
 
+pub use destinations::LinkDestinations;
 pub use raw::{EmailConfig, SlackConfig, WebhookConfig};
 
 /// Why a configuration could not be used.
@@ -170,6 +172,9 @@ pub struct Config {
     pub console: bool,
     /// Delivery retries.
     pub delivery: DeliveryPolicy,
+    /// Which member Teams URLs named in policy files may receive approval
+    /// links (the `teams:` section); none by default.
+    pub link_destinations: LinkDestinations,
 }
 
 /// Parses a config duration: what policies accept (`2s`, `10m`, `1h30m`)
@@ -211,6 +216,7 @@ impl Config {
                 max_delay: Duration::from_secs(600),
                 poll_interval: Duration::from_millis(500),
             },
+            link_destinations: LinkDestinations::default(),
         }
     }
 

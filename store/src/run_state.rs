@@ -122,9 +122,15 @@ pub(crate) fn initial_run(new: &Proposal) -> (Run, Vec<PendingEvent>) {
             .iter()
             .map(|a| {
                 let mut entry = json!({"id": a.id, "email": a.email, "slack": a.slack});
-                // Only when known, so events of unnamed members keep their shape.
-                if let (Some(name), Some(map)) = (&a.name, entry.as_object_mut()) {
-                    map.insert("name".to_owned(), json!(name));
+                // Only when known or set, so events of unnamed members and of
+                // runs without escalation keep their shape (and hash).
+                if let Some(map) = entry.as_object_mut() {
+                    if let Some(name) = &a.name {
+                        map.insert("name".to_owned(), json!(name));
+                    }
+                    if let Some(from) = a.eligible_from {
+                        map.insert("eligible_from".to_owned(), json!(format_ts(from)));
+                    }
                 }
                 entry
             })
@@ -261,6 +267,18 @@ pub(crate) fn plan_answer(
         return Err(StoreError::SelfApproval {
             approver_id: input.approver_id,
             run_id: run.proposal.run_id.clone(),
+        });
+    }
+    if let Some(eligible_from) = run
+        .proposal
+        .approval
+        .as_ref()
+        .and_then(|a| a.not_yet_eligible(&input.approver_id, now))
+    {
+        return Err(StoreError::NotYetEligible {
+            approver_id: input.approver_id,
+            run_id: run.proposal.run_id.clone(),
+            eligible_from,
         });
     }
     let mut events = Vec::new();

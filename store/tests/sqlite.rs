@@ -65,6 +65,7 @@ backend_tests!(sqlite;
     quorum_of_two,
     self_approval_and_non_approver,
     self_approval_by_lookalike_actor,
+    escalation_members_answer_only_from_their_time,
     reject_and_already_decided,
     expiry,
     tenant_isolation,

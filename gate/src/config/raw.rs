@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub(super) slack: Option<SlackConfig>,
     pub(super) console: Option<bool>,
     pub(super) delivery: Option<RawDelivery>,
+    pub(super) teams: Option<RawLinkDestinations>,
     #[serde(default)]
     pub(super) workspaces: BTreeMap<String, RawWorkspace>,
 }
@@ -122,4 +123,13 @@ pub(super) struct RawWorkspace {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTeams {
     pub(super) workflow_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLinkDestinations {
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) allowed_urls: Vec<String>,
 }

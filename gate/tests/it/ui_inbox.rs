@@ -242,3 +242,47 @@ async fn a_person_listed_under_two_ids_is_refused_at_load() {
         "the help points at the first entry"
     );
 }
+
+/// Regression (found through the webhook URL; the dashboard is held the
+/// same way): a member of the escalation group answers only once
+/// `escalate_after` has passed.
+#[tokio::test]
+async fn the_escalation_group_answers_from_the_inbox_only_after_escalate_after() {
+    let policy = POLICY
+        .replace(
+            "    timeout: 1h\n",
+            "    timeout: 1h\n    escalate_to: cfo\n    escalate_after: 30m\n  cfo:\n    members:\n      - { id: carol, email: carol@example.com }\n",
+        );
+    let gate = start(&policy, |_, _| {}).await;
+    let agent = gate.key(Role::Agent).await;
+    let run = propose(&gate, &agent, 900, "agent-7").await;
+    let mut carol = Visitor::new(&gate);
+    carol.sign_in_as("carol@example.com").await;
+    let inbox = carol.get("/ui/inbox").await;
+    assert!(
+        attr_values(&inbox.body, "data-run-id").contains(&run),
+        "{}",
+        inbox.body
+    );
+    assert!(
+        inbox.body.contains("data-testid=\"not-yet\""),
+        "{}",
+        inbox.body
+    );
+    assert!(!inbox.body.contains("data-testid=\"approve\""));
+    let token = csrf(&inbox.body);
+    let early = carol.answer(&run, &token, "approve").await;
+    assert_eq!(early.status, 403, "{}", early.body);
+    assert!(early.body.contains("only from"), "{}", early.body);
+    assert_eq!(gate.run(&agent, &run).await["approvals"], json!([]));
+
+    gate.clock.advance(chrono::Duration::minutes(30));
+    let inbox = carol.get("/ui/inbox").await;
+    assert!(inbox.body.contains("data-testid=\"approve\""));
+    let answered = carol.answer(&run, &token, "approve").await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    assert_eq!(
+        gate.run(&agent, &run).await["governance_status"],
+        "approved"
+    );
+}

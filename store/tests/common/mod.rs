@@ -76,6 +76,7 @@ pub fn run(workspace: &str, run_id: &str, status: GovernanceStatus) -> NewRun {
                 email: Some(format!("{id}@example.test")),
                 slack: None,
                 name: None,
+                eligible_from: None,
             })
             .collect(),
     });
@@ -119,6 +120,7 @@ pub fn pending(
                 email: None,
                 slack: Some(format!("@{id}")),
                 name: None,
+                eligible_from: None,
             })
             .collect();
     }

@@ -74,6 +74,54 @@ pub async fn quorum_of_two(b: &impl Backend) {
     .unwrap();
 }
 
+/// Regression: a member of the escalation group could answer (through the
+/// webhook answer URL) before `escalate_after`, while their email was held.
+pub async fn escalation_members_answer_only_from_their_time(b: &impl Backend) {
+    let s = b.store();
+    let mut r = pending("ws", "esc", &["bob", "carol"], 1, t(1000));
+    if let Some(a) = r.proposal.approval.as_mut() {
+        a.approvers[1].eligible_from = Some(t(100));
+    }
+    s.create_run(r).await.unwrap();
+    let seq = head_seq(&*s, "ws").await;
+    let err = s
+        .record_answer("ws", "esc", answer("carol", Approve), t(99))
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::NotYetEligible { eligible_from, .. } => assert_eq!(*eligible_from, t(100)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.http_status(), 403);
+    assert!(err.to_string().contains("2030-01-01T00:01:40Z"), "{err}");
+    let run = s.get_run("ws", "esc").await.unwrap().unwrap();
+    assert!(run.approvals.is_empty(), "a refused answer is not recorded");
+    assert_eq!(head_seq(&*s, "ws").await, seq);
+    let events = s.events("ws", 0, 10).await.unwrap();
+    let requested = events
+        .iter()
+        .find(|e| e.kind == EventKind::ApprovalRequested)
+        .unwrap();
+    let recorded_from = requested.data["approvers"][1]["eligible_from"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        recorded_from.starts_with("2030-01-01T00:01:40"),
+        "{recorded_from}"
+    );
+    assert!(
+        requested.data["approvers"][0]
+            .get("eligible_from")
+            .is_none()
+    );
+    // From that time on, the answer counts.
+    let ok = s
+        .record_answer("ws", "esc", answer("carol", Approve), t(100))
+        .await
+        .unwrap();
+    assert!(matches!(ok, AnswerOutcome::Recorded(_)), "{ok:?}");
+}
+
 pub async fn self_approval_and_non_approver(b: &impl Backend) {
     let s = b.store();
     let mut r = pending("ws", "r", &["alice", "bob"], 1, t(100));

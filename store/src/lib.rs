@@ -27,6 +27,7 @@
 //! (`chain`), so they cannot drift apart. The data types live in `model/`,
 //! one file per entity, and are re-exported here.
 
+mod audit;
 mod backend;
 mod canonical;
 mod chain;
@@ -34,27 +35,33 @@ mod checked;
 mod cursor;
 mod error;
 mod grants;
+mod log_key;
 mod model;
 mod postgres;
+mod projection;
 mod rows;
 mod run_state;
 mod sqlite;
 mod store;
 pub mod tlog;
+mod tree;
 mod ts;
 mod validate;
 mod workspace_events;
 
+pub use audit::MAX_AUDIT_PROBLEMS;
 pub use canonical::to_canonical_json;
-pub use chain::{GENESIS_HASH, compute_hash};
+pub use chain::{GENESIS_HASH, compute_hash, event_leaf_data};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};
+pub use log_key::{EVENT_MAC_PREFIX, LOG_KEY_LEN, LogKey, LogKeyError};
 pub use model::{
     AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
-    ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport, CreateRunOutcome,
-    DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome, ExecutionReport, ExecutionStatus,
-    GovernanceStatus, Grant, GrantKind, GrantOutcome, NewDelivery, NewGrant, NewRun, Proposal,
-    Recipient, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome, is_executable,
+    ApprovalToken, ApproverRef, AuditProblem, AuditReport, AuditSubject, BatchStats, ChainPosition,
+    ChainReport, CreateRunOutcome, DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome,
+    ExecutionReport, ExecutionStatus, GovernanceStatus, Grant, GrantKind, GrantOutcome,
+    NewDelivery, NewGrant, NewRun, Proposal, Recipient, Role, Run, RunFilter, RunPage, StatsRow,
+    StoredCheckpoint, TokenAnswer, TokenOutcome, TreeHead, is_executable,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use run_state::is_actor;

@@ -17,7 +17,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::Backend;
-use countersign_store::{PostgresStore, SqliteStore, Store};
+use countersign_store::{LogKey, PostgresStore, SqliteStore, Store};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -109,9 +109,21 @@ impl Backend for Postgres {
     }
 
     async fn drop_append_only_triggers(&self) {
-        self.raw_execute("DROP TRIGGER events_append_only ON events")
-            .await
-            .unwrap();
+        self.raw_execute(
+            "DROP TRIGGER events_append_only ON events; \
+             DROP TRIGGER tree_hashes_append_only ON tree_hashes; \
+             DROP TRIGGER checkpoints_append_only ON checkpoints;",
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn reopen(&self, key: LogKey) -> Arc<dyn Store> {
+        Arc::new(
+            PostgresStore::connect_with_schema(&url(), &self.schema, key)
+                .await
+                .unwrap(),
+        )
     }
 
     fn batches(&self) -> bool {
@@ -138,7 +150,7 @@ async fn reachable() -> Option<()> {
 async fn postgres() -> Option<Postgres> {
     reachable().await?;
     let schema = fresh_schema();
-    let store = PostgresStore::connect_with_schema(&url(), &schema)
+    let store = PostgresStore::connect_with_schema(&url(), &schema, common::log_key())
         .await
         .unwrap();
     Some(Postgres {
@@ -179,7 +191,7 @@ backend_tests!(postgres;
 async fn same_operations_hash_identically_on_sqlite_and_postgres() {
     let Some(pg) = postgres().await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let lite = SqliteStore::open(dir.path().join("cs.db")).unwrap();
+    let lite = SqliteStore::open(dir.path().join("cs.db"), common::log_key()).unwrap();
     let stores: [&dyn Store; 2] = [&*pg.store, &lite];
     for s in stores {
         let mut r = common::pending("ws", "r", &["a", "b"], 2, common::t(100));
@@ -215,7 +227,7 @@ async fn same_operations_hash_identically_on_sqlite_and_postgres() {
 async fn two_stores_on_one_schema_share_the_chain() {
     // Two gate instances: appends from both interleave into one gapless chain.
     let Some(pg) = postgres().await else { return };
-    let other = PostgresStore::connect_with_schema(&url(), &pg.schema)
+    let other = PostgresStore::connect_with_schema(&url(), &pg.schema, common::log_key())
         .await
         .unwrap();
     for i in 0..5 {
@@ -234,7 +246,7 @@ async fn two_stores_on_one_schema_share_the_chain() {
 
 #[tokio::test]
 async fn bad_schema_names_are_refused() {
-    let r = PostgresStore::connect_with_schema(&url(), "x; DROP TABLE y").await;
+    let r = PostgresStore::connect_with_schema(&url(), "x; DROP TABLE y", common::log_key()).await;
     assert!(matches!(
         r,
         Err(countersign_store::StoreError::InvalidInput { .. })

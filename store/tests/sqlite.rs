@@ -11,7 +11,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::Backend;
-use countersign_store::{SqliteStore, Store};
+use countersign_store::{LogKey, SqliteStore, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,9 +35,17 @@ impl Backend for Sqlite {
     }
 
     async fn drop_append_only_triggers(&self) {
-        self.raw_execute("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;")
-            .await
-            .unwrap();
+        self.raw_execute(
+            "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; \
+             DROP TRIGGER tree_hashes_no_update; DROP TRIGGER tree_hashes_no_delete; \
+             DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;",
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn reopen(&self, key: LogKey) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.path, key).unwrap())
     }
 
     fn batches(&self) -> bool {
@@ -48,7 +56,7 @@ impl Backend for Sqlite {
 async fn sqlite() -> Option<Sqlite> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("countersign.db");
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = Arc::new(SqliteStore::open(&path, common::log_key()).unwrap());
     Some(Sqlite {
         store,
         path,
@@ -89,7 +97,7 @@ async fn reopening_keeps_data_and_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cs.db");
     {
-        let store = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open(&path, common::log_key()).unwrap();
         store
             .create_run(common::run(
                 "ws",
@@ -99,7 +107,7 @@ async fn reopening_keeps_data_and_schema_version() {
             .await
             .unwrap();
     }
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path, common::log_key()).unwrap();
     assert!(store.get_run("ws", "r").await.unwrap().is_some());
     assert_eq!(store.verify_chain("ws").await.unwrap().events, 2);
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -111,7 +119,7 @@ async fn reopening_keeps_data_and_schema_version() {
         )
         .unwrap();
     assert_eq!(versions, distinct, "each migration ran once");
-    assert_eq!(versions, 3, "every migration applied");
+    assert_eq!(versions, 4, "every migration applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -122,7 +130,7 @@ async fn reopening_keeps_data_and_schema_version() {
 async fn a_failing_command_does_not_sink_its_batch() {
     // Many commands queued together, half of them failing: the others commit.
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db")).unwrap());
+    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db"), common::log_key()).unwrap());
     store
         .create_run(common::run(
             "ws",
@@ -169,7 +177,7 @@ async fn a_command_failing_after_it_wrote_leaves_nothing_and_sinks_nothing() {
     // chain must still verify.
     use countersign_store::{GovernanceStatus, NewDelivery, StoreError};
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db")).unwrap());
+    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db"), common::log_key()).unwrap());
     let delivery = |id: &str| NewDelivery {
         delivery_id: id.into(),
         approver_id: "a".into(),
@@ -238,7 +246,7 @@ async fn delivery_form_tokens_add_no_token_row() {
     use countersign_store::{NewDelivery, TokenOutcome};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cs.db");
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path, common::log_key()).unwrap();
     let mut run = common::pending("ws", "r", &["a", "b"], 1, common::t(1000));
     run.deliveries = vec![
         NewDelivery {
@@ -305,7 +313,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     // copied row by row into the version-2 one, with the rows the previous
     // release wrote for its deliveries.
     let donor_path = dir.path().join("donor.db");
-    let donor = SqliteStore::open(&donor_path).unwrap();
+    let donor = SqliteStore::open(&donor_path, common::log_key()).unwrap();
     donor
         .create_run(common::pending("ws", "r", &["a", "b"], 1, common::t(1000)))
         .await
@@ -320,7 +328,8 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
         .unwrap();
         conn.execute_batch(
             "INSERT INTO runs SELECT * FROM donor.runs;
-             INSERT INTO events SELECT * FROM donor.events;
+             INSERT INTO events SELECT workspace, seq, kind, run_id, at, data, prev_hash, hash
+                 FROM donor.events;
              INSERT INTO chain_heads SELECT * FROM donor.chain_heads;
              INSERT INTO deliveries (delivery_id, workspace, run_id, approver_id, channel,
                  attempts, next_attempt_at, token_hash, created_at) VALUES
@@ -336,7 +345,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
         )
         .unwrap();
     }
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path, common::log_key()).unwrap();
     let due: Vec<String> = store
         .due_deliveries(common::t(10), 10)
         .await
@@ -390,7 +399,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
 fn a_runs_deliveries_are_read_through_an_index() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cs.db");
-    drop(SqliteStore::open(&path).unwrap());
+    drop(SqliteStore::open(&path, common::log_key()).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     let plan: Vec<String> = conn
         .prepare(

@@ -390,7 +390,12 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     let version: i64 = conn
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+    // The events from before the upgrade were authenticated and given
+    // their tree when the store opened.
+    let report = store.audit("ws").await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.tree.size, 3);
 }
 
 /// Reading a run's deliveries (every `GET /v1/runs/{id}`) goes through an

@@ -44,6 +44,10 @@ impl Backend for Sqlite {
         .unwrap();
     }
 
+    fn blob_literal(&self, bytes: &[u8]) -> String {
+        format!("X'{}'", hex::encode(bytes))
+    }
+
     async fn reopen(&self, key: LogKey) -> Arc<dyn Store> {
         Arc::new(SqliteStore::open(&self.path, key).unwrap())
     }
@@ -90,6 +94,14 @@ backend_tests!(sqlite;
     grants_reject_bad_input_and_duplicates,
     share_links_are_audited_and_scoped,
     run_events_head_and_stats,
+    proofs_verify_at_many_sizes,
+    checkpoints_are_kept_and_checked,
+    forged_approval_is_detected_and_refused,
+    rewritten_history_is_detected,
+    forged_events_without_the_key_are_detected,
+    deleted_and_truncated_logs_are_detected,
+    edited_tree_approval_and_key_rows_are_detected,
+    another_log_key_fails_every_event,
 );
 
 #[tokio::test]

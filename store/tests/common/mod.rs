@@ -29,6 +29,8 @@ pub trait Backend: Send + Sync {
     /// Drops the triggers that make `events` (and `tree_hashes`,
     /// `checkpoints`) append-only.
     async fn drop_append_only_triggers(&self);
+    /// An SQL literal of a hash column's type holding `bytes`.
+    fn blob_literal(&self, bytes: &[u8]) -> String;
     /// Another store on the same database, opened with `key`.
     async fn reopen(&self, key: LogKey) -> Arc<dyn Store>;
     /// Whether the writer batches commits (SQLite).

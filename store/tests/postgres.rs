@@ -379,3 +379,48 @@ async fn a_claim_skips_rows_another_claim_holds() {
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].delivery_id, "dlv_1");
 }
+
+/// A schema from before the verifiable log (version 3) gets, on the first
+/// connection, the MACs and the tree that fresh appends would have built.
+#[tokio::test]
+async fn an_upgraded_schema_gets_the_tree_fresh_appends_build() {
+    let Some(donor) = postgres().await else {
+        return;
+    };
+    common::suite::upgrade_workload(&*donor.store).await;
+    let Some(old) = postgres_upto(3).await else {
+        return;
+    };
+    old.raw_execute(&format!(
+        "INSERT INTO runs SELECT * FROM {d}.runs;
+         INSERT INTO approvals SELECT * FROM {d}.approvals;
+         INSERT INTO api_keys SELECT * FROM {d}.api_keys;
+         INSERT INTO chain_heads SELECT * FROM {d}.chain_heads;
+         INSERT INTO events SELECT workspace, seq, kind, run_id, at, data, prev_hash, hash
+             FROM {d}.events;",
+        d = donor.schema
+    ))
+    .await
+    .unwrap();
+    let upgraded = PostgresStore::connect_with_schema(&url(), &old.schema, common::log_key())
+        .await
+        .unwrap();
+    common::suite::upgraded_equals_fresh(&upgraded, &*donor.store).await;
+}
+
+/// A store on a fresh schema migrated only up to `upto`.
+async fn postgres_upto(upto: i64) -> Option<Postgres> {
+    reachable().await?;
+    let schema = fresh_schema();
+    let options = countersign_store::PostgresOptions {
+        schema: Some(schema.clone()),
+        pool_size: None,
+    };
+    let store = PostgresStore::connect_upto(&url(), options, common::log_key(), upto)
+        .await
+        .unwrap();
+    Some(Postgres {
+        store: Arc::new(store),
+        schema,
+    })
+}

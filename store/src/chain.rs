@@ -99,7 +99,7 @@ pub(crate) fn hash_fields(
     )
 }
 
-/// The canonical bytes of `event` (see [`event_body`]): its Merkle leaf
+/// The canonical bytes of `event` (see the crate docs): its Merkle leaf
 /// data, and what its MAC authenticates. Recomputed from the event's
 /// fields, so anyone holding the event can hash the leaf.
 #[must_use]

@@ -1,3 +1,4 @@
+// Over 600 lines: the Backend impl is one short delegation per Store method.
 //! The PostgreSQL backend, for several gate instances sharing one database.
 //!
 //! Every write is one transaction that first locks its workspace's row in

@@ -1,3 +1,4 @@
+// Over 600 lines: the Backend impl is one short delegation per Store method.
 //! The embedded SQLite backend.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a commit is on disk

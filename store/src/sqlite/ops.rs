@@ -1,3 +1,4 @@
+// Over 600 lines: every write operation of the SQLite writer, kept together with the helpers they share.
 //! SQLite write operations. Each runs on the writer's connection inside the
 //! batch's transaction: events and projections change together or not at
 //! all (see [`super::writer`] for how a failing operation is undone).

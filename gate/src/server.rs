@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use countersign_store::{PostgresStore, SqliteStore, Store, StoreError};
+use countersign_store::{LogKey, PostgresStore, SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
@@ -56,8 +56,39 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
-/// Opens the configured store.
+/// Environment variable that holds the audit log key (64 hex digits),
+/// instead of the key file in the data directory.
+pub const LOG_KEY_ENV: &str = "COUNTERSIGN_AUDIT_LOG_KEY";
+
+/// File name of the audit log key inside the data directory.
+pub const LOG_KEY_FILE: &str = "audit-log-key";
+
+/// The key the store authenticates every event with: from
+/// [`LOG_KEY_ENV`], else the data directory's key file, created (mode
+/// 0600) on first use. Never kept in the database.
+pub fn load_log_key(config: &Config) -> Result<LogKey, StoreError> {
+    let unavailable = |message: String| StoreError::Unavailable { message };
+    if let Ok(text) = std::env::var(LOG_KEY_ENV) {
+        return LogKey::from_hex(&text).map_err(|e| unavailable(format!("{LOG_KEY_ENV}: {e}")));
+    }
+    let path = config.data_dir.join(LOG_KEY_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+        return LogKey::from_hex(&text)
+            .map_err(|e| unavailable(format!("{}: {e}", path.display())));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| unavailable(format!("{}: {e}", config.data_dir.display())))?;
+    let key = LogKey::generate().map_err(|e| unavailable(e.to_string()))?;
+    crate::receipts::write_private_file(&path, &key.to_hex())
+        .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+    Ok(key)
+}
+
+/// Opens the configured store with the audit log key ([`load_log_key`]).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    let key = load_log_key(config)?;
     match &config.store {
         StoreUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -65,9 +96,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
                     message: format!("cannot create `{}`: {e}", dir.display()),
                 })?;
             }
-            Ok(Arc::new(SqliteStore::open(path)?))
+            Ok(Arc::new(SqliteStore::open(path, key)?))
         }
-        StoreUrl::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        StoreUrl::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url, key).await?)),
     }
 }
 

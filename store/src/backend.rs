@@ -13,6 +13,8 @@ use crate::model::{
     ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
     GrantOutcome, NewGrant, NewRun, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
+use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::tlog::Hash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -82,6 +84,41 @@ pub(crate) trait Backend: Send + Sync {
     ) -> Result<Vec<Event>, StoreError>;
 
     async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError>;
+
+    async fn audit(&self, workspace: &str) -> Result<AuditReport, StoreError>;
+
+    async fn tree_head(&self, workspace: &str) -> Result<TreeHead, StoreError>;
+
+    /// Any `size`: the backend checks it against the tree.
+    async fn tree_head_at(&self, workspace: &str, size: u64) -> Result<TreeHead, StoreError>;
+
+    /// Any arguments: the backend checks them against the tree.
+    async fn inclusion_proof(
+        &self,
+        workspace: &str,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, StoreError>;
+
+    /// Any arguments: the backend checks them against the tree.
+    async fn consistency_proof(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, StoreError>;
+
+    /// `checkpoint`'s workspace and note are checked, its time normalized.
+    async fn save_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), StoreError>;
+
+    /// `size` None: the latest.
+    async fn find_checkpoint(
+        &self,
+        workspace: &str,
+        size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    async fn verified_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError>;
 
     async fn workspaces(&self) -> Result<Vec<String>, StoreError>;
 

@@ -27,14 +27,19 @@ pub(crate) struct PendingEvent {
     pub data: Value,
 }
 
-/// Hash of an event given the textual forms of its fields, exactly as
-/// stored; `data` is the canonical JSON text of the event's data.
+/// The canonical bytes of an event, given the textual forms of its fields
+/// exactly as stored; `data` is the canonical JSON text of the event's data.
 ///
-/// The hashed object is written directly in canonical form: its members,
-/// all ASCII names, in sorted order, with `data` spliced in as it is
-/// already canonical. This is byte for byte what canonicalizing the object
-/// as a `Value` gives (the tests check it), without copying `data`.
-pub(crate) fn hash_fields(
+/// This is the canonical JSON object with exactly the members
+/// `at, data, kind, prev_hash, run_id, seq, workspace` (in that, sorted,
+/// order): what the chain hashes (after `prev_hash`), what the event's MAC
+/// authenticates, and the event's Merkle leaf data.
+///
+/// The object is written directly in canonical form: its members, all ASCII
+/// names, in sorted order, with `data` spliced in as it is already
+/// canonical. This is byte for byte what canonicalizing the object as a
+/// `Value` gives (the tests check it), without copying `data`.
+pub(crate) fn event_body(
     workspace: &str,
     seq: u64,
     kind: &str,
@@ -64,16 +69,42 @@ pub(crate) fn hash_fields(
     body.push_str(",\"workspace\":");
     write_string(&mut body, workspace);
     body.push('}');
+    body
+}
+
+/// The chain hash of an event whose canonical bytes are `body`:
+/// `hex(SHA-256(prev_hash || body))`.
+pub(crate) fn chain_hash(prev_hash: &str, body: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(body.as_bytes());
     hex::encode(hasher.finalize())
 }
 
-/// Recomputes the hash of `event` from its fields (ignoring `event.hash`).
+/// Hash of an event given the textual forms of its fields, exactly as
+/// stored (see [`event_body`]).
+#[cfg(test)]
+pub(crate) fn hash_fields(
+    workspace: &str,
+    seq: u64,
+    kind: &str,
+    run_id: Option<&str>,
+    at: &str,
+    data: &str,
+    prev_hash: &str,
+) -> String {
+    chain_hash(
+        prev_hash,
+        &event_body(workspace, seq, kind, run_id, at, data, prev_hash),
+    )
+}
+
+/// The canonical bytes of `event` (see the crate docs): its Merkle leaf
+/// data, and what its MAC authenticates. Recomputed from the event's
+/// fields, so anyone holding the event can hash the leaf.
 #[must_use]
-pub fn compute_hash(event: &Event) -> String {
-    hash_fields(
+pub fn event_leaf_data(event: &Event) -> Vec<u8> {
+    event_body(
         &event.workspace,
         event.seq,
         event.kind.as_str(),
@@ -82,19 +113,31 @@ pub fn compute_hash(event: &Event) -> String {
         &to_canonical_json(&event.data),
         &event.prev_hash,
     )
+    .into_bytes()
+}
+
+/// Recomputes the hash of `event` from its fields (ignoring `event.hash`).
+#[must_use]
+pub fn compute_hash(event: &Event) -> String {
+    let body = event_leaf_data(event);
+    let mut hasher = Sha256::new();
+    hasher.update(event.prev_hash.as_bytes());
+    hasher.update(&body);
+    hex::encode(hasher.finalize())
 }
 
 /// Gives `pending` its place after (`prev_seq`, `prev_hash`) and hashes it.
-/// Also returns the canonical JSON of the event's data, the text to store.
+/// Also returns the canonical JSON of the event's data, the text to store,
+/// and the event's canonical bytes (see [`event_body`]).
 pub(crate) fn seal(
     workspace: &str,
     prev_seq: u64,
     prev_hash: &str,
     pending: PendingEvent,
-) -> (Event, String) {
+) -> (Event, String, String) {
     let data = to_canonical_json(&pending.data);
     let seq = prev_seq + 1;
-    let hash = hash_fields(
+    let body = event_body(
         workspace,
         seq,
         pending.kind.as_str(),
@@ -103,6 +146,7 @@ pub(crate) fn seal(
         &data,
         prev_hash,
     );
+    let hash = chain_hash(prev_hash, &body);
     let event = Event {
         workspace: workspace.to_owned(),
         seq,
@@ -113,7 +157,7 @@ pub(crate) fn seal(
         prev_hash: prev_hash.to_owned(),
         hash,
     };
-    (event, data)
+    (event, data, body)
 }
 
 /// An event row as stored, before any decoding, so verification can report
@@ -129,6 +173,26 @@ pub(crate) struct RawEvent {
     pub data: String,
     pub prev_hash: String,
     pub hash: String,
+    /// The stored MAC (`None` for a row without one).
+    pub mac: Option<String>,
+}
+
+impl RawEvent {
+    /// The event's canonical bytes, its stored data re-canonicalized (the
+    /// MAC and the leaf cover the data's meaning, whatever its stored
+    /// spelling); `None` when the stored data is not JSON.
+    pub(crate) fn body(&self, workspace: &str) -> Option<String> {
+        let data: Value = serde_json::from_str(&self.data).ok()?;
+        Some(event_body(
+            workspace,
+            self.seq,
+            &self.kind,
+            self.run_id.as_deref(),
+            &self.at,
+            &to_canonical_json(&data),
+            &self.prev_hash,
+        ))
+    }
 }
 
 /// Walks a workspace's events in seq order and stops at the first break.
@@ -185,14 +249,17 @@ impl ChainVerifier {
         })?;
         // The stored text is canonicalized again rather than trusted: the
         // hash covers the data's meaning, whatever its stored spelling.
-        let computed = hash_fields(
-            &self.workspace,
-            raw.seq,
-            &raw.kind,
-            raw.run_id.as_deref(),
-            &raw.at,
-            &to_canonical_json(&data),
+        let computed = chain_hash(
             &raw.prev_hash,
+            &event_body(
+                &self.workspace,
+                raw.seq,
+                &raw.kind,
+                raw.run_id.as_deref(),
+                &raw.at,
+                &to_canonical_json(&data),
+                &raw.prev_hash,
+            ),
         );
         if computed != raw.hash {
             return Err(self.broken(
@@ -270,11 +337,12 @@ mod tests {
             data: to_canonical_json(&e.data),
             prev_hash: e.prev_hash.clone(),
             hash: e.hash.clone(),
+            mac: None,
         }
     }
 
     fn two_events() -> (Event, Event) {
-        let (a, _) = seal(
+        let (a, _, _) = seal(
             "ws",
             0,
             GENESIS_HASH,
@@ -285,7 +353,7 @@ mod tests {
                 data: json!({"b": 1, "a": "x"}),
             },
         );
-        let (b, _) = seal(
+        let (b, _, _) = seal(
             "ws",
             a.seq,
             &a.hash,

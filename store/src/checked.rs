@@ -14,12 +14,30 @@ use crate::model::{
     GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer,
     TokenOutcome,
 };
+use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::store::MAX_EVENTS_LIMIT;
 use crate::store::{Store, events_limit};
+use crate::tlog::Hash;
 use crate::ts::normalize;
 use crate::validate::{check_id, check_key_actor, validate_new_run};
 use crate::{grants, workspace_events};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+
+fn range(message: String) -> StoreError {
+    StoreError::TreeRange { message }
+}
+
+/// Sizes a database can hold (seqs are signed 64-bit there) and the tree
+/// numbering supports.
+fn check_tree_size(size: u64) -> Result<(), StoreError> {
+    if size > crate::tlog::MAX_TREE_SIZE {
+        return Err(range(format!(
+            "tree size {size} is above the supported maximum of 2^62"
+        )));
+    }
+    Ok(())
+}
 
 /// A store whose every method checks its arguments, then delegates to the
 /// backend `B`. Use it through [`crate::SqliteStore`] or
@@ -173,6 +191,107 @@ impl<B: Backend> Store for Checked<B> {
 
     async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError> {
         self.backend.verify_chain(workspace).await
+    }
+
+    async fn audit(&self, workspace: &str) -> Result<AuditReport, StoreError> {
+        self.backend.audit(workspace).await
+    }
+
+    async fn tree_head(&self, workspace: &str) -> Result<TreeHead, StoreError> {
+        self.backend.tree_head(workspace).await
+    }
+
+    async fn tree_head_at(&self, workspace: &str, size: u64) -> Result<TreeHead, StoreError> {
+        check_tree_size(size)?;
+        self.backend.tree_head_at(workspace, size).await
+    }
+
+    async fn inclusion_proof(
+        &self,
+        workspace: &str,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        check_tree_size(size)?;
+        if index >= size {
+            return Err(range(format!(
+                "leaf index {index} is not in a tree of size {size}"
+            )));
+        }
+        self.backend.inclusion_proof(workspace, index, size).await
+    }
+
+    async fn consistency_proof(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        check_tree_size(to)?;
+        if from > to {
+            return Err(range(format!(
+                "cannot prove consistency from size {from} to the smaller size {to}"
+            )));
+        }
+        self.backend.consistency_proof(workspace, from, to).await
+    }
+
+    async fn events_range(
+        &self,
+        workspace: &str,
+        first_seq: u64,
+        last_seq: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        if first_seq == 0 || last_seq < first_seq {
+            return Err(range(format!(
+                "seq range {first_seq}..={last_seq} is empty or starts at 0"
+            )));
+        }
+        let count = last_seq - first_seq + 1;
+        if count > u64::from(MAX_EVENTS_LIMIT) {
+            return Err(range(format!(
+                "seq range {first_seq}..={last_seq} holds more than {MAX_EVENTS_LIMIT} events"
+            )));
+        }
+        let limit = u32::try_from(count).unwrap_or(MAX_EVENTS_LIMIT);
+        let events = self.backend.events(workspace, first_seq - 1, limit).await?;
+        if (events.len() as u64) < count {
+            return Err(range(format!(
+                "seq range {first_seq}..={last_seq} reaches past the log's last event (seq {})",
+                events.last().map_or(first_seq - 1, |e| e.seq)
+            )));
+        }
+        Ok(events)
+    }
+
+    async fn save_checkpoint(&self, mut checkpoint: StoredCheckpoint) -> Result<(), StoreError> {
+        check_id("workspace", &checkpoint.workspace)?;
+        check_tree_size(checkpoint.size)?;
+        if checkpoint.note.is_empty() {
+            return Err(StoreError::invalid("a checkpoint's note is empty"));
+        }
+        checkpoint.created_at = normalize(checkpoint.created_at)?;
+        self.backend.save_checkpoint(checkpoint).await
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        workspace: &str,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.backend.find_checkpoint(workspace, None).await
+    }
+
+    async fn checkpoint_at_or_before(
+        &self,
+        workspace: &str,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let size = size.min(crate::tlog::MAX_TREE_SIZE);
+        self.backend.find_checkpoint(workspace, Some(size)).await
+    }
+
+    async fn verified_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        self.backend.verified_run(workspace, run_id).await
     }
 
     async fn workspaces(&self) -> Result<Vec<String>, StoreError> {

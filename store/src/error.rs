@@ -189,6 +189,52 @@ pub enum StoreError {
         reason: ChainBreak,
     },
 
+    /// A tree size, leaf index or seq range outside the workspace's log
+    /// (a proof for a size the tree has not reached, sizes out of order...).
+    #[error("out of range: {message}")]
+    #[diagnostic(code(countersign::store::tree_range))]
+    TreeRange {
+        /// What is out of range.
+        message: String,
+    },
+
+    /// A run's stored row (or its events) differs from what the run's own
+    /// authenticated events say: the database was edited outside the
+    /// gate. Nothing was done.
+    #[error("audit mismatch on run `{run_id}` of workspace `{workspace}`: {column}: {detail}")]
+    #[diagnostic(
+        code(countersign::store::audit_mismatch),
+        help(
+            "the database was changed outside Countersign; run `countersign audit verify` and treat this as a security incident"
+        )
+    )]
+    AuditMismatch {
+        /// The workspace.
+        workspace: String,
+        /// The run whose row or events do not agree with the log.
+        run_id: String,
+        /// The first differing column (`governance_status`,
+        /// `approvals[0].approver_id`...) or `events.mac` for an event that
+        /// fails authentication.
+        column: String,
+        /// What was stored and what the log says.
+        detail: String,
+    },
+
+    /// A full audit of a workspace found problems other than a broken
+    /// chain (see [`crate::Store::audit`] for the full report).
+    #[error("audit of workspace `{workspace}` failed: {}", list_problems(problems))]
+    #[diagnostic(
+        code(countersign::store::audit_failed),
+        help("the database was changed outside Countersign; treat this as a security incident")
+    )]
+    AuditFailed {
+        /// The workspace.
+        workspace: String,
+        /// Every problem found (capped, see [`crate::AuditReport`]).
+        problems: Vec<crate::model::AuditProblem>,
+    },
+
     /// A stored row could not be decoded into the store's types.
     #[error("corrupt store data: {message}")]
     #[diagnostic(code(countersign::store::corrupt))]
@@ -216,6 +262,11 @@ pub enum StoreError {
     },
 }
 
+fn list_problems(problems: &[crate::model::AuditProblem]) -> String {
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    format!("{} problem(s): {}", problems.len(), shown.join("; "))
+}
+
 impl StoreError {
     /// The HTTP status a gate would normally answer with for this error.
     ///
@@ -230,7 +281,12 @@ impl StoreError {
             | Self::SelfApproval { .. }
             | Self::NotYetEligible { .. } => 403,
             Self::InvalidCursor | Self::InvalidInput { .. } => 400,
-            Self::ChainBroken { .. } | Self::Corrupt { .. } | Self::Backend { .. } => 500,
+            Self::TreeRange { .. } => 422,
+            Self::ChainBroken { .. }
+            | Self::AuditMismatch { .. }
+            | Self::AuditFailed { .. }
+            | Self::Corrupt { .. }
+            | Self::Backend { .. } => 500,
             Self::Unavailable { .. } => 503,
         }
     }

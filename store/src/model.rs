@@ -41,6 +41,7 @@ macro_rules! string_enum {
 }
 
 mod approvals;
+mod audit;
 mod deliveries;
 mod events;
 mod grants;
@@ -52,6 +53,7 @@ mod stats;
 pub use approvals::{
     AnswerDecision, AnswerInput, ApprovalAnswer, ApprovalRequirement, ApproverRef,
 };
+pub use audit::{AuditProblem, AuditReport, AuditSubject, StoredCheckpoint, TreeHead};
 pub use deliveries::{ApprovalToken, Delivery, NewDelivery, Recipient, TokenOutcome};
 pub use events::{ChainPosition, ChainReport, Event, EventKind};
 pub use grants::{Grant, GrantKind, GrantOutcome, NewGrant};

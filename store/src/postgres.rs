@@ -1,3 +1,4 @@
+// Over 600 lines: the Backend impl is one short delegation per Store method.
 //! The PostgreSQL backend, for several gate instances sharing one database.
 //!
 //! Every write is one transaction that first locks its workspace's row in
@@ -7,6 +8,7 @@
 //! transaction, so they see one snapshot.
 
 mod access;
+mod log;
 mod ops;
 mod read;
 
@@ -14,15 +16,19 @@ use crate::backend::Backend;
 use crate::chain::PendingEvent;
 use crate::checked::Checked;
 use crate::error::StoreError;
+use crate::log_key::LogKey;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, ChainPosition, ChainReport,
     CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind, GrantOutcome, NewGrant,
     NewRun, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
+use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::tlog::Hash;
 use crate::ts::normalize;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::Arc;
 use tokio_postgres::NoTls;
 use tokio_postgres::{Client, IsolationLevel};
 
@@ -34,8 +40,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_deliveries.sql"),
     ),
-    (4, include_str!("../migrations/postgres/0004_key_actor.sql")),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_verifiable_log.sql"),
+    ),
+    (5, include_str!("../migrations/postgres/0005_key_actor.sql")),
 ];
+
+/// The version whose migration authenticates the events already stored.
+const VERIFIABLE_LOG_VERSION: i64 = 4;
 
 /// Connections in the pool when none is given.
 const DEFAULT_POOL_SIZE: usize = 16;
@@ -59,6 +72,7 @@ pub type PostgresStore = Checked<PostgresBackend>;
 /// checks every argument before it gets here.
 pub struct PostgresBackend {
     pool: Pool,
+    key: Arc<LogKey>,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -82,26 +96,49 @@ fn unavailable(message: String) -> StoreError {
 
 impl PostgresStore {
     /// Connects to `url` (e.g. `postgres://user@host:5432/db`, which may
-    /// carry `?options=-c%20search_path%3Dname`) and migrates the schema.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, PostgresOptions::default()).await
+    /// carry `?options=-c%20search_path%3Dname`) and migrates the schema;
+    /// every event is authenticated with `key` (see [`LogKey`]). The first
+    /// connection after an upgrade authenticates the events already stored
+    /// and builds their Merkle trees, logging its progress (`tracing`).
+    pub async fn connect(url: &str, key: LogKey) -> Result<Self, StoreError> {
+        Self::connect_with(url, PostgresOptions::default(), key).await
     }
 
     /// Like [`PostgresStore::connect`], keeping the tables in `schema`
     /// (created if missing): `[a-z_][a-z0-9_]*`, at most 63 characters.
-    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+    pub async fn connect_with_schema(
+        url: &str,
+        schema: &str,
+        key: LogKey,
+    ) -> Result<Self, StoreError> {
         Self::connect_with(
             url,
             PostgresOptions {
                 schema: Some(schema.to_owned()),
                 pool_size: None,
             },
+            key,
         )
         .await
     }
 
     /// Connects with explicit options.
-    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+    pub async fn connect_with(
+        url: &str,
+        options: PostgresOptions,
+        key: LogKey,
+    ) -> Result<Self, StoreError> {
+        Self::connect_upto(url, options, key, i64::MAX).await
+    }
+
+    /// Connects, migrating only up to schema version `upto` (tests of the upgrade).
+    #[doc(hidden)]
+    pub async fn connect_upto(
+        url: &str,
+        options: PostgresOptions,
+        key: LogKey,
+        upto: i64,
+    ) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::invalid(format!("bad postgres url: {e}")))?;
@@ -131,8 +168,11 @@ impl PostgresStore {
             .max_size(options.pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1))
             .build()
             .map_err(|e| unavailable(format!("postgres pool: {e}")))?;
-        let backend = PostgresBackend { pool };
-        backend.migrate().await?;
+        let backend = PostgresBackend {
+            pool,
+            key: Arc::new(key),
+        };
+        backend.migrate(upto).await?;
         Ok(Checked::new(backend))
     }
 }
@@ -142,7 +182,7 @@ impl PostgresBackend {
         Ok(self.pool.get().await?)
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self, upto: i64) -> Result<(), StoreError> {
         let mut obj = self.client().await?;
         let client: &mut Client = &mut obj;
         let tx = client.transaction().await?;
@@ -163,8 +203,11 @@ impl PostgresBackend {
             )));
         }
         for (version, sql) in MIGRATIONS {
-            if *version > current {
+            if *version > current && *version <= upto {
                 tx.batch_execute(sql).await?;
+                if *version == VERIFIABLE_LOG_VERSION {
+                    log::backfill(&tx, &self.key).await?;
+                }
                 tx.execute(
                     "INSERT INTO schema_version (version) VALUES ($1)",
                     &[version],
@@ -207,6 +250,15 @@ macro_rules! in_snapshot {
     }};
 }
 
+impl PostgresBackend {
+    async fn run_audit(
+        &self,
+        workspace: &str,
+    ) -> Result<(Option<StoreError>, AuditReport), StoreError> {
+        in_snapshot!(self, |tx| log::audit(&tx, &self.key, workspace))
+    }
+}
+
 #[async_trait]
 impl Backend for PostgresBackend {
     async fn health(&self) -> Result<(), StoreError> {
@@ -216,7 +268,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn create_run(&self, run: NewRun) -> Result<CreateRunOutcome, StoreError> {
-        in_tx!(self, |tx| ops::create_run(&tx, &run))
+        in_tx!(self, |tx| ops::create_run(&tx, &self.key, &run))
     }
 
     async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
@@ -235,7 +287,7 @@ impl Backend for PostgresBackend {
         now: DateTime<Utc>,
     ) -> Result<Run, StoreError> {
         in_tx!(self, |tx| ops::report_execution(
-            &tx, workspace, run_id, outcome, now
+            &tx, &self.key, workspace, run_id, outcome, now
         ))
     }
 
@@ -247,7 +299,7 @@ impl Backend for PostgresBackend {
         now: DateTime<Utc>,
     ) -> Result<AnswerOutcome, StoreError> {
         in_tx!(self, |tx| ops::record_answer(
-            &tx, workspace, run_id, answer, now
+            &tx, &self.key, workspace, run_id, answer, now
         ))
     }
 
@@ -260,8 +312,9 @@ impl Backend for PostgresBackend {
         // One transaction per run: each expiry is its own state change, and
         // no transaction ever holds two workspaces' head locks.
         for (workspace, run_id) in due {
-            let run: Result<Option<Run>, StoreError> =
-                in_tx!(self, |tx| ops::expire_one(&tx, &workspace, &run_id, now));
+            let run: Result<Option<Run>, StoreError> = in_tx!(self, |tx| ops::expire_one(
+                &tx, &self.key, &workspace, &run_id, now
+            ));
             if let Some(run) = run? {
                 expired.push(run);
             }
@@ -274,7 +327,7 @@ impl Backend for PostgresBackend {
         key: ApiKeyRecord,
         key_hash: &str,
     ) -> Result<ApiKeyRecord, StoreError> {
-        in_tx!(self, |tx| ops::create_key(&tx, &key, key_hash))
+        in_tx!(self, |tx| ops::create_key(&tx, &self.key, &key, key_hash))
     }
 
     async fn revoke_key(
@@ -283,7 +336,9 @@ impl Backend for PostgresBackend {
         key_id: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        in_tx!(self, |tx| ops::revoke_key(&tx, workspace, key_id, now))
+        in_tx!(self, |tx| ops::revoke_key(
+            &tx, &self.key, workspace, key_id, now
+        ))
     }
 
     async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -301,7 +356,7 @@ impl Backend for PostgresBackend {
         workspace: &str,
         event: PendingEvent,
     ) -> Result<Event, StoreError> {
-        in_tx!(self, |tx| ops::append_one(&tx, workspace, event))
+        in_tx!(self, |tx| ops::append_one(&tx, &self.key, workspace, event))
     }
 
     async fn events(
@@ -315,7 +370,60 @@ impl Backend for PostgresBackend {
     }
 
     async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError> {
-        in_snapshot!(self, |tx| read::verify_chain(&tx, workspace))
+        let (first_break, report) = self.run_audit(workspace).await?;
+        crate::audit::verdict(first_break, report)
+    }
+
+    async fn audit(&self, workspace: &str) -> Result<AuditReport, StoreError> {
+        Ok(self.run_audit(workspace).await?.1)
+    }
+
+    async fn tree_head(&self, workspace: &str) -> Result<TreeHead, StoreError> {
+        in_snapshot!(self, |tx| log::tree_head(&tx, workspace, None))
+    }
+
+    async fn tree_head_at(&self, workspace: &str, size: u64) -> Result<TreeHead, StoreError> {
+        in_snapshot!(self, |tx| log::tree_head(&tx, workspace, Some(size)))
+    }
+
+    async fn inclusion_proof(
+        &self,
+        workspace: &str,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        in_snapshot!(self, |tx| log::inclusion_proof(&tx, workspace, index, size))
+    }
+
+    async fn consistency_proof(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        in_snapshot!(self, |tx| log::consistency_proof(&tx, workspace, from, to))
+    }
+
+    async fn save_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), StoreError> {
+        in_tx!(self, |tx| async {
+            // The head's lock keeps appends out while the root is compared.
+            ops::lock_head(&tx, &checkpoint.workspace).await?;
+            log::save_checkpoint(&tx, &checkpoint).await
+        })
+    }
+
+    async fn find_checkpoint(
+        &self,
+        workspace: &str,
+        size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        in_snapshot!(self, |tx| log::find_checkpoint(&tx, workspace, size))
+    }
+
+    async fn verified_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        in_snapshot!(self, |tx| log::verified_run(
+            &tx, &self.key, workspace, run_id
+        ))
     }
 
     async fn workspaces(&self) -> Result<Vec<String>, StoreError> {
@@ -452,7 +560,7 @@ impl Backend for PostgresBackend {
         in_tx!(self, |tx| async {
             match ops::consume_token(&tx, token_hash, now).await? {
                 TokenOutcome::Consumed(t) => {
-                    ops::record_answer(&tx, &t.workspace, &t.run_id, answer, now)
+                    ops::record_answer(&tx, &self.key, &t.workspace, &t.run_id, answer, now)
                         .await
                         .map(|o| TokenAnswer::Answered(Box::new(o)))
                 }
@@ -482,7 +590,9 @@ impl Backend for PostgresBackend {
     }
 
     async fn create_grant(&self, grant: NewGrant, record: Grant) -> Result<Grant, StoreError> {
-        in_tx!(self, |tx| access::create_grant(&tx, &grant, record))
+        in_tx!(self, |tx| access::create_grant(
+            &tx, &self.key, &grant, record
+        ))
     }
 
     async fn find_grant(&self, token_hash: &str) -> Result<Option<Grant>, StoreError> {
@@ -500,7 +610,9 @@ impl Backend for PostgresBackend {
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: DateTime<Utc>) -> Result<Grant, StoreError> {
-        in_tx!(self, |tx| access::revoke_grant(&tx, grant_id, now))
+        in_tx!(self, |tx| access::revoke_grant(
+            &tx, &self.key, grant_id, now
+        ))
     }
 
     async fn prune_grants(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -1,3 +1,4 @@
+// Over 600 lines: the Backend impl is one short delegation per Store method.
 //! The embedded SQLite backend.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a commit is on disk
@@ -8,6 +9,7 @@
 
 mod access;
 mod checkpoint;
+mod log;
 mod ops;
 mod outbox;
 mod read;
@@ -17,11 +19,14 @@ use crate::backend::Backend;
 use crate::chain::PendingEvent;
 use crate::checked::Checked;
 use crate::error::StoreError;
+use crate::log_key::LogKey;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainPosition,
     ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
     GrantOutcome, NewGrant, NewRun, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
+use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::tlog::Hash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -35,8 +40,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_access.sql")),
     (3, include_str!("../migrations/sqlite/0003_deliveries.sql")),
-    (4, include_str!("../migrations/sqlite/0004_key_actor.sql")),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_verifiable_log.sql"),
+    ),
+    (5, include_str!("../migrations/sqlite/0005_key_actor.sql")),
 ];
+
+/// The version whose migration authenticates the events already stored.
+const VERIFIABLE_LOG_VERSION: i64 = 4;
 
 /// How long a connection waits on a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,6 +67,7 @@ pub type SqliteStore = Checked<SqliteBackend>;
 /// The SQLite backend; reachable only through [`SqliteStore`], which checks
 /// every argument before it gets here.
 pub struct SqliteBackend {
+    key: Arc<LogKey>,
     writer: Writer,
     readers: Arc<ReadPool>,
 }
@@ -104,7 +117,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+fn open_writer(path: &Path, key: &LogKey, upto: i64) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String =
@@ -117,11 +130,13 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    migrate(&mut conn)?;
+    migrate(&mut conn, key, upto)?;
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// Migrates the schema up to version `upto`; the step to the verifiable
+/// log also authenticates existing events (see [`log::backfill`]).
+fn migrate(conn: &mut Connection, key: &LogKey, upto: i64) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
     let current: i64 = tx.query_row(
@@ -138,8 +153,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         });
     }
     for (version, sql) in MIGRATIONS {
-        if *version > current {
+        if *version > current && *version <= upto {
             tx.execute_batch(sql)?;
+            if *version == VERIFIABLE_LOG_VERSION {
+                log::backfill(&tx, key)?;
+            }
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES (?1)",
                 [version],
@@ -151,14 +169,25 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    /// Opens (creating and migrating if needed) the database at `path`.
+    /// Opens (creating and migrating if needed) the database at `path`;
+    /// every event is authenticated with `key` (see [`LogKey`]). The first
+    /// open after an upgrade authenticates the events already stored and
+    /// builds their Merkle trees, logging its progress (`tracing`).
     ///
     /// Blocking: call it at start-up, or from `spawn_blocking`.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+    pub fn open(path: impl AsRef<Path>, key: LogKey) -> Result<Self, StoreError> {
+        Self::open_upto(path, key, i64::MAX)
+    }
+
+    /// Opens, migrating only up to schema version `upto` (tests of the upgrade).
+    #[doc(hidden)]
+    pub fn open_upto(path: impl AsRef<Path>, key: LogKey, upto: i64) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let conn = open_writer(&path)?;
-        let writer = Writer::start(conn, &path)?;
+        let conn = open_writer(&path, &key, upto)?;
+        let key = Arc::new(key);
+        let writer = Writer::start(conn, &path, log::LogState::new(Arc::clone(&key)))?;
         Ok(Checked::new(SqliteBackend {
+            key,
             writer,
             readers: Arc::new(ReadPool {
                 path,
@@ -169,6 +198,16 @@ impl SqliteStore {
 }
 
 impl SqliteBackend {
+    async fn run_audit(
+        &self,
+        workspace: &str,
+    ) -> Result<(Option<StoreError>, AuditReport), StoreError> {
+        let workspace = workspace.to_owned();
+        let key = Arc::clone(&self.key);
+        self.read(move |conn| log::audit(conn, &key, &workspace))
+            .await
+    }
+
     /// Runs `f` on a read-only connection, inside one read transaction so
     /// multi-query reads see a single snapshot.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -334,8 +373,68 @@ impl Backend for SqliteBackend {
     }
 
     async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError> {
+        let (first_break, report) = self.run_audit(workspace).await?;
+        crate::audit::verdict(first_break, report)
+    }
+
+    async fn audit(&self, workspace: &str) -> Result<AuditReport, StoreError> {
+        Ok(self.run_audit(workspace).await?.1)
+    }
+
+    async fn tree_head(&self, workspace: &str) -> Result<TreeHead, StoreError> {
         let workspace = workspace.to_owned();
-        self.read(move |conn| read::verify_chain(conn, &workspace))
+        self.read(move |conn| log::tree_head(conn, &workspace, None))
+            .await
+    }
+
+    async fn tree_head_at(&self, workspace: &str, size: u64) -> Result<TreeHead, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| log::tree_head(conn, &workspace, Some(size)))
+            .await
+    }
+
+    async fn inclusion_proof(
+        &self,
+        workspace: &str,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| log::inclusion_proof(conn, &workspace, index, size))
+            .await
+    }
+
+    async fn consistency_proof(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| log::consistency_proof(conn, &workspace, from, to))
+            .await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), StoreError> {
+        self.writer
+            .submit(move |conn| log::save_checkpoint(conn, &checkpoint))
+            .await
+    }
+
+    async fn find_checkpoint(
+        &self,
+        workspace: &str,
+        size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let workspace = workspace.to_owned();
+        self.read(move |conn| log::find_checkpoint(conn, &workspace, size))
+            .await
+    }
+
+    async fn verified_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {
+        let (workspace, run_id) = (workspace.to_owned(), run_id.to_owned());
+        let key = Arc::clone(&self.key);
+        self.read(move |conn| log::verified_run(conn, &key, &workspace, &run_id))
             .await
     }
 

@@ -8,6 +8,8 @@ use crate::model::{
     GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer,
     TokenOutcome,
 };
+use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::tlog::Hash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -147,11 +149,93 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Event>, StoreError>;
 
-    /// Recomputes the whole chain of a workspace.
-    /// Errors: [`StoreError::ChainBroken`] naming the first broken seq.
+    /// Audits a workspace in full (see [`Store::audit`]) and sums it up the
+    /// way `countersign audit verify` has always reported a chain.
+    /// Errors: [`StoreError::ChainBroken`] naming the first broken seq when
+    /// the hash chain is broken, else [`StoreError::AuditFailed`] listing
+    /// every other problem (bad MACs, tree hashes, checkpoints, projection
+    /// rows).
     async fn verify_chain(&self, workspace: &str) -> Result<ChainReport, StoreError>;
 
-    /// Workspaces that have at least one event, sorted.
+    /// The full audit of a workspace: every event's MAC, the hash chain and
+    /// its head, every stored tree hash, every stored checkpoint's root
+    /// (a checkpoint beyond the log's end means events were deleted), and
+    /// every run, approval and API key row recomputed from the events. The
+    /// report lists every problem (up to [`MAX_AUDIT_PROBLEMS`](crate::MAX_AUDIT_PROBLEMS)); it is
+    /// `Ok` even when problems are found. Reads the whole workspace.
+    async fn audit(&self, workspace: &str) -> Result<AuditReport, StoreError>;
+
+    /// Size and root hash of the workspace's Merkle tree now (size = number
+    /// of events; the empty tree for an unknown workspace).
+    async fn tree_head(&self, workspace: &str) -> Result<TreeHead, StoreError>;
+
+    /// Root hash of the workspace's tree at an earlier `size`, from
+    /// `O(log size)` stored hashes in one query.
+    /// Errors: [`StoreError::TreeRange`] when `size` is beyond the tree.
+    async fn tree_head_at(&self, workspace: &str, size: u64) -> Result<TreeHead, StoreError>;
+
+    /// RFC 9162 §2.1.3.1 inclusion proof of leaf `index` (0-based: the
+    /// event with seq `index + 1`) in the tree of `size` leaves, read with
+    /// one query of `O(log size)` stored hashes.
+    /// Errors: [`StoreError::TreeRange`] unless `index < size <= tree size`.
+    async fn inclusion_proof(
+        &self,
+        workspace: &str,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, StoreError>;
+
+    /// RFC 9162 §2.1.4.1 consistency proof from the tree of `from` leaves to
+    /// the tree of `to` leaves (empty when `from` is 0 or equals `to`).
+    /// Errors: [`StoreError::TreeRange`] unless `from <= to <= tree size`.
+    async fn consistency_proof(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, StoreError>;
+
+    /// Events with `first_seq <= seq <= last_seq`, in seq order; at most
+    /// [`MAX_EVENTS_LIMIT`] of them.
+    /// Errors: [`StoreError::TreeRange`] for an empty or reversed range, a
+    /// range starting at 0 or longer than [`MAX_EVENTS_LIMIT`], or one that
+    /// reaches past the log's end.
+    async fn events_range(
+        &self,
+        workspace: &str,
+        first_seq: u64,
+        last_seq: u64,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Keeps a checkpoint the gate signed. Refused unless its size is
+    /// within the tree and its root is the tree's root at that size; saving
+    /// the same size again keeps the first one.
+    /// Errors: [`StoreError::TreeRange`], [`StoreError::Conflict`] (a root
+    /// that is not the tree's), [`StoreError::InvalidInput`].
+    async fn save_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), StoreError>;
+
+    /// The checkpoint of the largest size saved for the workspace.
+    async fn latest_checkpoint(
+        &self,
+        workspace: &str,
+    ) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// The saved checkpoint of the largest size at or below `size`.
+    async fn checkpoint_at_or_before(
+        &self,
+        workspace: &str,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// A run, checked against its own events first: each event's MAC, and
+    /// the stored row and approvals equal to what the events say. Call it
+    /// before signing anything about the run.
+    /// Errors: [`StoreError::AuditMismatch`] naming the first differing column.
+    async fn verified_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError>;
+
+    /// Workspaces that have at least one event, a recorded chain head or a
+    /// saved checkpoint, sorted (a workspace whose events were deleted
+    /// stays listed through its checkpoints).
     async fn workspaces(&self) -> Result<Vec<String>, StoreError>;
 
     /// Unsent deliveries whose `next_attempt_at` is at or before `now`, for

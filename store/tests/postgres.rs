@@ -17,7 +17,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::Backend;
-use countersign_store::{PostgresStore, SqliteStore, Store};
+use countersign_store::{LogKey, PostgresStore, SqliteStore, Store};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -109,9 +109,25 @@ impl Backend for Postgres {
     }
 
     async fn drop_append_only_triggers(&self) {
-        self.raw_execute("DROP TRIGGER events_append_only ON events")
-            .await
-            .unwrap();
+        self.raw_execute(
+            "DROP TRIGGER events_append_only ON events; \
+             DROP TRIGGER tree_hashes_append_only ON tree_hashes; \
+             DROP TRIGGER checkpoints_append_only ON checkpoints;",
+        )
+        .await
+        .unwrap();
+    }
+
+    fn blob_literal(&self, bytes: &[u8]) -> String {
+        format!("'\\x{}'::bytea", hex::encode(bytes))
+    }
+
+    async fn reopen(&self, key: LogKey) -> Arc<dyn Store> {
+        Arc::new(
+            PostgresStore::connect_with_schema(&url(), &self.schema, key)
+                .await
+                .unwrap(),
+        )
     }
 
     fn batches(&self) -> bool {
@@ -138,7 +154,7 @@ async fn reachable() -> Option<()> {
 async fn postgres() -> Option<Postgres> {
     reachable().await?;
     let schema = fresh_schema();
-    let store = PostgresStore::connect_with_schema(&url(), &schema)
+    let store = PostgresStore::connect_with_schema(&url(), &schema, common::log_key())
         .await
         .unwrap();
     Some(Postgres {
@@ -176,13 +192,21 @@ backend_tests!(postgres;
     grants_reject_bad_input_and_duplicates,
     share_links_are_audited_and_scoped,
     run_events_head_and_stats,
+    proofs_verify_at_many_sizes,
+    checkpoints_are_kept_and_checked,
+    forged_approval_is_detected_and_refused,
+    rewritten_history_is_detected,
+    forged_events_without_the_key_are_detected,
+    deleted_and_truncated_logs_are_detected,
+    edited_tree_approval_and_key_rows_are_detected,
+    another_log_key_fails_every_event,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_operations_hash_identically_on_sqlite_and_postgres() {
     let Some(pg) = postgres().await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let lite = SqliteStore::open(dir.path().join("cs.db")).unwrap();
+    let lite = SqliteStore::open(dir.path().join("cs.db"), common::log_key()).unwrap();
     let stores: [&dyn Store; 2] = [&*pg.store, &lite];
     for s in stores {
         let mut r = common::pending("ws", "r", &["a", "b"], 2, common::t(100));
@@ -218,7 +242,7 @@ async fn same_operations_hash_identically_on_sqlite_and_postgres() {
 async fn two_stores_on_one_schema_share_the_chain() {
     // Two gate instances: appends from both interleave into one gapless chain.
     let Some(pg) = postgres().await else { return };
-    let other = PostgresStore::connect_with_schema(&url(), &pg.schema)
+    let other = PostgresStore::connect_with_schema(&url(), &pg.schema, common::log_key())
         .await
         .unwrap();
     for i in 0..5 {
@@ -237,7 +261,7 @@ async fn two_stores_on_one_schema_share_the_chain() {
 
 #[tokio::test]
 async fn bad_schema_names_are_refused() {
-    let r = PostgresStore::connect_with_schema(&url(), "x; DROP TABLE y").await;
+    let r = PostgresStore::connect_with_schema(&url(), "x; DROP TABLE y", common::log_key()).await;
     assert!(matches!(
         r,
         Err(countersign_store::StoreError::InvalidInput { .. })
@@ -357,4 +381,50 @@ async fn a_claim_skips_rows_another_claim_holds() {
         .unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].delivery_id, "dlv_1");
+}
+
+/// A schema from before the verifiable log (version 3) gets, on the first
+/// connection, the MACs and the tree that fresh appends would have built.
+#[tokio::test]
+async fn an_upgraded_schema_gets_the_tree_fresh_appends_build() {
+    let Some(donor) = postgres().await else {
+        return;
+    };
+    common::suite::upgrade_workload(&*donor.store).await;
+    let Some(old) = postgres_upto(3).await else {
+        return;
+    };
+    old.raw_execute(&format!(
+        "INSERT INTO runs SELECT * FROM {d}.runs;
+         INSERT INTO approvals SELECT * FROM {d}.approvals;
+         INSERT INTO api_keys SELECT workspace, key_id, key_hash, role, label, created_at, revoked_at
+             FROM {d}.api_keys;
+         INSERT INTO chain_heads SELECT * FROM {d}.chain_heads;
+         INSERT INTO events SELECT workspace, seq, kind, run_id, at, data, prev_hash, hash
+             FROM {d}.events;",
+        d = donor.schema
+    ))
+    .await
+    .unwrap();
+    let upgraded = PostgresStore::connect_with_schema(&url(), &old.schema, common::log_key())
+        .await
+        .unwrap();
+    common::suite::upgraded_equals_fresh(&upgraded, &*donor.store).await;
+}
+
+/// A store on a fresh schema migrated only up to `upto`.
+async fn postgres_upto(upto: i64) -> Option<Postgres> {
+    reachable().await?;
+    let schema = fresh_schema();
+    let options = countersign_store::PostgresOptions {
+        schema: Some(schema.clone()),
+        pool_size: None,
+    };
+    let store = PostgresStore::connect_upto(&url(), options, common::log_key(), upto)
+        .await
+        .unwrap();
+    Some(Postgres {
+        store: Arc::new(store),
+        schema,
+    })
 }

@@ -11,7 +11,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::Backend;
-use countersign_store::{SqliteStore, Store};
+use countersign_store::{LogKey, SqliteStore, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,9 +35,21 @@ impl Backend for Sqlite {
     }
 
     async fn drop_append_only_triggers(&self) {
-        self.raw_execute("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;")
-            .await
-            .unwrap();
+        self.raw_execute(
+            "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; \
+             DROP TRIGGER tree_hashes_no_update; DROP TRIGGER tree_hashes_no_delete; \
+             DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;",
+        )
+        .await
+        .unwrap();
+    }
+
+    fn blob_literal(&self, bytes: &[u8]) -> String {
+        format!("X'{}'", hex::encode(bytes))
+    }
+
+    async fn reopen(&self, key: LogKey) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.path, key).unwrap())
     }
 
     fn batches(&self) -> bool {
@@ -48,7 +60,7 @@ impl Backend for Sqlite {
 async fn sqlite() -> Option<Sqlite> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("countersign.db");
-    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let store = Arc::new(SqliteStore::open(&path, common::log_key()).unwrap());
     Some(Sqlite {
         store,
         path,
@@ -85,6 +97,14 @@ backend_tests!(sqlite;
     grants_reject_bad_input_and_duplicates,
     share_links_are_audited_and_scoped,
     run_events_head_and_stats,
+    proofs_verify_at_many_sizes,
+    checkpoints_are_kept_and_checked,
+    forged_approval_is_detected_and_refused,
+    rewritten_history_is_detected,
+    forged_events_without_the_key_are_detected,
+    deleted_and_truncated_logs_are_detected,
+    edited_tree_approval_and_key_rows_are_detected,
+    another_log_key_fails_every_event,
 );
 
 #[tokio::test]
@@ -92,7 +112,7 @@ async fn reopening_keeps_data_and_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cs.db");
     {
-        let store = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open(&path, common::log_key()).unwrap();
         store
             .create_run(common::run(
                 "ws",
@@ -102,7 +122,7 @@ async fn reopening_keeps_data_and_schema_version() {
             .await
             .unwrap();
     }
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path, common::log_key()).unwrap();
     assert!(store.get_run("ws", "r").await.unwrap().is_some());
     assert_eq!(store.verify_chain("ws").await.unwrap().events, 2);
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -114,7 +134,7 @@ async fn reopening_keeps_data_and_schema_version() {
         )
         .unwrap();
     assert_eq!(versions, distinct, "each migration ran once");
-    assert_eq!(versions, 4, "every migration applied");
+    assert_eq!(versions, 5, "every migration applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -125,7 +145,7 @@ async fn reopening_keeps_data_and_schema_version() {
 async fn a_failing_command_does_not_sink_its_batch() {
     // Many commands queued together, half of them failing: the others commit.
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db")).unwrap());
+    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db"), common::log_key()).unwrap());
     store
         .create_run(common::run(
             "ws",
@@ -172,7 +192,7 @@ async fn a_command_failing_after_it_wrote_leaves_nothing_and_sinks_nothing() {
     // chain must still verify.
     use countersign_store::{GovernanceStatus, NewDelivery, StoreError};
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db")).unwrap());
+    let store = Arc::new(SqliteStore::open(dir.path().join("cs.db"), common::log_key()).unwrap());
     let delivery = |id: &str| NewDelivery {
         delivery_id: id.into(),
         approver_id: "a".into(),
@@ -241,7 +261,7 @@ async fn delivery_form_tokens_add_no_token_row() {
     use countersign_store::{NewDelivery, TokenOutcome};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cs.db");
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path, common::log_key()).unwrap();
     let mut run = common::pending("ws", "r", &["a", "b"], 1, common::t(1000));
     run.deliveries = vec![
         NewDelivery {
@@ -308,7 +328,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     // copied row by row into the version-2 one, with the rows the previous
     // release wrote for its deliveries.
     let donor_path = dir.path().join("donor.db");
-    let donor = SqliteStore::open(&donor_path).unwrap();
+    let donor = SqliteStore::open(&donor_path, common::log_key()).unwrap();
     donor
         .create_run(common::pending("ws", "r", &["a", "b"], 1, common::t(1000)))
         .await
@@ -323,7 +343,8 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
         .unwrap();
         conn.execute_batch(
             "INSERT INTO runs SELECT * FROM donor.runs;
-             INSERT INTO events SELECT * FROM donor.events;
+             INSERT INTO events SELECT workspace, seq, kind, run_id, at, data, prev_hash, hash
+                 FROM donor.events;
              INSERT INTO chain_heads SELECT * FROM donor.chain_heads;
              INSERT INTO deliveries (delivery_id, workspace, run_id, approver_id, channel,
                  attempts, next_attempt_at, token_hash, created_at) VALUES
@@ -339,7 +360,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
         )
         .unwrap();
     }
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path, common::log_key()).unwrap();
     let due: Vec<String> = store
         .due_deliveries(common::t(10), 10)
         .await
@@ -384,7 +405,12 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     let version: i64 = conn
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
+    // The events from before the upgrade were authenticated and given
+    // their tree when the store opened.
+    let report = store.audit("ws").await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.tree.size, 3);
 }
 
 /// Reading a run's deliveries (every `GET /v1/runs/{id}`) goes through an
@@ -393,7 +419,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
 fn a_runs_deliveries_are_read_through_an_index() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cs.db");
-    drop(SqliteStore::open(&path).unwrap());
+    drop(SqliteStore::open(&path, common::log_key()).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     let plan: Vec<String> = conn
         .prepare(
@@ -410,4 +436,36 @@ fn a_runs_deliveries_are_read_through_an_index() {
             .any(|step| step.contains("USING INDEX deliveries_by_run")),
         "{plan:?}"
     );
+}
+
+/// A database from before the verifiable log (schema version 3) gets, on
+/// its first open, the MACs and the tree that fresh appends would have
+/// built.
+#[tokio::test]
+async fn an_upgraded_database_gets_the_tree_fresh_appends_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, donor_path) = (dir.path().join("old.db"), dir.path().join("donor.db"));
+    let donor = SqliteStore::open(&donor_path, common::log_key()).unwrap();
+    common::suite::upgrade_workload(&donor).await;
+    drop(SqliteStore::open_upto(&path, common::log_key(), 3).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "ATTACH DATABASE ?1 AS donor",
+            [donor_path.to_str().unwrap()],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs SELECT * FROM donor.runs;
+             INSERT INTO approvals SELECT * FROM donor.approvals;
+             INSERT INTO api_keys SELECT workspace, key_id, key_hash, role, label, created_at, revoked_at
+                 FROM donor.api_keys;
+             INSERT INTO chain_heads SELECT * FROM donor.chain_heads;
+             INSERT INTO events SELECT workspace, seq, kind, run_id, at, data, prev_hash, hash
+                 FROM donor.events;",
+        )
+        .unwrap();
+    }
+    let upgraded = SqliteStore::open(&path, common::log_key()).unwrap();
+    common::suite::upgraded_equals_fresh(&upgraded, &donor).await;
 }

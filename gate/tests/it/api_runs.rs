@@ -454,18 +454,23 @@ async fn postgres_backed_gate_runs_the_same_flow() {
     let url = std::env::var("COUNTERSIGN_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let schema = format!("cs_gate_{}", uuid_like());
-    let store: Arc<dyn Store> =
-        match countersign_store::PostgresStore::connect_with_schema(&url, &schema).await {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                assert!(
-                    std::env::var("COUNTERSIGN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "PostgreSQL is required but not reachable at {url}: {e}"
-                );
-                eprintln!("SKIPPED: PostgreSQL not reachable at {url}: {e}");
-                return;
-            }
-        };
+    let store: Arc<dyn Store> = match countersign_store::PostgresStore::connect_with_schema(
+        &url,
+        &schema,
+        countersign_store::LogKey::from_bytes([7; 32]),
+    )
+    .await
+    {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            assert!(
+                std::env::var("COUNTERSIGN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "PostgreSQL is required but not reachable at {url}: {e}"
+            );
+            eprintln!("SKIPPED: PostgreSQL not reachable at {url}: {e}");
+            return;
+        }
+    };
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("policies");
     std::fs::create_dir_all(&p).unwrap();

@@ -6,6 +6,7 @@ use super::read::{EVENT_COLUMNS, decode_raw_event, event_from};
 use crate::chain::GENESIS_HASH;
 use crate::error::StoreError;
 use crate::grants;
+use crate::log_key::LogKey;
 use crate::model::{
     ChainPosition, Event, ExecutionStatus, GovernanceStatus, Grant, GrantKind, GrantOutcome,
     NewGrant, StatsRow,
@@ -62,6 +63,7 @@ pub(crate) async fn find_grant<C: GenericClient>(
 /// Inserts a grant (and its audit event, for share links).
 pub(crate) async fn create_grant(
     tx: &Transaction<'_>,
+    log_key: &LogKey,
     new: &NewGrant,
     grant: Grant,
 ) -> Result<Grant, StoreError> {
@@ -91,7 +93,7 @@ pub(crate) async fn create_grant(
         return Err(e.into());
     }
     if let Some((workspace, event)) = grants::created_event(&grant) {
-        append_one(tx, &workspace, event).await?;
+        append_one(tx, log_key, &workspace, event).await?;
     }
     Ok(grant)
 }
@@ -130,6 +132,7 @@ pub(crate) async fn consume_grant(
 /// Revokes a grant (idempotent), appending the audit event for share links.
 pub(crate) async fn revoke_grant(
     tx: &Transaction<'_>,
+    log_key: &LogKey,
     grant_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Grant, StoreError> {
@@ -145,7 +148,7 @@ pub(crate) async fn revoke_grant(
     )
     .await?;
     if let Some((workspace, event)) = grants::revoked_event(&grant, now) {
-        append_one(tx, &workspace, event).await?;
+        append_one(tx, log_key, &workspace, event).await?;
     }
     grant.revoked_at = Some(now);
     Ok(grant)

@@ -5,9 +5,11 @@
 //!
 //! There is deliberately no UPDATE or DELETE statement for `events` here.
 
+use super::log::{append_leaves, check_run};
 use super::read;
 use crate::chain::{GENESIS_HASH, PendingEvent, seal};
 use crate::error::StoreError;
+use crate::log_key::LogKey;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, CreateRunOutcome,
     Delivery, Event, ExecutionOutcome, NewRun, Run, TokenOutcome,
@@ -48,23 +50,28 @@ pub(crate) async fn lock_head(
     Ok((seq_from_db(row.try_get(0)?)?, row.try_get(1)?))
 }
 
-/// Appends events after `head` (which the caller has locked) and moves the head.
+/// Appends events after `head` (which the caller has locked), with their
+/// MACs and tree hashes, and moves the head.
 async fn append(
     tx: &Transaction<'_>,
+    key: &LogKey,
     workspace: &str,
     head: (u64, String),
     pending: Vec<PendingEvent>,
 ) -> Result<Vec<Event>, StoreError> {
+    let size_before = head.0;
     let (mut seq, mut hash) = head;
     let insert = tx
         .prepare(
-            "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash, mac) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .await?;
     let mut out = Vec::with_capacity(pending.len());
+    let mut bodies = Vec::with_capacity(pending.len());
     for p in pending {
-        let (event, data) = seal(workspace, seq, &hash, p);
+        let (event, data, body) = seal(workspace, seq, &hash, p);
+        let mac = key.event_mac_hex(body.as_bytes());
         tx.execute(
             &insert,
             &[
@@ -76,13 +83,16 @@ async fn append(
                 &data,
                 &event.prev_hash,
                 &event.hash,
+                &mac,
             ],
         )
         .await?;
         seq = event.seq;
         hash.clone_from(&event.hash);
         out.push(event);
+        bodies.push(body);
     }
+    append_leaves(tx, workspace, size_before, &bodies).await?;
     tx.execute(
         "UPDATE chain_heads SET seq = $2, hash = $3 WHERE workspace = $1",
         &[&workspace, &seq_to_db(seq)?, &hash],
@@ -93,11 +103,12 @@ async fn append(
 
 async fn append_for_run(
     tx: &Transaction<'_>,
+    key: &LogKey,
     head: (u64, String),
     run: &mut Run,
     pending: Vec<PendingEvent>,
 ) -> Result<(), StoreError> {
-    let events = append(tx, &run.proposal.workspace, head, pending).await?;
+    let events = append(tx, key, &run.proposal.workspace, head, pending).await?;
     if let Some(last) = events.last() {
         run.chain = ChainPosition {
             seq: last.seq,
@@ -219,6 +230,7 @@ async fn require_run(
 /// Creates a run (already validated by [`crate::validate::validate_new_run`], in [`crate::Checked`]).
 pub(crate) async fn create_run(
     tx: &Transaction<'_>,
+    key: &LogKey,
     new: &NewRun,
 ) -> Result<CreateRunOutcome, StoreError> {
     let head = lock_head(tx, &new.proposal.workspace).await?;
@@ -245,7 +257,7 @@ pub(crate) async fn create_run(
         )));
     }
     let (mut run, events) = run_state::initial_run(&new.proposal);
-    append_for_run(tx, head, &mut run, events).await?;
+    append_for_run(tx, key, head, &mut run, events).await?;
     insert_run(tx, &run).await?;
     let expires_at = run.proposal.approval.as_ref().map(|a| a.expires_at);
     for d in &new.deliveries {
@@ -292,6 +304,7 @@ pub(crate) async fn create_run(
 /// Records an execution report.
 pub(crate) async fn report_execution(
     tx: &Transaction<'_>,
+    key: &LogKey,
     workspace: &str,
     run_id: &str,
     outcome: ExecutionOutcome,
@@ -299,11 +312,12 @@ pub(crate) async fn report_execution(
 ) -> Result<Run, StoreError> {
     let head = lock_head(tx, workspace).await?;
     let mut run = require_run(tx, workspace, run_id).await?;
+    check_run(tx, key, &run).await?;
     let events = run_state::plan_report(&mut run, outcome, now)?;
     if events.is_empty() {
         return Ok(run);
     }
-    append_for_run(tx, head, &mut run, events).await?;
+    append_for_run(tx, key, head, &mut run, events).await?;
     save_state(tx, &run).await?;
     Ok(run)
 }
@@ -311,6 +325,7 @@ pub(crate) async fn report_execution(
 /// Records an approver's answer.
 pub(crate) async fn record_answer(
     tx: &Transaction<'_>,
+    key: &LogKey,
     workspace: &str,
     run_id: &str,
     input: AnswerInput,
@@ -318,8 +333,9 @@ pub(crate) async fn record_answer(
 ) -> Result<AnswerOutcome, StoreError> {
     let head = lock_head(tx, workspace).await?;
     let mut run = require_run(tx, workspace, run_id).await?;
+    check_run(tx, key, &run).await?;
     let (kind, events) = run_state::plan_answer(&mut run, input, now)?;
-    append_for_run(tx, head, &mut run, events).await?;
+    append_for_run(tx, key, head, &mut run, events).await?;
     save_state(tx, &run).await?;
     let answer_no = run.approvals.len().saturating_sub(1);
     if let Some(answer) = run.approvals.last() {
@@ -335,6 +351,7 @@ pub(crate) async fn record_answer(
 /// Expires one run if it is still due; `None` if something else decided it.
 pub(crate) async fn expire_one(
     tx: &Transaction<'_>,
+    key: &LogKey,
     workspace: &str,
     run_id: &str,
     now: DateTime<Utc>,
@@ -345,7 +362,7 @@ pub(crate) async fn expire_one(
         return Ok(None);
     }
     let event = run_state::plan_expire(&mut run, now);
-    append_for_run(tx, head, &mut run, vec![event]).await?;
+    append_for_run(tx, key, head, &mut run, vec![event]).await?;
     save_state(tx, &run).await?;
     Ok(Some(run))
 }
@@ -353,6 +370,7 @@ pub(crate) async fn expire_one(
 /// Registers an API key.
 pub(crate) async fn create_key(
     tx: &Transaction<'_>,
+    log_key: &LogKey,
     key: &ApiKeyRecord,
     key_hash: &str,
 ) -> Result<ApiKeyRecord, StoreError> {
@@ -378,6 +396,7 @@ pub(crate) async fn create_key(
     })?;
     append(
         tx,
+        log_key,
         &key.workspace,
         head,
         vec![workspace_events::key_created_event(key)],
@@ -389,6 +408,7 @@ pub(crate) async fn create_key(
 /// Revokes a key (idempotently).
 pub(crate) async fn revoke_key(
     tx: &Transaction<'_>,
+    log_key: &LogKey,
     workspace: &str,
     key_id: &str,
     now: DateTime<Utc>,
@@ -410,6 +430,7 @@ pub(crate) async fn revoke_key(
     .await?;
     append(
         tx,
+        log_key,
         workspace,
         head,
         vec![workspace_events::key_revoked_event(key_id, now)],
@@ -422,11 +443,12 @@ pub(crate) async fn revoke_key(
 /// Appends a single event that concerns no run.
 pub(crate) async fn append_one(
     tx: &Transaction<'_>,
+    key: &LogKey,
     workspace: &str,
     event: PendingEvent,
 ) -> Result<Event, StoreError> {
     let head = lock_head(tx, workspace).await?;
-    append(tx, workspace, head, vec![event])
+    append(tx, key, workspace, head, vec![event])
         .await?
         .pop()
         .ok_or_else(|| StoreError::corrupt("append returned no event"))

@@ -1,12 +1,12 @@
 //! PostgreSQL queries that only read, usable on a client or inside a
 //! transaction (where the write path needs them).
 
-use crate::chain::{ChainVerifier, RawEvent};
+use crate::chain::RawEvent;
 use crate::cursor;
 use crate::error::StoreError;
 use crate::model::{
-    ApiKeyRecord, ApprovalAnswer, ApprovalToken, ChainReport, Delivery, Event, EventKind, Run,
-    RunFilter, RunPage,
+    ApiKeyRecord, ApprovalAnswer, ApprovalToken, Delivery, Event, EventKind, Run, RunFilter,
+    RunPage,
 };
 use crate::rows::{self, RUN_COLUMNS, ReadRow, RunRow, seq_from_db, seq_to_db};
 use crate::ts::format_ts;
@@ -105,6 +105,21 @@ pub(crate) async fn load_run<C: GenericClient>(
     };
     let decoded = RunRow::decode(&row)?;
     Ok(complete(c, workspace, vec![decoded]).await?.pop())
+}
+
+/// Every run of `workspace`, with its approvals (for the audit).
+pub(crate) async fn all_runs<C: GenericClient>(
+    c: &C,
+    workspace: &str,
+) -> Result<Vec<Run>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE workspace = $1 ORDER BY run_id");
+    let decoded = c
+        .query(&sql, &[&workspace])
+        .await?
+        .iter()
+        .map(RunRow::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    complete(c, workspace, decoded).await
 }
 
 /// The run created with `idempotency_key` in `workspace`, if any.
@@ -230,6 +245,7 @@ pub(crate) fn decode_raw_event(row: &Row) -> Result<(RawEvent, DateTime<Utc>), S
             data: row.try_get(4)?,
             prev_hash: row.try_get(5)?,
             hash: row.try_get(6)?,
+            mac: None,
         },
         at,
     ))
@@ -286,42 +302,13 @@ pub(crate) fn event_from(
     })
 }
 
-/// Recomputes the whole chain (call inside a repeatable-read transaction).
-pub(crate) async fn verify_chain<C: GenericClient>(
-    c: &C,
-    workspace: &str,
-) -> Result<ChainReport, StoreError> {
-    const PAGE: u32 = 1000;
-    let mut verifier = ChainVerifier::new(workspace);
-    let mut after = 0;
-    loop {
-        let page = raw_events(c, workspace, after, PAGE).await?;
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        after = last.seq;
-        for (raw, _) in &page {
-            verifier.push(raw)?;
-        }
-    }
-    let head = c
-        .query_opt(
-            "SELECT seq, hash FROM chain_heads WHERE workspace = $1 AND seq > 0",
-            &[&workspace],
-        )
-        .await?
-        .map(|row| -> Result<(u64, String), StoreError> {
-            Ok((seq_from_db(row.try_get(0)?)?, row.try_get(1)?))
-        })
-        .transpose()?;
-    verifier.finish(head)
-}
-
-/// Workspaces that have events.
+/// Workspaces that have events, a head or checkpoints.
 pub(crate) async fn workspaces<C: GenericClient>(c: &C) -> Result<Vec<String>, StoreError> {
     let rows = c
         .query(
-            "SELECT workspace FROM chain_heads WHERE seq > 0 ORDER BY workspace",
+            "SELECT workspace FROM chain_heads WHERE seq > 0 UNION \
+             SELECT DISTINCT workspace FROM events UNION \
+             SELECT DISTINCT workspace FROM checkpoints ORDER BY 1",
             &[],
         )
         .await?;

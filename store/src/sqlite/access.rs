@@ -1,6 +1,7 @@
 //! SQLite side of the dashboard's needs: access grants, per-run events,
 //! run statistics and the chain head.
 
+use super::log::WriteConn;
 use super::ops::append;
 use super::read::{self, EVENT_COLUMNS};
 use crate::chain::GENESIS_HASH;
@@ -51,7 +52,7 @@ pub(crate) fn find_grant(conn: &Connection, token_hash: &str) -> Result<Option<G
 
 /// Inserts a grant (and its audit event, for share links).
 pub(crate) fn create_grant(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     new: &NewGrant,
     grant: Grant,
 ) -> Result<Grant, StoreError> {
@@ -117,7 +118,7 @@ pub(crate) fn consume_grant(
 
 /// Revokes a grant (idempotent), appending the audit event for share links.
 pub(crate) fn revoke_grant(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     grant_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Grant, StoreError> {

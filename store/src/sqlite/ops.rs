@@ -1,12 +1,14 @@
+// Over 600 lines: every write operation of the SQLite writer, kept together with the helpers they share.
 //! SQLite write operations. Each runs on the writer's connection inside the
 //! batch's transaction: events and projections change together or not at
 //! all (see [`super::writer`] for how a failing operation is undone).
 //!
 //! There is deliberately no UPDATE or DELETE statement for `events` here.
 
+use super::log::{WriteConn, append_leaves, check_run};
 use super::read;
 use crate::canonical::to_canonical_json;
-use crate::chain::{GENESIS_HASH, PendingEvent, hash_fields, seal};
+use crate::chain::{GENESIS_HASH, PendingEvent, chain_hash, event_body, seal};
 use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ChainPosition, Event,
@@ -43,40 +45,61 @@ fn is_duplicate(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// An event sealed in memory, with the canonical text of its data.
+/// An event sealed in memory, with the canonical text of its data, its
+/// canonical bytes (the leaf data) and its MAC.
 struct Sealed {
     event: Event,
     data: String,
+    body: String,
+    mac: String,
 }
 
 /// Places `pending` after the workspace's current head and hashes them,
 /// without writing anything yet.
 fn seal_after(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     workspace: &str,
     pending: Vec<PendingEvent>,
-) -> Result<Vec<Sealed>, StoreError> {
-    let (mut seq, mut hash) = read::head_or_genesis(conn, workspace)?;
+) -> Result<(u64, Vec<Sealed>), StoreError> {
+    let (start, start_hash) = read::head_or_genesis(conn, workspace)?;
+    let (mut seq, mut hash) = (start, start_hash);
     let mut out = Vec::with_capacity(pending.len());
     for p in pending {
-        let (event, data) = seal(workspace, seq, &hash, p);
+        let (event, data, body) = seal(workspace, seq, &hash, p);
         seq = event.seq;
         hash.clone_from(&event.hash);
-        out.push(Sealed { event, data });
+        let mac = conn.log.key.event_mac_hex(body.as_bytes());
+        out.push(Sealed {
+            event,
+            data,
+            body,
+            mac,
+        });
     }
-    Ok(out)
+    Ok((start, out))
 }
 
-/// Writes sealed events and moves the workspace's head to the last one.
-fn write_sealed(conn: &Connection, workspace: &str, sealed: &[Sealed]) -> Result<(), StoreError> {
+/// The events insert: every column, the MAC included.
+const INSERT_EVENT: &str = "INSERT INTO events \
+    (workspace, seq, kind, run_id, at, data, prev_hash, hash, mac) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Writes sealed events (placed after `size_before` events), their tree
+/// hashes, and moves the workspace's head to the last one.
+fn write_sealed(
+    conn: &WriteConn<'_>,
+    workspace: &str,
+    size_before: u64,
+    sealed: &[Sealed],
+) -> Result<(), StoreError> {
     let Some(last) = sealed.last() else {
         return Ok(());
     };
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    for Sealed { event, data } in sealed {
+    let mut stmt = conn.prepare_cached(INSERT_EVENT)?;
+    for Sealed {
+        event, data, mac, ..
+    } in sealed
+    {
         stmt.execute(params![
             workspace,
             seq_to_db(event.seq)?,
@@ -86,8 +109,15 @@ fn write_sealed(conn: &Connection, workspace: &str, sealed: &[Sealed]) -> Result
             data,
             event.prev_hash,
             event.hash,
+            mac,
         ])?;
     }
+    append_leaves(
+        conn,
+        workspace,
+        size_before,
+        sealed.iter().map(|s| s.body.as_str()),
+    )?;
     conn.prepare_cached(
         "INSERT INTO chain_heads (workspace, seq, hash) VALUES (?1, ?2, ?3) \
          ON CONFLICT (workspace) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -102,17 +132,17 @@ fn write_sealed(conn: &Connection, workspace: &str, sealed: &[Sealed]) -> Result
 
 /// Appends events to a workspace's chain and moves its head.
 pub(crate) fn append(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     workspace: &str,
     pending: Vec<PendingEvent>,
 ) -> Result<Vec<Event>, StoreError> {
-    let sealed = seal_after(conn, workspace, pending)?;
-    write_sealed(conn, workspace, &sealed)?;
+    let (size_before, sealed) = seal_after(conn, workspace, pending)?;
+    write_sealed(conn, workspace, size_before, &sealed)?;
     Ok(sealed.into_iter().map(|s| s.event).collect())
 }
 
 fn append_for_run(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     run: &mut Run,
     pending: Vec<PendingEvent>,
 ) -> Result<(), StoreError> {
@@ -339,20 +369,22 @@ fn existing_run(conn: &Connection, new: &NewRun) -> Result<Run, StoreError> {
 /// run id (caught by the table's unique indexes, not looked up beforehand)
 /// fails before the command has written a row.
 pub(crate) fn create_run(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     prepared: &PreparedRun,
 ) -> Result<PreparedOutcome, StoreError> {
     let new = &prepared.new;
     let workspace = new.proposal.workspace.as_str();
     let (start_seq, start_hash) = read::head_or_genesis(conn, workspace)?;
-    // hashes[0] is the head before the run; hashes[i] the hash of event i.
+    // hashes[0] is the head before the run; hashes[i] the hash of event i,
+    // bodies[i - 1] its canonical bytes.
     let mut hashes = Vec::with_capacity(prepared.events.len() + 1);
+    let mut bodies = Vec::with_capacity(prepared.events.len());
     hashes.push(start_hash);
     let mut seq = start_seq;
     for e in &prepared.events {
         seq += 1;
         let prev = hashes.last().map_or(GENESIS_HASH, String::as_str);
-        let hash = hash_fields(
+        let body = event_body(
             workspace,
             seq,
             e.kind,
@@ -361,7 +393,8 @@ pub(crate) fn create_run(
             &e.data,
             prev,
         );
-        hashes.push(hash);
+        hashes.push(chain_hash(prev, &body));
+        bodies.push(body);
     }
     let hash = hashes
         .last()
@@ -370,12 +403,9 @@ pub(crate) fn create_run(
     if !insert_run(conn, &prepared.row, seq, &hash)? {
         return existing_run(conn, new).map(|run| PreparedOutcome::Existing(Box::new(run)));
     }
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO events (workspace, seq, kind, run_id, at, data, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
+    let mut stmt = conn.prepare_cached(INSERT_EVENT)?;
     let mut event_seq = start_seq;
-    for (e, link) in prepared.events.iter().zip(hashes.windows(2)) {
+    for ((e, link), body) in prepared.events.iter().zip(hashes.windows(2)).zip(&bodies) {
         event_seq += 1;
         stmt.execute(params![
             workspace,
@@ -386,9 +416,16 @@ pub(crate) fn create_run(
             e.data,
             link[0],
             link[1],
+            conn.log.key.event_mac_hex(body.as_bytes()),
         ])?;
     }
     drop(stmt);
+    append_leaves(
+        conn,
+        workspace,
+        start_seq,
+        bodies.iter().map(String::as_str),
+    )?;
     conn.prepare_cached(
         "INSERT INTO chain_heads (workspace, seq, hash) VALUES (?1, ?2, ?3) \
          ON CONFLICT (workspace) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -439,13 +476,14 @@ pub(crate) fn create_run(
 
 /// Records an execution report.
 pub(crate) fn report_execution(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     workspace: &str,
     run_id: &str,
     outcome: ExecutionOutcome,
     now: DateTime<Utc>,
 ) -> Result<Run, StoreError> {
     let mut run = require_run(conn, workspace, run_id)?;
+    check_run(conn, &conn.log.key, &run)?;
     let events = run_state::plan_report(&mut run, outcome, now)?;
     if events.is_empty() {
         return Ok(run);
@@ -457,13 +495,14 @@ pub(crate) fn report_execution(
 
 /// Records an approver's answer.
 pub(crate) fn record_answer(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     workspace: &str,
     run_id: &str,
     input: AnswerInput,
     now: DateTime<Utc>,
 ) -> Result<AnswerOutcome, StoreError> {
     let mut run = require_run(conn, workspace, run_id)?;
+    check_run(conn, &conn.log.key, &run)?;
     let (kind, events) = run_state::plan_answer(&mut run, input, now)?;
     append_for_run(conn, &mut run, events)?;
     save_state(conn, &run)?;
@@ -479,7 +518,7 @@ pub(crate) fn record_answer(
 }
 
 /// Expires every due pending run.
-pub(crate) fn expire_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+pub(crate) fn expire_due(conn: &WriteConn<'_>, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
     let mut expired = Vec::new();
     for (workspace, run_id) in read::due_runs(conn, now)? {
         let mut run = require_run(conn, &workspace, &run_id)?;
@@ -496,7 +535,7 @@ pub(crate) fn expire_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<Ru
 
 /// Registers an API key.
 pub(crate) fn create_key(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     key: &ApiKeyRecord,
     key_hash: &str,
 ) -> Result<ApiKeyRecord, StoreError> {
@@ -528,7 +567,7 @@ pub(crate) fn create_key(
 
 /// Revokes a key (idempotently).
 pub(crate) fn revoke_key(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     workspace: &str,
     key_id: &str,
     now: DateTime<Utc>,
@@ -555,7 +594,7 @@ pub(crate) fn revoke_key(
 
 /// Appends a single event that concerns no run.
 pub(crate) fn append_one(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     workspace: &str,
     event: PendingEvent,
 ) -> Result<Event, StoreError> {

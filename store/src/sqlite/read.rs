@@ -1,12 +1,12 @@
 //! SQLite queries that only read. They take a plain `&Connection`, so the
 //! writer (inside its transaction) and the read-only connections share them.
 
-use crate::chain::{ChainVerifier, GENESIS_HASH, RawEvent};
+use crate::chain::{GENESIS_HASH, RawEvent};
 use crate::cursor;
 use crate::error::StoreError;
 use crate::model::{
-    ApiKeyRecord, ApprovalAnswer, ApprovalToken, ChainReport, Delivery, Event, EventKind, Run,
-    RunFilter, RunPage,
+    ApiKeyRecord, ApprovalAnswer, ApprovalToken, Delivery, Event, EventKind, Run, RunFilter,
+    RunPage,
 };
 use crate::rows::{self, RUN_COLUMNS, ReadRow, RunRow, seq_from_db, seq_to_db};
 use crate::ts::{format_ts, parse_ts};
@@ -92,6 +92,19 @@ pub(crate) fn load_run(
         }
         None => Ok(None),
     }
+}
+
+/// Every run of `workspace`, with its approvals (for the audit).
+pub(crate) fn all_runs(conn: &Connection, workspace: &str) -> Result<Vec<Run>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE workspace = ?1 ORDER BY run_id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![workspace])?;
+    let mut decoded = Vec::new();
+    while let Some(row) = rows.next()? {
+        decoded.push(RunRow::decode(row)?);
+    }
+    drop(rows);
+    decoded.into_iter().map(|row| complete(conn, row)).collect()
 }
 
 /// The run created with `idempotency_key` in `workspace`, if any.
@@ -206,6 +219,7 @@ fn decode_raw_event(row: &Row<'_>) -> Result<RawEvent, StoreError> {
         data: row.get(4)?,
         prev_hash: row.get(5)?,
         hash: row.get(6)?,
+        mac: None,
     })
 }
 
@@ -259,24 +273,13 @@ pub(crate) fn chain_head(
         .transpose()
 }
 
-/// Recomputes the whole chain of a workspace (call inside a read transaction).
-pub(crate) fn verify_chain(conn: &Connection, workspace: &str) -> Result<ChainReport, StoreError> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE workspace = ?1 ORDER BY seq");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![workspace])?;
-    let mut verifier = ChainVerifier::new(workspace);
-    while let Some(row) = rows.next()? {
-        verifier.push(&decode_raw_event(row)?)?;
-    }
-    drop(rows);
-    let head = chain_head(conn, workspace)?.filter(|(seq, _)| *seq > 0);
-    verifier.finish(head)
-}
-
-/// Workspaces that have events.
+/// Workspaces that have events, a head or checkpoints.
 pub(crate) fn workspaces(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT workspace FROM chain_heads WHERE seq > 0 ORDER BY workspace")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT workspace FROM chain_heads WHERE seq > 0 UNION \
+         SELECT DISTINCT workspace FROM events UNION \
+         SELECT DISTINCT workspace FROM checkpoints ORDER BY 1",
+    )?;
     let rows = stmt.query_map([], |row| row.get(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

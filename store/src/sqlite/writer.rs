@@ -23,6 +23,7 @@
 //! short checkpoint of its own so the WAL can start over (see there).
 
 use super::checkpoint::{self, Checkpointer};
+use super::log::{LogState, WriteConn};
 use crate::error::StoreError;
 use crate::model::BatchStats;
 use rusqlite::Connection;
@@ -47,7 +48,7 @@ pub(crate) trait Command: Send {
     /// Runs the command inside the batch's transaction; returns whether it
     /// succeeded. It may be run again after a rollback: each run replaces
     /// the result of the previous one.
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, conn: &WriteConn<'_>) -> bool;
     /// Answers the caller once the batch's fate (`commit`) is known.
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
@@ -62,9 +63,9 @@ struct Job<T, F> {
 impl<T, F> Command for Job<T, F>
 where
     T: Send,
-    F: Fn(&Connection) -> Result<T, StoreError> + Send,
+    F: Fn(&WriteConn<'_>) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &WriteConn<'_>) -> bool {
         // A previous attempt's result belongs to a rolled-back transaction.
         self.result = None;
         let result = (self.work)(conn);
@@ -140,8 +141,9 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`, the write connection to the
-    /// database at `path`, and its checkpointer.
-    pub(crate) fn start(conn: Connection, path: &Path) -> Result<Self, StoreError> {
+    /// database at `path`, and its checkpointer; `log` is the writer's
+    /// view of the verifiable log (key and cached frontiers).
+    pub(crate) fn start(conn: Connection, path: &Path, log: LogState) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Box<dyn Command>>();
         let stats = Arc::new(BatchCounter::default());
         let thread_stats = Arc::clone(&stats);
@@ -153,7 +155,13 @@ impl Writer {
         }
         std::thread::Builder::new()
             .name("countersign-sqlite-writer".to_owned())
-            .spawn(move || run_writer(&conn, &rx, &thread_stats, checkpointer.as_ref()))
+            .spawn(move || {
+                let conn = WriteConn {
+                    conn: &conn,
+                    log: &log,
+                };
+                run_writer(&conn, &rx, &thread_stats, checkpointer.as_ref());
+            })
             .map_err(|e| StoreError::Unavailable {
                 message: format!("cannot start the sqlite writer thread: {e}"),
             })?;
@@ -166,7 +174,7 @@ impl Writer {
     pub(crate) async fn submit<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&WriteConn<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Command> = Box::new(Job {
@@ -186,7 +194,7 @@ fn stopped() -> StoreError {
 }
 
 fn run_writer(
-    conn: &Connection,
+    conn: &WriteConn<'_>,
     rx: &mpsc::Receiver<Box<dyn Command>>,
     stats: &BatchCounter,
     checkpointer: Option<&Checkpointer>,
@@ -241,30 +249,34 @@ enum Attempt {
 }
 
 /// Runs a batch in one transaction; the result is the COMMIT's.
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn Command>]) -> Result<(), StoreError> {
+fn run_batch(conn: &WriteConn<'_>, batch: &mut [Box<dyn Command>]) -> Result<(), StoreError> {
     exec(conn, "BEGIN IMMEDIATE")?;
     match run_plain(conn, batch) {
         Attempt::Clean => {}
         Attempt::Dirty => {
             rollback(conn);
+            // The cached frontiers may hold leaves that were rolled back.
+            conn.log.forget_trees();
             exec(conn, "BEGIN IMMEDIATE")?;
             if let Err(e) = run_isolated(conn, batch) {
                 // The savepoint machinery itself failed: the transaction can
                 // no longer be trusted, so nothing of this batch is committed.
                 rollback(conn);
+                conn.log.forget_trees();
                 return Err(e);
             }
         }
     }
     if let Err(e) = exec(conn, "COMMIT") {
         rollback(conn);
+        conn.log.forget_trees();
         return Err(e);
     }
     Ok(())
 }
 
 /// The fast path: every command straight in the transaction.
-fn run_plain(conn: &Connection, batch: &mut [Box<dyn Command>]) -> Attempt {
+fn run_plain(conn: &WriteConn<'_>, batch: &mut [Box<dyn Command>]) -> Attempt {
     for cmd in batch.iter_mut() {
         let before = conn.total_changes();
         // A bug that panics inside one command must not kill the writer
@@ -285,12 +297,13 @@ fn run_plain(conn: &Connection, batch: &mut [Box<dyn Command>]) -> Attempt {
 
 /// The slow path: each command inside its own savepoint, so a failing one
 /// rolls back alone.
-fn run_isolated(conn: &Connection, batch: &mut [Box<dyn Command>]) -> Result<(), StoreError> {
+fn run_isolated(conn: &WriteConn<'_>, batch: &mut [Box<dyn Command>]) -> Result<(), StoreError> {
     for cmd in batch.iter_mut() {
         exec(conn, "SAVEPOINT cmd")?;
         let ok = std::panic::catch_unwind(AssertUnwindSafe(|| cmd.run(conn))).unwrap_or(false);
         if !ok {
             exec(conn, "ROLLBACK TO cmd")?;
+            conn.log.forget_trees();
         }
         exec(conn, "RELEASE cmd")?;
     }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use countersign_store::{
     AnswerDecision, AnswerInput, ApprovalRequirement, ApproverRef, DecisionRecord,
-    GovernanceStatus, NewRun, Proposal, Store,
+    GovernanceStatus, LogKey, NewRun, Proposal, Store,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -26,10 +26,20 @@ pub trait Backend: Send + Sync {
     fn store(&self) -> Arc<dyn Store>;
     /// Runs SQL directly on the database, bypassing the store.
     async fn raw_execute(&self, sql: &str) -> Result<(), String>;
-    /// Drops the triggers that make `events` append-only.
+    /// Drops the triggers that make `events` (and `tree_hashes`,
+    /// `checkpoints`) append-only.
     async fn drop_append_only_triggers(&self);
+    /// An SQL literal of a hash column's type holding `bytes`.
+    fn blob_literal(&self, bytes: &[u8]) -> String;
+    /// Another store on the same database, opened with `key`.
+    async fn reopen(&self, key: LogKey) -> Arc<dyn Store>;
     /// Whether the writer batches commits (SQLite).
     fn batches(&self) -> bool;
+}
+
+/// The log key every test store is opened with.
+pub fn log_key() -> LogKey {
+    LogKey::from_bytes([42; 32])
 }
 
 /// Generates one `#[tokio::test]` per suite function for a backend.

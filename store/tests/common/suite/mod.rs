@@ -4,11 +4,13 @@ mod access;
 mod approvals;
 mod log;
 mod runs;
+mod verifiable;
 
 pub use access::*;
 pub use approvals::*;
 pub use log::*;
 pub use runs::*;
+pub use verifiable::*;
 
 use countersign_store::{Event, EventKind, Store};
 

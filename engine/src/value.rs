@@ -220,9 +220,9 @@ impl Value {
         }
     }
 
-    /// Converts to a `serde_json::Value`. Numbers that are integers in the
-    /// `i64`/`u64` range stay exact; other numbers become the nearest `f64`,
-    /// so prefer [`Value::to_json`] where exactness matters.
+    /// Converts to a `serde_json::Value`. Numbers stay exact: the workspace
+    /// builds `serde_json` with `arbitrary_precision`, and a number's
+    /// normalized decimal text becomes the `serde_json::Number` as is.
     pub fn to_serde_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
@@ -272,19 +272,13 @@ impl Value {
 }
 
 fn number_to_serde(n: Decimal) -> serde_json::Value {
-    use rust_decimal::prelude::ToPrimitive;
-    let n = n.normalize();
-    if n.scale() == 0 {
-        if let Some(i) = n.to_i64() {
-            return serde_json::Value::from(i);
-        }
-        if let Some(u) = n.to_u64() {
-            return serde_json::Value::from(u);
-        }
-    }
-    n.to_f64()
-        .and_then(serde_json::Number::from_f64)
-        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+    use std::str::FromStr as _;
+    // Never through f64: with `arbitrary_precision` the Number keeps this
+    // text, so big integers and long decimals keep every digit on their way
+    // to the canonical form. A Decimal's text is always valid JSON number
+    // text; the fallback only keeps the function total.
+    let text = n.normalize().to_string();
+    serde_json::Number::from_str(&text).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
 /// Appends `s` to `out` as a JSON string literal: `"`, `\\`, and control

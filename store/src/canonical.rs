@@ -1,30 +1,56 @@
-//! RFC 8785 (JSON Canonicalization Scheme) serialization of `serde_json::Value`.
+//! The canonical JSON form that events, the audit chain and receipts are
+//! hashed and signed over: RFC 8785 (the JSON Canonicalization Scheme) with
+//! numbers written exactly instead of through IEEE 754 doubles.
 //!
-//! The hash chain hashes the canonical form of each event, so two stores
-//! holding the same events, whatever the database, compute the same hashes.
+//! `docs/CANONICAL.md` specifies the form for independent implementations;
+//! this is the summary.
 //!
-//! Rules implemented here:
-//! - no insignificant whitespace;
-//! - object members sorted by their names compared as UTF-16 code units;
-//! - strings escaped as ECMAScript's `JSON.stringify` does: `\"`, `\\`, the
+//! - No insignificant whitespace.
+//! - Object members sorted by their names compared as UTF-16 code units
+//!   (RFC 8785 §3.2.3).
+//! - Strings escaped as ECMAScript's `JSON.stringify` does: `\"`, `\\`, the
 //!   short escapes `\b \f \n \r \t`, other control characters as lowercase
-//!   `\u00xx`, everything else (including U+2028, U+2029 and DEL) verbatim;
-//! - numbers in ECMAScript's `Number.prototype.toString` form of the IEEE 754
-//!   double they denote: shortest round-trip digits, plain notation for
-//!   exponents from -6 to 20, otherwise `d.ddde+N` / `d.ddde-N`; `-0` is `0`;
-//!   among equally short digit strings the closest wins, ties to even.
+//!   `\u00xx`, everything else (including U+2028, U+2029 and DEL) verbatim.
+//! - `true`, `false`, `null` as themselves.
+//! - **Numbers: the exact decimal value of the number text.** Take its
+//!   significant digits `d1…dk` (no leading or trailing zeros) and the
+//!   exponent `n` with value = 0.d1…dk × 10^n, then lay them out as
+//!   ECMAScript's `Number.prototype.toString` lays out a double's digits:
+//!   `k ≤ n ≤ 21`: the digits then `n − k` zeros; `0 < n ≤ 21`: a decimal
+//!   point after `n` digits; `−6 < n ≤ 0`: `0.`, `−n` zeros, the digits;
+//!   otherwise `d1[.d2…dk]e±(n − 1)`. A zero of any spelling (`-0`, `0.0`,
+//!   `0e5`) is `0`; a negative number is `-` then the form of its magnitude.
 //!
-//! Integers outside ±2^53 are first rounded to the nearest double, exactly as
-//! a JCS implementation reading the same JSON text would.
+//! # Why numbers differ from RFC 8785, and why old records still verify
+//!
+//! RFC 8785 reads every number as the nearest double, so `9007199254740993`
+//! and `9007199254740992`, or two amounts differing in the 20th digit, had
+//! the same canonical form and the same hash. Writing the exact value makes
+//! the form injective: two numbers share a form only if they denote the same
+//! exact decimal (`1.0` and `1`, `1e2` and `100`).
+//!
+//! For every number RFC 8785 wrote without loss (every integer up to 2^53,
+//! and any text that is the shortest decimal of a double, such as `0.1`,
+//! `1e+21`, `5e-324`) the output is unchanged, because the shortest digits
+//! of a double are exactly its text's digits and the layout is the same.
+//! In particular every text the old rule ever *produced* is its own
+//! canonical form under the new rule, and the chain is verified from the
+//! stored canonical text, so existing chains keep verifying without a
+//! version field. Only a number the old rule rounded (an integer beyond
+//! ±2^53, or more digits than a double holds) now gets a different, exact,
+//! form; receipts never carried such numbers (they hold counts and hashes),
+//! so issued receipts verify too. No version field is needed.
+//!
+//! Numbers must reach this module exactly: the workspace builds
+//! `serde_json` with `arbitrary_precision`, so a [`Number`] keeps the text
+//! it was parsed from, and nothing on the way from a request body to the
+//! store goes through `f64`.
 
 use serde_json::{Number, Value};
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-/// Largest integer that every double represents exactly (2^53).
-const MAX_EXACT_INT: u64 = 1 << 53;
-
-/// Serializes `value` in RFC 8785 canonical form.
+/// Serializes `value` in canonical form (see the module docs).
 #[must_use]
 pub fn to_canonical_json(value: &Value) -> String {
     let mut out = String::with_capacity(128);
@@ -124,68 +150,165 @@ pub(crate) fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Writes `n` in canonical (ECMAScript) form.
+/// Writes `n` in canonical form: its exact decimal value.
 pub(crate) fn write_number(out: &mut String, n: &Number) {
-    if let Some(u) = n.as_u64() {
-        if u <= MAX_EXACT_INT {
-            let _ = write!(out, "{u}");
-        } else {
-            #[expect(
-                clippy::cast_precision_loss,
-                reason = "JCS reads every number as a double; rounding is the specified behaviour"
-            )]
-            write_double(out, u as f64);
-        }
-    } else if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() <= MAX_EXACT_INT {
-            let _ = write!(out, "{i}");
-        } else {
-            #[expect(
-                clippy::cast_precision_loss,
-                reason = "JCS reads every number as a double; rounding is the specified behaviour"
-            )]
-            write_double(out, i as f64);
-        }
-    } else if let Some(f) = n.as_f64() {
-        write_double(out, f);
-    } else {
-        // Only reachable with serde_json's arbitrary_precision; fall back to
-        // the double the text denotes.
-        let f = n.to_string().parse::<f64>().unwrap_or(f64::NAN);
-        write_double(out, f);
+    write_number_text(out, n.as_str());
+}
+
+/// Writes the canonical form of JSON number text (RFC 8259 grammar).
+pub(crate) fn write_number_text(out: &mut String, text: &str) {
+    // The common case, a plain integer of up to 21 digits, is already in
+    // canonical form (JSON forbids leading zeros).
+    let magnitude = text.strip_prefix('-').unwrap_or(text);
+    if !magnitude.is_empty()
+        && magnitude.len() <= 21
+        && magnitude.bytes().all(|b| b.is_ascii_digit())
+        && (magnitude.len() == 1 || !magnitude.starts_with('0'))
+    {
+        out.push_str(if magnitude == "0" { "0" } else { text });
+        return;
+    }
+    match Decimal::parse(text) {
+        Some(d) => d.write(out),
+        // serde_json only builds numbers from valid JSON number text (or
+        // from integers and finite doubles, whose text is valid), so this
+        // is unreachable; writing the text keeps the output injective anyway.
+        None => out.push_str(text),
     }
 }
 
-/// ECMAScript `Number.prototype.toString` for a double.
-fn write_double(out: &mut String, f: f64) {
-    if !f.is_finite() {
-        // JSON cannot carry these; JSON.stringify writes null.
-        out.push_str("null");
-        return;
+/// A JSON number's exact decimal value: sign, significant digits without
+/// leading or trailing zeros, and the exponent `n` with value
+/// `0.digits × 10^n`. `digits` is empty for zero.
+struct Decimal<'a> {
+    negative: bool,
+    /// The integer and fraction digits, borrowed when there is no fraction.
+    digits: std::borrow::Cow<'a, str>,
+    exponent: Exponent,
+}
+
+/// A decimal exponent; text exponents may be longer than any machine integer.
+enum Exponent {
+    Small(i64),
+    /// Sign and magnitude digits (no leading zeros), beyond `i64` with room.
+    Big { negative: bool, magnitude: String },
+}
+
+impl<'a> Decimal<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        let (negative, rest) = match text.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, text),
+        };
+        let (mantissa, exp_text) = match rest.split_once(['e', 'E']) {
+            Some((m, e)) => (m, Some(e)),
+            None => (rest, None),
+        };
+        let (int_part, frac_part) = match mantissa.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (mantissa, ""),
+        };
+        let digits_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits_ok(int_part) || (mantissa.contains('.') && !digits_ok(frac_part)) {
+            return None;
+        }
+        let (exp_negative, exp_digits) = match exp_text {
+            None => (false, "0"),
+            Some(e) => {
+                let (neg, d) = match e.as_bytes().first() {
+                    Some(b'-') => (true, &e[1..]),
+                    Some(b'+') => (false, &e[1..]),
+                    _ => (false, e),
+                };
+                if !digits_ok(d) {
+                    return None;
+                }
+                (neg, d)
+            }
+        };
+        let all: std::borrow::Cow<'a, str> = if frac_part.is_empty() {
+            std::borrow::Cow::Borrowed(int_part)
+        } else {
+            std::borrow::Cow::Owned(format!("{int_part}{frac_part}"))
+        };
+        let significant = all.trim_start_matches('0');
+        if significant.is_empty() {
+            return Some(Self {
+                negative: false,
+                digits: std::borrow::Cow::Borrowed(""),
+                exponent: Exponent::Small(0),
+            });
+        }
+        let leading_zeros = all.len() - significant.len();
+        let digits = significant.trim_end_matches('0');
+        // value = 0.<all> × 10^(len(int) + exp) = 0.<significant> × 10^n.
+        let shift = len_i64(int_part) - len_i64_usize(leading_zeros);
+        let exp_digits = exp_digits.trim_start_matches('0');
+        let exponent = match exp_digits.parse::<i64>() {
+            // Up to 18 digits: |exp| + |shift| cannot overflow an i64
+            // (a shift that large would need an exabyte of digits).
+            Ok(e) if exp_digits.len() <= 18 => {
+                Exponent::Small(if exp_negative { -e } else { e } + shift)
+            }
+            _ if exp_digits.is_empty() => Exponent::Small(shift),
+            _ => Exponent::Big {
+                negative: exp_negative,
+                // |exp| ≥ 10^18 > |shift|: the sign is the exponent's.
+                magnitude: if exp_negative == (shift < 0) {
+                    add_small(exp_digits, shift.unsigned_abs())
+                } else {
+                    sub_small(exp_digits, shift.unsigned_abs())
+                },
+            },
+        };
+        let digits = match all {
+            std::borrow::Cow::Borrowed(b) => {
+                let start = b.len() - significant.len();
+                std::borrow::Cow::Borrowed(&b[start..start + digits.len()])
+            }
+            std::borrow::Cow::Owned(ref o) => std::borrow::Cow::Owned(
+                o[leading_zeros..leading_zeros + digits.len()].to_owned(),
+            ),
+        };
+        Some(Self {
+            negative,
+            digits,
+            exponent,
+        })
     }
-    if f == 0.0 {
-        out.push('0');
-        return;
+
+    fn write(&self, out: &mut String) {
+        let digits: &str = &self.digits;
+        if digits.is_empty() {
+            out.push('0');
+            return;
+        }
+        if self.negative {
+            out.push('-');
+        }
+        match &self.exponent {
+            Exponent::Small(n) => layout(out, digits, *n),
+            Exponent::Big {
+                negative,
+                magnitude,
+            } => {
+                // n − 1 for a huge n: subtracting one moves a positive
+                // magnitude down and a negative one up.
+                let e = if *negative {
+                    add_small(magnitude, 1)
+                } else {
+                    sub_small(magnitude, 1)
+                };
+                write_exponential(out, digits, if *negative { '-' } else { '+' }, &e);
+            }
+        }
     }
-    if f < 0.0 {
-        out.push('-');
-    }
-    // ryu gives the shortest digits that round-trip, the closest of them to
-    // the exact value, ties to even: the digits ECMAScript specifies. Only
-    // its notation differs, so take the digits and the decimal exponent out
-    // of whatever form it printed ("123.45", "1e21", "1.5e-7", "0.001").
-    let mut buffer = ryu::Buffer::new();
-    let printed = buffer.format_finite(f.abs());
-    let (mantissa, exp) = printed.split_once(['e', 'E']).unwrap_or((printed, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let all = format!("{int_part}{frac_part}");
-    let significant = all.trim_start_matches('0');
-    let leading_zeros = len_i64(&all) - len_i64(significant);
-    let digits = significant.trim_end_matches('0');
+}
+
+/// ECMAScript's layout of `0.digits × 10^n` (Number.prototype.toString,
+/// ECMA-262 §6.1.6.1.20 steps 6 to 10).
+fn layout(out: &mut String, digits: &str, n: i64) {
     let k = len_i64(digits);
-    // value = 0.d1d2...dk × 10^n
-    let n = len_i64(int_part) + exp - leading_zeros;
     if k <= n && n <= 21 {
         out.push_str(digits);
         for _ in 0..(n - k) {
@@ -205,28 +328,110 @@ fn write_double(out: &mut String, f: f64) {
     } else {
         let e = n - 1;
         let sign = if e >= 0 { '+' } else { '-' };
-        out.push_str(&digits[..1]);
-        if k > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let _ = write!(out, "e{sign}{}", e.abs());
+        write_exponential(out, digits, sign, &e.unsigned_abs().to_string());
     }
 }
 
+fn write_exponential(out: &mut String, digits: &str, sign: char, magnitude: &str) {
+    out.push_str(&digits[..1]);
+    if digits.len() > 1 {
+        out.push('.');
+        out.push_str(&digits[1..]);
+    }
+    out.push('e');
+    out.push(sign);
+    out.push_str(magnitude);
+}
+
+/// `a + b` for a decimal digit string `a` (no leading zeros).
+fn add_small(a: &str, b: u64) -> String {
+    let mut digits: Vec<u8> = a.bytes().rev().map(|d| d - b'0').collect();
+    let mut carry = u128::from(b);
+    let mut i = 0;
+    while carry > 0 {
+        if i == digits.len() {
+            digits.push(0);
+        }
+        let sum = u128::from(digits[i]) + carry;
+        digits[i] = (sum % 10) as u8;
+        carry = sum / 10;
+        i += 1;
+    }
+    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
+}
+
+/// `a − b` for a decimal digit string `a > b` (no leading zeros).
+fn sub_small(a: &str, b: u64) -> String {
+    let mut digits: Vec<u8> = a.bytes().rev().map(|d| d - b'0').collect();
+    let mut borrow = u128::from(b);
+    let mut i = 0;
+    while borrow > 0 && i < digits.len() {
+        let take = borrow % 10;
+        borrow /= 10;
+        if u128::from(digits[i]) >= take {
+            digits[i] -= take as u8;
+        } else {
+            digits[i] = (u128::from(digits[i]) + 10 - take) as u8;
+            borrow += 1;
+        }
+        i += 1;
+    }
+    while digits.len() > 1 && digits.last() == Some(&0) {
+        digits.pop();
+    }
+    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
+}
+
 fn len_i64(s: &str) -> i64 {
-    i64::try_from(s.len()).unwrap_or(i64::MAX)
+    len_i64_usize(s.len())
+}
+
+fn len_i64_usize(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+    use std::str::FromStr as _;
 
-    fn num(f: f64) -> String {
+    /// Canonical form of number text.
+    fn num(text: &str) -> String {
+        let n = Number::from_str(text).unwrap();
         let mut s = String::new();
-        write_double(&mut s, f);
+        write_number(&mut s, &n);
         s
+    }
+
+    /// Canonical form of the number a double is written as.
+    fn double(f: f64) -> String {
+        to_canonical_json(&Value::Number(Number::from_f64(f).unwrap()))
+    }
+
+    /// The old rule, RFC 8785's: ECMAScript `Number.prototype.toString` of
+    /// a double. Kept as the oracle that the new rule leaves every such
+    /// text unchanged.
+    fn rfc8785_double(f: f64) -> String {
+        if f == 0.0 {
+            return "0".to_owned();
+        }
+        let mut out = String::new();
+        if f < 0.0 {
+            out.push('-');
+        }
+        let mut buffer = ryu::Buffer::new();
+        let printed = buffer.format_finite(f.abs());
+        let (mantissa, exp) = printed.split_once(['e', 'E']).unwrap_or((printed, "0"));
+        let exp: i64 = exp.parse().unwrap();
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let all = format!("{int_part}{frac_part}");
+        let significant = all.trim_start_matches('0');
+        let leading_zeros = len_i64(&all) - len_i64(significant);
+        let digits = significant.trim_end_matches('0');
+        layout(&mut out, digits, len_i64(int_part) + exp - leading_zeros);
+        out
     }
 
     #[test]
@@ -286,7 +491,7 @@ mod tests {
     }
 
     #[test]
-    fn integers_print_plainly() {
+    fn integers_keep_every_digit() {
         assert_eq!(to_canonical_json(&json!(0)), "0");
         assert_eq!(to_canonical_json(&json!(-17)), "-17");
         assert_eq!(
@@ -297,33 +502,66 @@ mod tests {
             to_canonical_json(&json!(-9007199254740992_i64)),
             "-9007199254740992"
         );
-        // Beyond 2^53 integers go through the nearest double, like any JCS reader.
+        // Beyond 2^53 plain RFC 8785 would round to the nearest double;
+        // this form must not, or 2^53 + 1 and 2^53 would share a hash.
         assert_eq!(
             to_canonical_json(&json!(9007199254740993_u64)),
-            "9007199254740992"
+            "9007199254740993"
         );
-        assert_eq!(to_canonical_json(&json!(u64::MAX)), "18446744073709552000");
+        assert_eq!(to_canonical_json(&json!(u64::MAX)), "18446744073709551615");
+        assert_eq!(num("-9223372036854775809"), "-9223372036854775809");
+        assert_eq!(num("123456789012345678901"), "123456789012345678901");
+        // Past 21 digits the layout is exponential, as for a double.
+        assert_eq!(
+            num("1234567890123456789012"),
+            "1.234567890123456789012e+21"
+        );
+        assert_eq!(num("1000000000000000000000"), "1e+21");
+        assert_eq!(num("-0"), "0");
     }
 
     #[test]
-    fn number_forms_follow_ecmascript() {
-        assert_eq!(num(1e21), "1e+21");
-        assert_eq!(num(1e20), "100000000000000000000");
-        assert_eq!(num(1e-7), "1e-7");
-        assert_eq!(num(1e-6), "0.000001");
-        assert_eq!(num(1.5e-7), "1.5e-7");
-        assert_eq!(num(-0.0), "0");
-        assert_eq!(num(0.0), "0");
-        assert_eq!(num(1.0), "1");
-        assert_eq!(num(-1.5), "-1.5");
-        assert_eq!(num(0.1 + 0.2), "0.30000000000000004");
-        assert_eq!(num(123.456), "123.456");
-        assert_eq!(num(1.2345e25), "1.2345e+25");
-        assert_eq!(num(f64::NAN), "null");
+    fn decimals_keep_every_digit_and_drop_only_insignificant_zeros() {
+        assert_eq!(num("0.1"), "0.1");
+        assert_eq!(num("0.10"), "0.1");
+        assert_eq!(num("1.0"), "1");
+        assert_eq!(num("100e-2"), "1");
+        assert_eq!(num("123.4500e2"), "12345");
+        assert_eq!(num("-0.0e-5"), "0");
+        assert_eq!(num("0e99"), "0");
+        assert_eq!(
+            num("0.1000000000000000055511151231257827021181583404541015625"),
+            "0.1000000000000000055511151231257827021181583404541015625"
+        );
+        assert_ne!(
+            num("0.12345678901234567890"),
+            num("0.12345678901234567891")
+        );
+        assert_eq!(num("333333333.33333329"), "333333333.33333329");
+        assert_eq!(num("1e-6"), "0.000001");
+        assert_eq!(num("1e-7"), "1e-7");
+        assert_eq!(num("0.00000012345"), "1.2345e-7");
+        assert_eq!(num("1e20"), "100000000000000000000");
+        assert_eq!(num("1E21"), "1e+21");
+        assert_eq!(num("1e400"), "1e+400");
+        assert_eq!(num("-1.5E-400"), "-1.5e-400");
     }
 
     #[test]
-    fn rfc8785_ieee754_samples() {
+    fn exponents_beyond_machine_integers_are_exact() {
+        assert_eq!(num("1e999999999999999999999"), "1e+999999999999999999999");
+        assert_eq!(num("12.5e999999999999999999999"), "1.25e+1000000000000000000000");
+        assert_eq!(num("0.0125e-999999999999999999999"), "1.25e-1000000000000000000001");
+        assert_eq!(num("1e-999999999999999999999"), "1e-999999999999999999999");
+        assert_eq!(num("10e9999999999999999999"), "1e+10000000000000000000");
+        assert_eq!(num("1e000000000000000000000000001"), "10");
+        assert_eq!(add_small("999", 1), "1000");
+        assert_eq!(sub_small("1000", 1), "999");
+        assert_eq!(sub_small("10000000000000000000000", 12345), "9999999999999999987655");
+    }
+
+    #[test]
+    fn rfc8785_ieee754_samples_are_unchanged() {
         let cases: &[(u64, &str)] = &[
             (0x0000_0000_0000_0000, "0"),
             (0x8000_0000_0000_0000, "0"),
@@ -352,17 +590,55 @@ mod tests {
             (0x4314_3ff3_c1cb_0959, "1424953923781206.2"),
         ];
         for &(bits, want) in cases {
-            assert_eq!(num(f64::from_bits(bits)), want, "bits {bits:#018x}");
+            let f = f64::from_bits(bits);
+            assert_eq!(double(f), want, "bits {bits:#018x}");
+            assert_eq!(rfc8785_double(f), want, "oracle, bits {bits:#018x}");
+            // And the text RFC 8785 wrote is its own canonical form.
+            assert_eq!(num(want), want, "fixed point, bits {bits:#018x}");
+        }
+    }
+
+    proptest! {
+        /// Every text the old rule produced is unchanged by the new one, so
+        /// chains verified from their stored canonical text still verify; and
+        /// a double enters as that same text.
+        #[test]
+        fn the_old_form_of_every_double_is_a_fixed_point(bits in any::<u64>()) {
+            let f = f64::from_bits(bits);
+            prop_assume!(f.is_finite());
+            let old = rfc8785_double(f);
+            prop_assert_eq!(num(&old), old.clone());
+            prop_assert_eq!(double(f), old);
+        }
+
+        /// Different exact values never share a form: the form read back is
+        /// the same value (checked on integers of any size and decimals).
+        #[test]
+        fn integers_and_decimals_round_trip(digits in "[1-9][0-9]{0,40}", point in 0usize..42, neg: bool) {
+            let point = point.min(digits.len());
+            let int = if point == 0 { "0" } else { &digits[..point] };
+            let text = format!("{}{int}.{}1", if neg { "-" } else { "" }, &digits[point..]);
+            let canonical = num(&text);
+            // The canonical text is itself canonical, and it is the same
+            // exact value as the input: same digits once zeros are dropped.
+            prop_assert_eq!(num(&canonical), canonical.clone());
+            let sig = |t: &str| {
+                let mantissa = t.split(['e', 'E']).next().unwrap_or("").replace(['-', '.'], "");
+                mantissa.trim_start_matches('0').trim_end_matches('0').to_owned()
+            };
+            prop_assert_eq!(sig(&canonical), sig(&text));
         }
     }
 
     #[test]
-    fn parsed_floats_canonicalize_through_serde_json() {
-        let v: Value =
-            serde_json::from_str(r#"{"b":1E3,"a":-0.0,"c":1e-7,"d":2.50}"#).unwrap_or(Value::Null);
+    fn parsed_numbers_canonicalize_through_serde_json() {
+        let v: Value = serde_json::from_str(
+            r#"{"b":1E3,"a":-0.0,"c":1e-7,"d":2.50,"e":9007199254740993,"f":0.12345678901234567891}"#,
+        )
+        .unwrap();
         assert_eq!(
             to_canonical_json(&v),
-            r#"{"a":0,"b":1000,"c":1e-7,"d":2.5}"#
+            r#"{"a":0,"b":1000,"c":1e-7,"d":2.5,"e":9007199254740993,"f":0.12345678901234567891}"#
         );
     }
 
@@ -370,7 +646,7 @@ mod tests {
     fn canonical_output_is_a_fixed_point() {
         let v = json!({"k": [1.5e300, 0.000_012_3, "\u{1}", {"é": 1, "e": 2}]});
         let once = to_canonical_json(&v);
-        let reparsed: Value = serde_json::from_str(&once).unwrap_or(Value::Null);
+        let reparsed: Value = serde_json::from_str(&once).unwrap();
         assert_eq!(to_canonical_json(&reparsed), once);
     }
 }

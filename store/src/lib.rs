@@ -40,12 +40,14 @@ mod rows;
 mod run_state;
 mod sqlite;
 mod store;
+mod strict_json;
 pub mod tlog;
 mod ts;
 mod validate;
 mod workspace_events;
 
 pub use canonical::to_canonical_json;
+pub use strict_json::{StrictJsonError, parse_strict_json};
 pub use chain::{GENESIS_HASH, compute_hash};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};

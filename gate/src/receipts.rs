@@ -361,7 +361,7 @@ mod tests {
         );
         let e = verify_text(&dup, &keys).unwrap_err().to_string();
         assert!(
-            e.contains("duplicate key `governance_status` at line 4, column 37"),
+            e.contains("duplicate key `governance_status` at line 4, column 39"),
             "{e}"
         );
 

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use countersign_store::{ExecutionOutcome, Run, StrictJsonError, parse_strict_json, to_canonical_json};
+use countersign_store::{
+    ExecutionOutcome, Run, StrictJsonError, parse_strict_json, to_canonical_json,
+};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -379,7 +381,9 @@ mod tests {
         let mut extra = signed.clone();
         extra["note"] = json!("approved by the CFO");
         assert_eq!(
-            verify_text(&extra.to_string(), &keys).unwrap_err().to_string(),
+            verify_text(&extra.to_string(), &keys)
+                .unwrap_err()
+                .to_string(),
             "`note` is not covered by the signature; a receipt holds only what is signed"
         );
         let mut extra = signed.clone();

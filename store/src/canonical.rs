@@ -191,7 +191,10 @@ struct Decimal<'a> {
 enum Exponent {
     Small(i64),
     /// Sign and magnitude digits (no leading zeros), beyond `i64` with room.
-    Big { negative: bool, magnitude: String },
+    Big {
+        negative: bool,
+        magnitude: String,
+    },
 }
 
 impl<'a> Decimal<'a> {
@@ -266,9 +269,9 @@ impl<'a> Decimal<'a> {
                 let start = b.len() - significant.len();
                 std::borrow::Cow::Borrowed(&b[start..start + digits.len()])
             }
-            std::borrow::Cow::Owned(ref o) => std::borrow::Cow::Owned(
-                o[leading_zeros..leading_zeros + digits.len()].to_owned(),
-            ),
+            std::borrow::Cow::Owned(ref o) => {
+                std::borrow::Cow::Owned(o[leading_zeros..leading_zeros + digits.len()].to_owned())
+            }
         };
         Some(Self {
             negative,
@@ -512,10 +515,7 @@ mod tests {
         assert_eq!(num("-9223372036854775809"), "-9223372036854775809");
         assert_eq!(num("123456789012345678901"), "123456789012345678901");
         // Past 21 digits the layout is exponential, as for a double.
-        assert_eq!(
-            num("1234567890123456789012"),
-            "1.234567890123456789012e+21"
-        );
+        assert_eq!(num("1234567890123456789012"), "1.234567890123456789012e+21");
         assert_eq!(num("1000000000000000000000"), "1e+21");
         assert_eq!(num("-0"), "0");
     }
@@ -533,10 +533,7 @@ mod tests {
             num("0.1000000000000000055511151231257827021181583404541015625"),
             "0.1000000000000000055511151231257827021181583404541015625"
         );
-        assert_ne!(
-            num("0.12345678901234567890"),
-            num("0.12345678901234567891")
-        );
+        assert_ne!(num("0.12345678901234567890"), num("0.12345678901234567891"));
         assert_eq!(num("333333333.33333329"), "333333333.33333329");
         assert_eq!(num("1e-6"), "0.000001");
         assert_eq!(num("1e-7"), "1e-7");
@@ -550,14 +547,23 @@ mod tests {
     #[test]
     fn exponents_beyond_machine_integers_are_exact() {
         assert_eq!(num("1e999999999999999999999"), "1e+999999999999999999999");
-        assert_eq!(num("12.5e999999999999999999999"), "1.25e+1000000000000000000000");
-        assert_eq!(num("0.0125e-999999999999999999999"), "1.25e-1000000000000000000001");
+        assert_eq!(
+            num("12.5e999999999999999999999"),
+            "1.25e+1000000000000000000000"
+        );
+        assert_eq!(
+            num("0.0125e-999999999999999999999"),
+            "1.25e-1000000000000000000001"
+        );
         assert_eq!(num("1e-999999999999999999999"), "1e-999999999999999999999");
         assert_eq!(num("10e9999999999999999999"), "1e+10000000000000000000");
         assert_eq!(num("1e000000000000000000000000001"), "10");
         assert_eq!(add_small("999", 1), "1000");
         assert_eq!(sub_small("1000", 1), "999");
-        assert_eq!(sub_small("10000000000000000000000", 12345), "9999999999999999987655");
+        assert_eq!(
+            sub_small("10000000000000000000000", 12345),
+            "9999999999999999987655"
+        );
     }
 
     #[test]

@@ -47,7 +47,6 @@ mod validate;
 mod workspace_events;
 
 pub use canonical::to_canonical_json;
-pub use strict_json::{StrictJsonError, parse_strict_json};
 pub use chain::{GENESIS_HASH, compute_hash};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};
@@ -62,4 +61,5 @@ pub use postgres::{PostgresOptions, PostgresStore};
 pub use run_state::is_actor;
 pub use sqlite::SqliteStore;
 pub use store::{DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, Store};
+pub use strict_json::{StrictJsonError, parse_strict_json};
 pub use ts::format_ts;

@@ -271,7 +271,8 @@ impl Reader<'_> {
                 } else {
                     first
                 };
-                char::from_u32(code).ok_or_else(|| self.error_at(at, "invalid \\u escape".to_owned()))?
+                char::from_u32(code)
+                    .ok_or_else(|| self.error_at(at, "invalid \\u escape".to_owned()))?
             }
             _ => return Err(self.error_at(self.pos - 2, "invalid escape".to_owned())),
         };
@@ -323,7 +324,9 @@ mod tests {
     #[test]
     fn duplicate_keys_are_refused_with_their_position() {
         assert_eq!(
-            err("{\n  \"governance_status\": \"approved\",\n  \"governance_status\": \"allowed\"\n}"),
+            err(
+                "{\n  \"governance_status\": \"approved\",\n  \"governance_status\": \"allowed\"\n}"
+            ),
             "duplicate key `governance_status` at line 3, column 3"
         );
         // Also nested, and also when spelled with an escape.
@@ -336,17 +339,32 @@ mod tests {
     #[test]
     fn everything_outside_rfc8259_is_refused() {
         for (text, want) in [
-            ("{} x", "unexpected content after the JSON value at line 1, column 4"),
+            (
+                "{} x",
+                "unexpected content after the JSON value at line 1, column 4",
+            ),
             ("[1,]", "expected a JSON value at line 1, column 4"),
-            ("{\"a\":1,}", "expected a member name in double quotes at line 1, column 8"),
+            (
+                "{\"a\":1,}",
+                "expected a member name in double quotes at line 1, column 8",
+            ),
             ("NaN", "expected a JSON value at line 1, column 1"),
             ("01", "a number may not start with 0 at line 1, column 1"),
             ("1.", "expected a digit after `.` at line 1, column 3"),
-            ("\"\\ud800\"", "lone surrogate in a \\u escape at line 1, column 2"),
-            ("\"a\u{1}\"", "control character in a string at line 1, column 3"),
+            (
+                "\"\\ud800\"",
+                "lone surrogate in a \\u escape at line 1, column 2",
+            ),
+            (
+                "\"a\u{1}\"",
+                "control character in a string at line 1, column 3",
+            ),
             ("\"\\x\"", "invalid escape at line 1, column 2"),
             ("", "unexpected end of input at line 1, column 1"),
-            ("\"é\" é", "unexpected content after the JSON value at line 1, column 5"),
+            (
+                "\"é\" é",
+                "unexpected content after the JSON value at line 1, column 5",
+            ),
         ] {
             assert_eq!(err(text), want, "{text:?}");
         }

@@ -85,7 +85,11 @@ async fn results_differing_beyond_doubles_get_different_hashes_and_receipts() {
         assert!(data.contains(&exact), "{data}");
         event_data.push(data);
     }
-    assert_eq!(exact_count(&sums), 3, "three results, three hashes: {sums:?}");
+    assert_eq!(
+        exact_count(&sums),
+        3,
+        "three results, three hashes: {sums:?}"
+    );
     assert_eq!(exact_count(&event_data), 3);
     assert!(event_data[0].contains("9007199254740993"));
     assert!(event_data[0].contains("0.12345678901234567891"));
@@ -150,7 +154,11 @@ async fn a_tampered_number_in_a_receipt_file_fails_verification() {
             .unwrap()
     };
     let ok = run(&receipt);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let bad = run(&tampered);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("the signature does not match"));

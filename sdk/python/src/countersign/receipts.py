@@ -89,7 +89,7 @@ def _document(receipt: Union[Receipt, Mapping[str, Any], str, bytes]) -> Dict[st
             parsed = loads_exact(receipt)
         except DuplicateKeyError as e:
             raise ReceiptVerificationError(
-                f"the receipt names the key {e.key!r} twice; refusing an ambiguous document",
+                f"duplicate key {e.key!r} in the receipt: refusing an ambiguous document",
                 code="receipt_malformed",
             ) from None
         except (ValueError, RecursionError) as e:

@@ -220,9 +220,10 @@ impl Value {
         }
     }
 
-    /// Converts to a `serde_json::Value`. Numbers stay exact: the workspace
-    /// builds `serde_json` with `arbitrary_precision`, and a number's
-    /// normalized decimal text becomes the `serde_json::Number` as is.
+    /// Converts to a `serde_json::Value`. Integers in the `i64`/`u64` range
+    /// are exact; other numbers are exact when `serde_json` is built with
+    /// `arbitrary_precision` (as in the gate, where the store turns it on:
+    /// the number keeps its decimal text), and the nearest `f64` otherwise.
     pub fn to_serde_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
@@ -272,13 +273,23 @@ impl Value {
 }
 
 fn number_to_serde(n: Decimal) -> serde_json::Value {
+    use rust_decimal::prelude::ToPrimitive;
     use std::str::FromStr as _;
-    // Never through f64: with `arbitrary_precision` the Number keeps this
-    // text, so big integers and long decimals keep every digit on their way
-    // to the canonical form. A Decimal's text is always valid JSON number
-    // text; the fallback only keeps the function total.
-    let text = n.normalize().to_string();
-    serde_json::Number::from_str(&text).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    let n = n.normalize();
+    if n.scale() == 0 {
+        if let Some(i) = n.to_i64() {
+            return serde_json::Value::from(i);
+        }
+        if let Some(u) = n.to_u64() {
+            return serde_json::Value::from(u);
+        }
+    }
+    // Never through an f64 of our own: with `arbitrary_precision` the Number
+    // keeps this text, so long decimals keep every digit on their way to the
+    // canonical form. A Decimal's text is always valid JSON number text; the
+    // fallback only keeps the function total.
+    serde_json::Number::from_str(&n.to_string())
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
 /// Appends `s` to `out` as a JSON string literal: `"`, `\\`, and control

@@ -163,3 +163,32 @@ async fn a_tampered_number_in_a_receipt_file_fails_verification() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("the signature does not match"));
 }
+
+#[tokio::test]
+async fn a_report_with_a_duplicated_key_is_refused() {
+    let gate = Gate::start(&["default"], |_| {}).await;
+    let agent = gate.key("default", Role::Agent).await;
+    let (_, run) = gate
+        .intercept(
+            &agent,
+            json!({"action": "send_invoice_reminder", "payload": {"amount": 100}}),
+        )
+        .await;
+    let id = run["run_id"].as_str().unwrap();
+    let (status, e) = gate
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/runs/{id}/executed"),
+            Some(&agent),
+            Some(r#"{"execution_result": {"ok": true, "ok": false}}"#.to_owned()),
+        )
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        "malformed JSON: duplicate key `ok` at line 1, column 35"
+    );
+    // Nothing was recorded: the run still awaits its report.
+    let (_, now) = gate.get(&format!("/v1/runs/{id}"), &agent).await;
+    assert_eq!(now["execution_status"], "awaiting_execution");
+}

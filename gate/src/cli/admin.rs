@@ -336,10 +336,6 @@ pub fn receipt_verify(
         Ok(t) => t,
         Err(e) => return fail(format!("cannot read `{}`: {e}", file.display())),
     };
-    let signed: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => return fail(format!("`{}` is not JSON: {e}", file.display())),
-    };
     let keys: Vec<PublicKeyInfo> = if let Some(path) = keys_file {
         #[derive(serde::Deserialize)]
         struct KeysDoc {
@@ -385,8 +381,10 @@ pub fn receipt_verify(
             Err(e) => return fail(e.to_string()),
         }
     };
-    match receipts::verify(&signed, &keys) {
-        Ok(()) => {
+    // Read strictly: duplicate keys, inexact numbers, trailing content and
+    // members the signature does not cover are refused, not ignored.
+    match receipts::verify_text(&text, &keys) {
+        Ok(signed) => {
             let r = &signed["receipt"];
             outln!(
                 "valid receipt: run {} ({}), {} / {}, signed by key {}",
@@ -398,6 +396,6 @@ pub fn receipt_verify(
             );
             ExitCode::SUCCESS
         }
-        Err(e) => fail(format!("receipt does not verify: {e}")),
+        Err(e) => fail(format!("`{}` does not verify: {e}", file.display())),
     }
 }

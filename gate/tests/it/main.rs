@@ -13,6 +13,7 @@
 mod support;
 
 mod api_access;
+mod api_receipts;
 mod api_runs;
 mod api_system;
 mod approvals_console;

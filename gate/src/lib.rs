@@ -40,6 +40,7 @@ pub mod ratelimit;
 pub mod receipts;
 pub mod run_id;
 pub mod server;
+pub mod shutdown;
 pub mod state;
 pub mod ui;
 pub mod workspace;

@@ -7,6 +7,7 @@
 //! transaction, so they see one snapshot.
 
 mod access;
+pub(crate) mod notify;
 mod ops;
 mod read;
 

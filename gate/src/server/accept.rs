@@ -137,12 +137,23 @@ fn refuse(stream: TcpStream, refusals: &Arc<Semaphore>) {
         let _permit = permit;
         let mut stream = stream;
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+            // An HTTP client takes an answer that comes before its request
+            // for a broken connection: wait for the request head (briefly).
+            let mut head = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
             stream.write_all(REFUSAL).await?;
             stream.shutdown().await?;
-            // Reading what the client sent before closing keeps the kernel
-            // from answering it with a reset that could destroy the 503.
-            let mut sink = [0u8; 4096];
-            while stream.read(&mut sink).await? > 0 {}
+            // Reading what else the client sent before closing keeps the
+            // kernel from answering it with a reset that could destroy the
+            // 503.
+            while stream.read(&mut buf).await? > 0 {}
             Ok::<_, io::Error>(())
         })
         .await;

@@ -112,11 +112,14 @@ async fn on_postgres_the_other_gates_worker_is_woken() {
     a.outbox.connect_postgres(&url, Some(&schema)).unwrap();
     let listener_a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener_a.local_addr().unwrap());
-    tokio::spawn(axum::serve(
-        listener_a,
-        countersign_gate::app(a.clone())
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    ));
+    let app_a = countersign_gate::app(a.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener_a,
+            app_a.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     let gate_a = Gate {
         base,
         http: reqwest::Client::new(),

@@ -23,7 +23,8 @@
 //!   the rest of the domain;
 //! - at the bottom, importing nothing above them: [`http`] (client address,
 //!   body limits, page headers, untrusted text), [`error`], [`keys`],
-//!   [`run_id`] and [`clock`].
+//!   [`run_id`], [`clock`] and [`shutdown`] (the stop request every
+//!   long-lived task watches).
 
 pub mod api;
 pub mod app;

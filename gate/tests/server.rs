@@ -231,7 +231,7 @@ impl Served {
         std::fs::write(
             root.join("countersign.yaml"),
             format!(
-                "listen: 127.0.0.1:{port}\ndata_dir: ./data\nconsole: false\nworkspaces:\n  default: {{ policies: ./policies }}\n"
+                "listen: 127.0.0.1:{port}\ndata_dir: ./data\nconsole: false\nconnections: {{ header_timeout: 1s }}\nworkspaces:\n  default: {{ policies: ./policies }}\n"
             ),
         )
         .unwrap();
@@ -387,6 +387,12 @@ async fn stops_cleanly_with_a_live_stream_open(signal: &str) {
         let mut live = live;
         while let Ok(Some(_)) = live.chunk().await {}
     });
+    // A stream outlives the header timeout (1 s here): only a stop ends it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !reader.is_finished(),
+        "the live stream ended before the stop"
+    );
     gate.signal(signal);
     let status = tokio::task::spawn_blocking(move || {
         let status = gate.exited_within(STOP_LIMIT);

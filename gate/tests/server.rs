@@ -17,8 +17,8 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use countersign_store::Role;
@@ -29,14 +29,9 @@ use tokio::net::TcpStream;
 use support::approvals::POLICY;
 use support::{free_port, start};
 
-/// One test at a time in this binary.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+/// One test at a time in this binary (each test has its own runtime, so
+/// the lock is tokio's, which any runtime can wait on).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Slow clients held open during the flood.
 const SLOW_CLIENTS: usize = 2000;
@@ -55,7 +50,7 @@ fn files_needed(slow: usize) -> u64 {
 /// has passed, every slow connection has been closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_and_do_not_crowd_out_others() {
-    let _serial = serial();
+    let _serial = ONE_AT_A_TIME.lock().await;
     // Both ends of every connection live in this process: raise its
     // open-file limit as the gate does at start, and size the flood to
     // what the system allows if it is lower (said in the output).
@@ -155,7 +150,7 @@ async fn slow_clients_are_cut_off_and_do_not_crowd_out_others() {
 /// JSON error, and served again once connections close.
 #[tokio::test]
 async fn a_connection_over_the_cap_is_told_to_retry() {
-    let _serial = serial();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gate = start(POLICY, |c, _| c.connections.max = 16).await;
     let addr = gate.base.trim_start_matches("http://").to_owned();
     let mut idle = Vec::new();
@@ -183,7 +178,7 @@ async fn a_connection_over_the_cap_is_told_to_retry() {
 /// and the connection is closed.
 #[tokio::test]
 async fn a_body_that_does_not_arrive_in_time_is_refused() {
-    let _serial = serial();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let gate = start(POLICY, |c, _| {
         c.connections.body_timeout = Duration::from_secs(1)
     })
@@ -413,13 +408,13 @@ async fn stops_cleanly_with_a_live_stream_open(signal: &str) {
 
 #[tokio::test]
 async fn sigterm_stops_the_gate_with_a_live_stream_open() {
-    let _serial = serial();
+    let _serial = ONE_AT_A_TIME.lock().await;
     stops_cleanly_with_a_live_stream_open("TERM").await;
 }
 
 #[tokio::test]
 async fn ctrl_c_stops_the_gate_with_a_live_stream_open() {
-    let _serial = serial();
+    let _serial = ONE_AT_A_TIME.lock().await;
     stops_cleanly_with_a_live_stream_open("INT").await;
 }
 
@@ -427,7 +422,7 @@ async fn ctrl_c_stops_the_gate_with_a_live_stream_open() {
 /// period); a second Ctrl-C ends the process at once.
 #[tokio::test]
 async fn a_second_ctrl_c_exits_at_once() {
-    let _serial = serial();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut gate = Served::start();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

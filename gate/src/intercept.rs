@@ -198,8 +198,15 @@ pub async fn intercept(
         },
         deliveries,
     };
+    let queues_deliveries = !new_run.deliveries.is_empty();
     let (run, replay) = match state.store.create_run(new_run).await? {
-        CreateRunOutcome::Created(run) => (run, false),
+        CreateRunOutcome::Created(run) => {
+            // Committed: the worker (here and on other gates) can send now.
+            if queues_deliveries {
+                state.outbox.queued();
+            }
+            (run, false)
+        }
         CreateRunOutcome::Existing(run) => (run, true),
     };
     Ok(Intercepted { run, replay, kind })

@@ -97,6 +97,7 @@ pub use model::{
     NewDelivery, NewGrant, NewRun, Proposal, Recipient, Role, Run, RunFilter, RunPage, StatsRow,
     StoredCheckpoint, TokenAnswer, TokenOutcome, TreeHead, is_executable,
 };
+pub use postgres::notify::{OutboxNotifier, OutboxWake};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use run_state::is_actor;
 pub use sqlite::SqliteStore;

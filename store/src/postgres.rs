@@ -9,6 +9,7 @@
 
 mod access;
 mod log;
+pub(crate) mod notify;
 mod ops;
 mod read;
 

@@ -25,16 +25,23 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// repeated, and short enough that a gate's crash delays its claims little.
 const LEASE: Duration = Duration::from_secs(120);
 
-/// Starts the worker loop.
-pub fn spawn(state: AppState) {
+/// Starts the worker loop: a pass at every wake-up (deliveries were just
+/// queued) and every `poll_interval` (retries and escalations falling due,
+/// wake-ups lost). It ends when the gate stops, between sends; the handle
+/// completes then.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.config.delivery.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = state.outbox.rung() => {}
+                () = state.shutdown.requested() => return,
+            }
             drain(&state).await;
         }
-    });
+    })
 }
 
 /// Sends what is due, pass after pass. Under load more deliveries fall due
@@ -44,6 +51,9 @@ pub fn spawn(state: AppState) {
 /// deliveries are not fetched again in a tight loop: the next tick retries.
 pub async fn drain(state: &AppState) {
     loop {
+        if state.shutdown.is_requested() {
+            return;
+        }
         match run_once(state).await {
             Ok(pass) if pass.more_due && pass.recorded == pass.attempted => {
                 tokio::task::yield_now().await;
@@ -137,7 +147,7 @@ pub async fn run_once(state: &AppState) -> Result<Pass, countersign_store::Store
         pass.more_due = n == BATCH as usize;
         // Outcomes that could not be recorded (a store fault) leave those
         // deliveries due: fetching the next batch now would send them again.
-        if !pass.more_due || pass.recorded < pass.attempted {
+        if !pass.more_due || pass.recorded < pass.attempted || state.shutdown.is_requested() {
             break;
         }
     }

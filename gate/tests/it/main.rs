@@ -21,6 +21,7 @@ mod approvals_delivery;
 mod approvals_email;
 mod approvals_slack;
 mod approvals_teams;
+mod approvals_wakeup;
 mod approvals_webhook;
 mod ui_inbox;
 mod ui_pages;

@@ -242,6 +242,26 @@ fn differs<T: std::fmt::Debug>(stored: &T, log: &T) -> String {
     format!("stored {stored:?}, the log says {log:?}")
 }
 
+/// Whether two stored JSON texts denote the same value: equal canonical
+/// forms (exact numbers), or equal text when either does not parse.
+fn same_json_column(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) if a != b => {
+            match (
+                serde_json::from_str::<Value>(a),
+                serde_json::from_str::<Value>(b),
+            ) {
+                (Ok(x), Ok(y)) => {
+                    crate::canonical::to_canonical_json(&x)
+                        == crate::canonical::to_canonical_json(&y)
+                }
+                _ => false,
+            }
+        }
+        (a, b) => a == b,
+    }
+}
+
 fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
     macro_rules! columns {
         ($($c:ident),+ $(,)?) => {
@@ -252,26 +272,42 @@ fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
             )+
         };
     }
+    // JSON columns are compared by their canonical form: the row keeps a
+    // number as the request spelled it (`0.10`), the log its canonical
+    // text (`0.1`), and both denote the same value.
+    macro_rules! json_columns {
+        ($($c:ident),+ $(,)?) => {
+            $(
+                if !same_json_column(s.$c.as_deref(), p.$c.as_deref()) {
+                    out.push((stringify!($c).to_owned(), differs(&s.$c, &p.$c)));
+                }
+            )+
+        };
+    }
     // The decision and execution columns first: they are what a forger edits.
+    columns!(governance_status, execution_status);
+    json_columns!(execution_json);
+    columns!(expires_at, approval_group, approval_quorum);
+    json_columns!(approvers_json);
     columns!(
-        governance_status,
-        execution_status,
-        execution_json,
-        expires_at,
-        approval_group,
-        approval_quorum,
-        approvers_json,
         decision_status,
         decision_rule,
         decision_reason,
         policy_version,
         risk,
-        decision_details,
+    );
+    if !same_json_column(Some(&s.decision_details), Some(&p.decision_details)) {
+        out.push((
+            "decision_details".to_owned(),
+            differs(&s.decision_details, &p.decision_details),
+        ));
+    }
+    json_columns!(source_json);
+    columns!(
         workspace,
         run_id,
         action,
         actor,
-        source_json,
         reasoning,
         payload_json,
         payload_hash,

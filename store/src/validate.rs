@@ -57,6 +57,12 @@ pub(crate) fn validate_new_run(run: &mut NewRun) -> Result<(), StoreError> {
             approval.expires_at = normalize(approval.expires_at)?;
             check_id("approval group", &approval.group)?;
             let mut seen = HashSet::new();
+            for approver in &mut approval.approvers {
+                // Stored and logged at the store's precision, like every time.
+                if let Some(from) = approver.eligible_from {
+                    approver.eligible_from = Some(normalize(from)?);
+                }
+            }
             for approver in &approval.approvers {
                 check_id("approver id", &approver.id)?;
                 if Recipient::parse(&approver.id).is_shared() {

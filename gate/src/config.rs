@@ -20,8 +20,10 @@ use std::time::Duration;
 
 mod load;
 mod raw;
+mod secrets;
 
 pub use raw::{EmailConfig, SlackConfig, WebhookConfig};
+pub use secrets::{SecretSource, Secrets};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -170,6 +172,8 @@ pub struct Config {
     pub console: bool,
     /// Delivery retries.
     pub delivery: DeliveryPolicy,
+    /// Where the secrets shared by every gate of a deployment come from.
+    pub secrets: Secrets,
 }
 
 /// Parses a config duration: what policies accept (`2s`, `10m`, `1h30m`)
@@ -211,6 +215,7 @@ impl Config {
                 max_delay: Duration::from_secs(600),
                 poll_interval: Duration::from_millis(500),
             },
+            secrets: Secrets::default(),
         }
     }
 

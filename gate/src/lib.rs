@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod receipts;
 pub mod run_id;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod ui;

@@ -43,6 +43,9 @@ pub enum StartError {
     /// The approval token secret could not be loaded.
     #[error("approval token secret: {0}")]
     TokenSecret(String),
+    /// A deployment secret could not be loaded.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretError),
     /// Binding the listen address failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -124,10 +127,11 @@ async fn build_state_from_parts(
             .await?;
         workspaces.insert(w.name.clone(), Arc::new(ws));
     }
-    let signer = ReceiptSigner::load_or_create(&config.data_dir)?;
+    // Shared by every gate of a deployment when the config names them.
+    let secrets = crate::secrets::load(&config.secrets, &config.data_dir)?;
+    let signer = ReceiptSigner::from_seed(secrets.receipt_key);
     let channels = crate::approvals::channels::Channels::from_config(&config)?;
-    let token_secret = crate::approvals::tokens::TokenSecret::load_or_create(&config.data_dir)
-        .map_err(StartError::TokenSecret)?;
+    let token_secret = crate::approvals::tokens::TokenSecret::from_bytes(secrets.approval_token);
     Ok(AppState {
         channels: Arc::new(channels),
         token_secret: Arc::new(token_secret),

@@ -9,6 +9,7 @@
 mod access;
 mod ops;
 mod read;
+pub mod tls;
 
 use crate::backend::Backend;
 use crate::chain::PendingEvent;
@@ -23,7 +24,6 @@ use crate::ts::normalize;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 use tokio_postgres::{Client, IsolationLevel};
 
 /// Embedded migrations: (version, SQL). Append only; never edit a shipped one.
@@ -101,16 +101,15 @@ impl PostgresStore {
 
     /// Connects with explicit options.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::invalid(format!("bad postgres url: {e}")))?;
+        // `sslmode`/`sslrootcert` are the store's to read (see `tls`).
+        let (mut config, tls) = tls::prepare(url)?;
         if let Some(schema) = &options.schema {
             if !valid_schema_name(schema) {
                 return Err(StoreError::invalid(format!(
                     "schema name `{schema}` must match [a-z_][a-z0-9_]* (at most 63 characters)"
                 )));
             }
-            let (client, connection) = config.connect(NoTls).await?;
+            let (client, connection) = config.connect(tls.clone()).await?;
             let driver = tokio::spawn(connection);
             client
                 .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
@@ -121,7 +120,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

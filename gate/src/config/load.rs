@@ -193,6 +193,10 @@ impl Config {
                 "slack.channel posts every workspace's requests to one channel; with several workspaces, leave it out so approvers get direct messages".to_owned(),
             ));
         }
+        let secrets = match raw.secrets {
+            Some(s) => s.resolve(rel)?,
+            None => super::Secrets::default(),
+        };
         Ok(Self {
             listen,
             public_url: public_url.clone(),
@@ -212,6 +216,7 @@ impl Config {
                         || public_url.starts_with("http://localhost")),
             ),
             delivery,
+            secrets,
         })
     }
 

@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub(super) slack: Option<SlackConfig>,
     pub(super) console: Option<bool>,
     pub(super) delivery: Option<RawDelivery>,
+    pub(super) secrets: Option<super::secrets::RawSecrets>,
     #[serde(default)]
     pub(super) workspaces: BTreeMap<String, RawWorkspace>,
 }

@@ -56,6 +56,7 @@ pub use model::{
     GovernanceStatus, Grant, GrantKind, GrantOutcome, NewDelivery, NewGrant, NewRun, Proposal,
     Recipient, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome, is_executable,
 };
+pub use postgres::tls as postgres_tls;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use run_state::is_actor;
 pub use sqlite::SqliteStore;

@@ -60,6 +60,9 @@ pub struct DeliveryPolicy {
     pub max_delay: Duration,
     /// How often the worker looks for due deliveries.
     pub poll_interval: Duration,
+    /// How long a gate holds a delivery it claimed before another gate on
+    /// the same PostgreSQL may send it (after a crash mid-send, say).
+    pub lease: Duration,
 }
 
 /// Where runs and events are kept.
@@ -214,6 +217,7 @@ impl Config {
                 base_delay: Duration::from_secs(2),
                 max_delay: Duration::from_secs(600),
                 poll_interval: Duration::from_millis(500),
+                lease: Duration::from_secs(120),
             },
             secrets: Secrets::default(),
         }

@@ -161,6 +161,7 @@ impl Config {
                 base_delay: dur(r.base_delay, d.delivery.base_delay, "base_delay")?,
                 max_delay: dur(r.max_delay, d.delivery.max_delay, "max_delay")?,
                 poll_interval: dur(r.poll_interval, d.delivery.poll_interval, "poll_interval")?,
+                lease: dur(r.lease, d.delivery.lease, "lease")?,
             },
         };
         if let Some(e) = &raw.email {

@@ -33,6 +33,7 @@ pub(super) struct RawDelivery {
     pub(super) base_delay: Option<String>,
     pub(super) max_delay: Option<String>,
     pub(super) poll_interval: Option<String>,
+    pub(super) lease: Option<String>,
 }
 
 /// SMTP settings for the email transport.

@@ -130,13 +130,18 @@ impl Drop for Schema {
     }
 }
 
-/// The webhook receiver of the test: every event body, in arrival order.
+/// The webhook receiver of the test: every accepted event body, in arrival
+/// order; while `refuse` is set it answers 500 and only counts.
 #[derive(Clone, Default)]
-struct Hooks(Arc<Mutex<Vec<Value>>>);
+struct Hooks(Arc<Mutex<Vec<Value>>>, Arc<AtomicBool>, Arc<Mutex<usize>>);
 
 impl Hooks {
     async fn serve() -> (Self, String) {
         async fn receive(State(h): State<Hooks>, body: String) -> StatusCode {
+            if h.1.load(Ordering::SeqCst) {
+                *h.2.lock().unwrap() += 1;
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
             if let Ok(v) = serde_json::from_str(&body) {
                 h.0.lock().unwrap().push(v);
             }
@@ -199,7 +204,7 @@ impl Site {
                  rate_limit: {{ per_second: 1000000, burst: 1000000 }}\n\
                  console: false\n\
                  secrets:\n  approval_token_file: secrets/approval-token-secret\n  receipt_key_file: secrets/receipt-signing-key\n\
-                 delivery: {{ poll_interval: 50ms, base_delay: 100ms, max_delay: 400ms, lease: 2s }}\n\
+                 delivery: {{ max_attempts: 100, poll_interval: 50ms, base_delay: 100ms, max_delay: 400ms, lease: 2s }}\n\
                  workspaces:\n  default:\n    policies: ./policies\n    webhooks:\n      - {{ name: ops, url: \"{hook_url}\", secret: {WHSEC} }}\n",
                 schema.store_url()
             );
@@ -432,9 +437,12 @@ async fn gates_of_one_deployment_share_their_secrets() {
     let (agent, admin) = (site.key("agent"), site.key("admin"));
     let http = client();
 
-    // Only A runs while the approval request goes out: A sends the link.
-    let a = Gate::start(&site, "a", &http).await;
-    let (s, run) = intercept(&http, &a.base, &agent, 900, "secrets-1")
+    // B plans the delivery (and stores its token's hash) but cannot send
+    // it: the receiver refuses until B is gone. A then sends it, deriving
+    // the link's token itself, and B, back, answers the link.
+    hooks.1.store(true, Ordering::SeqCst);
+    let mut b = Gate::start(&site, "b", &http).await;
+    let (s, run) = intercept(&http, &b.base, &agent, 900, "secrets-1")
         .await
         .unwrap();
     assert_eq!(
@@ -443,6 +451,14 @@ async fn gates_of_one_deployment_share_their_secrets() {
         "{run}"
     );
     let run_id = run["run_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while *hooks.2.lock().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "B never tried to send");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.kill();
+    hooks.1.store(false, Ordering::SeqCst);
+    let a = Gate::start(&site, "a", &http).await;
     let link = hooks.answer_url(&run_id).await;
     assert!(link.starts_with(&a.base), "{link}");
 
@@ -587,11 +603,12 @@ async fn two_gates_on_one_postgres_survive_a_kill_9() {
                     if run == first_id || answers.lock().unwrap().contains(&run) {
                         continue;
                     }
+                    // Links from either gate, for runs of either gate, all
+                    // answer on B: the gates share their secrets.
                     let url = e["data"]["answer_url"].as_str().unwrap();
-                    if let Ok((200, v)) = answer(&http, url, &b_base, "alice").await {
-                        assert_eq!(v["outcome"], "recorded", "{v}");
-                        answers.lock().unwrap().insert(run);
-                    }
+                    let (s, v) = answer(&http, url, &b_base, "alice").await.unwrap();
+                    assert_eq!((s, v["outcome"].as_str()), (200, Some("recorded")), "{v}");
+                    answers.lock().unwrap().insert(run);
                 }
                 seen = events.len();
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -616,6 +633,14 @@ async fn two_gates_on_one_postgres_survive_a_kill_9() {
     assert!(
         !answers.is_empty(),
         "some answers were recorded during the load"
+    );
+    let pending = acked
+        .iter()
+        .filter(|r| r.status == "pending_approval")
+        .count();
+    eprintln!(
+        "acknowledged: {by_a} on A, {by_b} on B ({pending} pending); {} answered on B",
+        answers.len()
     );
 
     // The link the killed gate sent is answered on the survivor.

@@ -19,8 +19,9 @@
 //! - [`api`] (JSON only) and [`ui`] (HTML only, askama templates, the
 //!   approval confirmation pages included), which never import each other;
 //! - [`intercept`] (decide → plan approvals → record), [`approvals`] (plan,
-//!   tokens, delivery worker, recording answers), [`auth`], [`state`] and
-//!   the rest of the domain;
+//!   tokens, delivery worker, recording answers), [`auth`], [`state`],
+//!   [`secrets`] (the secrets gates of one deployment share) and the rest
+//!   of the domain;
 //! - at the bottom, importing nothing above them: [`http`] (client address,
 //!   body limits, page headers, untrusted text), [`error`], [`keys`],
 //!   [`run_id`] and [`clock`].

@@ -78,3 +78,57 @@ impl RawSecrets {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a panic in a test is a failing test")]
+
+    use std::path::Path;
+
+    use super::super::Config;
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Config, ConfigError> {
+        Config::parse(yaml, Path::new("/etc/cs"))
+    }
+
+    #[test]
+    fn secrets_come_from_files_or_variables_and_both_are_needed() {
+        let c =
+            parse("secrets:\n  approval_token_file: s/token\n  receipt_key_env: CS_RECEIPT_KEY\n")
+                .unwrap();
+        assert_eq!(
+            c.secrets,
+            Secrets {
+                approval_token: SecretSource::File(PathBuf::from("/etc/cs/s/token")),
+                receipt_key: SecretSource::Env("CS_RECEIPT_KEY".to_owned()),
+            }
+        );
+        assert_eq!(parse("{}").unwrap().secrets, Secrets::default());
+        let e = parse("secrets:\n  approval_token_file: a\n").unwrap_err();
+        assert!(e.to_string().contains("receipt_key_file"), "{e}");
+        let e = parse(
+            "secrets:\n  approval_token_file: a\n  approval_token_env: B\n  receipt_key_env: C\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        assert!(
+            parse("secrets:\n  log_key_file: x\n").is_err(),
+            "unknown names refused"
+        );
+    }
+
+    #[test]
+    fn the_readme_sample_for_several_gates_is_a_valid_config() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("# gate-1.yaml").unwrap();
+        let block = &readme[start..];
+        let block = &block[..block.find("```").unwrap()];
+        let c = parse(block).unwrap();
+        assert!(matches!(c.secrets.approval_token, SecretSource::File(_)));
+        assert!(
+            matches!(c.store, super::super::StoreUrl::Postgres(ref u) if u.contains("sslmode=verify-full"))
+        );
+        assert_eq!(c.delivery.lease, std::time::Duration::from_secs(120));
+    }
+}

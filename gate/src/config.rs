@@ -18,10 +18,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod destinations;
 mod load;
 mod raw;
 mod secrets;
 
+pub use destinations::LinkDestinations;
 pub use raw::{EmailConfig, SlackConfig, WebhookConfig};
 pub use secrets::{SecretSource, Secrets};
 
@@ -177,6 +179,9 @@ pub struct Config {
     pub delivery: DeliveryPolicy,
     /// Where the secrets shared by every gate of a deployment come from.
     pub secrets: Secrets,
+    /// Which member Teams URLs named in policy files may receive approval
+    /// links (the `teams:` section); none by default.
+    pub link_destinations: LinkDestinations,
 }
 
 /// Parses a config duration: what policies accept (`2s`, `10m`, `1h30m`)
@@ -220,6 +225,7 @@ impl Config {
                 lease: Duration::from_secs(120),
             },
             secrets: Secrets::default(),
+            link_destinations: LinkDestinations::default(),
         }
     }
 

@@ -236,6 +236,9 @@ pub fn receipt_body(run: &Run) -> Value {
         "run_id": run.proposal.run_id,
         "action": run.proposal.action,
         "actor": run.proposal.actor,
+        // True when the actor came from the agent's API key (`keys create
+        // --actor`), false when the request named it unchecked.
+        "actor_bound": run.proposal.decision.details.get("actor_bound") == Some(&Value::Bool(true)),
         "payload": { "sha256": run.proposal.payload_hash, "summary": run.proposal.payload_summary },
         "decision": {
             "governance_status": run.governance_status,

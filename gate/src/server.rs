@@ -99,10 +99,12 @@ fn open_workspaces(config: &Config) -> Result<Vec<Workspace>, StartError> {
         .workspaces
         .iter()
         .map(|w| {
-            Workspace::open(&w.name, &w.policies).map_err(|e| StartError::Policies {
-                workspace: w.name.clone(),
-                path: w.policies.clone(),
-                diagnostics: e.diagnostics().to_vec(),
+            Workspace::open(&w.name, &w.policies, &config.link_destinations).map_err(|e| {
+                StartError::Policies {
+                    workspace: w.name.clone(),
+                    path: w.policies.clone(),
+                    diagnostics: e.diagnostics().to_vec(),
+                }
             })
         })
         .collect()

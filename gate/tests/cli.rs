@@ -375,6 +375,52 @@ fn keys_name_their_database_and_a_second_revoke_says_so() {
     );
 }
 
+/// Issue 16: `keys create --actor` binds an agent key to an actor, says so,
+/// and `keys list` shows each key's binding (`-` for an unbound key).
+/// Admin keys cannot be bound.
+#[test]
+fn keys_bound_to_an_actor_are_listed_with_it() {
+    let dir = set_up(POLICY, None);
+    let create = |role: &str, actor: Option<&str>| {
+        let mut args = vec!["keys", "create", "--workspace", "default", "--role", role];
+        if let Some(a) = actor {
+            args.extend(["--actor", a]);
+        }
+        countersign(&args, dir.path())
+    };
+    let bound = create("agent", Some("deploy-bot"));
+    assert!(bound.status.success(), "{}", text(&bound.stderr));
+    assert!(
+        text(&bound.stderr).contains("bound to actor `deploy-bot`"),
+        "{}",
+        text(&bound.stderr)
+    );
+    let unbound = create("agent", None);
+    assert!(unbound.status.success(), "{}", text(&unbound.stderr));
+    let admin = create("admin", Some("deploy-bot"));
+    assert!(!admin.status.success());
+    assert!(
+        text(&admin.stderr).contains("only an agent key can be bound to an actor"),
+        "{}",
+        text(&admin.stderr)
+    );
+    let id = |out: &Output| text(&out.stdout).trim()[4..12].to_owned();
+    let list = countersign(&["keys", "list", "--workspace", "default"], dir.path());
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let listing = text(&list.stdout);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert!(lines[0].contains(" actor "), "{listing}");
+    let row = |key: &str| *lines.iter().find(|l| l.starts_with(key)).unwrap();
+    assert!(row(&id(&bound)).contains(" deploy-bot "), "{listing}");
+    let fields: Vec<&str> = row(&id(&unbound)).split_whitespace().collect();
+    assert_eq!(fields[4], "-", "unbound: {listing}");
+    assert_eq!(
+        lines.len(),
+        3,
+        "the refused admin key was not created: {listing}"
+    );
+}
+
 #[test]
 fn a_broken_test_file_says_the_tests_did_not_run() {
     let dir = set_up(POLICY, Some("tests:\n  - name: x\n    action: [\n"));

@@ -5,8 +5,9 @@
 //! What it is for:
 //! - recording every state change of a run (proposed, decided, answered,
 //!   expired, executed) and of keys and policies as a hash-chained event;
-//! - enforcing the run state machine atomically (quorum, self-approval,
-//!   single execution report, idempotent creation), identically on SQLite
+//! - enforcing the run state machine atomically (quorum, self-approval
+//!   judged by identity skeleton ([`identity_skeleton`]), single execution
+//!   report, idempotent creation), identically on SQLite
 //!   ([`SqliteStore`], embedded, group commit) and PostgreSQL
 //!   ([`PostgresStore`], for several gate instances);
 //! - proving the log was not edited: [`Store::verify_chain`].
@@ -34,6 +35,7 @@ mod checked;
 mod cursor;
 mod error;
 mod grants;
+mod identity;
 mod model;
 mod postgres;
 mod rows;
@@ -49,6 +51,7 @@ pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};
+pub use identity::{identity_skeleton, same_identity};
 pub use model::{
     AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
     ApprovalToken, ApproverRef, BatchStats, ChainPosition, ChainReport, CreateRunOutcome,

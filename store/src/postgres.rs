@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_deliveries.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_key_actor.sql")),
 ];
 
 /// Connections in the pool when none is given.

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_access.sql")),
     (3, include_str!("../migrations/sqlite/0003_deliveries.sql")),
+    (4, include_str!("../migrations/sqlite/0004_key_actor.sql")),
 ];
 
 /// How long a connection waits on a lock held by another process.

@@ -64,10 +64,13 @@ backend_tests!(sqlite;
     report_execution_rules,
     quorum_of_two,
     self_approval_and_non_approver,
+    self_approval_by_lookalike_actor,
+    escalation_members_answer_only_from_their_time,
     reject_and_already_decided,
     expiry,
     tenant_isolation,
     keys_lifecycle,
+    keys_bound_to_an_actor,
     policy_reload_and_events_paging,
     chain_verifies_after_many_operations,
     tampering_is_detected,
@@ -111,7 +114,7 @@ async fn reopening_keeps_data_and_schema_version() {
         )
         .unwrap();
     assert_eq!(versions, distinct, "each migration ran once");
-    assert_eq!(versions, 3, "every migration applied");
+    assert_eq!(versions, 4, "every migration applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -381,7 +384,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     let version: i64 = conn
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 /// Reading a run's deliveries (every `GET /v1/runs/{id}`) goes through an

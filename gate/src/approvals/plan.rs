@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use countersign_engine::{ApproverGroup, Member, PolicySet};
 use countersign_store::{ApproverRef, NewDelivery};
 
-use super::channels::{Channels, names};
+use super::channels::{Channels, Shared, names};
 use super::tokens::{TokenSecret, approval_token_key};
 use crate::config::WorkspaceConfig;
 
@@ -22,10 +22,12 @@ fn new_id() -> String {
 
 /// Plans the deliveries of a run that requires approval from `group`.
 ///
-/// Members of the escalation group (`escalate_to`) may answer from the
-/// start, but are only asked once `escalate_after` has passed and the run is
-/// still pending: their deliveries are due then, and the worker skips
-/// deliveries of runs that are no longer pending.
+/// Members of the escalation group (`escalate_to`) are asked, and may
+/// answer, only once `escalate_after` has passed and the run is still
+/// pending: their deliveries are due then (the worker skips deliveries of
+/// runs that are no longer pending), and their entry carries that time as
+/// `eligible_from`, which the store enforces on every channel. A member of
+/// both groups answers from the start.
 pub fn plan(
     policies: &PolicySet,
     group: &ApproverGroup,
@@ -44,6 +46,8 @@ pub fn plan(
             id: m.id.clone(),
             email: m.email.clone(),
             slack: m.slack.clone(),
+            name: m.name.clone(),
+            eligible_from: (due > now).then_some(due),
         });
         let mut add = |channel: &str, with_token: bool| {
             let id = new_id();
@@ -88,7 +92,7 @@ pub fn plan(
     if channels.teams.contains_key(&workspace.name) {
         deliveries.push(NewDelivery {
             delivery_id: new_id(),
-            approver_id: "@teams-channel".to_owned(),
+            approver_id: Shared::TeamsChannel.recipient().to_string(),
             channel: names::TEAMS.to_owned(),
             token_hash: None,
             next_attempt_at: now,
@@ -97,7 +101,7 @@ pub fn plan(
     if channels.slack.is_some() && channels.slack_channel_mode {
         deliveries.push(NewDelivery {
             delivery_id: new_id(),
-            approver_id: "@slack-channel".to_owned(),
+            approver_id: Shared::SlackChannel.recipient().to_string(),
             channel: names::SLACK.to_owned(),
             token_hash: None,
             next_attempt_at: now,
@@ -108,7 +112,7 @@ pub fn plan(
         deliveries.push(NewDelivery {
             token_hash: Some(approval_token_key(&secret.token_for(&id))),
             delivery_id: id,
-            approver_id: format!("@webhook:{}", h.name),
+            approver_id: Shared::Webhook(h.name.clone()).recipient().to_string(),
             channel: names::WEBHOOK.to_owned(),
             next_attempt_at: now,
         });

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use countersign_store::{Delivery, Run};
-use countersign_transports::{ApprovalMessage, Recipient};
+use countersign_transports::{ApprovalMessage, EligibleApprover, Recipient};
 
 use super::channels::names;
 use crate::state::AppState;
@@ -188,9 +188,28 @@ async fn attempt(
             .await
             .map(|()| Attempted::Recorded);
     };
-    let personal_teams = (d.channel == names::TEAMS && !d.approver_id.starts_with('@'))
+    let teams_url = (d.channel == names::TEAMS && !d.recipient().is_shared())
         .then(|| member_teams_url(state, run, &d.approver_id))
-        .flatten()
+        .flatten();
+    // Checked at policy load; again here, so a link never leaves for a URL
+    // the configuration does not allow.
+    if let Some(Err(why)) = teams_url
+        .as_deref()
+        .map(|url| state.config.link_destinations.check(url))
+    {
+        tracing::warn!(delivery = %d.delivery_id, approver = %d.approver_id, reason = %why, "approval links not sent to a Teams URL the configuration does not allow");
+        return state
+            .store
+            .mark_delivery_failed(
+                &d.delivery_id,
+                None,
+                &format!("Teams URL not allowed: {why}"),
+                now,
+            )
+            .await
+            .map(|()| Attempted::Recorded);
+    }
+    let personal_teams = teams_url
         .and_then(|url| countersign_transports::teams::TeamsTransport::new(url).ok())
         .map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn countersign_transports::Transport>);
     let Some(transport) = personal_teams.or_else(|| {
@@ -274,8 +293,8 @@ fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
     let links = matches!(
         d.channel.as_str(),
         names::EMAIL | names::TEAMS | names::CONSOLE
-    ) && !d.approver_id.starts_with('@');
-    let link = |decision: &str| format!("{base}/a/{token}?d={decision}&c={}", d.channel);
+    ) && !d.recipient().is_shared();
+    let link = |decision: &str| format!("{base}/a/{token}?d={decision}");
     let approver = run
         .proposal
         .approval
@@ -309,5 +328,17 @@ fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
         approve_url: links.then(|| link("approve")),
         reject_url: links.then(|| link("reject")),
         answer_url: (d.channel == names::WEBHOOK).then(|| format!("{base}/v1/approvals/{token}")),
+        approvers: approval
+            .map(|a| {
+                a.approvers
+                    .iter()
+                    .filter(|r| !countersign_store::is_actor(run, &r.id))
+                    .map(|r| EligibleApprover {
+                        id: r.id.clone(),
+                        eligible_from: r.eligible_from,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }

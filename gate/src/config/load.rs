@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::raw::RawConfig;
 use super::{
-    Config, ConfigError, DeliveryPolicy, RateLimit, StoreUrl, WorkspaceConfig,
+    Config, ConfigError, DeliveryPolicy, LinkDestinations, RateLimit, StoreUrl, WorkspaceConfig,
     parse_config_duration,
 };
 
@@ -184,6 +184,16 @@ impl Config {
                 ));
             }
         }
+        let link_destinations =
+            raw.teams
+                .map_or_else(LinkDestinations::default, |t| LinkDestinations {
+                    allowed_hosts: t
+                        .allowed_hosts
+                        .into_iter()
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .collect(),
+                    allowed_urls: t.allowed_urls,
+                });
         let raw_has_no_transport = raw.email.is_none()
             && raw.slack.is_none()
             && workspaces
@@ -218,6 +228,7 @@ impl Config {
             ),
             delivery,
             secrets,
+            link_destinations,
         })
     }
 

@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     pub(super) console: Option<bool>,
     pub(super) delivery: Option<RawDelivery>,
     pub(super) secrets: Option<super::secrets::RawSecrets>,
+    pub(super) teams: Option<RawLinkDestinations>,
     #[serde(default)]
     pub(super) workspaces: BTreeMap<String, RawWorkspace>,
 }
@@ -124,4 +125,13 @@ pub(super) struct RawWorkspace {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTeams {
     pub(super) workflow_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLinkDestinations {
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) allowed_urls: Vec<String>,
 }

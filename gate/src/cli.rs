@@ -14,6 +14,7 @@ mod bench;
 mod check;
 mod eval;
 mod render;
+mod secrets;
 mod test;
 
 use std::path::PathBuf;
@@ -73,6 +74,9 @@ enum Command {
     /// Work with signed receipts.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Make the secrets every gate of a deployment shares.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,5 +141,6 @@ pub fn run() -> ExitCode {
             public_key,
             config,
         }) => admin::receipt_verify(&file, keys.as_deref(), public_key, config.as_deref()),
+        Command::Secrets(cmd) => secrets::run(cmd),
     }
 }

@@ -21,9 +21,11 @@ use std::time::Duration;
 mod destinations;
 mod load;
 mod raw;
+mod secrets;
 
 pub use destinations::LinkDestinations;
 pub use raw::{EmailConfig, SlackConfig, WebhookConfig};
+pub use secrets::{SecretSource, Secrets};
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -60,6 +62,9 @@ pub struct DeliveryPolicy {
     pub max_delay: Duration,
     /// How often the worker looks for due deliveries.
     pub poll_interval: Duration,
+    /// How long a gate holds a delivery it claimed before another gate on
+    /// the same PostgreSQL may send it (after a crash mid-send, say).
+    pub lease: Duration,
 }
 
 /// What one client connection may take: how long, and how many at once.
@@ -193,6 +198,8 @@ pub struct Config {
     pub console: bool,
     /// Delivery retries.
     pub delivery: DeliveryPolicy,
+    /// Where the secrets shared by every gate of a deployment come from.
+    pub secrets: Secrets,
     /// Which member Teams URLs named in policy files may receive approval
     /// links (the `teams:` section); none by default.
     pub link_destinations: LinkDestinations,
@@ -238,7 +245,9 @@ impl Config {
                 base_delay: Duration::from_secs(2),
                 max_delay: Duration::from_secs(600),
                 poll_interval: Duration::from_millis(500),
+                lease: Duration::from_secs(120),
             },
+            secrets: Secrets::default(),
             link_destinations: LinkDestinations::default(),
             connections: ConnectionLimits {
                 max: 4096,

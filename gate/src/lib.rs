@@ -19,8 +19,9 @@
 //! - [`api`] (JSON only) and [`ui`] (HTML only, askama templates, the
 //!   approval confirmation pages included), which never import each other;
 //! - [`intercept`] (decide → plan approvals → record), [`approvals`] (plan,
-//!   tokens, delivery worker, recording answers), [`auth`], [`state`] and
-//!   the rest of the domain;
+//!   tokens, delivery worker, recording answers), [`auth`], [`state`],
+//!   [`secrets`] (the secrets gates of one deployment share) and the rest
+//!   of the domain;
 //! - at the bottom, importing nothing above them: [`http`] (client address,
 //!   body limits, page headers, untrusted text), [`error`], [`keys`],
 //!   [`run_id`], [`clock`] and [`shutdown`] (the stop request every
@@ -40,6 +41,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod receipts;
 pub mod run_id;
+pub mod secrets;
 pub mod server;
 pub mod shutdown;
 pub mod state;

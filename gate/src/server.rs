@@ -45,6 +45,9 @@ pub enum StartError {
     /// The approval token secret could not be loaded.
     #[error("approval token secret: {0}")]
     TokenSecret(String),
+    /// A deployment secret could not be loaded.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretError),
     /// Binding the listen address failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -63,29 +66,20 @@ pub enum StartError {
 pub const LOG_KEY_ENV: &str = "COUNTERSIGN_AUDIT_LOG_KEY";
 
 /// File name of the audit log key inside the data directory.
-pub const LOG_KEY_FILE: &str = "audit-log-key";
+pub const LOG_KEY_FILE: &str = crate::secrets::LOG_KEY_FILE;
 
 /// The key the store authenticates every event with: from
-/// [`LOG_KEY_ENV`], else the data directory's key file, created (mode
-/// 0600) on first use. Never kept in the database.
+/// [`LOG_KEY_ENV`], else where `secrets.log_key_file`/`log_key_env` say,
+/// else the data directory's key file, created (mode 0600) on first use.
+/// Never kept in the database.
 pub fn load_log_key(config: &Config) -> Result<LogKey, StoreError> {
     let unavailable = |message: String| StoreError::Unavailable { message };
     if let Ok(text) = std::env::var(LOG_KEY_ENV) {
         return LogKey::from_hex(&text).map_err(|e| unavailable(format!("{LOG_KEY_ENV}: {e}")));
     }
-    let path = config.data_dir.join(LOG_KEY_FILE);
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-        return LogKey::from_hex(&text)
-            .map_err(|e| unavailable(format!("{}: {e}", path.display())));
-    }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| unavailable(format!("{}: {e}", config.data_dir.display())))?;
-    let key = LogKey::generate().map_err(|e| unavailable(e.to_string()))?;
-    crate::receipts::write_private_file(&path, &key.to_hex())
-        .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-    Ok(key)
+    let bytes = crate::secrets::load_one(&config.secrets.log_key, &config.data_dir, LOG_KEY_FILE)
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok(LogKey::from_bytes(bytes))
 }
 
 /// Opens the configured store with the audit log key ([`load_log_key`]).
@@ -168,10 +162,11 @@ async fn build_state_from_parts(
             .await?;
         workspaces.insert(w.name.clone(), Arc::new(ws));
     }
-    let signer = ReceiptSigner::load_or_create(&config.data_dir)?;
+    // Shared by every gate of a deployment when the config names them.
+    let secrets = crate::secrets::load(&config.secrets, &config.data_dir)?;
+    let signer = ReceiptSigner::from_seed(secrets.receipt_key);
     let channels = crate::approvals::channels::Channels::from_config(&config)?;
-    let token_secret = crate::approvals::tokens::TokenSecret::load_or_create(&config.data_dir)
-        .map_err(StartError::TokenSecret)?;
+    let token_secret = crate::approvals::tokens::TokenSecret::from_bytes(secrets.approval_token);
     Ok(AppState {
         channels: Arc::new(channels),
         token_secret: Arc::new(token_secret),

@@ -332,13 +332,29 @@ impl From<tokio_postgres::Error> for StoreError {
         // the source, so spell it out.
         let message = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
+            None => with_causes(&e),
         };
         Self::Backend {
             backend: "postgres",
             message,
         }
     }
+}
+
+/// An error and its causes: a TLS failure's Display is only "error
+/// performing TLS handshake"; why (an unknown CA, a wrong host name) is in
+/// the source.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = c.source();
+    }
+    message
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {

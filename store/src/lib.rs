@@ -98,6 +98,7 @@ pub use model::{
     StoredCheckpoint, TokenAnswer, TokenOutcome, TreeHead, is_executable,
 };
 pub use postgres::notify::{OutboxNotifier, OutboxWake};
+pub use postgres::tls as postgres_tls;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use run_state::is_actor;
 pub use sqlite::SqliteStore;

@@ -12,6 +12,7 @@ mod log;
 pub(crate) mod notify;
 mod ops;
 mod read;
+pub mod tls;
 
 use crate::backend::Backend;
 use crate::chain::PendingEvent;
@@ -30,7 +31,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::sync::Arc;
-use tokio_postgres::NoTls;
 use tokio_postgres::{Client, IsolationLevel};
 
 /// Embedded migrations: (version, SQL). Append only; never edit a shipped one.
@@ -140,16 +140,15 @@ impl PostgresStore {
         key: LogKey,
         upto: i64,
     ) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::invalid(format!("bad postgres url: {e}")))?;
+        // `sslmode`/`sslrootcert` are the store's to read (see `tls`).
+        let (mut config, tls) = tls::prepare(url)?;
         if let Some(schema) = &options.schema {
             if !valid_schema_name(schema) {
                 return Err(StoreError::invalid(format!(
                     "schema name `{schema}` must match [a-z_][a-z0-9_]* (at most 63 characters)"
                 )));
             }
-            let (client, connection) = config.connect(NoTls).await?;
+            let (client, connection) = config.connect(tls.clone()).await?;
             let driver = tokio::spawn(connection);
             client
                 .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
@@ -160,7 +159,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

@@ -20,11 +20,6 @@ use crate::state::AppState;
 /// How long one send may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a claimed delivery is kept from other gates sharing a
-/// PostgreSQL database: longer than a send may take, so a slow send is not
-/// repeated, and short enough that a gate's crash delays its claims little.
-const LEASE: Duration = Duration::from_secs(120);
-
 /// Starts the worker loop: a pass at every wake-up (deliveries were just
 /// queued) and every `poll_interval` (retries and escalations falling due,
 /// wake-ups lost). It ends when the gate stops, between sends; the handle
@@ -98,7 +93,7 @@ pub async fn run_once(state: &AppState) -> Result<Pass, countersign_store::Store
     for _ in 0..MAX_BATCHES_PER_PASS {
         let due = state
             .store
-            .claim_due_deliveries(state.clock.now(), BATCH, LEASE)
+            .claim_due_deliveries(state.clock.now(), BATCH, state.config.delivery.lease)
             .await?;
         let n = due.len();
         // A run usually has several deliveries due together (one per

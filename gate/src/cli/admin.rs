@@ -370,14 +370,15 @@ pub fn receipt_verify(
             Ok(c) => c,
             Err(code) => return code,
         };
-        if !config.data_dir.join(receipts::KEY_FILE).exists() {
+        let source = &config.secrets.receipt_key;
+        if !countersign_gate::secrets::is_present(source, &config.data_dir, receipts::KEY_FILE) {
             return fail(format!(
                 "no public key given and no signing key in `{}`; pass --keys FILE (saved from GET /v1/receipt-keys) or --public-key",
                 config.data_dir.display()
             ));
         }
-        match ReceiptSigner::load_or_create(&config.data_dir) {
-            Ok(s) => vec![s.public().clone()],
+        match countersign_gate::secrets::load_one(source, &config.data_dir, receipts::KEY_FILE) {
+            Ok(seed) => vec![ReceiptSigner::from_seed(seed).public().clone()],
             Err(e) => return fail(e.to_string()),
         }
     };

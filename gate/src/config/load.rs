@@ -197,6 +197,7 @@ impl Config {
                 base_delay: dur(r.base_delay, d.delivery.base_delay, "base_delay")?,
                 max_delay: dur(r.max_delay, d.delivery.max_delay, "max_delay")?,
                 poll_interval: dur(r.poll_interval, d.delivery.poll_interval, "poll_interval")?,
+                lease: dur(r.lease, d.delivery.lease, "lease")?,
             },
         };
         if let Some(e) = &raw.email {
@@ -239,6 +240,10 @@ impl Config {
                 "slack.channel posts every workspace's requests to one channel; with several workspaces, leave it out so approvers get direct messages".to_owned(),
             ));
         }
+        let secrets = match raw.secrets {
+            Some(s) => s.resolve(rel)?,
+            None => super::Secrets::default(),
+        };
         Ok(Self {
             listen,
             public_url: public_url.clone(),
@@ -258,6 +263,7 @@ impl Config {
                         || public_url.starts_with("http://localhost")),
             ),
             delivery,
+            secrets,
             link_destinations,
             connections,
         })

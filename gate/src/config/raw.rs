@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub(super) slack: Option<SlackConfig>,
     pub(super) console: Option<bool>,
     pub(super) delivery: Option<RawDelivery>,
+    pub(super) secrets: Option<super::secrets::RawSecrets>,
     pub(super) teams: Option<RawLinkDestinations>,
     pub(super) connections: Option<RawConnections>,
     #[serde(default)]
@@ -34,6 +35,7 @@ pub(super) struct RawDelivery {
     pub(super) base_delay: Option<String>,
     pub(super) max_delay: Option<String>,
     pub(super) poll_interval: Option<String>,
+    pub(super) lease: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::error::StoreError;
 
@@ -66,14 +66,13 @@ impl OutboxNotifier {
         schema: Option<&str>,
         on_wake: impl Fn(OutboxWake) + Send + Sync + 'static,
     ) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::invalid(format!("bad postgres url: {e}")))?;
+        // The same `sslmode`/`sslrootcert` handling as the store's pool.
+        let (mut config, tls) = super::tls::prepare(url)?;
         if let Some(schema) = schema {
             config.options(format!("-c search_path={schema}"));
         }
         let pending = Arc::new(Notify::new());
-        let task = tokio::spawn(run(config, Arc::clone(&pending), Arc::new(on_wake)));
+        let task = tokio::spawn(run(config, tls, Arc::clone(&pending), Arc::new(on_wake)));
         Ok(Self { pending, task })
     }
 
@@ -103,12 +102,13 @@ fn channel_name(schema: &str) -> String {
 /// after a growing pause.
 async fn run(
     config: tokio_postgres::Config,
+    tls: super::tls::MakeRustls,
     pending: Arc<Notify>,
     on_wake: Arc<dyn Fn(OutboxWake) + Send + Sync>,
 ) {
     let mut pause = RECONNECT_FIRST;
     loop {
-        match session(&config, &pending, &on_wake).await {
+        match session(&config, tls.clone(), &pending, &on_wake).await {
             Ok(()) => {
                 on_wake(OutboxWake::Lost("the connection closed".to_owned()));
                 pause = RECONNECT_FIRST;
@@ -124,10 +124,11 @@ async fn run(
 /// wake-ups asked for, until the connection ends.
 async fn session(
     config: &tokio_postgres::Config,
+    tls: super::tls::MakeRustls,
     pending: &Arc<Notify>,
     on_wake: &Arc<dyn Fn(OutboxWake) + Send + Sync>,
 ) -> Result<(), StoreError> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls).await?;
     let closed = Arc::new(AtomicBool::new(false));
     // The connection must be polled for anything to happen on it, and its
     // messages are where notifications arrive.

@@ -19,37 +19,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod destinations;
+mod error;
 mod load;
 mod raw;
 mod secrets;
 
 pub use destinations::LinkDestinations;
+pub use error::ConfigError;
 pub use raw::{EmailConfig, SlackConfig, WebhookConfig};
 pub use secrets::{SecretSource, Secrets};
-
-/// Why a configuration could not be used.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config `{path}`: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The YAML is malformed or has unknown fields.
-    #[error("invalid config `{path}`: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// serde-saphyr's message, with line and column.
-        message: String,
-    },
-    /// A value is out of range or inconsistent.
-    #[error("invalid config: {0}")]
-    Invalid(String),
-}
 
 /// Retry policy of the delivery worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

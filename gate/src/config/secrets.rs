@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// Where one secret is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

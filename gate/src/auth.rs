@@ -6,6 +6,11 @@
 //! gate runs (with `countersign keys revoke`, possibly from another process)
 //! is refused at most [`KEY_CACHE_TTL`](crate::keys::KEY_CACHE_TTL) later. Unknown and revoked keys are
 //! never cached: they are looked up on every request.
+//!
+//! The store checks a key's row against its own authenticated key events
+//! before returning it (`find_key`): a row a database writer forged,
+//! re-keyed, un-revoked or promoted is refused here with 401 and an ERROR
+//! log line, and never cached.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +18,7 @@ use std::time::Instant;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use countersign_store::{ApiKeyRecord, Role};
+use countersign_store::{ApiKeyRecord, Role, StoreError};
 
 use crate::error::ApiError;
 use crate::keys::hash_key;
@@ -73,11 +78,21 @@ impl FromRequestParts<AppState> for Caller {
         let record = match state.keys.get(&key_hash, now) {
             Some(record) => record,
             None => {
-                let record = state
-                    .store
-                    .find_key(&key_hash)
-                    .await?
-                    .ok_or_else(|| ApiError::Unauthorized("unknown API key".to_owned()))?;
+                let record = match state.store.find_key(&key_hash).await {
+                    Ok(Some(record)) => record,
+                    Ok(None) => return Err(ApiError::Unauthorized("unknown API key".to_owned())),
+                    Err(e @ StoreError::KeyMismatch { .. }) => {
+                        // Fail closed: the row is not what the log says.
+                        tracing::error!(
+                            error = %e,
+                            "refused an API key whose row differs from the audit log; run `countersign audit verify`"
+                        );
+                        return Err(ApiError::Unauthorized(
+                            "this API key does not match the audit log".to_owned(),
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 state.keys.put(key_hash, &record, now);
                 record
             }

@@ -320,10 +320,11 @@ impl<'k> Auditor<'k> {
         }
     }
 
-    /// Compares every stored key row with its projection.
-    pub(crate) fn check_keys(&mut self, stored: Vec<ApiKeyRecord>) {
+    /// Compares every stored key row (with its `key_hash`) with its
+    /// projection.
+    pub(crate) fn check_keys(&mut self, stored: Vec<(ApiKeyRecord, String)>) {
         let mut seen = HashSet::new();
-        for key in stored {
+        for (key, key_hash) in stored {
             self.keys_checked += 1;
             seen.insert(key.key_id.clone());
             let Some(projected) = self.keys.get(&key.key_id).cloned() else {
@@ -336,7 +337,7 @@ impl<'k> Auditor<'k> {
                 );
                 continue;
             };
-            for (column, message) in projection::key_differences(&key, &projected) {
+            for (column, message) in projection::key_differences(&key, &key_hash, &projected) {
                 self.problem(
                     AuditSubject::Key {
                         key_id: key.key_id.clone(),

@@ -221,6 +221,30 @@ pub enum StoreError {
         detail: String,
     },
 
+    /// An API key's stored row differs from what its authenticated
+    /// key_created and key_revoked events say (or no such event exists):
+    /// the database was edited outside the gate. The key must not be
+    /// accepted.
+    #[error("audit mismatch on API key `{key_id}` of workspace `{workspace}`: {column}: {detail}")]
+    #[diagnostic(
+        code(countersign::store::key_mismatch),
+        help(
+            "the api_keys table was changed outside Countersign; run `countersign audit verify` and treat this as a security incident"
+        )
+    )]
+    KeyMismatch {
+        /// The workspace of the row.
+        workspace: String,
+        /// The key id of the row.
+        key_id: String,
+        /// The first differing column (`role`, `actor`, `revoked_at`,
+        /// `key_hash`...), `key_created` when no event created the key, or
+        /// `events.mac` for an event that fails authentication.
+        column: String,
+        /// What was stored and what the log says.
+        detail: String,
+    },
+
     /// A full audit of a workspace found problems other than a broken
     /// chain (see [`crate::Store::audit`] for the full report).
     #[error("audit of workspace `{workspace}` failed: {}", list_problems(problems))]
@@ -284,6 +308,7 @@ impl StoreError {
             Self::TreeRange { .. } => 422,
             Self::ChainBroken { .. }
             | Self::AuditMismatch { .. }
+            | Self::KeyMismatch { .. }
             | Self::AuditFailed { .. }
             | Self::Corrupt { .. }
             | Self::Backend { .. } => 500,

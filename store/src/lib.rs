@@ -18,7 +18,9 @@
 //! - checking state against the log: before an answer or an execution
 //!   report, the run's row is recomputed from its own events and compared
 //!   ([`StoreError::AuditMismatch`]); [`Store::verified_run`] does the same
-//!   for a read, and [`Store::audit`] recomputes a whole workspace.
+//!   for a read, [`Store::find_key`] checks an API key's row against its
+//!   own key events before it returns it ([`StoreError::KeyMismatch`]),
+//!   and [`Store::audit`] recomputes a whole workspace.
 //!
 //! # What is authenticated
 //! An event's canonical bytes ([`event_leaf_data`]) are the canonical JSON

@@ -46,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0004_verifiable_log.sql"),
     ),
     (5, include_str!("../migrations/postgres/0005_key_actor.sql")),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_key_events.sql"),
+    ),
 ];
 
 /// The version whose migration authenticates the events already stored.
@@ -342,8 +346,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let client = self.client().await?;
-        read::find_key(&**client, key_hash).await
+        in_snapshot!(self, |tx| log::verified_key(&tx, &self.key, key_hash))
     }
 
     async fn list_keys(&self, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {

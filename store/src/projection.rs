@@ -461,6 +461,10 @@ pub(crate) struct ProjectedKey {
     pub actor: Option<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// The fingerprint of the key's hash (see
+    /// [`crate::workspace_events::key_fingerprint`]); `None` for keys
+    /// created before events carried it, whose hash the log cannot check.
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +475,8 @@ struct KeyCreated {
     #[serde(default)]
     actor: Option<String>,
     created_at: String,
+    #[serde(default)]
+    key_fingerprint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -495,6 +501,7 @@ pub(crate) fn apply_key_event(
                     actor: k.actor,
                     created_at: k.created_at,
                     revoked_at: None,
+                    fingerprint: k.key_fingerprint,
                 },
             );
         }
@@ -513,9 +520,26 @@ pub(crate) fn apply_key_event(
     Ok(())
 }
 
-/// Differences between a stored key row and its projection.
-pub(crate) fn key_differences(stored: &ApiKeyRecord, projected: &ProjectedKey) -> Vec<Difference> {
+/// Differences between a stored key row (with its `key_hash`) and its
+/// projection. The hash is compared through its fingerprint, when the
+/// key_created event has one.
+pub(crate) fn key_differences(
+    stored: &ApiKeyRecord,
+    key_hash: &str,
+    projected: &ProjectedKey,
+) -> Vec<Difference> {
     let mut out = Vec::new();
+    if let Some(expected) = &projected.fingerprint {
+        let actual = crate::workspace_events::key_fingerprint(key_hash);
+        if &actual != expected {
+            out.push((
+                "key_hash".to_owned(),
+                format!(
+                    "the stored hash has fingerprint {actual}, the log says {expected}: the key's secret was replaced"
+                ),
+            ));
+        }
+    }
     let created = crate::ts::format_ts(stored.created_at);
     let revoked = stored.revoked_at.map(crate::ts::format_ts);
     if stored.role != projected.role {
@@ -540,4 +564,41 @@ pub(crate) fn key_differences(stored: &ApiKeyRecord, projected: &ProjectedKey) -
         ));
     }
     out
+}
+
+/// The check [`crate::Store::find_key`] makes before it returns a key: the
+/// key's own key_created and key_revoked events (`raws`, in seq order,
+/// found through the key-event index) are authenticated, and the stored
+/// row (with its hash) equals the key they project. The first problem is
+/// returned as [`StoreError::KeyMismatch`].
+pub(crate) fn check_key(
+    log_key: &LogKey,
+    stored: &ApiKeyRecord,
+    key_hash: &str,
+    raws: &[RawEvent],
+) -> Result<(), StoreError> {
+    let mismatch = |(column, detail): Difference| StoreError::KeyMismatch {
+        workspace: stored.workspace.clone(),
+        key_id: stored.key_id.clone(),
+        column,
+        detail,
+    };
+    let mut keys = std::collections::BTreeMap::new();
+    for raw in raws {
+        let event = check_event(&stored.workspace, log_key, raw).map_err(mismatch)?;
+        apply_key_event(&mut keys, &event).map_err(|e| mismatch(("events".to_owned(), e)))?;
+    }
+    let Some(projected) = keys.get(&stored.key_id) else {
+        return Err(mismatch((
+            "key_created".to_owned(),
+            "no authenticated key_created event in the log creates this key".to_owned(),
+        )));
+    };
+    match key_differences(stored, key_hash, projected)
+        .into_iter()
+        .next()
+    {
+        Some(d) => Err(mismatch(d)),
+        None => Ok(()),
+    }
 }

@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0004_verifiable_log.sql"),
     ),
     (5, include_str!("../migrations/sqlite/0005_key_actor.sql")),
+    (6, include_str!("../migrations/sqlite/0006_key_events.sql")),
 ];
 
 /// The version whose migration authenticates the events already stored.
@@ -341,7 +342,9 @@ impl Backend for SqliteBackend {
 
     async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let key_hash = key_hash.to_owned();
-        self.read(move |conn| read::find_key(conn, &key_hash)).await
+        let key = Arc::clone(&self.key);
+        self.read(move |conn| log::verified_key(conn, &key, &key_hash))
+            .await
     }
 
     async fn list_keys(&self, workspace: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {

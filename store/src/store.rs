@@ -124,7 +124,15 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord, StoreError>;
 
-    /// The key with this hash, revoked or not (check `revoked_at`).
+    /// The key with this hash, revoked or not (check `revoked_at`),
+    /// checked first against its own key_created and key_revoked events
+    /// (one indexed read): each event's MAC, and the row's role, label,
+    /// actor, creation and revocation times and (for keys created since
+    /// schema version 6) the fingerprint of its hash.
+    ///
+    /// Errors: [`StoreError::KeyMismatch`] naming the key and the first
+    /// differing column (`key_created` when no authenticated event created
+    /// it); the caller must not accept the key.
     async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
 
     /// The workspace's keys, oldest first.

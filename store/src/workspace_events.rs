@@ -7,14 +7,18 @@ use crate::model::{ApiKeyRecord, EventKind, Role};
 use crate::ts::format_ts;
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
-/// The key_created event (never carries the key's hash).
-pub(crate) fn key_created_event(key: &ApiKeyRecord) -> PendingEvent {
+/// The key_created event. It never carries the key's hash (events are
+/// readable through the API), only its [`key_fingerprint`], which binds the
+/// stored row's `key_hash` to the MACed event.
+pub(crate) fn key_created_event(key: &ApiKeyRecord, key_hash: &str) -> PendingEvent {
     let mut data = json!({
         "key_id": key.key_id,
         "role": key.role.as_str(),
         "label": key.label,
         "created_at": format_ts(key.created_at),
+        "key_fingerprint": key_fingerprint(key_hash),
     });
     // Only for a bound key, so events of unbound keys keep their shape.
     if let (Some(actor), Some(map)) = (&key.actor, data.as_object_mut()) {
@@ -26,6 +30,20 @@ pub(crate) fn key_created_event(key: &ApiKeyRecord) -> PendingEvent {
         at: key.created_at,
         data,
     }
+}
+
+/// Domain separation for [`key_fingerprint`], so the fingerprint is never
+/// the hash of anything else the gate hashes.
+const FINGERPRINT_DOMAIN: &[u8] = b"countersign api key fingerprint v1\0";
+
+/// `hex(SHA-256("countersign api key fingerprint v1\0" ‖ key_hash))`: what
+/// a key_created event records of the stored `key_hash` (the hex SHA-256 of
+/// the secret). Knowing it gives nothing to look a key up with.
+pub(crate) fn key_fingerprint(key_hash: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(FINGERPRINT_DOMAIN);
+    h.update(key_hash.as_bytes());
+    hex::encode(h.finalize())
 }
 
 /// The key_revoked event.

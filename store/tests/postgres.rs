@@ -200,6 +200,8 @@ backend_tests!(postgres;
     deleted_and_truncated_logs_are_detected,
     edited_tree_approval_and_key_rows_are_detected,
     another_log_key_fails_every_event,
+    forged_key_rows_are_refused,
+    forged_key_events_do_not_authenticate_a_key,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,10 +408,14 @@ async fn an_upgraded_schema_gets_the_tree_fresh_appends_build() {
     ))
     .await
     .unwrap();
+    old.raw_execute(&common::suite::legacy_key_sql())
+        .await
+        .unwrap();
     let upgraded = PostgresStore::connect_with_schema(&url(), &old.schema, common::log_key())
         .await
         .unwrap();
     common::suite::upgraded_equals_fresh(&upgraded, &*donor.store).await;
+    common::suite::legacy_keys_keep_working(&upgraded).await;
 }
 
 /// A store on a fresh schema migrated only up to `upto`.

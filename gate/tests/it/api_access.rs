@@ -1,5 +1,6 @@
 //! Who may call the HTTP API: rate limits per key, workspaces isolated
-//! from each other, and revoked keys refused once their cache entry expires.
+//! from each other, revoked keys refused once their cache entry expires,
+//! and key rows that differ from the audit log refused.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,7 +13,7 @@ use countersign_gate::config::RateLimit;
 use countersign_store::Role;
 use serde_json::{Value, json};
 
-use crate::support::api::{Gate, error_code};
+use crate::support::api::{Gate, Key, error_code};
 
 #[tokio::test]
 async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
@@ -78,6 +79,45 @@ async fn workspaces_are_isolated() {
             json!({"execution_result": 1}),
         )
         .await;
+    assert_eq!(status, 200);
+}
+
+/// Issue 15: an admin key row a database writer inserted (with the hash of
+/// a secret they chose) has no key_created event: refused with 401, like a
+/// promoted agent key, while the legitimate keys go on working.
+#[tokio::test]
+async fn a_forged_admin_key_row_is_refused() {
+    let gate = Gate::start(&["default"], |_| {}).await;
+    let admin = gate.key("default", Role::Admin).await;
+    let agent = gate.key("default", Role::Agent).await;
+    let forged = countersign_gate::keys::generate().unwrap();
+    let db = gate.dir.path().join("data/countersign.db");
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute(
+        "INSERT INTO api_keys (workspace, key_id, key_hash, role, label, created_at) \
+         VALUES ('default', ?1, ?2, 'admin', NULL, '2026-05-23T13:31:08.000000Z')",
+        [&forged.key_id, &forged.hash],
+    )
+    .unwrap();
+    let agent_id = agent.0.split('_').nth(1).unwrap().to_owned();
+    conn.execute(
+        "UPDATE api_keys SET role = 'admin' WHERE key_id = ?1",
+        [&agent_id],
+    )
+    .unwrap();
+    let forged = Key(forged.secret);
+    for key in [&forged, &agent] {
+        let (status, e) = gate.get("/v1/runs", key).await;
+        assert_eq!((status, error_code(&e)), (401, "unauthorized"), "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not match the audit log"),
+            "{e}"
+        );
+    }
+    let (status, _) = gate.get("/v1/runs", &admin).await;
     assert_eq!(status, 200);
 }
 

@@ -12,7 +12,7 @@ use crate::audit::{AUDIT_PAGE, Auditor};
 use crate::chain::{ChainVerifier, RawEvent, event_body};
 use crate::error::StoreError;
 use crate::log_key::LogKey;
-use crate::model::{AuditReport, Run, StoredCheckpoint, TreeHead};
+use crate::model::{ApiKeyRecord, AuditReport, Run, StoredCheckpoint, TreeHead};
 use crate::projection;
 use crate::rows::{seq_from_db, seq_to_db};
 use crate::tlog::{self, Hash};
@@ -263,6 +263,34 @@ pub(crate) async fn verified_run<C: GenericClient>(
     Ok(Some(run))
 }
 
+/// The key with this hash, checked against its own key_created and
+/// key_revoked events (see [`projection::check_key`]), found through the
+/// `events_by_key` index of migration 6 (the query repeats the index's
+/// expression and `WHERE` term exactly). Call it inside one snapshot, so a
+/// revocation committed between the two reads is not a mismatch.
+pub(crate) async fn verified_key<C: GenericClient>(
+    c: &C,
+    key: &LogKey,
+    key_hash: &str,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    let Some(record) = read::find_key_row(c, key_hash).await? else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {RAW_COLUMNS} FROM events WHERE workspace = $1 \
+         AND kind IN ('key_created', 'key_revoked') \
+         AND ((data::jsonb) ->> 'key_id') = $2 ORDER BY seq"
+    );
+    let raws = c
+        .query(&sql, &[&record.workspace, &record.key_id])
+        .await?
+        .iter()
+        .map(decode_raw)
+        .collect::<Result<Vec<_>, _>>()?;
+    projection::check_key(key, &record, key_hash, &raws)?;
+    Ok(Some(record))
+}
+
 async fn tree_size<C: GenericClient>(c: &C, workspace: &str) -> Result<u64, StoreError> {
     let row = c
         .query_opt(
@@ -446,7 +474,7 @@ pub(crate) async fn audit<C: GenericClient>(
     }
     auditor.finish_tree();
     auditor.check_runs(read::all_runs(c, workspace).await?);
-    auditor.check_keys(read::list_keys(c, workspace).await?);
+    auditor.check_keys(read::list_keys_with_hash(c, workspace).await?);
     let first_break = auditor.first_break();
     Ok((first_break, auditor.report()))
 }

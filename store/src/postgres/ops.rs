@@ -399,7 +399,7 @@ pub(crate) async fn create_key(
         log_key,
         &key.workspace,
         head,
-        vec![workspace_events::key_created_event(key)],
+        vec![workspace_events::key_created_event(key, key_hash)],
     )
     .await?;
     Ok(key.clone())

@@ -315,7 +315,7 @@ pub(crate) async fn workspaces<C: GenericClient>(c: &C) -> Result<Vec<String>, S
     rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }
 
-const KEY_COLUMNS: &str = "workspace, key_id, role, label, created_at, revoked_at, actor";
+const KEY_COLUMNS: &str = "workspace, key_id, role, label, created_at, revoked_at, actor, key_hash";
 
 fn decode_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
@@ -329,8 +329,12 @@ fn decode_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     })
 }
 
-/// The key with this hash.
-pub(crate) async fn find_key<C: GenericClient>(
+fn decode_key_with_hash(row: &Row) -> Result<(ApiKeyRecord, String), StoreError> {
+    Ok((decode_key(row)?, row.try_get(7)?))
+}
+
+/// The key row with this hash, unchecked (see `log::verified_key`).
+pub(crate) async fn find_key_row<C: GenericClient>(
     c: &C,
     key_hash: &str,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -358,19 +362,31 @@ pub(crate) async fn lock_key<C: GenericClient>(
         .transpose()
 }
 
-/// Keys of a workspace, oldest first.
-pub(crate) async fn list_keys<C: GenericClient>(
+/// Keys of a workspace with their hashes, oldest first.
+pub(crate) async fn list_keys_with_hash<C: GenericClient>(
     c: &C,
     workspace: &str,
-) -> Result<Vec<ApiKeyRecord>, StoreError> {
+) -> Result<Vec<(ApiKeyRecord, String)>, StoreError> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE workspace = $1 ORDER BY created_at, key_id"
     );
     c.query(&sql, &[&workspace])
         .await?
         .iter()
-        .map(decode_key)
+        .map(decode_key_with_hash)
         .collect()
+}
+
+/// Keys of a workspace, oldest first.
+pub(crate) async fn list_keys<C: GenericClient>(
+    c: &C,
+    workspace: &str,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    Ok(list_keys_with_hash(c, workspace)
+        .await?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect())
 }
 
 /// Deliveries due at `now` for runs still pending.

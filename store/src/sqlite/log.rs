@@ -13,7 +13,7 @@ use crate::audit::{AUDIT_PAGE, Auditor};
 use crate::chain::{ChainVerifier, RawEvent, event_body};
 use crate::error::StoreError;
 use crate::log_key::LogKey;
-use crate::model::{Run, StoredCheckpoint, TreeHead};
+use crate::model::{ApiKeyRecord, Run, StoredCheckpoint, TreeHead};
 use crate::projection;
 use crate::rows::{seq_from_db, seq_to_db};
 use crate::tlog::{self, Hash};
@@ -279,6 +279,44 @@ pub(crate) fn verified_run(
     Ok(Some(run))
 }
 
+/// The key events (key_created, key_revoked) of one key, in seq order,
+/// through the `events_by_key` index of migration 6: the query repeats the
+/// index's expression and its `WHERE` term exactly, and names the index
+/// (without statistics SQLite would rather scan the workspace's events).
+fn key_raw_events(
+    conn: &Connection,
+    workspace: &str,
+    key_id: &str,
+) -> Result<Vec<RawEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {RAW_COLUMNS} FROM events INDEXED BY events_by_key WHERE workspace = ?1 \
+         AND kind IN ('key_created', 'key_revoked') \
+         AND json_extract(data, '$.key_id') = ?2 ORDER BY seq"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![workspace, key_id])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(decode_raw(row)?);
+    }
+    Ok(out)
+}
+
+/// The key with this hash, checked against its events (see
+/// [`projection::check_key`]).
+pub(crate) fn verified_key(
+    conn: &Connection,
+    key: &LogKey,
+    key_hash: &str,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    let Some(record) = read::find_key_row(conn, key_hash)? else {
+        return Ok(None);
+    };
+    let raws = key_raw_events(conn, &record.workspace, &record.key_id)?;
+    projection::check_key(key, &record, key_hash, &raws)?;
+    Ok(Some(record))
+}
+
 fn tree_size(conn: &Connection, workspace: &str) -> Result<u64, StoreError> {
     Ok(read::chain_head(conn, workspace)?.map_or(0, |(seq, _)| seq))
 }
@@ -448,7 +486,7 @@ pub(crate) fn audit(
     }
     auditor.finish_tree();
     auditor.check_runs(read::all_runs(conn, workspace)?);
-    auditor.check_keys(read::list_keys(conn, workspace)?);
+    auditor.check_keys(read::list_keys_with_hash(conn, workspace)?);
     let first_break = auditor.first_break();
     Ok((first_break, auditor.report()))
 }

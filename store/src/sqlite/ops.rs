@@ -560,7 +560,7 @@ pub(crate) fn create_key(
     append(
         conn,
         &key.workspace,
-        vec![workspace_events::key_created_event(key)],
+        vec![workspace_events::key_created_event(key, key_hash)],
     )?;
     Ok(key.clone())
 }

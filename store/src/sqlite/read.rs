@@ -292,10 +292,10 @@ pub(crate) fn head_or_genesis(
     Ok(chain_head(conn, workspace)?.unwrap_or((0, GENESIS_HASH.to_owned())))
 }
 
-const KEY_COLUMNS: &str = "workspace, key_id, role, label, created_at, revoked_at, actor";
+const KEY_COLUMNS: &str = "workspace, key_id, role, label, created_at, revoked_at, actor, key_hash";
 
-fn decode_key(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
-    Ok(ApiKeyRecord {
+fn decode_key(row: &Row<'_>) -> Result<(ApiKeyRecord, String), StoreError> {
+    let key = ApiKeyRecord {
         workspace: row.get(0)?,
         key_id: row.get(1)?,
         role: rows::role(&row.get::<_, String>(2)?)?,
@@ -303,14 +303,16 @@ fn decode_key(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
         created_at: parse_ts(&row.get::<_, String>(4)?)?,
         revoked_at: opt_ts(row.get(5)?)?,
         actor: row.get(6)?,
-    })
+    };
+    Ok((key, row.get(7)?))
 }
 
+/// Key rows with their `key_hash`.
 fn query_keys(
     conn: &Connection,
     condition: &str,
     args: &[&dyn rusqlite::ToSql],
-) -> Result<Vec<ApiKeyRecord>, StoreError> {
+) -> Result<Vec<(ApiKeyRecord, String)>, StoreError> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {condition}");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(args)?;
@@ -321,14 +323,15 @@ fn query_keys(
     Ok(out)
 }
 
-/// The key with this hash.
-pub(crate) fn find_key(
+/// The key row with this hash, unchecked (see `log::verified_key`).
+pub(crate) fn find_key_row(
     conn: &Connection,
     key_hash: &str,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
     Ok(query_keys(conn, "key_hash = ?1", params![key_hash])?
         .into_iter()
-        .next())
+        .next()
+        .map(|(key, _)| key))
 }
 
 /// The key `key_id` of `workspace`.
@@ -343,7 +346,20 @@ pub(crate) fn load_key(
         params![workspace, key_id],
     )?
     .into_iter()
-    .next())
+    .next()
+    .map(|(key, _)| key))
+}
+
+/// Keys of a workspace with their hashes, oldest first.
+pub(crate) fn list_keys_with_hash(
+    conn: &Connection,
+    workspace: &str,
+) -> Result<Vec<(ApiKeyRecord, String)>, StoreError> {
+    query_keys(
+        conn,
+        "workspace = ?1 ORDER BY created_at, key_id",
+        params![workspace],
+    )
 }
 
 /// Keys of a workspace, oldest first.
@@ -351,11 +367,10 @@ pub(crate) fn list_keys(
     conn: &Connection,
     workspace: &str,
 ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    query_keys(
-        conn,
-        "workspace = ?1 ORDER BY created_at, key_id",
-        params![workspace],
-    )
+    Ok(list_keys_with_hash(conn, workspace)?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect())
 }
 
 /// Deliveries due at `now` for runs still pending.

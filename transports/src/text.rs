@@ -1,7 +1,7 @@
 //! Text helpers shared by the transports: the facts every message shows, in
 //! one order, and escaping for the media they are shown in.
 
-use crate::ApprovalMessage;
+use crate::message::ApprovalMessage;
 
 /// Shown where an optional value is absent.
 pub(crate) const NOT_GIVEN: &str = "(not given)";

@@ -98,7 +98,7 @@ pub(crate) fn canonical(set: &PolicySet) -> String {
                         ),
                         (
                             "mode",
-                            s(if r.mode == super::Mode::Shadow {
+                            s(if r.mode == super::model::Mode::Shadow {
                                 "shadow"
                             } else {
                                 "enforce"

@@ -346,7 +346,10 @@ fn expectation(decision: Verdict, name: &str, e: RawExpect) -> Result<Expectatio
         decision,
         rule: optional_name(e.rule)?,
         approvers: optional_name(e.approvers)?,
-        quorum: e.quorum,
+        quorum: match (e.no_quorum, e.quorum) {
+            (Some(true), _) => Some(None),
+            (_, q) => q.map(Some),
+        },
         reason: e.reason,
         reason_exact: e.reason_exact,
         matched: e.matched,

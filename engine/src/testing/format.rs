@@ -58,8 +58,10 @@ pub(super) struct RawExpect {
     pub rule: Option<Value>,
     #[serde(default)]
     pub approvers: Option<Value>,
-    #[serde(default, deserialize_with = "explicit")]
-    pub quorum: Option<Option<u32>>,
+    #[serde(default)]
+    pub quorum: Option<u32>,
+    #[serde(default)]
+    pub no_quorum: Option<bool>,
     #[serde(default)]
     pub reason: Option<String>,
     #[serde(default)]

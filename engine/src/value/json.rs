@@ -10,7 +10,7 @@
 
 use rust_decimal::Decimal;
 
-use super::{Map, Value};
+use super::types::{Map, Value};
 
 /// Limits applied while reading JSON.
 #[derive(Debug, Clone, Copy)]

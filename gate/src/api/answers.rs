@@ -51,7 +51,7 @@ pub async fn answer_api(
     };
     let approver = match m.remove("approver") {
         None | Some(Value::Null) => None,
-        Some(Value::String(a)) if !a.is_empty() && a.len() <= 256 => Some(a),
+        Some(Value::String(a)) if !a.is_empty() && a.len() <= record::MAX_APPROVER_ID => Some(a),
         Some(_) => {
             return Err(ApiError::validation(
                 "approver",
@@ -75,7 +75,7 @@ pub async fn answer_api(
     }
     let hash = approval_token_key(&token);
     let t = state.store.find_token(&hash).await?.ok_or_else(not_found)?;
-    let shared = t.approver_id.starts_with('@');
+    let shared = t.recipient().is_shared();
     let approver_id = match (shared, approver) {
         (true, Some(a)) => a,
         (true, None) => {
@@ -228,7 +228,7 @@ pub async fn slack_interactions(
                 "This button is not on a request Countersign sent for this run.".to_owned(),
             );
         }
-        Some(d) if !d.approver_id.starts_with('@') && d.approver_id != approver_id => {
+        Some(d) if !d.recipient().is_shared() && d.approver_id != approver_id => {
             return ephemeral(
                 "This message was sent to another approver; answer from your own.".to_owned(),
             );

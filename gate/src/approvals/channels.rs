@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use countersign_store::Recipient;
 use countersign_transports::Transport;
 use countersign_transports::console::ConsoleTransport;
 use countersign_transports::email::{EmailTransport, SmtpConfig, SmtpSecurity};
@@ -146,15 +147,78 @@ impl Channels {
             names::CONSOLE => self.console.clone(),
             // Personal Teams deliveries are built from the member's own URL
             // by the worker; only the workspace channel is configured here.
-            names::TEAMS if approver_id == "@teams-channel" => self.teams.get(workspace).cloned(),
-            names::WEBHOOK => {
-                let name = approver_id.strip_prefix("@webhook:")?;
-                self.webhooks
-                    .get(&(workspace.to_owned(), name.to_owned()))
-                    .cloned()
+            names::TEAMS if Shared::of(approver_id) == Some(Shared::TeamsChannel) => {
+                self.teams.get(workspace).cloned()
             }
+            names::WEBHOOK => match Shared::of(approver_id)? {
+                Shared::Webhook(name) => self.webhooks.get(&(workspace.to_owned(), name)).cloned(),
+                _ => None,
+            },
             _ => None,
         }
+    }
+}
+
+/// The shared destinations a delivery can go to, as the gate names them in
+/// the store's [`Recipient::Shared`] form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shared {
+    /// The workspace's Teams channel (an informational card, no links).
+    TeamsChannel,
+    /// The configured Slack channel (channel mode).
+    SlackChannel,
+    /// One of the workspace's signed webhooks, by name.
+    Webhook(String),
+}
+
+impl Shared {
+    const TEAMS_CHANNEL: &'static str = "teams-channel";
+    const SLACK_CHANNEL: &'static str = "slack-channel";
+    const WEBHOOK_PREFIX: &'static str = "webhook:";
+
+    /// The store's recipient for this destination.
+    #[must_use]
+    pub fn recipient(&self) -> Recipient {
+        Recipient::Shared(match self {
+            Self::TeamsChannel => Self::TEAMS_CHANNEL.to_owned(),
+            Self::SlackChannel => Self::SLACK_CHANNEL.to_owned(),
+            Self::Webhook(name) => format!("{}{name}", Self::WEBHOOK_PREFIX),
+        })
+    }
+
+    /// The destination a stored approver id names, if it is a shared one
+    /// the gate knows.
+    #[must_use]
+    pub fn of(approver_id: &str) -> Option<Self> {
+        let Recipient::Shared(name) = Recipient::parse(approver_id) else {
+            return None;
+        };
+        match name.as_str() {
+            Self::TEAMS_CHANNEL => Some(Self::TeamsChannel),
+            Self::SLACK_CHANNEL => Some(Self::SlackChannel),
+            other => other
+                .strip_prefix(Self::WEBHOOK_PREFIX)
+                .map(|n| Self::Webhook(n.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::Shared;
+
+    #[test]
+    fn shared_destinations_keep_their_stored_form() {
+        for (shared, stored) in [
+            (Shared::TeamsChannel, "@teams-channel"),
+            (Shared::SlackChannel, "@slack-channel"),
+            (Shared::Webhook("ops".to_owned()), "@webhook:ops"),
+        ] {
+            assert_eq!(shared.recipient().to_string(), stored);
+            assert_eq!(Shared::of(stored), Some(shared));
+        }
+        assert_eq!(Shared::of("alice"), None);
+        assert_eq!(Shared::of("@unknown"), None);
     }
 }
 

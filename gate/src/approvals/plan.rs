@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use countersign_engine::{ApproverGroup, Member, PolicySet};
 use countersign_store::{ApproverRef, NewDelivery};
 
-use super::channels::{Channels, names};
+use super::channels::{Channels, Shared, names};
 use super::tokens::{TokenSecret, approval_token_key};
 use crate::config::WorkspaceConfig;
 
@@ -88,7 +88,7 @@ pub fn plan(
     if channels.teams.contains_key(&workspace.name) {
         deliveries.push(NewDelivery {
             delivery_id: new_id(),
-            approver_id: "@teams-channel".to_owned(),
+            approver_id: Shared::TeamsChannel.recipient().to_string(),
             channel: names::TEAMS.to_owned(),
             token_hash: None,
             next_attempt_at: now,
@@ -97,7 +97,7 @@ pub fn plan(
     if channels.slack.is_some() && channels.slack_channel_mode {
         deliveries.push(NewDelivery {
             delivery_id: new_id(),
-            approver_id: "@slack-channel".to_owned(),
+            approver_id: Shared::SlackChannel.recipient().to_string(),
             channel: names::SLACK.to_owned(),
             token_hash: None,
             next_attempt_at: now,
@@ -108,7 +108,7 @@ pub fn plan(
         deliveries.push(NewDelivery {
             token_hash: Some(approval_token_key(&secret.token_for(&id))),
             delivery_id: id,
-            approver_id: format!("@webhook:{}", h.name),
+            approver_id: Shared::Webhook(h.name.clone()).recipient().to_string(),
             channel: names::WEBHOOK.to_owned(),
             next_attempt_at: now,
         });

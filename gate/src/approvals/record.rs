@@ -12,6 +12,15 @@ use crate::state::AppState;
 /// (whose textarea has this `maxlength`) keep its first characters.
 pub const MAX_COMMENT: usize = 2000;
 
+/// The longest approver id an answer may name (the store's id limit).
+pub const MAX_APPROVER_ID: usize = 256;
+
+// A body holding the longest comment must fit the form/control body limit in
+// its most expensive encoding: a character outside the BMP is 12 bytes as a
+// JSON `\uXXXX\uXXXX` pair and as a URL-encoded form (`%XX` for each of
+// its 4 UTF-8 bytes); 1 KiB covers the other fields.
+const _: () = assert!(crate::http::MAX_FORM_BYTES >= MAX_COMMENT * 12 + 1024);
+
 /// A comment from an answer form: trimmed, `None` when empty, cut to
 /// [`MAX_COMMENT`] characters with the cut marked.
 pub fn form_comment(comment: Option<&str>) -> Option<String> {

@@ -193,7 +193,7 @@ async fn attempt(
             .await
             .map(|()| Attempted::Recorded);
     };
-    let personal_teams = (d.channel == names::TEAMS && !d.approver_id.starts_with('@'))
+    let personal_teams = (d.channel == names::TEAMS && !d.recipient().is_shared())
         .then(|| member_teams_url(state, run, &d.approver_id))
         .flatten()
         .and_then(|url| countersign_transports::teams::TeamsTransport::new(url).ok())
@@ -279,7 +279,7 @@ fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
     let links = matches!(
         d.channel.as_str(),
         names::EMAIL | names::TEAMS | names::CONSOLE
-    ) && !d.approver_id.starts_with('@');
+    ) && !d.recipient().is_shared();
     let link = |decision: &str| format!("{base}/a/{token}?d={decision}&c={}", d.channel);
     let approver = run
         .proposal

@@ -5,8 +5,10 @@ use axum::body::Body;
 use crate::error::ApiError;
 
 /// The largest form or small control body read (answer forms, sign-in
-/// forms, answer and report bodies).
-pub const MAX_FORM_BYTES: usize = 16 * 1024;
+/// forms, answer and report bodies). Large enough for the longest comment
+/// in its most expensive encoding (checked where the comment limit is
+/// defined, `approvals::record`).
+pub const MAX_FORM_BYTES: usize = 32 * 1024;
 
 /// Reads a request body, refusing more than `limit` bytes with 413.
 pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {

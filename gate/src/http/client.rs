@@ -27,10 +27,13 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// The longest `User-Agent` kept in the audit record, in characters.
+pub const MAX_USER_AGENT: usize = 300;
+
 /// The client's `User-Agent`, shortened for the audit record.
 pub fn user_agent(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(|s| summarize_text(s, 300))
+        .map(|s| summarize_text(s, MAX_USER_AGENT))
 }

@@ -318,7 +318,7 @@ async fn token_and_run(
     let Some(t) = found else {
         return Err(invalid());
     };
-    if t.approver_id.starts_with('@') {
+    if t.recipient().is_shared() {
         // Shared-destination tokens answer through the JSON API only.
         return Err(invalid());
     }

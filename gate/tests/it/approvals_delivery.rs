@@ -7,8 +7,6 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,8 +14,8 @@ use countersign_gate::clock::Clock;
 use countersign_store::Role;
 use serde_json::{Value, json};
 
-use support::approvals::{POLICY, WHSEC, ops_webhook, propose, sent, webhook_receiver};
-use support::{free_port, start};
+use crate::support::approvals::{POLICY, WHSEC, ops_webhook, propose, sent, webhook_receiver};
+use crate::support::{free_port, start};
 
 struct Server(Child);
 

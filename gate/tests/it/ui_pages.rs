@@ -8,16 +8,14 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use std::time::Duration;
 
 use countersign_gate::receipts;
 use countersign_store::{EventKind, Role};
 use serde_json::{Value, json};
 
-use support::start;
-use support::ui::{POLICY, Visitor, attr_values, csrf, propose, two_workspaces};
+use crate::support::start;
+use crate::support::ui::{POLICY, Visitor, attr_values, csrf, propose, two_workspaces};
 
 #[tokio::test]
 async fn run_pages_show_the_timeline_and_a_verified_receipt() {

@@ -7,16 +7,14 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use std::time::Duration;
 
 use countersign_gate::clock::Clock;
 use countersign_store::Role;
 use serde_json::{Value, json};
 
-use support::approvals::{POLICY, ops_webhook, propose, sent, webhook_receiver};
-use support::{Gate, start};
+use crate::support::approvals::{POLICY, ops_webhook, propose, sent, webhook_receiver};
+use crate::support::{Gate, start};
 
 /// The link token of `approver`'s console delivery in `run` (a run view).
 fn console_token(gate: &Gate, run: &Value, approver: &str) -> String {

@@ -7,16 +7,14 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 
 use countersign_store::Role;
 use serde_json::{Value, json};
 
-use support::approvals::{POLICY, WHSEC, ops_webhook, propose, sent, webhook_receiver};
-use support::{python_package, start};
+use crate::support::approvals::{POLICY, WHSEC, ops_webhook, propose, sent, webhook_receiver};
+use crate::support::{python_package, start};
 
 fn verify_with_standardwebhooks(headers: &HashMap<String, String>, body: &str) {
     assert!(

@@ -7,8 +7,6 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -21,8 +19,8 @@ use countersign_gate::config::SlackConfig;
 use countersign_store::Role;
 use serde_json::{Value, json};
 
-use support::approvals::{POLICY, propose, sent};
-use support::{Gate, start};
+use crate::support::approvals::{POLICY, propose, sent};
+use crate::support::{Gate, start};
 
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<(String, Value)>>>);

@@ -7,14 +7,12 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use countersign_gate::clock::Clock;
 use countersign_store::Role;
 use serde_json::json;
 
-use support::start;
-use support::ui::{POLICY, Visitor, attr_values, csrf, propose};
+use crate::support::start;
+use crate::support::ui::{POLICY, Visitor, attr_values, csrf, propose};
 
 const QUORUM_POLICY: &str = r#"version: 1
 approvers:

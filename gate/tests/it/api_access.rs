@@ -7,14 +7,12 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use chrono::Utc;
 use countersign_gate::config::RateLimit;
 use countersign_store::Role;
 use serde_json::{Value, json};
 
-use support::api::{Gate, error_code};
+use crate::support::api::{Gate, error_code};
 
 #[tokio::test]
 async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
@@ -100,7 +98,7 @@ async fn a_revoked_key_is_refused_once_its_cache_entry_expires() {
         .await
         .unwrap();
     tokio::time::sleep(
-        countersign_gate::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(50),
+        countersign_gate::keys::KEY_CACHE_TTL + std::time::Duration::from_millis(50),
     )
     .await;
     let (status, e) = gate.intercept(&agent, body).await;

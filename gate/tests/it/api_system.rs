@@ -7,14 +7,12 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use std::time::Duration;
 
 use countersign_store::Role;
 use serde_json::json;
 
-use support::api::{Gate, POLICY, error_code};
+use crate::support::api::{Gate, POLICY, error_code};
 
 fn rusqlite_open(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()

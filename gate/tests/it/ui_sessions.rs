@@ -8,14 +8,12 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use std::time::Duration;
 
 use countersign_store::{GrantKind, Role};
 
-use support::ui::{POLICY, Visitor, csrf, issue_link, propose, two_workspaces};
-use support::{Key, start};
+use crate::support::ui::{POLICY, Visitor, csrf, issue_link, propose, two_workspaces};
+use crate::support::{Key, start};
 
 #[tokio::test]
 async fn pages_need_a_session_and_an_admin_key_signs_in() {
@@ -263,7 +261,7 @@ async fn without_an_email_transport_there_is_no_approver_sign_in() {
 #[tokio::test]
 async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone() {
     let dir = tempfile::tempdir().unwrap();
-    let smtp = support::smtp_server(dir.path());
+    let smtp = crate::support::smtp_server(dir.path());
     let email = smtp.email_config();
     let gate = start(POLICY, |c, _| c.email = Some(email)).await;
     let mut v = Visitor::new(&gate);
@@ -299,14 +297,14 @@ async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone(
     // Only the approver gets a mail, with a working one-time link.
     let mut found = Vec::new();
     for _ in 0..100 {
-        found = support::mails(&smtp.maildir);
+        found = crate::support::mails(&smtp.maildir);
         if !found.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let all = support::mails(&smtp.maildir);
+    let all = crate::support::mails(&smtp.maildir);
     assert_eq!(all.len(), 1, "one mail, for the known address only");
     let mail = &found[0];
     assert!(mail.contains("Subject: Sign in to Countersign"));
@@ -338,7 +336,7 @@ async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        support::mails(&smtp.maildir).len(),
+        crate::support::mails(&smtp.maildir).len(),
         3,
         "at most 3 links per address for one client in 15 minutes"
     );

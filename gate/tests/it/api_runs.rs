@@ -9,8 +9,6 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +20,7 @@ use countersign_gate::{keys, server};
 use countersign_store::{Role, Store};
 use serde_json::{Value, json};
 
-use support::api::{Gate, Key, POLICY, error_code};
+use crate::support::api::{Gate, Key, POLICY, error_code};
 
 fn uuid_like() -> String {
     let mut b = [0u8; 8];

@@ -7,14 +7,12 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use countersign_gate::receipts;
 use countersign_store::Role;
 use serde_json::json;
 
-use support::approvals::{POLICY, link, propose, sent};
-use support::{mails, smtp_server, start};
+use crate::support::approvals::{POLICY, link, propose, sent};
+use crate::support::{mails, smtp_server, start};
 
 #[tokio::test]
 async fn email_link_shows_a_page_then_the_form_approves() {

@@ -6,13 +6,11 @@
     reason = "a panic in a test is a failing test"
 )]
 
-mod support;
-
 use countersign_store::Role;
 use serde_json::Value;
 
-use support::approvals::{POLICY, propose, sent, webhook_receiver};
-use support::start;
+use crate::support::approvals::{POLICY, propose, sent, webhook_receiver};
+use crate::support::start;
 
 #[tokio::test]
 async fn teams_links_go_only_to_a_members_own_chat_never_to_the_shared_channel() {

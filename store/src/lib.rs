@@ -64,6 +64,7 @@ mod chain;
 mod checked;
 mod cursor;
 mod error;
+mod extension;
 mod grants;
 mod log_key;
 mod model;
@@ -84,6 +85,7 @@ pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash, event_leaf_data};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};
+pub use extension::MAX_EXTENSION;
 pub use log_key::{EVENT_MAC_PREFIX, LOG_KEY_LEN, LogKey, LogKeyError};
 pub use model::{
     AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
@@ -91,7 +93,7 @@ pub use model::{
     ChainReport, CreateRunOutcome, DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome,
     ExecutionReport, ExecutionStatus, GovernanceStatus, Grant, GrantKind, GrantOutcome,
     NewDelivery, NewGrant, NewRun, Proposal, Recipient, Role, Run, RunFilter, RunPage, StatsRow,
-    StoredCheckpoint, TokenAnswer, TokenOutcome, TreeHead, is_executable,
+    StoredCheckpoint, TokenAnswer, TokenOutcome, TreeExtension, TreeHead, is_executable,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use run_state::is_actor;

@@ -60,6 +60,39 @@ pub struct DeliveryPolicy {
     pub poll_interval: Duration,
 }
 
+/// The verifiable audit log's checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The log's name: the signed-note key name of the deployment's
+    /// checkpoint key, and the prefix of every workspace log's origin
+    /// (`<log_name>/<workspace>`). The same for every gate of a deployment;
+    /// by default the public URL without its scheme (`gate.example.com`).
+    pub log_name: String,
+    /// How often checkpoints are signed while events arrive (default 2 s).
+    pub checkpoint_interval: Duration,
+    /// Push each new checkpoint to the workspace's signed webhooks as an
+    /// `audit.checkpoint` event (default on).
+    pub push_checkpoints: bool,
+}
+
+/// The default log name for a public URL: without scheme, path slashes
+/// kept, no trailing slash (`https://gate.example.com/` -> `gate.example.com`).
+pub fn default_log_name(public_url: &str) -> String {
+    let rest = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest);
+    let name: String = rest
+        .trim_end_matches('/')
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '+')
+        .collect();
+    if name.is_empty() {
+        "countersign".to_owned()
+    } else {
+        name
+    }
+}
+
 /// Where runs and events are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -170,6 +203,8 @@ pub struct Config {
     pub console: bool,
     /// Delivery retries.
     pub delivery: DeliveryPolicy,
+    /// Checkpoints of the verifiable audit log.
+    pub audit: AuditConfig,
 }
 
 /// Parses a config duration: what policies accept (`2s`, `10m`, `1h30m`)
@@ -210,6 +245,11 @@ impl Config {
                 base_delay: Duration::from_secs(2),
                 max_delay: Duration::from_secs(600),
                 poll_interval: Duration::from_millis(500),
+            },
+            audit: AuditConfig {
+                log_name: default_log_name("http://127.0.0.1:8080"),
+                checkpoint_interval: Duration::from_secs(2),
+                push_checkpoints: true,
             },
         }
     }

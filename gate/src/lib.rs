@@ -29,6 +29,7 @@ pub mod api;
 pub mod app;
 pub mod approvals;
 pub mod auth;
+pub mod checkpoints;
 pub mod clock;
 pub mod config;
 pub mod error;

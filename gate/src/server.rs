@@ -156,6 +156,8 @@ async fn build_state_from_parts(
         workspaces.insert(w.name.clone(), Arc::new(ws));
     }
     let signer = ReceiptSigner::load_or_create(&config.data_dir)?;
+    let checkpoints = crate::checkpoints::Checkpointer::new(&config.audit.log_name, signer.seed())
+        .map_err(|e| crate::config::ConfigError::Invalid(format!("audit.log_name: {e}")))?;
     let channels = crate::approvals::channels::Channels::from_config(&config)?;
     let token_secret = crate::approvals::tokens::TokenSecret::load_or_create(&config.data_dir)
         .map_err(StartError::TokenSecret)?;
@@ -170,6 +172,7 @@ async fn build_state_from_parts(
         store,
         workspaces: Arc::new(workspaces),
         signer: Arc::new(signer),
+        checkpoints: Arc::new(checkpoints),
         metrics: Arc::new(Metrics::default()),
         clock,
     })
@@ -179,6 +182,7 @@ async fn build_state_from_parts(
 /// the process ends.
 pub fn spawn_background(state: &AppState) {
     crate::approvals::worker::spawn(state.clone());
+    crate::checkpoints::spawn(state.clone());
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(s.config.policy_poll_interval);

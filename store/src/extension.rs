@@ -2,12 +2,12 @@
 //! the events after the last signed size are authenticated and, appended
 //! to the stored frontier, give the stored root. Shared by both backends.
 
+use crate::LogKey;
 use crate::chain::RawEvent;
 use crate::error::StoreError;
 use crate::model::{AuditProblem, AuditSubject, TreeExtension, TreeHead};
 use crate::projection;
 use crate::tree::Frontier;
-use crate::LogKey;
 
 /// Most events one [`crate::Store::verify_extension`] call reads: the
 /// checkpoint signer catches up in steps of this size.
@@ -69,7 +69,9 @@ impl<'k> ExtensionCheck<'k> {
         if let Err((column, message)) = projection::check_event(&self.workspace, self.key, raw) {
             self.problem(raw.seq, &column, message);
         }
-        let body = raw.body(&self.workspace).unwrap_or_else(|| raw.data.clone());
+        let body = raw
+            .body(&self.workspace)
+            .unwrap_or_else(|| raw.data.clone());
         self.frontier.append(body.as_bytes())?;
         self.last_hash = Some(raw.hash.clone());
         Ok(())

@@ -197,9 +197,11 @@ pub async fn receipt(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = check_run_id(&id)?;
+    // Never sign what the log does not say: the row is checked against
+    // the run's own authenticated events first.
     let run = state
         .store
-        .get_run(caller.workspace.name(), id.as_str())
+        .verified_run(caller.workspace.name(), id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("run `{id}` not found")))?;
     Ok(Json(state.signer.sign(crate::receipts::receipt_body(&run))))

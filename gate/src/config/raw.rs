@@ -21,8 +21,17 @@ pub(super) struct RawConfig {
     pub(super) slack: Option<SlackConfig>,
     pub(super) console: Option<bool>,
     pub(super) delivery: Option<RawDelivery>,
+    pub(super) audit: Option<RawAudit>,
     #[serde(default)]
     pub(super) workspaces: BTreeMap<String, RawWorkspace>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) log_name: Option<String>,
+    pub(super) checkpoint_interval: Option<String>,
+    pub(super) push_checkpoints: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

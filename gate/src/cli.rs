@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 mod admin;
+mod audit;
 mod bench;
 mod check;
 mod eval;
@@ -77,7 +78,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk every workspace's hash chain and name the first broken link.
+    /// Audit every workspace in full (event MACs, hash chain, Merkle tree,
+    /// signed checkpoints, every run, approval and key row recomputed from
+    /// the events) and name each problem.
     Verify {
         /// Only this workspace.
         #[arg(long)]
@@ -85,6 +88,25 @@ enum AuditCommand {
         /// Configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Fetch a workspace's latest signed checkpoint, check its signature
+    /// and its consistency with the last one saved in --state, and save it.
+    /// Run it from cron on another machine or account.
+    Witness {
+        /// The gate's base URL.
+        #[arg(long)]
+        gate: String,
+        /// The public signed-note verifier key (`name+id+base64`), or a
+        /// file holding it or the JSON GET /v1/receipt-keys serves. Never
+        /// an API key.
+        #[arg(long)]
+        key: String,
+        /// Directory keeping the last verified checkpoint of each workspace.
+        #[arg(long)]
+        state: PathBuf,
+        /// The workspace whose log to witness.
+        #[arg(long, default_value = "default")]
+        workspace: String,
     },
 }
 
@@ -129,8 +151,14 @@ pub fn run() -> ExitCode {
         Command::Serve { config } => admin::serve(config.as_deref()),
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Audit(AuditCommand::Verify { workspace, config }) => {
-            admin::audit_verify(config.as_deref(), workspace)
+            audit::audit_verify(config.as_deref(), workspace)
         }
+        Command::Audit(AuditCommand::Witness {
+            gate,
+            key,
+            state,
+            workspace,
+        }) => audit::witness(&gate, &key, &state, &workspace),
         Command::Receipt(ReceiptCommand::Verify {
             file,
             keys,

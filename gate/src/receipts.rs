@@ -120,7 +120,7 @@ impl ReceiptSigner {
 
     /// The 32-byte seed, for the checkpoint signer (the same key signs
     /// receipts and checkpoints).
-    pub(crate) fn seed(&self) -> [u8; 32] {
+    pub fn seed(&self) -> [u8; 32] {
         self.key.to_bytes()
     }
 

@@ -125,6 +125,13 @@ enum ReceiptCommand {
         /// Configuration file, to use this gate's own key.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A checkpoint you kept (exactly as GET /v1/audit/checkpoint
+        /// served it): checks the receipt's checkpoint is consistent with it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The gate to fetch the consistency proof from (no key needed).
+        #[arg(long)]
+        gate: Option<String>,
     },
 }
 
@@ -164,6 +171,15 @@ pub fn run() -> ExitCode {
             keys,
             public_key,
             config,
-        }) => admin::receipt_verify(&file, keys.as_deref(), public_key, config.as_deref()),
+            checkpoint,
+            gate,
+        }) => admin::receipt_verify(
+            &file,
+            keys.as_deref(),
+            public_key,
+            config.as_deref(),
+            checkpoint.as_deref(),
+            gate.as_deref(),
+        ),
     }
 }

@@ -38,6 +38,7 @@ pub mod intercept;
 pub mod keys;
 pub mod metrics;
 pub mod ratelimit;
+pub mod receipt_proof;
 pub mod receipts;
 pub mod run_id;
 pub mod server;

@@ -270,6 +270,8 @@ pub fn receipt_verify(
     keys_file: Option<&Path>,
     public_key: Option<String>,
     config_path: Option<&Path>,
+    checkpoint: Option<&Path>,
+    gate: Option<&str>,
 ) -> ExitCode {
     let fail = |m: String| {
         eprintln!("error: {m}");
@@ -330,6 +332,10 @@ pub fn receipt_verify(
     };
     match receipts::verify(&signed, &keys) {
         Ok(()) => {
+            let proof = match super::audit::receipt_log_check(&signed, &keys, checkpoint, gate) {
+                Ok(line) => line,
+                Err(e) => return fail(format!("receipt does not verify: {e}")),
+            };
             let r = &signed["receipt"];
             outln!(
                 "valid receipt: run {} ({}), {} / {}, signed by key {}",
@@ -339,6 +345,7 @@ pub fn receipt_verify(
                 r["execution_status"].as_str().unwrap_or("?"),
                 signed["signature"]["key_id"].as_str().unwrap_or("?")
             );
+            outln!("{proof}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(format!("receipt does not verify: {e}")),

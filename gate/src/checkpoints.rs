@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use countersign_store::tlog::{
-    Checkpoint, CheckpointError, KeyError, SignerKey, VerifierKey, open_checkpoint, sign_checkpoint,
+    Checkpoint, CheckpointError, KeyError, SignerKey, VerifierKey, sign_checkpoint,
 };
 use countersign_store::{MAX_EXTENSION, Store, StoreError, StoredCheckpoint};
 use tokio::sync::Mutex;
@@ -150,16 +150,17 @@ impl Checkpointer {
             workspace: workspace.to_owned(),
             message,
         };
-        let (cp, _) = open_checkpoint(saved.note.as_bytes(), &[self.verifier()]).map_err(|e| {
-            rewritten(format!(
-                "the saved checkpoint at size {} does not verify with the deployment's key: {e}",
-                saved.size
-            ))
-        })?;
-        if cp.size != saved.size
-            || cp.root_hash != saved.root
-            || cp.origin != self.origin(workspace)
-        {
+        // Opened with the key under the name the note was signed with: a
+        // renamed log (a new public URL) keeps its earlier checkpoints.
+        let verifying = *self.signer.verifier().public_key();
+        let cp = crate::receipt_proof::open_log_checkpoint(&saved.note, workspace, &verifying)
+            .map_err(|e| {
+                rewritten(format!(
+                    "the saved checkpoint at size {} does not verify with the deployment's key: {e}",
+                    saved.size
+                ))
+            })?;
+        if cp.size != saved.size || cp.root_hash != saved.root {
             return Err(rewritten(format!(
                 "the saved checkpoint row at size {} differs from its signed note",
                 saved.size

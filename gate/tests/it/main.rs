@@ -21,6 +21,7 @@ mod approvals_email;
 mod approvals_slack;
 mod approvals_teams;
 mod approvals_webhook;
+mod audit_log;
 mod ui_inbox;
 mod ui_pages;
 mod ui_sessions;

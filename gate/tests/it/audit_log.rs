@@ -355,7 +355,8 @@ fn countersign(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-#[tokio::test]
+// The CLI runs as a blocking child process: the gate needs other threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_carry_their_proof_and_verify_against_a_kept_checkpoint() {
     let (gate, _db) = start(false).await.unwrap();
     let agent = gate.key("default", Role::Agent).await;
@@ -468,7 +469,8 @@ fn witness(gate: &str, key: &str, state: &Path) -> (bool, String) {
     ])
 }
 
-#[tokio::test]
+// The CLI runs as a blocking child process: the gate needs other threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_witness_detects_rewrites_truncation_wrong_keys_and_an_unreachable_gate() {
     let (gate, _db) = start(false).await.unwrap();
     let agent = gate.key("default", Role::Agent).await;

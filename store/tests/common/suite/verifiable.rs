@@ -527,9 +527,33 @@ pub async fn another_log_key_fails_every_event(b: &impl Backend) {
             .await,
     );
     assert_eq!(column, "events.mac");
+    // Nor does the checkpoint signer's check pass.
+    match other.verify_extension("ws", 0, n).await {
+        Err(StoreError::AuditFailed { problems, .. }) => assert!(
+            problems
+                .iter()
+                .any(|p| p.column.as_deref() == Some("events.mac")),
+            "{problems:?}"
+        ),
+        other => panic!("expected AuditFailed, got {other:?}"),
+    }
     // The right key still verifies everything.
     let same = b.reopen(log_key()).await;
     assert!(same.audit("ws").await.unwrap().is_ok());
+    let ext = same.verify_extension("ws", 1, n).await.unwrap();
+    assert_eq!(ext.from, same.tree_head_at("ws", 1).await.unwrap());
+    assert_eq!(ext.to, same.tree_head("ws").await.unwrap());
+    let empty = same.verify_extension("ws", n, n).await.unwrap();
+    assert_eq!((empty.from, empty.to), (ext.to, ext.to));
+    for (from, to) in [(0, n + 1), (2, 1)] {
+        assert!(
+            matches!(
+                same.verify_extension("ws", from, to).await,
+                Err(StoreError::TreeRange { .. })
+            ),
+            "{from}..{to}"
+        );
+    }
 }
 
 /// Some of everything, in two workspaces: what an upgraded database holds.

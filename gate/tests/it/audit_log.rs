@@ -536,3 +536,96 @@ async fn the_witness_detects_rewrites_truncation_wrong_keys_and_an_unreachable_g
     let (ok, out) = witness(&gate.base, &verifier, &state);
     assert!(ok, "{out}");
 }
+
+/// `countersign audit verify` names the forged row and column, a checkpoint
+/// signed by another key, and a configured workspace whose log was deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_forged_rows_foreign_checkpoints_and_deleted_logs() {
+    // Checkpoints are signed by hand here, so none races the edits below.
+    let gate = Gate::start(&["default", "other"], |c| {
+        c.audit.checkpoint_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let dir = gate.dir.path().to_owned();
+    let config = dir.join("countersign.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: {d}/data\nstore: sqlite://{d}/data/countersign.db\nworkspaces:\n  default: {{ policies: {d}/policies-default }}\n  other: {{ policies: {d}/policies-other }}\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let agent = gate.key("default", Role::Agent).await;
+    let other_agent = gate.key("other", Role::Agent).await;
+    let id = pending_run(&gate, &agent).await;
+    allowed_run(&gate, &other_agent).await;
+    for ws in ["default", "other"] {
+        let size = gate.state.store.tree_head(ws).await.unwrap().size;
+        gate.state
+            .checkpoints
+            .covering(gate.state.store.as_ref(), ws, size, Utc::now())
+            .await
+            .unwrap();
+    }
+    let (ok, out) = countersign(&["audit", "verify", "--config", c]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("default: ok,") && out.contains("other: ok,"),
+        "{out}"
+    );
+
+    let db = Db::Sqlite(dir.join("data/countersign.db"));
+    db.execute(&format!(
+        "UPDATE runs SET governance_status = 'approved', execution_status = 'awaiting_execution' \
+         WHERE workspace = 'default' AND run_id = '{id}';"
+    ))
+    .await;
+    db.execute(
+        "DROP TRIGGER events_no_delete; DROP TRIGGER tree_hashes_no_delete; \
+         DELETE FROM events WHERE workspace = 'other'; \
+         DELETE FROM tree_hashes WHERE workspace = 'other'; \
+         DELETE FROM chain_heads WHERE workspace = 'other'; \
+         DELETE FROM runs WHERE workspace = 'other';",
+    )
+    .await;
+    let (ok, out) = countersign(&["audit", "verify", "--config", c]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("run `{id}` column governance_status")),
+        "{out}"
+    );
+    assert!(out.contains("other: FAILED"), "{out}");
+    assert!(out.contains("events were deleted"), "{out}");
+
+    // A checkpoint signed by another key (saved by a database writer).
+    let foreign =
+        countersign_gate::checkpoints::Checkpointer::new("127.0.0.1:8080", [3; 32]).unwrap();
+    let head = gate.state.store.tree_head("default").await.unwrap();
+    let note = countersign_store::tlog::sign_checkpoint(
+        &countersign_store::tlog::Checkpoint::new(foreign.origin("default"), head.size, head.root),
+        &[&countersign_store::tlog::SignerKey::from_seed("127.0.0.1:8080", [3; 32]).unwrap()],
+    )
+    .unwrap();
+    db.execute(&format!(
+        "DROP TRIGGER checkpoints_no_delete; \
+         DELETE FROM checkpoints WHERE workspace = 'default' AND size = {}",
+        head.size
+    ))
+    .await;
+    gate.state
+        .store
+        .save_checkpoint(countersign_store::StoredCheckpoint {
+            workspace: "default".into(),
+            size: head.size,
+            root: head.root,
+            note,
+            created_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let (ok, out) = countersign(&["audit", "verify", "--config", c, "--workspace", "default"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("not signed by the deployment's key"), "{out}");
+}

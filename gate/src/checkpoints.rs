@@ -264,7 +264,9 @@ async fn push(state: &AppState, checkpoint: &StoredCheckpoint) {
         let hook = Arc::clone(hook);
         let sent = tokio::time::timeout(
             PUSH_TIMEOUT,
-            hook.send_event(&id, CHECKPOINT_EVENT, data.clone(), state.clock.now()),
+            // The receiver checks the timestamp against its own clock, as
+            // for approval requests: real time, not the gate's test clock.
+            hook.send_event(&id, CHECKPOINT_EVENT, data.clone(), chrono::Utc::now()),
         )
         .await;
         match sent {

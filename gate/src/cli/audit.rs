@@ -151,6 +151,13 @@ async fn verify_workspace(
             report.keys
         );
     } else {
+        // The first broken link of the hash chain, in the words `audit
+        // verify` has always used for it.
+        if let Err(countersign_store::StoreError::ChainBroken { seq, reason, .. }) =
+            store.verify_chain(w).await
+        {
+            outln!("{w}: BROKEN at seq {seq}: {reason}");
+        }
         outln!("{w}: FAILED, {} problem(s):", found.len());
         for p in &found {
             outln!("  {w}: {p}");

@@ -59,7 +59,12 @@ impl CheckpointFailure {
         matches!(
             self,
             Self::Rewritten { .. }
-                | Self::Store(StoreError::AuditFailed { .. } | StoreError::AuditMismatch { .. })
+                | Self::Store(
+                    StoreError::AuditFailed { .. }
+                        | StoreError::AuditMismatch { .. }
+                        | StoreError::ChainBroken { .. }
+                        | StoreError::Corrupt { .. }
+                )
         )
     }
 }

@@ -16,9 +16,14 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::http::read_body;
 
-/// Parses a small JSON control body (report bodies) with serde_json.
+/// Parses a small JSON control body (report and answer bodies) strictly:
+/// numbers keep their digits (an execution result is stored and hashed
+/// exactly as sent) and a duplicated key is refused, so the gate and the
+/// client can never read two different results out of one body.
 pub fn control_json(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(bytes) {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::validation("body", "malformed JSON: the body is not UTF-8"))?;
+    match countersign_store::parse_strict_json(text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::validation(
             "body",

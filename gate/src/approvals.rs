@@ -12,6 +12,7 @@ pub mod channels;
 pub mod plan;
 pub mod record;
 pub mod tokens;
+pub mod wake;
 pub mod worker;
 
 /// A run's approver group (named `group`) and then its escalation group,

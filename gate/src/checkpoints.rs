@@ -206,21 +206,27 @@ impl Checkpointer {
 
 /// Signs checkpoints for every configured workspace every
 /// `audit.checkpoint_interval` while events arrive, and pushes each new one
-/// to the workspace's webhooks. Runs until the gate stops (a task that is
-/// dropped between steps leaves nothing half done: a checkpoint is saved
-/// in one transaction and pushed only after).
-pub fn spawn(state: AppState) {
+/// to the workspace's webhooks. Ends when the gate is asked to stop,
+/// between passes (a checkpoint is saved in one transaction and pushed
+/// only after); the handle completes then.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.config.audit.checkpoint_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_size: std::collections::HashMap<String, u64> = Default::default();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = state.shutdown.requested() => return,
+            }
             for ws in state.workspaces.keys() {
+                if state.shutdown.is_requested() {
+                    return;
+                }
                 pass(&state, ws, &mut last_size).await;
             }
         }
-    });
+    })
 }
 
 async fn pass(

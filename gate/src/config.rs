@@ -18,9 +18,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod destinations;
 mod load;
 mod raw;
 
+pub use destinations::LinkDestinations;
 pub use raw::{EmailConfig, SlackConfig, WebhookConfig};
 
 /// Why a configuration could not be used.
@@ -91,6 +93,27 @@ pub fn default_log_name(public_url: &str) -> String {
     } else {
         name
     }
+}
+
+/// What one client connection may take: how long, and how many at once.
+/// The timeouts close connections of clients that send slowly or not at
+/// all, so they cannot hold the gate's sockets and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections at most; one more is answered 503 and closed.
+    pub max: usize,
+    /// From the moment a connection is ready for a request (just opened,
+    /// or the previous response sent) until its request line and headers
+    /// have all arrived. So it also bounds an idle keep-alive connection.
+    pub header_timeout: Duration,
+    /// From the request head until the whole body has arrived.
+    pub body_timeout: Duration,
+    /// A connection that neither sends nor receives a byte for this long
+    /// is closed (a client that stopped reading its response, say).
+    pub idle_timeout: Duration,
+    /// On SIGTERM or Ctrl-C: how long requests in hand may take to finish
+    /// before the gate exits anyway.
+    pub shutdown_grace: Duration,
 }
 
 /// Where runs and events are kept.
@@ -205,6 +228,11 @@ pub struct Config {
     pub delivery: DeliveryPolicy,
     /// Checkpoints of the verifiable audit log.
     pub audit: AuditConfig,
+    /// Which member Teams URLs named in policy files may receive approval
+    /// links (the `teams:` section); none by default.
+    pub link_destinations: LinkDestinations,
+    /// Connection timeouts and cap.
+    pub connections: ConnectionLimits,
 }
 
 /// Parses a config duration: what policies accept (`2s`, `10m`, `1h30m`)
@@ -250,6 +278,14 @@ impl Config {
                 log_name: default_log_name("http://127.0.0.1:8080"),
                 checkpoint_interval: Duration::from_secs(2),
                 push_checkpoints: true,
+            },
+            link_destinations: LinkDestinations::default(),
+            connections: ConnectionLimits {
+                max: 4096,
+                header_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                shutdown_grace: Duration::from_secs(4),
             },
         }
     }
@@ -393,6 +429,38 @@ mod tests {
         .unwrap();
         assert_eq!(c.delivery.poll_interval, Duration::from_millis(100));
         assert_eq!(c.delivery.max_attempts, 3);
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_checked() {
+        let c = Config::parse(
+            "connections: { max: 100, header_timeout: 2s, body_timeout: 5s, idle_timeout: 1m, shutdown_grace: 1s }\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                max: 100,
+                header_timeout: Duration::from_secs(2),
+                body_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(60),
+                shutdown_grace: Duration::from_secs(1),
+            }
+        );
+        let d = Config::parse("connections: { max: 64 }\n", Path::new(".")).unwrap();
+        assert_eq!(
+            d.connections.header_timeout,
+            Config::defaults().connections.header_timeout
+        );
+        for bad in [
+            "connections: { max: 1 }\n",
+            "connections: { header_timeout: 0s }\n",
+            "connections: { body_timeout: soon }\n",
+            "connections: { idle: 5s }\n",
+        ] {
+            assert!(Config::parse(bad, Path::new(".")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -182,6 +182,10 @@ impl From<StoreError> for ApiError {
                 code: "self_approval",
                 message: e.to_string(),
             },
+            e @ StoreError::NotYetEligible { .. } => ApiError::Forbidden {
+                code: "not_yet_eligible",
+                message: e.to_string(),
+            },
             StoreError::InvalidCursor => ApiError::BadRequest {
                 code: "invalid_cursor",
                 message: "invalid cursor: pass back the next_cursor of a previous page unchanged"

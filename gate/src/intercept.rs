@@ -11,8 +11,8 @@
 use chrono::Duration;
 use countersign_engine::{Value, Verdict};
 use countersign_store::{
-    ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun, Proposal, Run,
-    StoreError,
+    ApiKeyRecord, ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun,
+    Proposal, Run, StoreError,
 };
 use sha2::{Digest, Sha256};
 
@@ -35,10 +35,41 @@ pub struct ProposedAction {
     pub idempotency_key: Option<String>,
     /// Who proposes it.
     pub actor: Option<String>,
+    /// Whether `actor` comes from the API key (bound with `keys create
+    /// --actor`) rather than from the request; see [`ProposedAction::bind_to_key`].
+    pub actor_bound: bool,
     /// Why, in the agent's words.
     pub reasoning: Option<String>,
     /// Where the request came from.
     pub source: Option<Value>,
+}
+
+impl ProposedAction {
+    /// Applies the key's actor binding. An unbound key changes nothing: the
+    /// request names its own actor, unchecked. For a key bound to an actor,
+    /// the run is that actor's (as the key spells it); a request naming
+    /// another actor (compared by identity skeleton, see
+    /// [`countersign_store::same_identity`]) is refused with 403
+    /// `actor_mismatch`, and one naming none or the same is accepted.
+    pub fn bind_to_key(&mut self, key: &ApiKeyRecord) -> Result<(), ApiError> {
+        let Some(bound) = &key.actor else {
+            return Ok(());
+        };
+        if let Some(claimed) = &self.actor {
+            if !countersign_store::same_identity(claimed, bound) {
+                return Err(ApiError::Forbidden {
+                    code: "actor_mismatch",
+                    message: format!(
+                        "this API key is bound to actor `{bound}`; it cannot propose as `{}`",
+                        crate::http::summarize_text(claimed, 64)
+                    ),
+                });
+            }
+        }
+        self.actor = Some(bound.clone());
+        self.actor_bound = true;
+        Ok(())
+    }
 }
 
 /// The run recorded for a proposal.
@@ -128,12 +159,17 @@ pub async fn intercept(
         }
         None => None,
     };
-    let details = serde_json::json!({
+    let mut details = serde_json::json!({
         "approval_rule": report.approval_rule,
         "matched": report.matched,
         "shadow": report.shadow,
         "errors": report.errors,
     });
+    // Recorded (in the policy_decided event too) only when true, so runs of
+    // unbound keys keep their shape; receipts read it back as `actor_bound`.
+    if let (true, Some(map)) = (proposal.actor_bound, details.as_object_mut()) {
+        map.insert("actor_bound".to_owned(), serde_json::Value::Bool(true));
+    }
     let payload_json = proposal.payload.to_json();
     let request_hash = request_hash(proposal, &payload_json);
     let new_run = NewRun {
@@ -162,8 +198,15 @@ pub async fn intercept(
         },
         deliveries,
     };
+    let queues_deliveries = !new_run.deliveries.is_empty();
     let (run, replay) = match state.store.create_run(new_run).await? {
-        CreateRunOutcome::Created(run) => (run, false),
+        CreateRunOutcome::Created(run) => {
+            // Committed: the worker (here and on other gates) can send now.
+            if queues_deliveries {
+                state.outbox.queued();
+            }
+            (run, false)
+        }
         CreateRunOutcome::Existing(run) => (run, true),
     };
     Ok(Intercepted { run, replay, kind })

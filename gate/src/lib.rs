@@ -23,7 +23,8 @@
 //!   the rest of the domain;
 //! - at the bottom, importing nothing above them: [`http`] (client address,
 //!   body limits, page headers, untrusted text), [`error`], [`keys`],
-//!   [`run_id`] and [`clock`].
+//!   [`run_id`], [`clock`] and [`shutdown`] (the stop request every
+//!   long-lived task watches).
 
 pub mod api;
 pub mod app;
@@ -42,6 +43,7 @@ pub mod receipt_proof;
 pub mod receipts;
 pub mod run_id;
 pub mod server;
+pub mod shutdown;
 pub mod state;
 pub mod ui;
 pub mod workspace;

@@ -1,6 +1,6 @@
 //! Signed receipts: a client-ready record of one run, signed with Ed25519
-//! over its canonical JSON (RFC 8785), verifiable offline with the gate's
-//! public key.
+//! over its canonical JSON (RFC 8785 with exact numbers, `docs/CANONICAL.md`),
+//! verifiable offline with the gate's public key.
 //!
 //! ```json
 //! {
@@ -9,15 +9,30 @@
 //! }
 //! ```
 //! The signature covers exactly `to_canonical_json(receipt)`.
+//!
+//! Verification is strict ([`verify_text`]): the file is read with numbers
+//! exact and duplicate keys refused, and it may hold nothing the signature
+//! does not cover: only `receipt` and `signature`, and in `signature` only
+//! `alg`, `key_id` and `value`. A reader that kept the first of two equal
+//! keys, or rounded a number, could otherwise be shown other content than
+//! the signature vouches for.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use countersign_store::{ExecutionOutcome, Run, to_canonical_json};
+use countersign_store::{
+    ExecutionOutcome, Run, StrictJsonError, parse_strict_json, to_canonical_json,
+};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+/// The members a signed receipt document may have.
+pub const DOCUMENT_MEMBERS: &[&str] = &["receipt", "signature"];
+
+/// The members of a receipt's `signature` object.
+pub const SIGNATURE_MEMBERS: &[&str] = &["alg", "key_id", "value"];
 
 /// File name of the signing key inside the data directory.
 pub const KEY_FILE: &str = "receipt-signing-key";
@@ -28,6 +43,12 @@ pub enum ReceiptError {
     /// The document is not a signed receipt.
     #[error("not a signed receipt: {0}")]
     Malformed(String),
+    /// The file is not strict JSON (duplicate key, trailing content…).
+    #[error("not a strictly valid JSON document: {0}")]
+    Json(#[from] StrictJsonError),
+    /// The document holds a member the signature does not cover.
+    #[error("`{0}` is not covered by the signature; a receipt holds only what is signed")]
+    Uncovered(String),
     /// No known public key has the receipt's key id.
     #[error("no public key with id `{0}` is known")]
     UnknownKey(String),
@@ -164,14 +185,46 @@ pub fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
-/// Checks a signed receipt against the given public keys.
+/// Reads a receipt file strictly (see the module docs) and checks it
+/// against the given public keys; returns the document.
+pub fn verify_text(text: &str, keys: &[PublicKeyInfo]) -> Result<Value, ReceiptError> {
+    let signed = parse_strict_json(text)?;
+    verify(&signed, keys)?;
+    Ok(signed)
+}
+
+/// Refuses members of `obj` outside `allowed`, naming the first one as
+/// `path.member`.
+fn only_members(obj: &Value, path: &str, allowed: &[&str]) -> Result<(), ReceiptError> {
+    if let Some(extra) = obj
+        .as_object()
+        .and_then(|m| m.keys().find(|k| !allowed.contains(&k.as_str())))
+    {
+        return Err(ReceiptError::Uncovered(format!("{path}{extra}")));
+    }
+    Ok(())
+}
+
+/// Checks a signed receipt document against the given public keys. Prefer
+/// [`verify_text`] for a file: a `Value` parsed leniently may already have
+/// dropped a duplicate key.
 pub fn verify(signed: &Value, keys: &[PublicKeyInfo]) -> Result<(), ReceiptError> {
+    if !signed.is_object() {
+        return Err(ReceiptError::Malformed("not a JSON object".into()));
+    }
+    only_members(signed, "", DOCUMENT_MEMBERS)?;
     let receipt = signed
         .get("receipt")
         .ok_or_else(|| ReceiptError::Malformed("missing `receipt`".into()))?;
     let sig = signed
         .get("signature")
         .ok_or_else(|| ReceiptError::Malformed("missing `signature`".into()))?;
+    if !receipt.is_object() || !sig.is_object() {
+        return Err(ReceiptError::Malformed(
+            "`receipt` and `signature` must be objects".into(),
+        ));
+    }
+    only_members(sig, "signature.", SIGNATURE_MEMBERS)?;
     if sig.get("alg").and_then(Value::as_str) != Some("Ed25519") {
         return Err(ReceiptError::Malformed(
             "signature.alg must be Ed25519".into(),
@@ -242,6 +295,9 @@ pub fn receipt_body(run: &Run) -> Value {
         "run_id": run.proposal.run_id,
         "action": run.proposal.action,
         "actor": run.proposal.actor,
+        // True when the actor came from the agent's API key (`keys create
+        // --actor`), false when the request named it unchecked.
+        "actor_bound": run.proposal.decision.details.get("actor_bound") == Some(&Value::Bool(true)),
         "payload": { "sha256": run.proposal.payload_hash, "summary": run.proposal.payload_summary },
         "decision": {
             "governance_status": run.governance_status,
@@ -297,6 +353,60 @@ mod tests {
         )
         .unwrap();
         verify(&reordered, &keys).unwrap();
+    }
+
+    #[test]
+    fn files_are_read_strictly_and_hold_only_signed_content() {
+        let signer = ReceiptSigner::from_seed([7; 32]);
+        let keys = vec![signer.public().clone()];
+        let body = json!({"decision": {"governance_status": "allowed"}, "n": 9007199254740993_u64});
+        let signed = signer.sign(body);
+        let pretty = serde_json::to_string_pretty(&signed).unwrap();
+        verify_text(&pretty, &keys).unwrap();
+
+        // A second `governance_status` after the signed one: refused, with
+        // its position, whichever of the two a lenient reader would keep.
+        let dup = pretty.replace(
+            r#""governance_status": "allowed""#,
+            r#""governance_status": "allowed", "governance_status": "approved""#,
+        );
+        let e = verify_text(&dup, &keys).unwrap_err().to_string();
+        assert!(
+            e.contains("duplicate key `governance_status` at line 4, column 39"),
+            "{e}"
+        );
+
+        // The number keeps its digits: rounding it to 2^53 breaks the signature.
+        let rounded = pretty.replace("9007199254740993", "9007199254740992");
+        assert!(matches!(
+            verify_text(&rounded, &keys),
+            Err(ReceiptError::BadSignature)
+        ));
+        // An equal value written another way is the same content.
+        let spelled = pretty.replace("9007199254740993", "9.007199254740993e15");
+        verify_text(&spelled, &keys).unwrap();
+
+        // Unsigned content is refused, at the top level and in `signature`.
+        let mut extra = signed.clone();
+        extra["note"] = json!("approved by the CFO");
+        assert_eq!(
+            verify_text(&extra.to_string(), &keys)
+                .unwrap_err()
+                .to_string(),
+            "`note` is not covered by the signature; a receipt holds only what is signed"
+        );
+        let mut extra = signed.clone();
+        extra["signature"]["comment"] = json!("x");
+        assert!(matches!(
+            verify(&extra, &keys),
+            Err(ReceiptError::Uncovered(m)) if m == "signature.comment"
+        ));
+
+        // Trailing content is refused.
+        assert!(matches!(
+            verify_text(&format!("{pretty} {{}}"), &keys),
+            Err(ReceiptError::Json(_))
+        ));
     }
 
     #[test]

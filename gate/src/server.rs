@@ -1,6 +1,8 @@
 //! Starting the gate: open the store, load every workspace's policies,
 //! start the background loops, serve until asked to stop.
 
+mod accept;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,7 +110,16 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let workspaces = open_workspaces(&config)?;
     let store = open_store(&config).await?;
-    build_state_from_parts(config, store, workspaces, clock).await
+    let postgres = match &config.store {
+        StoreUrl::Postgres(url) => Some(url.clone()),
+        StoreUrl::Sqlite(_) => None,
+    };
+    let state = build_state_from_parts(config, store, workspaces, clock).await?;
+    // Gates sharing the database wake each other's delivery workers.
+    if let Some(url) = postgres {
+        state.outbox.connect_postgres(&url, None)?;
+    }
+    Ok(state)
 }
 
 /// Builds the shared state around an already opened store.
@@ -127,10 +138,12 @@ fn open_workspaces(config: &Config) -> Result<Vec<Workspace>, StartError> {
         .workspaces
         .iter()
         .map(|w| {
-            Workspace::open(&w.name, &w.policies).map_err(|e| StartError::Policies {
-                workspace: w.name.clone(),
-                path: w.policies.clone(),
-                diagnostics: e.diagnostics().to_vec(),
+            Workspace::open(&w.name, &w.policies, &config.link_destinations).map_err(|e| {
+                StartError::Policies {
+                    workspace: w.name.clone(),
+                    path: w.policies.clone(),
+                    diagnostics: e.diagnostics().to_vec(),
+                }
             })
         })
         .collect()
@@ -166,6 +179,8 @@ async fn build_state_from_parts(
         token_secret: Arc::new(token_secret),
         sign_in_limiter: Arc::default(),
         live_streams: Arc::new(tokio::sync::Semaphore::new(crate::state::MAX_LIVE_STREAMS)),
+        outbox: Arc::default(),
+        shutdown: crate::shutdown::Shutdown::default(),
         keys: Arc::new(KeyCache::default()),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         config: Arc::new(config),
@@ -178,11 +193,17 @@ async fn build_state_from_parts(
     })
 }
 
-/// Reloads policies whose files changed, and expires overdue runs, until
+/// Starts the delivery worker and the checkpoint signer (the returned
+/// handle ends when both have stopped, after the gate is asked to stop),
+/// and reloads policies whose files changed and expires overdue runs until
 /// the process ends.
-pub fn spawn_background(state: &AppState) {
-    crate::approvals::worker::spawn(state.clone());
-    crate::checkpoints::spawn(state.clone());
+pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let delivery = crate::approvals::worker::spawn(state.clone());
+    let checkpoints = crate::checkpoints::spawn(state.clone());
+    let worker = tokio::spawn(async move {
+        let _ = delivery.await;
+        let _ = checkpoints.await;
+    });
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(s.config.policy_poll_interval);
@@ -247,10 +268,12 @@ pub fn spawn_background(state: &AppState) {
             }
         }
     });
+    worker
 }
 
 /// Serves the gate on the configured address until Ctrl-C or SIGTERM.
-pub async fn serve(config: Config) -> Result<(), StartError> {
+pub async fn serve(mut config: Config) -> Result<(), StartError> {
+    config.connections.max = accept::fit_to_open_file_limit(config.connections.max);
     let listen = config.listen;
     let state = build_state(config, Arc::new(SystemClock)).await?;
     let listener = TcpListener::bind(listen)
@@ -259,40 +282,32 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             addr: listen,
             source,
         })?;
+    tokio::spawn(crate::shutdown::watch_signals(state.shutdown.clone()));
     serve_on(listener, state).await
 }
 
-/// Serves on an already bound listener.
+/// Serves on an already bound listener until `state.shutdown` is asked
+/// (by [`serve`]'s signal handler, or a test): then open connections
+/// finish the request in hand, live streams end, the delivery worker stops
+/// between sends, and this returns, after `connections.shutdown_grace` at
+/// most (a send still in progress then is dropped; its delivery's claim
+/// expires and it is sent again).
 pub async fn serve_on(listener: TcpListener, state: AppState) -> Result<(), StartError> {
-    spawn_background(&state);
+    let worker = spawn_background(&state);
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     for (name, ws) in state.workspaces.iter() {
         tracing::info!(workspace = %name, policies = %ws.policy_dir().display(), version = %ws.policies().version(), "workspace ready");
     }
     tracing::info!(%addr, "countersign gate listening");
     println!("countersign listening on http://{addr}");
-    axum::serve(
-        listener,
-        crate::app::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(StartError::Serve)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-    tracing::info!("shutting down");
+    let limits = state.config.connections;
+    let shutdown = state.shutdown.clone();
+    let deadline = accept::serve(listener, crate::app::app(state), limits, shutdown).await;
+    if tokio::time::timeout_at(deadline, worker).await.is_err() {
+        tracing::warn!(
+            "the delivery worker was still sending; its claims expire and another pass sends them"
+        );
+    }
+    tracing::info!("stopped");
+    Ok(())
 }

@@ -7,12 +7,14 @@ use countersign_store::Store;
 
 use crate::approvals::channels::Channels;
 use crate::approvals::tokens::TokenSecret;
+use crate::approvals::wake::OutboxBell;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::KeyCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::{RateLimiter, SignInLimiter};
 use crate::receipts::ReceiptSigner;
+use crate::shutdown::Shutdown;
 use crate::workspace::Workspace;
 
 /// Shared state of the gate, cheap to clone.
@@ -44,6 +46,10 @@ pub struct AppState {
     pub sign_in_limiter: Arc<SignInLimiter>,
     /// Bounds the dashboard's concurrent live streams.
     pub live_streams: Arc<tokio::sync::Semaphore>,
+    /// Wakes the delivery worker when deliveries are queued.
+    pub outbox: Arc<OutboxBell>,
+    /// Asked when the gate is stopping: long-lived tasks and streams end.
+    pub shutdown: Shutdown,
 }
 
 /// Most dashboard live streams open at once on one gate.

@@ -3,12 +3,16 @@
 //! Requests take an `Arc` of the current set, so a reload never blocks or
 //! changes a decision in flight. A reload that fails validation keeps the
 //! previous set and keeps the diagnostics for `/v1/policies` and the logs.
+//! Validation includes the gate's own rule about policies: members' Teams
+//! URLs must be allowed by the configuration ([`LinkDestinations`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use countersign_engine::PolicySet;
+
+use crate::config::LinkDestinations;
 
 /// The outcome of a (re)load attempt.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -27,6 +31,7 @@ pub struct ReloadReport {
 pub struct Workspace {
     name: String,
     policy_dir: PathBuf,
+    destinations: LinkDestinations,
     current: RwLock<Arc<PolicySet>>,
     last_error: RwLock<Option<Vec<String>>>,
     fingerprint: RwLock<Vec<(PathBuf, SystemTime, u64)>>,
@@ -71,14 +76,30 @@ pub fn plain_diagnostics(err: &countersign_engine::PolicyError) -> Vec<String> {
     err.diagnostics().iter().map(|d| d.to_plain()).collect()
 }
 
+/// Loads a policy set and checks it against the gate's own rules.
+fn load(
+    policy_dir: &Path,
+    destinations: &LinkDestinations,
+) -> Result<PolicySet, countersign_engine::PolicyError> {
+    let set = PolicySet::load(&[policy_dir])?;
+    destinations.check_policies(&set)?;
+    Ok(set)
+}
+
 impl Workspace {
-    /// Loads the workspace's policies; fails when they are invalid.
-    pub fn open(name: &str, policy_dir: &Path) -> Result<Self, countersign_engine::PolicyError> {
+    /// Loads the workspace's policies; fails when they are invalid or name
+    /// a Teams URL that `destinations` does not allow.
+    pub fn open(
+        name: &str,
+        policy_dir: &Path,
+        destinations: &LinkDestinations,
+    ) -> Result<Self, countersign_engine::PolicyError> {
         let fp = fingerprint(policy_dir);
-        let set = PolicySet::load(&[policy_dir])?;
+        let set = load(policy_dir, destinations)?;
         Ok(Self {
             name: name.to_owned(),
             policy_dir: policy_dir.to_owned(),
+            destinations: destinations.clone(),
             current: RwLock::new(Arc::new(set)),
             last_error: RwLock::new(None),
             fingerprint: RwLock::new(fp),
@@ -121,7 +142,7 @@ impl Workspace {
             *f = fp;
         }
         let old_version = self.policies().version().to_owned();
-        match PolicySet::load(&[&self.policy_dir]) {
+        match load(&self.policy_dir, &self.destinations) {
             Ok(set) => {
                 let version = set.version().to_owned();
                 if let Ok(mut c) = self.current.write() {

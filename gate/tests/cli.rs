@@ -375,6 +375,52 @@ fn keys_name_their_database_and_a_second_revoke_says_so() {
     );
 }
 
+/// Issue 16: `keys create --actor` binds an agent key to an actor, says so,
+/// and `keys list` shows each key's binding (`-` for an unbound key).
+/// Admin keys cannot be bound.
+#[test]
+fn keys_bound_to_an_actor_are_listed_with_it() {
+    let dir = set_up(POLICY, None);
+    let create = |role: &str, actor: Option<&str>| {
+        let mut args = vec!["keys", "create", "--workspace", "default", "--role", role];
+        if let Some(a) = actor {
+            args.extend(["--actor", a]);
+        }
+        countersign(&args, dir.path())
+    };
+    let bound = create("agent", Some("deploy-bot"));
+    assert!(bound.status.success(), "{}", text(&bound.stderr));
+    assert!(
+        text(&bound.stderr).contains("bound to actor `deploy-bot`"),
+        "{}",
+        text(&bound.stderr)
+    );
+    let unbound = create("agent", None);
+    assert!(unbound.status.success(), "{}", text(&unbound.stderr));
+    let admin = create("admin", Some("deploy-bot"));
+    assert!(!admin.status.success());
+    assert!(
+        text(&admin.stderr).contains("only an agent key can be bound to an actor"),
+        "{}",
+        text(&admin.stderr)
+    );
+    let id = |out: &Output| text(&out.stdout).trim()[4..12].to_owned();
+    let list = countersign(&["keys", "list", "--workspace", "default"], dir.path());
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let listing = text(&list.stdout);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert!(lines[0].contains(" actor "), "{listing}");
+    let row = |key: &str| *lines.iter().find(|l| l.starts_with(key)).unwrap();
+    assert!(row(&id(&bound)).contains(" deploy-bot "), "{listing}");
+    let fields: Vec<&str> = row(&id(&unbound)).split_whitespace().collect();
+    assert_eq!(fields[4], "-", "unbound: {listing}");
+    assert_eq!(
+        lines.len(),
+        3,
+        "the refused admin key was not created: {listing}"
+    );
+}
+
 #[test]
 fn a_broken_test_file_says_the_tests_did_not_run() {
     let dir = set_up(POLICY, Some("tests:\n  - name: x\n    action: [\n"));
@@ -432,4 +478,83 @@ fn serve_with_invalid_policies_stops_before_creating_its_data_directory() {
         !dir.path().join("countersign-data").exists(),
         "the data directory was created"
     );
+}
+
+/// A receipt issued by the gate before the canonical form kept numbers
+/// exact (commit 0d1be31), with the public keys it served.
+const OLD_RECEIPT: &str = include_str!("fixtures/receipt-v1-main.json");
+const OLD_KEYS: &str = include_str!("fixtures/receipt-v1-main-keys.json");
+
+fn receipt_verify(receipt: &str) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("receipt.json"), receipt).expect("write");
+    std::fs::write(dir.path().join("keys.json"), OLD_KEYS).expect("write");
+    countersign(
+        &["receipt", "verify", "receipt.json", "--keys", "keys.json"],
+        dir.path(),
+    )
+}
+
+#[test]
+fn a_receipt_issued_before_exact_numbers_still_verifies_also_pretty_printed() {
+    let out = receipt_verify(OLD_RECEIPT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("valid receipt: run run_01a237050ffc761b947d24fc68ae8fd0"),
+        "{}",
+        text(&out.stdout)
+    );
+    let value: serde_json::Value = serde_json::from_str(OLD_RECEIPT).unwrap();
+    let out = receipt_verify(&serde_json::to_string_pretty(&value).unwrap());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn receipt_verify_refuses_duplicate_keys_unsigned_members_and_trailing_content() {
+    // The reviewer's attack: a second `governance_status` that a lenient
+    // reader keeps (the last one wins in serde_json) while the signature
+    // covers the first.
+    let dup = OLD_RECEIPT.replace(
+        r#""governance_status":"approved""#,
+        "\"governance_status\":\"approved\",\n\"governance_status\":\"allowed\"",
+    );
+    assert_ne!(dup, OLD_RECEIPT);
+    let out = receipt_verify(&dup);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("duplicate key `governance_status` at line 2, column 1"),
+        "{err}"
+    );
+
+    let extra = OLD_RECEIPT.replacen('{', r#"{"verified_by":"the CFO","#, 1);
+    let out = receipt_verify(&extra);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`verified_by` is not covered by the signature"),
+        "{err}"
+    );
+
+    let extra = OLD_RECEIPT.replace(r#""alg":"Ed25519","#, r#""alg":"Ed25519","note":"ok","#);
+    let out = receipt_verify(&extra);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("`signature.note` is not covered by the signature"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = receipt_verify(&format!("{OLD_RECEIPT}\n{{}}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unexpected content after the JSON value at line 2, column 1"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A changed value is a bad signature, as before.
+    let out = receipt_verify(&OLD_RECEIPT.replace(r#""seq":8"#, r#""seq":9"#));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("the signature does not match"));
 }

@@ -1,30 +1,58 @@
-//! RFC 8785 (JSON Canonicalization Scheme) serialization of `serde_json::Value`.
+//! The canonical JSON form that events, the audit chain and receipts are
+//! hashed and signed over: RFC 8785 (the JSON Canonicalization Scheme) with
+//! numbers written exactly instead of through IEEE 754 doubles.
 //!
-//! The hash chain hashes the canonical form of each event, so two stores
-//! holding the same events, whatever the database, compute the same hashes.
+//! `docs/CANONICAL.md` specifies the form for independent implementations;
+//! this is the summary.
 //!
-//! Rules implemented here:
-//! - no insignificant whitespace;
-//! - object members sorted by their names compared as UTF-16 code units;
-//! - strings escaped as ECMAScript's `JSON.stringify` does: `\"`, `\\`, the
+//! - No insignificant whitespace.
+//! - Object members sorted by their names compared as UTF-16 code units
+//!   (RFC 8785 §3.2.3).
+//! - Strings escaped as ECMAScript's `JSON.stringify` does: `\"`, `\\`, the
 //!   short escapes `\b \f \n \r \t`, other control characters as lowercase
-//!   `\u00xx`, everything else (including U+2028, U+2029 and DEL) verbatim;
-//! - numbers in ECMAScript's `Number.prototype.toString` form of the IEEE 754
-//!   double they denote: shortest round-trip digits, plain notation for
-//!   exponents from -6 to 20, otherwise `d.ddde+N` / `d.ddde-N`; `-0` is `0`;
-//!   among equally short digit strings the closest wins, ties to even.
+//!   `\u00xx`, everything else (including U+2028, U+2029 and DEL) verbatim.
+//! - `true`, `false`, `null` as themselves.
+//! - **Numbers: the exact decimal value of the number text.** Take its
+//!   significant digits `d1…dk` (no leading or trailing zeros) and the
+//!   exponent `n` with value = 0.d1…dk × 10^n, then lay them out as
+//!   ECMAScript's `Number.prototype.toString` lays out a double's digits:
+//!   `k ≤ n ≤ 21`: the digits then `n − k` zeros; `0 < n ≤ 21`: a decimal
+//!   point after `n` digits; `−6 < n ≤ 0`: `0.`, `−n` zeros, the digits;
+//!   otherwise `d1[.d2…dk]e±(n − 1)`. A zero of any spelling (`-0`, `0.0`,
+//!   `0e5`) is `0`; a negative number is `-` then the form of its magnitude.
 //!
-//! Integers outside ±2^53 are first rounded to the nearest double, exactly as
-//! a JCS implementation reading the same JSON text would.
+//! # Why numbers differ from RFC 8785, and why old records still verify
+//!
+//! RFC 8785 reads every number as the nearest double, so `9007199254740993`
+//! and `9007199254740992`, or two amounts differing in the 20th digit, had
+//! the same canonical form and the same hash. Writing the exact value makes
+//! the form injective: two numbers share a form only if they denote the same
+//! exact decimal (`1.0` and `1`, `1e2` and `100`).
+//!
+//! For every number RFC 8785 wrote without loss (every integer up to 2^53,
+//! and any text that is the shortest decimal of a double, such as `0.1`,
+//! `1e+21`, `5e-324`) the output is unchanged, because the shortest digits
+//! of a double are exactly its text's digits and the layout is the same.
+//! In particular every text the old rule ever *produced* is its own
+//! canonical form under the new rule, and the chain is verified from the
+//! stored canonical text, so existing chains keep verifying without a
+//! version field. Only a number the old rule rounded (an integer beyond
+//! ±2^53, or more digits than a double holds) now gets a different, exact,
+//! form; receipts never carried such numbers (they hold counts and hashes),
+//! so issued receipts verify too. No version field is needed.
+//!
+//! Numbers must reach this module exactly: the workspace builds
+//! `serde_json` with `arbitrary_precision`, so a [`Number`] keeps the text
+//! it was parsed from, and nothing on the way from a request body to the
+//! store goes through `f64`.
+
+mod number;
 
 use serde_json::{Number, Value};
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-/// Largest integer that every double represents exactly (2^53).
-const MAX_EXACT_INT: u64 = 1 << 53;
-
-/// Serializes `value` in RFC 8785 canonical form.
+/// Serializes `value` in canonical form (see the module docs).
 #[must_use]
 pub fn to_canonical_json(value: &Value) -> String {
     let mut out = String::with_capacity(128);
@@ -124,108 +152,22 @@ pub(crate) fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Writes `n` in canonical (ECMAScript) form.
+/// Writes `n` in canonical form: its exact decimal value.
 pub(crate) fn write_number(out: &mut String, n: &Number) {
-    if let Some(u) = n.as_u64() {
-        if u <= MAX_EXACT_INT {
-            let _ = write!(out, "{u}");
-        } else {
-            #[expect(
-                clippy::cast_precision_loss,
-                reason = "JCS reads every number as a double; rounding is the specified behaviour"
-            )]
-            write_double(out, u as f64);
-        }
-    } else if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() <= MAX_EXACT_INT {
-            let _ = write!(out, "{i}");
-        } else {
-            #[expect(
-                clippy::cast_precision_loss,
-                reason = "JCS reads every number as a double; rounding is the specified behaviour"
-            )]
-            write_double(out, i as f64);
-        }
-    } else if let Some(f) = n.as_f64() {
-        write_double(out, f);
-    } else {
-        // Only reachable with serde_json's arbitrary_precision; fall back to
-        // the double the text denotes.
-        let f = n.to_string().parse::<f64>().unwrap_or(f64::NAN);
-        write_double(out, f);
-    }
-}
-
-/// ECMAScript `Number.prototype.toString` for a double.
-fn write_double(out: &mut String, f: f64) {
-    if !f.is_finite() {
-        // JSON cannot carry these; JSON.stringify writes null.
-        out.push_str("null");
-        return;
-    }
-    if f == 0.0 {
-        out.push('0');
-        return;
-    }
-    if f < 0.0 {
-        out.push('-');
-    }
-    // ryu gives the shortest digits that round-trip, the closest of them to
-    // the exact value, ties to even: the digits ECMAScript specifies. Only
-    // its notation differs, so take the digits and the decimal exponent out
-    // of whatever form it printed ("123.45", "1e21", "1.5e-7", "0.001").
-    let mut buffer = ryu::Buffer::new();
-    let printed = buffer.format_finite(f.abs());
-    let (mantissa, exp) = printed.split_once(['e', 'E']).unwrap_or((printed, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let all = format!("{int_part}{frac_part}");
-    let significant = all.trim_start_matches('0');
-    let leading_zeros = len_i64(&all) - len_i64(significant);
-    let digits = significant.trim_end_matches('0');
-    let k = len_i64(digits);
-    // value = 0.d1d2...dk × 10^n
-    let n = len_i64(int_part) + exp - leading_zeros;
-    if k <= n && n <= 21 {
-        out.push_str(digits);
-        for _ in 0..(n - k) {
-            out.push('0');
-        }
-    } else if 0 < n && n <= 21 {
-        let split = usize::try_from(n).unwrap_or(0);
-        out.push_str(&digits[..split]);
-        out.push('.');
-        out.push_str(&digits[split..]);
-    } else if -6 < n && n <= 0 {
-        out.push_str("0.");
-        for _ in 0..(-n) {
-            out.push('0');
-        }
-        out.push_str(digits);
-    } else {
-        let e = n - 1;
-        let sign = if e >= 0 { '+' } else { '-' };
-        out.push_str(&digits[..1]);
-        if k > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let _ = write!(out, "e{sign}{}", e.abs());
-    }
-}
-
-fn len_i64(s: &str) -> i64 {
-    i64::try_from(s.len()).unwrap_or(i64::MAX)
+    number::write_number_text(out, n.as_str());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::str::FromStr as _;
 
-    fn num(f: f64) -> String {
+    /// Canonical form of number text.
+    fn num(text: &str) -> String {
+        let n = Number::from_str(text).unwrap();
         let mut s = String::new();
-        write_double(&mut s, f);
+        write_number(&mut s, &n);
         s
     }
 
@@ -286,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn integers_print_plainly() {
+    fn integers_keep_every_digit() {
         assert_eq!(to_canonical_json(&json!(0)), "0");
         assert_eq!(to_canonical_json(&json!(-17)), "-17");
         assert_eq!(
@@ -297,72 +239,30 @@ mod tests {
             to_canonical_json(&json!(-9007199254740992_i64)),
             "-9007199254740992"
         );
-        // Beyond 2^53 integers go through the nearest double, like any JCS reader.
+        // Beyond 2^53 plain RFC 8785 would round to the nearest double;
+        // this form must not, or 2^53 + 1 and 2^53 would share a hash.
         assert_eq!(
             to_canonical_json(&json!(9007199254740993_u64)),
-            "9007199254740992"
+            "9007199254740993"
         );
-        assert_eq!(to_canonical_json(&json!(u64::MAX)), "18446744073709552000");
+        assert_eq!(to_canonical_json(&json!(u64::MAX)), "18446744073709551615");
+        assert_eq!(num("-9223372036854775809"), "-9223372036854775809");
+        assert_eq!(num("123456789012345678901"), "123456789012345678901");
+        // Past 21 digits the layout is exponential, as for a double.
+        assert_eq!(num("1234567890123456789012"), "1.234567890123456789012e+21");
+        assert_eq!(num("1000000000000000000000"), "1e+21");
+        assert_eq!(num("-0"), "0");
     }
 
     #[test]
-    fn number_forms_follow_ecmascript() {
-        assert_eq!(num(1e21), "1e+21");
-        assert_eq!(num(1e20), "100000000000000000000");
-        assert_eq!(num(1e-7), "1e-7");
-        assert_eq!(num(1e-6), "0.000001");
-        assert_eq!(num(1.5e-7), "1.5e-7");
-        assert_eq!(num(-0.0), "0");
-        assert_eq!(num(0.0), "0");
-        assert_eq!(num(1.0), "1");
-        assert_eq!(num(-1.5), "-1.5");
-        assert_eq!(num(0.1 + 0.2), "0.30000000000000004");
-        assert_eq!(num(123.456), "123.456");
-        assert_eq!(num(1.2345e25), "1.2345e+25");
-        assert_eq!(num(f64::NAN), "null");
-    }
-
-    #[test]
-    fn rfc8785_ieee754_samples() {
-        let cases: &[(u64, &str)] = &[
-            (0x0000_0000_0000_0000, "0"),
-            (0x8000_0000_0000_0000, "0"),
-            (0x0000_0000_0000_0001, "5e-324"),
-            (0x8000_0000_0000_0001, "-5e-324"),
-            (0x7fef_ffff_ffff_ffff, "1.7976931348623157e+308"),
-            (0xffef_ffff_ffff_ffff, "-1.7976931348623157e+308"),
-            (0x4340_0000_0000_0000, "9007199254740992"),
-            (0xc340_0000_0000_0000, "-9007199254740992"),
-            (0x4430_0000_0000_0000, "295147905179352830000"),
-            (0x44b5_2d02_c7e1_4af5, "9.999999999999997e+22"),
-            (0x44b5_2d02_c7e1_4af6, "1e+23"),
-            (0x44b5_2d02_c7e1_4af7, "1.0000000000000001e+23"),
-            (0x444b_1ae4_d6e2_ef4e, "999999999999999700000"),
-            (0x444b_1ae4_d6e2_ef4f, "999999999999999900000"),
-            (0x444b_1ae4_d6e2_ef50, "1e+21"),
-            (0x3eb0_c6f7_a0b5_ed8c, "9.999999999999997e-7"),
-            (0x3eb0_c6f7_a0b5_ed8d, "0.000001"),
-            (0x41b3_de43_5555_5553, "333333333.3333332"),
-            (0x41b3_de43_5555_5554, "333333333.33333325"),
-            (0x41b3_de43_5555_5555, "333333333.3333333"),
-            (0x41b3_de43_5555_5556, "333333333.3333334"),
-            (0x41b3_de43_5555_5557, "333333333.33333343"),
-            (0xbecb_f647_612f_3696, "-0.0000033333333333333333"),
-            // Exactly halfway between ...206.2 and ...206.3: ties go to even.
-            (0x4314_3ff3_c1cb_0959, "1424953923781206.2"),
-        ];
-        for &(bits, want) in cases {
-            assert_eq!(num(f64::from_bits(bits)), want, "bits {bits:#018x}");
-        }
-    }
-
-    #[test]
-    fn parsed_floats_canonicalize_through_serde_json() {
-        let v: Value =
-            serde_json::from_str(r#"{"b":1E3,"a":-0.0,"c":1e-7,"d":2.50}"#).unwrap_or(Value::Null);
+    fn parsed_numbers_canonicalize_through_serde_json() {
+        let v: Value = serde_json::from_str(
+            r#"{"b":1E3,"a":-0.0,"c":1e-7,"d":2.50,"e":9007199254740993,"f":0.12345678901234567891}"#,
+        )
+        .unwrap();
         assert_eq!(
             to_canonical_json(&v),
-            r#"{"a":0,"b":1000,"c":1e-7,"d":2.5}"#
+            r#"{"a":0,"b":1000,"c":1e-7,"d":2.5,"e":9007199254740993,"f":0.12345678901234567891}"#
         );
     }
 
@@ -370,7 +270,7 @@ mod tests {
     fn canonical_output_is_a_fixed_point() {
         let v = json!({"k": [1.5e300, 0.000_012_3, "\u{1}", {"é": 1, "e": 2}]});
         let once = to_canonical_json(&v);
-        let reparsed: Value = serde_json::from_str(&once).unwrap_or(Value::Null);
+        let reparsed: Value = serde_json::from_str(&once).unwrap();
         assert_eq!(to_canonical_json(&reparsed), once);
     }
 }

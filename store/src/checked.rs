@@ -19,7 +19,7 @@ use crate::store::MAX_EVENTS_LIMIT;
 use crate::store::{Store, events_limit};
 use crate::tlog::Hash;
 use crate::ts::normalize;
-use crate::validate::{check_id, validate_new_run};
+use crate::validate::{check_id, check_key_actor, validate_new_run};
 use crate::{grants, workspace_events};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -118,10 +118,27 @@ impl<B: Backend> Store for Checked<B> {
         label: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord, StoreError> {
+        self.create_bound_key(workspace, key_id, key_hash, role, label, None, now)
+            .await
+    }
+
+    async fn create_bound_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        key_hash: &str,
+        role: Role,
+        label: Option<String>,
+        actor: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError> {
         check_id("workspace", workspace)?;
         check_id("key_id", key_id)?;
         check_id("key_hash", key_hash)?;
-        let key = workspace_events::new_key(workspace, key_id, role, label, normalize(now)?);
+        if let Some(actor) = &actor {
+            check_key_actor(role, actor)?;
+        }
+        let key = workspace_events::new_key(workspace, key_id, role, label, actor, normalize(now)?);
         self.backend.create_key(key, key_hash).await
     }
 

@@ -139,6 +139,25 @@ pub enum StoreError {
         run_id: String,
     },
 
+    /// The approver belongs to the escalation group and may not answer
+    /// before the escalation time.
+    #[error(
+        "`{approver_id}` may answer run `{run_id}` only from {}",
+        eligible_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    #[diagnostic(
+        code(countersign::store::not_yet_eligible),
+        help("the escalation group is asked only once `escalate_after` has passed")
+    )]
+    NotYetEligible {
+        /// Who tried to answer.
+        approver_id: String,
+        /// The run concerned.
+        run_id: String,
+        /// When they may answer.
+        eligible_from: chrono::DateTime<chrono::Utc>,
+    },
+
     /// A pagination cursor that this store did not issue.
     #[error("invalid cursor")]
     #[diagnostic(
@@ -258,7 +277,9 @@ impl StoreError {
         match self {
             Self::NotFound { .. } => 404,
             Self::IdempotencyConflict { .. } | Self::Conflict { .. } => 409,
-            Self::NotAnApprover { .. } | Self::SelfApproval { .. } => 403,
+            Self::NotAnApprover { .. }
+            | Self::SelfApproval { .. }
+            | Self::NotYetEligible { .. } => 403,
             Self::InvalidCursor | Self::InvalidInput { .. } => 400,
             Self::TreeRange { .. } => 422,
             Self::ChainBroken { .. }

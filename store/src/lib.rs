@@ -5,8 +5,9 @@
 //! What it is for:
 //! - recording every state change of a run (proposed, decided, answered,
 //!   expired, executed) and of keys and policies as an event;
-//! - enforcing the run state machine atomically (quorum, self-approval,
-//!   single execution report, idempotent creation), identically on SQLite
+//! - enforcing the run state machine atomically (quorum, self-approval
+//!   judged by identity skeleton ([`identity_skeleton`]), single execution
+//!   report, idempotent creation), identically on SQLite
 //!   ([`SqliteStore`], embedded, group commit) and PostgreSQL
 //!   ([`PostgresStore`], for several gate instances);
 //! - making the log verifiable by someone who does not trust the database:
@@ -66,6 +67,7 @@ mod cursor;
 mod error;
 mod extension;
 mod grants;
+mod identity;
 mod log_key;
 mod model;
 mod postgres;
@@ -74,6 +76,7 @@ mod rows;
 mod run_state;
 mod sqlite;
 mod store;
+mod strict_json;
 pub mod tlog;
 mod tree;
 mod ts;
@@ -86,6 +89,7 @@ pub use chain::{GENESIS_HASH, compute_hash, event_leaf_data};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};
 pub use extension::MAX_EXTENSION;
+pub use identity::{identity_skeleton, same_identity};
 pub use log_key::{EVENT_MAC_PREFIX, LOG_KEY_LEN, LogKey, LogKeyError};
 pub use model::{
     AnswerDecision, AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalAnswer, ApprovalRequirement,
@@ -95,8 +99,10 @@ pub use model::{
     NewDelivery, NewGrant, NewRun, Proposal, Recipient, Role, Run, RunFilter, RunPage, StatsRow,
     StoredCheckpoint, TokenAnswer, TokenOutcome, TreeExtension, TreeHead, is_executable,
 };
+pub use postgres::notify::{OutboxNotifier, OutboxWake};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use run_state::is_actor;
 pub use sqlite::SqliteStore;
 pub use store::{DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT, Store};
+pub use strict_json::{StrictJsonError, parse_strict_json};
 pub use ts::format_ts;

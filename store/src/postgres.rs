@@ -9,6 +9,7 @@
 
 mod access;
 mod log;
+pub(crate) mod notify;
 mod ops;
 mod read;
 
@@ -44,6 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/postgres/0004_verifiable_log.sql"),
     ),
+    (5, include_str!("../migrations/postgres/0005_key_actor.sql")),
 ];
 
 /// The version whose migration authenticates the events already stored.

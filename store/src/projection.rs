@@ -421,6 +421,8 @@ pub(crate) fn check_run(key: &LogKey, stored: &Run, raws: &[RawEvent]) -> Result
 pub(crate) struct ProjectedKey {
     pub role: Role,
     pub label: Option<String>,
+    /// The actor a bound agent key speaks for (absent for unbound keys).
+    pub actor: Option<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
@@ -430,6 +432,8 @@ struct KeyCreated {
     key_id: String,
     role: Role,
     label: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
     created_at: String,
 }
 
@@ -452,6 +456,7 @@ pub(crate) fn apply_key_event(
                 ProjectedKey {
                     role: k.role,
                     label: k.label,
+                    actor: k.actor,
                     created_at: k.created_at,
                     revoked_at: None,
                 },
@@ -482,6 +487,9 @@ pub(crate) fn key_differences(stored: &ApiKeyRecord, projected: &ProjectedKey) -
     }
     if stored.label != projected.label {
         out.push(("label".to_owned(), differs(&stored.label, &projected.label)));
+    }
+    if stored.actor != projected.actor {
+        out.push(("actor".to_owned(), differs(&stored.actor, &projected.actor)));
     }
     if created != projected.created_at {
         out.push((

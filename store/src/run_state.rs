@@ -20,6 +20,7 @@
 
 use crate::chain::PendingEvent;
 use crate::error::StoreError;
+use crate::identity::same_identity;
 use crate::model::{
     AnswerDecision, AnswerInput, ApprovalAnswer, ChainPosition, EventKind, ExecutionOutcome,
     ExecutionReport, ExecutionStatus, GovernanceStatus, Proposal, Run, is_executable,
@@ -30,23 +31,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-/// Folds an identity for comparison: trimmed, case-insensitive.
-fn fold_identity(s: &str) -> String {
-    s.trim().to_lowercase()
-}
-
-/// Whether `approver_id` names the run's actor: the actor string equals
-/// (trimmed, ignoring case) the approver's id, email address or Slack id.
-/// An agent cannot dodge the no-self-approval rule by sending `Alice` or
-/// `alice@example.com` for approver `alice`.
+/// Whether `approver_id` names the run's actor: the actor has the same
+/// identity skeleton ([`crate::identity_skeleton`]: compatibility forms, case,
+/// accents, invisible characters and confusable letters ignored) as the
+/// approver's id, email address, Slack id or policy name. An agent cannot
+/// dodge the no-self-approval rule by sending `ALİCE`, `ａｌｉｃｅ`,
+/// `alice@example.com` or `Alice Ng` for approver `alice`.
 pub fn is_actor(run: &Run, approver_id: &str) -> bool {
-    let Some(actor) = run
-        .proposal
-        .actor
-        .as_deref()
-        .map(fold_identity)
-        .filter(|a| !a.is_empty())
-    else {
+    let Some(actor) = run.proposal.actor.as_deref() else {
         return false;
     };
     let approver = run
@@ -54,12 +46,13 @@ pub fn is_actor(run: &Run, approver_id: &str) -> bool {
         .approval
         .as_ref()
         .and_then(|a| a.approvers.iter().find(|r| r.id == approver_id));
-    let mut names = vec![fold_identity(approver_id)];
+    let mut names = vec![approver_id];
     if let Some(r) = approver {
-        names.extend(r.email.as_deref().map(fold_identity));
-        names.extend(r.slack.as_deref().map(fold_identity));
+        names.extend(r.email.as_deref());
+        names.extend(r.slack.as_deref());
+        names.extend(r.name.as_deref());
     }
-    names.contains(&actor)
+    names.into_iter().any(|name| same_identity(actor, name))
 }
 
 fn chain_placeholder() -> ChainPosition {
@@ -127,7 +120,20 @@ pub(crate) fn initial_run(new: &Proposal) -> (Run, Vec<PendingEvent>) {
         let approvers: Vec<Value> = approval
             .approvers
             .iter()
-            .map(|a| json!({"id": a.id, "email": a.email, "slack": a.slack}))
+            .map(|a| {
+                let mut entry = json!({"id": a.id, "email": a.email, "slack": a.slack});
+                // Only when known or set, so events of unnamed members and of
+                // runs without escalation keep their shape (and hash).
+                if let Some(map) = entry.as_object_mut() {
+                    if let Some(name) = &a.name {
+                        map.insert("name".to_owned(), json!(name));
+                    }
+                    if let Some(from) = a.eligible_from {
+                        map.insert("eligible_from".to_owned(), json!(format_ts(from)));
+                    }
+                }
+                entry
+            })
             .collect();
         events.push(PendingEvent {
             kind: EventKind::ApprovalRequested,
@@ -261,6 +267,18 @@ pub(crate) fn plan_answer(
         return Err(StoreError::SelfApproval {
             approver_id: input.approver_id,
             run_id: run.proposal.run_id.clone(),
+        });
+    }
+    if let Some(eligible_from) = run
+        .proposal
+        .approval
+        .as_ref()
+        .and_then(|a| a.not_yet_eligible(&input.approver_id, now))
+    {
+        return Err(StoreError::NotYetEligible {
+            approver_id: input.approver_id,
+            run_id: run.proposal.run_id.clone(),
+            eligible_from,
         });
     }
     let mut events = Vec::new();

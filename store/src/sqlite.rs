@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/sqlite/0004_verifiable_log.sql"),
     ),
+    (5, include_str!("../migrations/sqlite/0005_key_actor.sql")),
 ];
 
 /// The version whose migration authenticates the events already stored.

@@ -95,6 +95,26 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<ApiKeyRecord, StoreError>;
 
+    /// Registers an agent API key bound to `actor`: the runs it proposes are
+    /// that actor's. `actor: None` is [`Store::create_key`].
+    /// Errors: [`StoreError::InvalidInput`] for a bound admin key or an
+    /// actor that is empty, invisible, too long or has control characters;
+    /// [`StoreError::Conflict`] if the id or hash exists.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "create_key's arguments and the actor"
+    )]
+    async fn create_bound_key(
+        &self,
+        workspace: &str,
+        key_id: &str,
+        key_hash: &str,
+        role: Role,
+        label: Option<String>,
+        actor: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyRecord, StoreError>;
+
     /// Revokes a key; revoking a revoked key returns it unchanged.
     /// Errors: [`StoreError::NotFound`].
     async fn revoke_key(

@@ -3,7 +3,8 @@
 //! call, so SQLite and PostgreSQL refuse exactly the same input.
 
 use crate::error::StoreError;
-use crate::model::{GovernanceStatus, NewRun, Recipient};
+use crate::identity::identity_skeleton;
+use crate::model::{GovernanceStatus, NewRun, Recipient, Role};
 use crate::ts::normalize;
 use std::collections::HashSet;
 
@@ -19,6 +20,24 @@ pub(crate) fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
         return Err(StoreError::invalid(format!(
             "{what} is longer than {MAX_ID_LEN} bytes"
         )));
+    }
+    Ok(())
+}
+
+/// Checks the actor an API key is bound to: only agent keys propose runs,
+/// and the actor must name someone (a name of invisible characters would
+/// bind the key to nobody).
+pub(crate) fn check_key_actor(role: Role, actor: &str) -> Result<(), StoreError> {
+    if role != Role::Agent {
+        return Err(StoreError::invalid(
+            "only an agent key can be bound to an actor",
+        ));
+    }
+    check_id("actor", actor)?;
+    if actor.chars().any(char::is_control) || identity_skeleton(actor).is_empty() {
+        return Err(StoreError::invalid(
+            "actor must be a visible name without control characters",
+        ));
     }
     Ok(())
 }

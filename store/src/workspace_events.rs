@@ -10,16 +10,21 @@ use serde_json::json;
 
 /// The key_created event (never carries the key's hash).
 pub(crate) fn key_created_event(key: &ApiKeyRecord) -> PendingEvent {
+    let mut data = json!({
+        "key_id": key.key_id,
+        "role": key.role.as_str(),
+        "label": key.label,
+        "created_at": format_ts(key.created_at),
+    });
+    // Only for a bound key, so events of unbound keys keep their shape.
+    if let (Some(actor), Some(map)) = (&key.actor, data.as_object_mut()) {
+        map.insert("actor".to_owned(), json!(actor));
+    }
     PendingEvent {
         kind: EventKind::KeyCreated,
         run_id: None,
         at: key.created_at,
-        data: json!({
-            "key_id": key.key_id,
-            "role": key.role.as_str(),
-            "label": key.label,
-            "created_at": format_ts(key.created_at),
-        }),
+        data,
     }
 }
 
@@ -39,6 +44,7 @@ pub(crate) fn new_key(
     key_id: &str,
     role: Role,
     label: Option<String>,
+    actor: Option<String>,
     now: DateTime<Utc>,
 ) -> ApiKeyRecord {
     ApiKeyRecord {
@@ -48,6 +54,7 @@ pub(crate) fn new_key(
         label,
         created_at: now,
         revoked_at: None,
+        actor,
     }
 }
 

@@ -171,10 +171,13 @@ backend_tests!(postgres;
     report_execution_rules,
     quorum_of_two,
     self_approval_and_non_approver,
+    self_approval_by_lookalike_actor,
+    escalation_members_answer_only_from_their_time,
     reject_and_already_decided,
     expiry,
     tenant_isolation,
     keys_lifecycle,
+    keys_bound_to_an_actor,
     policy_reload_and_events_paging,
     chain_verifies_after_many_operations,
     tampering_is_detected,
@@ -394,7 +397,8 @@ async fn an_upgraded_schema_gets_the_tree_fresh_appends_build() {
     old.raw_execute(&format!(
         "INSERT INTO runs SELECT * FROM {d}.runs;
          INSERT INTO approvals SELECT * FROM {d}.approvals;
-         INSERT INTO api_keys SELECT * FROM {d}.api_keys;
+         INSERT INTO api_keys SELECT workspace, key_id, key_hash, role, label, created_at, revoked_at
+             FROM {d}.api_keys;
          INSERT INTO chain_heads SELECT * FROM {d}.chain_heads;
          INSERT INTO events SELECT workspace, seq, kind, run_id, at, data, prev_hash, hash
              FROM {d}.events;",

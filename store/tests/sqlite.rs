@@ -76,10 +76,13 @@ backend_tests!(sqlite;
     report_execution_rules,
     quorum_of_two,
     self_approval_and_non_approver,
+    self_approval_by_lookalike_actor,
+    escalation_members_answer_only_from_their_time,
     reject_and_already_decided,
     expiry,
     tenant_isolation,
     keys_lifecycle,
+    keys_bound_to_an_actor,
     policy_reload_and_events_paging,
     chain_verifies_after_many_operations,
     tampering_is_detected,
@@ -131,7 +134,7 @@ async fn reopening_keeps_data_and_schema_version() {
         )
         .unwrap();
     assert_eq!(versions, distinct, "each migration ran once");
-    assert_eq!(versions, 4, "every migration applied");
+    assert_eq!(versions, 5, "every migration applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -402,7 +405,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     let version: i64 = conn
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     // The events from before the upgrade were authenticated and given
     // their tree when the store opened.
     let report = store.audit("ws").await.unwrap();
@@ -455,7 +458,8 @@ async fn an_upgraded_database_gets_the_tree_fresh_appends_build() {
         conn.execute_batch(
             "INSERT INTO runs SELECT * FROM donor.runs;
              INSERT INTO approvals SELECT * FROM donor.approvals;
-             INSERT INTO api_keys SELECT * FROM donor.api_keys;
+             INSERT INTO api_keys SELECT workspace, key_id, key_hash, role, label, created_at, revoked_at
+                 FROM donor.api_keys;
              INSERT INTO chain_heads SELECT * FROM donor.chain_heads;
              INSERT INTO events SELECT workspace, seq, kind, run_id, at, data, prev_hash, hash
                  FROM donor.events;",

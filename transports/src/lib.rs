@@ -32,5 +32,7 @@ pub mod teams;
 mod text;
 pub mod webhook;
 
-pub use message::{ApprovalMessage, Delivered, Recipient, Transport, TransportError};
+pub use message::{
+    ApprovalMessage, Delivered, EligibleApprover, Recipient, Transport, TransportError,
+};
 pub use text::html_escape;

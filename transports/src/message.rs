@@ -19,6 +19,17 @@ pub struct Recipient {
     pub slack: Option<String>,
 }
 
+/// Someone who may answer a request, as a shared destination (a webhook)
+/// lists them: its answer URL takes one answer from each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EligibleApprover {
+    /// The approver's id, to name in the answer's `approver` field.
+    pub id: String,
+    /// When they may first answer (a member of the escalation group), or
+    /// `None` when they may answer now.
+    pub eligible_from: Option<DateTime<Utc>>,
+}
+
 /// One approval request, addressed to one recipient, ready to be sent.
 ///
 /// Everything here is data to show: the transports never act on it beyond
@@ -61,8 +72,12 @@ pub struct ApprovalMessage {
     /// Link to the reject confirmation page (GET never changes state).
     pub reject_url: Option<String>,
     /// For webhooks: where the receiver POSTs
-    /// `{decision, approver, comment}`; single-use.
+    /// `{decision, approver, comment}`; once per approver.
     pub answer_url: Option<String>,
+    /// Who may answer: the run's approvers, less its actor. Webhook events
+    /// list them, so a receiver knows whom it may answer for.
+    #[serde(default)]
+    pub approvers: Vec<EligibleApprover>,
 }
 
 /// What a transport reports after a successful send.

@@ -5,7 +5,8 @@
 //! ```json
 //! { "type": "approval.requested", "timestamp": "2026-05-01T12:00:00.000Z",
 //!   "data": { "run_id": "…", "workspace": "…", "action": "…", "…": "…",
-//!             "answer_url": "https://gate.example/answers/…" } }
+//!             "answer_url": "https://gate.example/answers/…",
+//!             "approvers": [ { "id": "bob", "eligible_from": null } ] } }
 //! ```
 //!
 //! with the headers `webhook-id` (the delivery id, stable across retries so
@@ -13,7 +14,8 @@
 //! `webhook-signature` (`v1,<base64 HMAC-SHA256>` over
 //! `"{id}.{timestamp}.{body}"`, keyed with the base64-decoded `whsec_`
 //! secret). The receiver answers by POSTing `{decision, approver, comment}`
-//! to `answer_url`, which is single-use.
+//! to `answer_url`, once for each approver listed in `approvers` (an
+//! escalation member only from their `eligible_from`).
 //!
 //! Redirects are never followed; 5xx, 408, 429, timeouts and connection
 //! errors are retryable, other answers permanent.
@@ -143,6 +145,16 @@ impl WebhookTransport {
                 answer_url: msg.answer_url.as_deref(),
                 approve_url: msg.approve_url.as_deref(),
                 reject_url: msg.reject_url.as_deref(),
+                approvers: msg
+                    .approvers
+                    .iter()
+                    .map(|a| EventApprover {
+                        id: &a.id,
+                        eligible_from: a
+                            .eligible_from
+                            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                    })
+                    .collect(),
             },
         };
         serde_json::to_vec(&event)
@@ -252,6 +264,13 @@ struct EventData<'a> {
     answer_url: Option<&'a str>,
     approve_url: Option<&'a str>,
     reject_url: Option<&'a str>,
+    approvers: Vec<EventApprover<'a>>,
+}
+
+#[derive(Serialize)]
+struct EventApprover<'a> {
+    id: &'a str,
+    eligible_from: Option<String>,
 }
 
 fn header_value(value: &str, name: &str) -> Result<HeaderValue, TransportError> {

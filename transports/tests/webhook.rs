@@ -146,6 +146,10 @@ async fn delivers_a_signed_event_that_standard_webhooks_verifies() {
             "answer_url": "https://gate.example/answers/one-time-token",
             "approve_url": "https://gate.example/approvals/dlv_01JTESTDELIVERY/approve?t=abc&lang=en",
             "reject_url": "https://gate.example/approvals/dlv_01JTESTDELIVERY/reject?t=abc&lang=en",
+            "approvers": [
+                {"id": "alice", "eligible_from": null},
+                {"id": "carol", "eligible_from": "2031-05-01T12:00:00Z"},
+            ],
         }
     });
     assert_eq!(verified, expected);

@@ -6,6 +6,7 @@
 mod action;
 mod group;
 mod loader;
+mod people;
 mod rule;
 
 use std::collections::HashMap;
@@ -64,6 +65,7 @@ fn build_groups(l: &mut Loader, parsed: &[(Arc<SourceFile>, RawFile)]) -> Groups
             raw_groups.push((file, name, g));
         }
     }
+    people::one_person_one_id(l, &raw_groups);
     for (file, name, g) in &raw_groups {
         if let Some(target) = &g.escalate_to {
             if !groups.index.contains_key(&target.value) {

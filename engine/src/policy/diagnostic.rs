@@ -202,6 +202,27 @@ impl PolicyDiagnostic {
         }
     }
 
+    /// A problem found by a caller's own rule about a loaded policy set
+    /// (the gate's allow-list of Teams URLs), pointing at `span`, a byte
+    /// range of the file at `path` whose text is `text`.
+    pub fn rejected_at(
+        path: impl Into<PathBuf>,
+        text: impl Into<Arc<str>>,
+        span: (usize, usize),
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        let file = Arc::new(SourceFile::new(path, text));
+        Self::new(DiagnosticKind::InvalidValue, message)
+            .at(&file, span)
+            .help(help)
+    }
+
+    /// A problem found by a caller's own rule, with no place to point at.
+    pub fn rejected(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Self::new(DiagnosticKind::InvalidValue, message).help(help)
+    }
+
     /// Points the diagnostic at a byte range of a file.
     pub(crate) fn at(mut self, file: &Arc<SourceFile>, span: (usize, usize)) -> Self {
         self.named_source = Some(NamedSource::new(

@@ -92,7 +92,7 @@ pub(crate) struct RawMember {
     #[serde(default)]
     pub(crate) email: Option<Spanned<String>>,
     #[serde(default)]
-    pub(crate) slack: Option<String>,
+    pub(crate) slack: Option<Spanned<String>>,
     /// The member's own Teams Workflows URL (a 1:1 chat), for personal links.
     #[serde(default)]
     pub(crate) teams: Option<Spanned<String>>,

@@ -2,11 +2,12 @@
 //! numbers.
 //!
 //! `serde_json` without its `arbitrary_precision` feature hands non-integer
-//! numbers to visitors as `f64`, losing the digits a policy compares; turning
-//! that feature on changes number handling for every crate in the build. A
-//! small reader of our own keeps the text of each number, enforces nesting and
-//! size limits before any allocation grows, and rejects duplicate keys (two
-//! readers of the same payload must never disagree about its content).
+//! numbers to visitors as `f64`, losing the digits a policy compares (the
+//! store turns that feature on for its canonical form, but a policy needs
+//! decimals it can compute with, not number text). A small reader of our own
+//! keeps the text of each number, enforces nesting and size limits before
+//! any allocation grows, and rejects duplicate keys (two readers of the same
+//! payload must never disagree about its content).
 
 use rust_decimal::Decimal;
 

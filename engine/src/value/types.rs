@@ -207,9 +207,10 @@ impl Value {
         }
     }
 
-    /// Converts to a `serde_json::Value`. Numbers that are integers in the
-    /// `i64`/`u64` range stay exact; other numbers become the nearest `f64`,
-    /// so prefer [`Value::to_json`] where exactness matters.
+    /// Converts to a `serde_json::Value`. Integers in the `i64`/`u64` range
+    /// are exact; other numbers are exact when `serde_json` is built with
+    /// `arbitrary_precision` (as in the gate, where the store turns it on:
+    /// the number keeps its decimal text), and the nearest `f64` otherwise.
     pub fn to_serde_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
@@ -260,6 +261,7 @@ impl Value {
 
 pub(super) fn number_to_serde(n: Decimal) -> serde_json::Value {
     use rust_decimal::prelude::ToPrimitive;
+    use std::str::FromStr as _;
     let n = n.normalize();
     if n.scale() == 0 {
         if let Some(i) = n.to_i64() {
@@ -269,8 +271,11 @@ pub(super) fn number_to_serde(n: Decimal) -> serde_json::Value {
             return serde_json::Value::from(u);
         }
     }
-    n.to_f64()
-        .and_then(serde_json::Number::from_f64)
+    // Never through an f64 of our own: with `arbitrary_precision` the Number
+    // keeps this text, so long decimals keep every digit on their way to the
+    // canonical form. A Decimal's text is always valid JSON number text; the
+    // fallback only keeps the function total.
+    serde_json::Number::from_str(&n.to_string())
         .map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 

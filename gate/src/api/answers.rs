@@ -6,8 +6,9 @@
 //! The confirmation pages of emailed, Teams and console links
 //! (`/a/{token}`) are HTML and live in `ui::confirm`. Every path checks the
 //! same rules through the store: only the run's approvers, never its actor,
-//! one counted answer each, nothing after the run is decided or expired.
-//! Tokens are single-use.
+//! escalation members only from their time, one counted answer each,
+//! nothing after the run is decided or expired. Personal tokens are
+//! single-use; a webhook's answer URL is spent once per approver.
 
 use axum::Json;
 use axum::body::Body;
@@ -97,40 +98,80 @@ pub async fn answer_api(
         .get_run(&t.workspace, &t.run_id)
         .await?
         .ok_or_else(not_found)?;
+    let now = state.clock.now();
     // Refusals that would waste the single-use token are checked first.
-    record::may_answer(&run, &approver_id)?;
-    let channel = if shared { names::WEBHOOK } else { "api" };
+    record::may_answer(&run, &approver_id, now)?;
+    let channel = record::token_channel(&state, &t, &hash).await?;
     let answer = Answer {
         workspace: &t.workspace,
         run_id: &t.run_id,
         approver_id: &approver_id,
         decision,
-        channel,
+        channel: &channel,
         comment,
         client_addr,
         user_agent: user_agent(&headers),
     };
-    let (outcome, run) = match record::answer_with_token(&state, &hash, answer).await? {
-        Ok(answered) => answered,
-        Err(TokenOutcome::AlreadyUsed(_) | TokenOutcome::Consumed(_)) => {
-            return Err(ApiError::Conflict {
-                code: "token_used",
-                message: "this answer URL was already used".to_owned(),
-            });
+    let (outcome, run) = if shared {
+        shared_answer(&state, &t, &run, answer).await?
+    } else {
+        match record::answer_with_token(&state, &hash, answer).await? {
+            Ok(answered) => answered,
+            Err(TokenOutcome::AlreadyUsed(_) | TokenOutcome::Consumed(_)) => {
+                return Err(ApiError::Conflict {
+                    code: "token_used",
+                    message: "this answer URL was already used".to_owned(),
+                });
+            }
+            Err(TokenOutcome::Expired(_)) => return Err(token_expired()),
+            Err(TokenOutcome::Unknown) => return Err(not_found()),
         }
-        Err(TokenOutcome::Expired(_)) => {
-            return Err(ApiError::Conflict {
-                code: "token_expired",
-                message: "this answer URL has expired".to_owned(),
-            });
-        }
-        Err(TokenOutcome::Unknown) => return Err(not_found()),
     };
     Ok(Json(json!({
         "outcome": outcome,
         "message": record::describe(outcome, &run, &approver_id, decision),
         "run": run_view(&run),
     })))
+}
+
+fn token_expired() -> ApiError {
+    ApiError::Conflict {
+        code: "token_expired",
+        message: "this answer URL has expired".to_owned(),
+    }
+}
+
+/// An answer through the answer URL of a shared destination (a webhook
+/// event, one per run for the whole group). That URL is spent per
+/// approver, not per run: each eligible approver (checked by the caller)
+/// answers through it once, so a webhook-only team can reach any quorum.
+/// The answer must name them; a second answer by the same approver is
+/// refused and records nothing. Two answers by one approver racing each
+/// other are both recorded, the second uncounted (the store counts one
+/// answer per approver).
+async fn shared_answer(
+    state: &AppState,
+    t: &countersign_store::ApprovalToken,
+    run: &countersign_store::Run,
+    answer: Answer<'_>,
+) -> Result<(Outcome, countersign_store::Run), ApiError> {
+    if state.clock.now() >= t.expires_at {
+        return Err(token_expired());
+    }
+    if run
+        .approvals
+        .iter()
+        .any(|a| a.approver_id == answer.approver_id)
+    {
+        return Err(ApiError::Conflict {
+            code: "already_answered",
+            message: format!(
+                "`{}` has already answered run `{}`; each approver answers once",
+                answer.approver_id, run.proposal.run_id
+            ),
+        });
+    }
+    record::record_answer(state, answer).await
 }
 
 /// `POST /slack/interactions`: a button click from Slack.
@@ -235,12 +276,16 @@ pub async fn slack_interactions(
         }
         Some(_) => {}
     }
-    if let Err(e) = record::may_answer(&run, &approver_id) {
+    if let Err(e) = record::may_answer(&run, &approver_id, state.clock.now()) {
         return ephemeral(match e {
             Refusal::SelfApproval { .. } => "You proposed this action, so you cannot approve it; \
                  another approver has to answer."
                 .to_owned(),
             Refusal::NotAnApprover { .. } => "You may not answer this request.".to_owned(),
+            Refusal::NotYetEligible { eligible_from, .. } => format!(
+                "You may answer this request only from {}, if it is still open then.",
+                record::eligible_text(eligible_from)
+            ),
         });
     }
     let result = record::record_answer(

@@ -163,6 +163,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<ProposedAction,
         payload: Value::Object(payload_map),
         idempotency_key,
         actor,
+        actor_bound: false,
         reasoning,
         source,
     })
@@ -176,7 +177,8 @@ pub async fn intercept(
 ) -> Result<(StatusCode, axum::response::Response), ApiError> {
     let started = Instant::now();
     let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let proposal = parse_intercept(&bytes, state.config.max_body_bytes)?;
+    let mut proposal = parse_intercept(&bytes, state.config.max_body_bytes)?;
+    proposal.bind_to_key(&caller.key)?;
     let done = crate::intercept::intercept(&state, &caller.workspace, &proposal).await?;
     state
         .metrics

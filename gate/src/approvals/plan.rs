@@ -22,10 +22,12 @@ fn new_id() -> String {
 
 /// Plans the deliveries of a run that requires approval from `group`.
 ///
-/// Members of the escalation group (`escalate_to`) may answer from the
-/// start, but are only asked once `escalate_after` has passed and the run is
-/// still pending: their deliveries are due then, and the worker skips
-/// deliveries of runs that are no longer pending.
+/// Members of the escalation group (`escalate_to`) are asked, and may
+/// answer, only once `escalate_after` has passed and the run is still
+/// pending: their deliveries are due then (the worker skips deliveries of
+/// runs that are no longer pending), and their entry carries that time as
+/// `eligible_from`, which the store enforces on every channel. A member of
+/// both groups answers from the start.
 pub fn plan(
     policies: &PolicySet,
     group: &ApproverGroup,
@@ -44,6 +46,8 @@ pub fn plan(
             id: m.id.clone(),
             email: m.email.clone(),
             slack: m.slack.clone(),
+            name: m.name.clone(),
+            eligible_from: (due > now).then_some(due),
         });
         let mut add = |channel: &str, with_token: bool| {
             let id = new_id();

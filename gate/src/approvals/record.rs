@@ -1,5 +1,6 @@
 //! Recording an answer, whatever channel it came through.
 
+use chrono::{DateTime, Utc};
 use countersign_store::{
     AnswerDecision, AnswerInput, AnswerOutcome, Run, StoreError, TokenAnswer, TokenOutcome,
 };
@@ -81,6 +82,16 @@ pub enum Refusal {
         /// The run.
         run_id: String,
     },
+    /// A member of the escalation group, before `escalate_after` has
+    /// passed: escalation means later, on every channel.
+    NotYetEligible {
+        /// Who tried to answer.
+        approver_id: String,
+        /// The run.
+        run_id: String,
+        /// When they may answer.
+        eligible_from: DateTime<Utc>,
+    },
 }
 
 impl From<Refusal> for StoreError {
@@ -99,6 +110,15 @@ impl From<Refusal> for StoreError {
             } => StoreError::SelfApproval {
                 approver_id,
                 run_id,
+            },
+            Refusal::NotYetEligible {
+                approver_id,
+                run_id,
+                eligible_from,
+            } => StoreError::NotYetEligible {
+                approver_id,
+                run_id,
+                eligible_from,
             },
         }
     }
@@ -120,8 +140,10 @@ impl std::fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 /// Checks, before a single-use token is spent, that this approver may
-/// answer this run at all: a member of its approvers and not its actor.
-pub fn may_answer(run: &Run, approver_id: &str) -> Result<(), Refusal> {
+/// answer this run at `now`: a member of its approvers, not its actor, and
+/// past their escalation time if they were added by escalation. The store
+/// checks the same again when it records the answer.
+pub fn may_answer(run: &Run, approver_id: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
     let listed = run
         .proposal
         .approval
@@ -139,7 +161,25 @@ pub fn may_answer(run: &Run, approver_id: &str) -> Result<(), Refusal> {
             run_id: run.proposal.run_id.clone(),
         });
     }
+    if let Some(eligible_from) = run
+        .proposal
+        .approval
+        .as_ref()
+        .and_then(|a| a.not_yet_eligible(approver_id, now))
+    {
+        return Err(Refusal::NotYetEligible {
+            approver_id: approver_id.to_owned(),
+            run_id: run.proposal.run_id.clone(),
+            eligible_from,
+        });
+    }
     Ok(())
+}
+
+/// When a refused escalation member may answer, for people: `14:00 UTC`
+/// with the date.
+pub fn eligible_text(eligible_from: DateTime<Utc>) -> String {
+    eligible_from.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Reads `approve` or `reject`, the words every answer form and body uses.
@@ -199,6 +239,27 @@ pub async fn answer_with_token(
         TokenAnswer::Answered(o) => Ok(outcome(*o)),
         TokenAnswer::Refused(t) => Err(t),
     })
+}
+
+/// The channel of the delivery whose link token is stored under `key` (an
+/// [`approval_token_key`](super::tokens::approval_token_key)): what is
+/// recorded with an answer given through that token. It comes from the
+/// gate's own record, never from the client, so an email link cannot be
+/// recorded as a Teams answer. A token with no delivery (none is made that
+/// way) is recorded as `link`.
+pub async fn token_channel(
+    state: &AppState,
+    token: &countersign_store::ApprovalToken,
+    key: &str,
+) -> Result<String, ApiError> {
+    let deliveries = state
+        .store
+        .deliveries_for_run(&token.workspace, &token.run_id)
+        .await?;
+    Ok(deliveries
+        .into_iter()
+        .find(|d| d.token_hash.as_deref() == Some(key))
+        .map_or_else(|| "link".to_owned(), |d| d.channel))
 }
 
 /// Counted approvals so far, and the quorum the run needs.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use countersign_store::{Delivery, Run};
-use countersign_transports::{ApprovalMessage, Recipient};
+use countersign_transports::{ApprovalMessage, EligibleApprover, Recipient};
 
 use super::channels::names;
 use crate::state::AppState;
@@ -25,16 +25,23 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// repeated, and short enough that a gate's crash delays its claims little.
 const LEASE: Duration = Duration::from_secs(120);
 
-/// Starts the worker loop.
-pub fn spawn(state: AppState) {
+/// Starts the worker loop: a pass at every wake-up (deliveries were just
+/// queued) and every `poll_interval` (retries and escalations falling due,
+/// wake-ups lost). It ends when the gate stops, between sends; the handle
+/// completes then.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.config.delivery.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = state.outbox.rung() => {}
+                () = state.shutdown.requested() => return,
+            }
             drain(&state).await;
         }
-    });
+    })
 }
 
 /// Sends what is due, pass after pass. Under load more deliveries fall due
@@ -44,6 +51,9 @@ pub fn spawn(state: AppState) {
 /// deliveries are not fetched again in a tight loop: the next tick retries.
 pub async fn drain(state: &AppState) {
     loop {
+        if state.shutdown.is_requested() {
+            return;
+        }
         match run_once(state).await {
             Ok(pass) if pass.more_due && pass.recorded == pass.attempted => {
                 tokio::task::yield_now().await;
@@ -137,7 +147,7 @@ pub async fn run_once(state: &AppState) -> Result<Pass, countersign_store::Store
         pass.more_due = n == BATCH as usize;
         // Outcomes that could not be recorded (a store fault) leave those
         // deliveries due: fetching the next batch now would send them again.
-        if !pass.more_due || pass.recorded < pass.attempted {
+        if !pass.more_due || pass.recorded < pass.attempted || state.shutdown.is_requested() {
             break;
         }
     }
@@ -193,9 +203,28 @@ async fn attempt(
             .await
             .map(|()| Attempted::Recorded);
     };
-    let personal_teams = (d.channel == names::TEAMS && !d.recipient().is_shared())
+    let teams_url = (d.channel == names::TEAMS && !d.recipient().is_shared())
         .then(|| member_teams_url(state, run, &d.approver_id))
-        .flatten()
+        .flatten();
+    // Checked at policy load; again here, so a link never leaves for a URL
+    // the configuration does not allow.
+    if let Some(Err(why)) = teams_url
+        .as_deref()
+        .map(|url| state.config.link_destinations.check(url))
+    {
+        tracing::warn!(delivery = %d.delivery_id, approver = %d.approver_id, reason = %why, "approval links not sent to a Teams URL the configuration does not allow");
+        return state
+            .store
+            .mark_delivery_failed(
+                &d.delivery_id,
+                None,
+                &format!("Teams URL not allowed: {why}"),
+                now,
+            )
+            .await
+            .map(|()| Attempted::Recorded);
+    }
+    let personal_teams = teams_url
         .and_then(|url| countersign_transports::teams::TeamsTransport::new(url).ok())
         .map(|t| std::sync::Arc::new(t) as std::sync::Arc<dyn countersign_transports::Transport>);
     let Some(transport) = personal_teams.or_else(|| {
@@ -280,7 +309,7 @@ fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
         d.channel.as_str(),
         names::EMAIL | names::TEAMS | names::CONSOLE
     ) && !d.recipient().is_shared();
-    let link = |decision: &str| format!("{base}/a/{token}?d={decision}&c={}", d.channel);
+    let link = |decision: &str| format!("{base}/a/{token}?d={decision}");
     let approver = run
         .proposal
         .approval
@@ -314,5 +343,17 @@ fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
         approve_url: links.then(|| link("approve")),
         reject_url: links.then(|| link("reject")),
         answer_url: (d.channel == names::WEBHOOK).then(|| format!("{base}/v1/approvals/{token}")),
+        approvers: approval
+            .map(|a| {
+                a.approvers
+                    .iter()
+                    .filter(|r| !countersign_store::is_actor(run, &r.id))
+                    .map(|r| EligibleApprover {
+                        id: r.id.clone(),
+                        eligible_from: r.eligible_from,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }

@@ -24,6 +24,12 @@ pub enum KeysCommand {
         /// A note to recognise the key by.
         #[arg(long)]
         label: Option<String>,
+        /// Binds an agent key to this actor: every run the key proposes is
+        /// this actor's, and a request naming another actor is refused with
+        /// 403 `actor_mismatch`. Without it, each request names its own
+        /// actor (and the gate cannot check the claim).
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
         /// Configuration file (default: built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -186,7 +192,9 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
         };
         let now = chrono::Utc::now();
         match cmd {
-            KeysCommand::Create { role, label, .. } => {
+            KeysCommand::Create {
+                role, label, actor, ..
+            } => {
                 let new = match keys::generate() {
                     Ok(k) => k,
                     Err(e) => {
@@ -199,13 +207,17 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
                     RoleArg::Admin => Role::Admin,
                 };
                 match store
-                    .create_key(&workspace, &new.key_id, &new.hash, role, label, now)
+                    .create_bound_key(&workspace, &new.key_id, &new.hash, role, label, actor, now)
                     .await
                 {
-                    Ok(_) => {
+                    Ok(k) => {
                         outln!("{}", new.secret);
+                        let bound = k
+                            .actor
+                            .map(|a| format!(" bound to actor `{a}`"))
+                            .unwrap_or_default();
                         eprintln!(
-                            "created {} key {} for workspace `{workspace}` in {}; it is shown only once",
+                            "created {} key {}{bound} for workspace `{workspace}` in {}; it is shown only once",
                             role.as_str(),
                             new.key_id,
                             config.store.describe()
@@ -218,21 +230,24 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
             KeysCommand::List { .. } => match store.list_keys(&workspace).await {
                 Ok(list) => {
                     outln!(
-                        "{:<10} {:<6} {:<28} {:<28} label",
+                        "{:<10} {:<6} {:<28} {:<28} {:<20} label",
                         "key_id",
                         "role",
                         "created",
-                        "revoked"
+                        "revoked",
+                        "actor"
                     );
                     for k in list {
+                        // `-` for an unbound key: its requests name their own actor.
                         outln!(
-                            "{:<10} {:<6} {:<28} {:<28} {}",
+                            "{:<10} {:<6} {:<28} {:<28} {:<20} {}",
                             k.key_id,
                             k.role.as_str(),
                             countersign_store::format_ts(k.created_at),
                             k.revoked_at
                                 .map(countersign_store::format_ts)
                                 .unwrap_or_else(|| "-".to_owned()),
+                            k.actor.as_deref().unwrap_or("-"),
                             k.label.unwrap_or_default()
                         );
                     }
@@ -281,10 +296,6 @@ pub fn receipt_verify(
         Ok(t) => t,
         Err(e) => return fail(format!("cannot read `{}`: {e}", file.display())),
     };
-    let signed: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => return fail(format!("`{}` is not JSON: {e}", file.display())),
-    };
     let keys: Vec<PublicKeyInfo> = if let Some(path) = keys_file {
         #[derive(serde::Deserialize)]
         struct KeysDoc {
@@ -330,11 +341,13 @@ pub fn receipt_verify(
             Err(e) => return fail(e.to_string()),
         }
     };
-    match receipts::verify(&signed, &keys) {
-        Ok(()) => {
+    // Read strictly: duplicate keys, inexact numbers, trailing content and
+    // members the signature does not cover are refused, not ignored.
+    match receipts::verify_text(&text, &keys) {
+        Ok(signed) => {
             let proof = match super::audit::receipt_log_check(&signed, &keys, checkpoint, gate) {
                 Ok(line) => line,
-                Err(e) => return fail(format!("receipt does not verify: {e}")),
+                Err(e) => return fail(format!("`{}` does not verify: {e}", file.display())),
             };
             let r = &signed["receipt"];
             outln!(
@@ -348,6 +361,6 @@ pub fn receipt_verify(
             outln!("{proof}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(format!("receipt does not verify: {e}")),
+        Err(e) => fail(format!("`{}` does not verify: {e}", file.display())),
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::raw::RawConfig;
 use super::{
-    AuditConfig, Config, ConfigError, DeliveryPolicy, RateLimit, StoreUrl, WorkspaceConfig,
-    default_log_name, parse_config_duration,
+    AuditConfig, Config, ConfigError, ConnectionLimits, DeliveryPolicy, LinkDestinations,
+    RateLimit, StoreUrl, WorkspaceConfig, default_log_name, parse_config_duration,
 };
 
 impl Config {
@@ -151,6 +151,42 @@ impl Config {
                         }),
                 }
             };
+        let connections = match raw.connections {
+            None => d.connections,
+            Some(r) => {
+                let dur = |v: Option<String>, default: Duration, what: &str| match v {
+                    None => Ok(default),
+                    Some(s) => parse_config_duration(&s)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            ConfigError::Invalid(format!(
+                                "connections.{what} `{s}` is not a duration such as 10s"
+                            ))
+                        }),
+                };
+                let max = r.max.unwrap_or(d.connections.max);
+                if !(16..=1_000_000).contains(&max) {
+                    return Err(ConfigError::Invalid(
+                        "connections.max must be between 16 and 1000000".to_owned(),
+                    ));
+                }
+                ConnectionLimits {
+                    max,
+                    header_timeout: dur(
+                        r.header_timeout,
+                        d.connections.header_timeout,
+                        "header_timeout",
+                    )?,
+                    body_timeout: dur(r.body_timeout, d.connections.body_timeout, "body_timeout")?,
+                    idle_timeout: dur(r.idle_timeout, d.connections.idle_timeout, "idle_timeout")?,
+                    shutdown_grace: dur(
+                        r.shutdown_grace,
+                        d.connections.shutdown_grace,
+                        "shutdown_grace",
+                    )?,
+                }
+            }
+        };
         let delivery = match raw.delivery {
             None => d.delivery,
             Some(r) => DeliveryPolicy {
@@ -215,6 +251,16 @@ impl Config {
                 ));
             }
         }
+        let link_destinations =
+            raw.teams
+                .map_or_else(LinkDestinations::default, |t| LinkDestinations {
+                    allowed_hosts: t
+                        .allowed_hosts
+                        .into_iter()
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .collect(),
+                    allowed_urls: t.allowed_urls,
+                });
         let raw_has_no_transport = raw.email.is_none()
             && raw.slack.is_none()
             && workspaces
@@ -245,6 +291,8 @@ impl Config {
             ),
             delivery,
             audit,
+            link_destinations,
+            connections,
         })
     }
 

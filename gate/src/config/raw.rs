@@ -22,6 +22,8 @@ pub(super) struct RawConfig {
     pub(super) console: Option<bool>,
     pub(super) delivery: Option<RawDelivery>,
     pub(super) audit: Option<RawAudit>,
+    pub(super) teams: Option<RawLinkDestinations>,
+    pub(super) connections: Option<RawConnections>,
     #[serde(default)]
     pub(super) workspaces: BTreeMap<String, RawWorkspace>,
 }
@@ -41,6 +43,16 @@ pub(super) struct RawDelivery {
     pub(super) base_delay: Option<String>,
     pub(super) max_delay: Option<String>,
     pub(super) poll_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConnections {
+    pub(super) max: Option<usize>,
+    pub(super) header_timeout: Option<String>,
+    pub(super) body_timeout: Option<String>,
+    pub(super) idle_timeout: Option<String>,
+    pub(super) shutdown_grace: Option<String>,
 }
 
 /// SMTP settings for the email transport.
@@ -131,4 +143,13 @@ pub(super) struct RawWorkspace {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTeams {
     pub(super) workflow_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLinkDestinations {
+    #[serde(default)]
+    pub(super) allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) allowed_urls: Vec<String>,
 }

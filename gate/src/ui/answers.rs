@@ -50,6 +50,9 @@ pub struct InboxItem {
     pub own: bool,
     /// The viewer may answer (an approver, not yet answered).
     pub can_answer: bool,
+    /// A member of the escalation group, before their time: when they may
+    /// answer (no buttons until then).
+    pub later: Option<String>,
 }
 
 #[derive(Template)]
@@ -91,10 +94,19 @@ async fn pending_runs(state: &AppState, ws: &str) -> Result<(Vec<Run>, bool), Ui
     }
 }
 
-fn item(run: &Run, email: Option<&str>) -> InboxItem {
+fn item(run: &Run, email: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> InboxItem {
     let (approvals, quorum) = record::progress(run);
     let id = email.and_then(|e| approver_id_for(run, e));
     let own = id.is_none() && email.is_some_and(|e| listed_as(run, e));
+    let later = id
+        .as_deref()
+        .and_then(|id| {
+            run.proposal
+                .approval
+                .as_ref()
+                .and_then(|a| a.not_yet_eligible(id, now))
+        })
+        .map(record::eligible_text);
     let answered = id.is_some_and(|id| run.approvals.iter().any(|a| a.approver_id == id));
     InboxItem {
         ws: run.proposal.workspace.clone(),
@@ -124,7 +136,8 @@ fn item(run: &Run, email: Option<&str>) -> InboxItem {
             .map(|a| when(a.expires_at))
             .unwrap_or_default(),
         own,
-        can_answer: email.is_some() && !own && !answered,
+        can_answer: email.is_some() && !own && !answered && later.is_none(),
+        later,
     }
 }
 
@@ -150,7 +163,7 @@ pub async fn inbox(
                     None => true,
                 };
                 if relevant {
-                    items.push(item(&run, email.as_deref()));
+                    items.push(item(&run, email.as_deref(), state.clock.now()));
                 }
             }
         }
@@ -276,7 +289,7 @@ pub async fn answer(
             )));
         }
         // Same checks as the other channels, then the store's atomic ones.
-        record::may_answer(&run, &approver_id).map_err(|e| {
+        record::may_answer(&run, &approver_id, state.clock.now()).map_err(|e| {
             UiError::new(
                 StatusCode::FORBIDDEN,
                 "You may not answer this request",

@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use countersign_store::{AnswerDecision, GovernanceStatus, Run, TokenOutcome};
 
-use crate::approvals::channels::names;
 use crate::approvals::record::{self, Answer, MAX_COMMENT, Outcome, Refusal, parse_decision};
 use crate::approvals::tokens::{approval_token_key, approval_token_well_formed};
 use crate::error::ApiError;
@@ -66,8 +65,6 @@ enum AnswerPart {
     OwnRequest(Option<String>),
     /// The comment and the two buttons, the intended one first.
     Form {
-        /// The channel the link came through.
-        channel: &'static str,
         /// Reject is the intended answer.
         reject_first: bool,
     },
@@ -280,18 +277,9 @@ fn own_request_note(run: &Run) -> AnswerPart {
     AnswerPart::OwnRequest(group)
 }
 
-fn answer_form(channel: &'static str, intent: AnswerDecision) -> AnswerPart {
+fn answer_form(intent: AnswerDecision) -> AnswerPart {
     AnswerPart::Form {
-        channel,
         reject_first: intent == AnswerDecision::Reject,
-    }
-}
-
-fn link_channel(c: Option<&String>) -> &'static str {
-    match c.map(String::as_str) {
-        Some("teams") => names::TEAMS,
-        Some("console") => names::CONSOLE,
-        _ => names::EMAIL,
     }
 }
 
@@ -347,7 +335,7 @@ async fn token_and_run(
     Ok((t, run))
 }
 
-/// `GET /a/{token}?d=approve|reject&c=email|teams|console`: the
+/// `GET /a/{token}?d=approve|reject`: the
 /// confirmation page. Changes nothing.
 pub async fn confirm_page(
     State(state): State<AppState>,
@@ -359,13 +347,12 @@ pub async fn confirm_page(
         Err(page) => return page,
     };
     let own = countersign_store::is_actor(&run, &t.approver_id);
-    let channel = link_channel(q.get("c"));
     if run.governance_status != GovernanceStatus::PendingApproval {
         // An answer would still be recorded, but show the state first.
         let answer = if own {
             own_request_note(&run)
         } else {
-            answer_form(channel, AnswerDecision::Approve)
+            answer_form(AnswerDecision::Approve)
         };
         return page(
             StatusCode::OK,
@@ -383,7 +370,7 @@ pub async fn confirm_page(
     let answer = if own {
         own_request_note(&run)
     } else {
-        answer_form(channel, intent)
+        answer_form(intent)
     };
     page(
         StatusCode::OK,
@@ -397,7 +384,7 @@ pub async fn confirm_page(
     )
 }
 
-/// `POST /a/{token}` (form: decision, comment, c): applies the answer.
+/// `POST /a/{token}` (form: decision, comment): applies the answer.
 pub async fn confirm_submit(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -418,35 +405,48 @@ pub async fn confirm_submit(
         );
     };
     let comment = record::form_comment(form.get("comment").map(String::as_str));
-    let channel = link_channel(form.get("c"));
     let (t, run) = match token_and_run(&state, &token).await {
         Ok(x) => x,
         Err(page) => return page,
     };
-    if let Err(e) = record::may_answer(&run, &t.approver_id) {
+    if let Err(e) = record::may_answer(&run, &t.approver_id, state.clock.now()) {
         let (title, text) = match e {
             Refusal::SelfApproval { .. } => (
                 "You cannot approve your own request",
-                "You proposed this action; another approver has to answer.",
+                "You proposed this action; another approver has to answer.".to_owned(),
             ),
             Refusal::NotAnApprover { .. } => (
                 "You may not answer this request",
-                "You are not one of its approvers.",
+                "You are not one of its approvers.".to_owned(),
+            ),
+            Refusal::NotYetEligible { eligible_from, .. } => (
+                "You may not answer this request yet",
+                format!(
+                    "You are asked only if the request is still open at {}.",
+                    record::eligible_text(eligible_from)
+                ),
             ),
         };
-        return run_page(StatusCode::FORBIDDEN, title, text.to_owned(), &run);
+        return run_page(StatusCode::FORBIDDEN, title, text, &run);
     }
+    // The channel recorded is the one the gate sent this link through,
+    // whatever the form says.
+    let key = approval_token_key(&token);
+    let channel = match record::token_channel(&state, &t, &key).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let answer = Answer {
         workspace: &t.workspace,
         run_id: &t.run_id,
         approver_id: &t.approver_id,
         decision,
-        channel,
+        channel: &channel,
         comment,
         client_addr,
         user_agent: user_agent(&headers),
     };
-    match record::answer_with_token(&state, &approval_token_key(&token), answer).await {
+    match record::answer_with_token(&state, &key, answer).await {
         Ok(Ok((outcome, run))) => {
             let text = record::describe(outcome, &run, &t.approver_id, decision);
             let title = match outcome {

@@ -166,11 +166,16 @@ pub async fn live(
                 if let Some(ev) = live.queue.pop_front() {
                     return Some((Ok::<_, Infallible>(ev), (live, first)));
                 }
-                if live.started.elapsed() > MAX_STREAM {
+                // A stopping gate ends its streams, or it would wait for
+                // every open dashboard tab to go away.
+                if live.started.elapsed() > MAX_STREAM || live.state.shutdown.is_requested() {
                     return None;
                 }
                 if !first {
-                    tokio::time::sleep(POLL).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL) => {}
+                        () = live.state.shutdown.requested() => return None,
+                    }
                 }
                 first = false;
                 if !live.poll().await {

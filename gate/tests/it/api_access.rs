@@ -104,3 +104,72 @@ async fn a_revoked_key_is_refused_once_its_cache_entry_expires() {
     let (status, e) = gate.intercept(&agent, body).await;
     assert_eq!((status, error_code(&e)), (401, "unauthorized"));
 }
+
+/// Issue 16: the agent no longer asserts the actor. A key bound to an actor
+/// proposes as that actor; naming another (at the top level or in the
+/// payload, however spelled) is 403 `actor_mismatch`; naming the same or
+/// none is fine; the receipt says the actor was bound. An unbound key keeps
+/// naming its own actor, and its receipt says so.
+#[tokio::test]
+async fn a_key_bound_to_an_actor_proposes_only_as_that_actor() {
+    let gate = Gate::start(&["default"], |_| {}).await;
+    let bound = gate.bound_key("default", "deploy-bot").await;
+    for body in [
+        json!({"action": "send_invoice_reminder", "payload": {"amount": 1}, "actor": "alice"}),
+        json!({"action": "send_invoice_reminder", "payload": {"amount": 1, "actor": "bob"}}),
+        json!({"action": "send_invoice_reminder", "payload": {"amount": 1, "actor": "deploy-bot2"}}),
+    ] {
+        let (status, e) = gate.intercept(&bound, body.clone()).await;
+        assert_eq!(
+            (status, error_code(&e)),
+            (403, "actor_mismatch"),
+            "{body}: {e}"
+        );
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("deploy-bot"),
+            "{e}"
+        );
+    }
+    let (_, listed) = gate
+        .get("/v1/runs", &gate.key("default", Role::Admin).await)
+        .await;
+    assert_eq!(
+        listed["runs"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was recorded: {listed}"
+    );
+
+    for (i, body) in [
+        json!({"action": "send_invoice_reminder", "payload": {"amount": 1}}),
+        json!({"action": "send_invoice_reminder", "payload": {"amount": 2}, "actor": "DEPLOY-BOT"}),
+        json!({"action": "send_invoice_reminder", "payload": {"amount": 3, "actor": "deploy-bot"}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, run) = gate.intercept(&bound, body).await;
+        assert_eq!(status, 201, "{i}: {run}");
+        assert_eq!(run["actor"], "deploy-bot", "the key's spelling is recorded");
+        let id = run["run_id"].as_str().unwrap();
+        let (status, signed) = gate.get(&format!("/v1/runs/{id}/receipt"), &bound).await;
+        assert_eq!(status, 200);
+        assert_eq!(signed["receipt"]["actor"], "deploy-bot");
+        assert_eq!(signed["receipt"]["actor_bound"], true);
+    }
+
+    let unbound = gate.key("default", Role::Agent).await;
+    let (status, run) = gate
+        .intercept(
+            &unbound,
+            json!({"action": "send_invoice_reminder", "payload": {"amount": 1}, "actor": "whoever"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["actor"], "whoever");
+    let id = run["run_id"].as_str().unwrap();
+    let (_, signed) = gate.get(&format!("/v1/runs/{id}/receipt"), &unbound).await;
+    assert_eq!(signed["receipt"]["actor_bound"], false);
+}

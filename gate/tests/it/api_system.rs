@@ -228,6 +228,12 @@ async fn health_readiness_metrics_and_openapi() {
             "{path} missing from the OpenAPI document"
         );
     }
+    let event = &doc["webhooks"]["approval.requested"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"]["data"]["properties"];
+    assert!(
+        event["approvers"]["items"]["properties"]["eligible_from"].is_object(),
+        "the webhook event's approvers are documented"
+    );
 }
 
 #[tokio::test]

@@ -77,7 +77,8 @@ async fn email_link_shows_a_page_then_the_form_approves() {
     assert_eq!(run["governance_status"], "pending_approval");
     assert_eq!(run["approvals"], json!([]));
 
-    // Submitting the form applies the answer.
+    // Submitting the form applies the answer. The channel recorded is the
+    // delivery's (regression: a `c` field claiming Teams was recorded).
     let resp = gate
         .http
         .post(&approve)
@@ -85,7 +86,7 @@ async fn email_link_shows_a_page_then_the_form_approves() {
         .form(&[
             ("decision", "approve"),
             ("comment", "Checked the ledger"),
-            ("c", "email"),
+            ("c", "teams"),
         ])
         .send()
         .await

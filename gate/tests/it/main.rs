@@ -13,6 +13,7 @@
 mod support;
 
 mod api_access;
+mod api_receipts;
 mod api_runs;
 mod api_system;
 mod approvals_console;
@@ -20,6 +21,7 @@ mod approvals_delivery;
 mod approvals_email;
 mod approvals_slack;
 mod approvals_teams;
+mod approvals_wakeup;
 mod approvals_webhook;
 mod audit_log;
 mod ui_inbox;

@@ -18,8 +18,7 @@ const QUORUM_POLICY: &str = r#"version: 1
 approvers:
   controllers:
     members:
-      - { id: alice, email: alice@example.com }
-      - { id: alice-backup, email: alice@example.com }
+      - { id: alice, name: Alice Ng, email: alice@example.com }
       - { id: bob, email: bob@example.com }
     quorum: 2
     timeout: 1h
@@ -139,11 +138,7 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
         .await;
     let id = r["run_id"].as_str().unwrap().to_owned();
     let (_, r) = gate
-        .post_json(
-            "/v1/intercept",
-            Some(&agent),
-            &new_run("alice-backup", "INV-2"),
-        )
+        .post_json("/v1/intercept", Some(&agent), &new_run("ALİCE NG", "INV-2"))
         .await;
     let alias_own = r["run_id"].as_str().unwrap().to_owned();
 
@@ -155,7 +150,7 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
     assert!(!inbox.body.contains('\u{202E}'));
     let token = csrf(&inbox.body);
 
-    // Proposed under her other id: still her own request.
+    // Proposed under her name, spelled another way: still her own request.
     let own = alice.answer(&alias_own, &token, "approve").await;
     assert_eq!(own.status, 403);
     assert_eq!(gate.run(&agent, &alias_own).await["approvals"], json!([]));
@@ -199,4 +194,95 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
     let after = bob.answer(&late, &bob_token, "approve").await;
     assert!(after.location.unwrap().contains("answered=decided"));
     assert_eq!(gate.run(&agent, &late).await["approvals"], json!([]));
+}
+
+/// Issue 16, one person one vote: the same person under two approver ids
+/// (here two entries with one email address) could approve through a link
+/// or webhook a run proposed under their other id, and count twice towards
+/// a quorum of two. Such a policy set no longer loads, so the gate does not
+/// start with it, and the error names both entries.
+#[tokio::test]
+async fn a_person_listed_under_two_ids_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policies");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("policy.yaml"),
+        QUORUM_POLICY.replace(
+            "      - { id: bob, email: bob@example.com }",
+            "      - { id: alice-backup, email: Alice@example.com }\n      - { id: bob, email: bob@example.com }",
+        ),
+    )
+    .unwrap();
+    let mut config = countersign_gate::config::Config::defaults();
+    config.data_dir = dir.path().join("data");
+    config.store =
+        countersign_gate::config::StoreUrl::Sqlite(dir.path().join("data/countersign.db"));
+    config.workspaces = vec![countersign_gate::config::WorkspaceConfig::new(
+        "default", &p,
+    )];
+    let clock = std::sync::Arc::new(countersign_gate::clock::ManualClock::new(chrono::Utc::now()));
+    let Err(countersign_gate::server::StartError::Policies { diagnostics, .. }) =
+        countersign_gate::server::build_state(config, clock).await
+    else {
+        panic!("the gate started with one person under two ids");
+    };
+    let shown: Vec<String> = diagnostics.iter().map(|d| d.to_plain()).collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].contains("members `alice` and `alice-backup` share the email address"),
+        "{shown:?}"
+    );
+    assert!(shown[0].contains("policy.yaml:6:"), "{shown:?}");
+    assert!(
+        diagnostics[0]
+            .help_text()
+            .unwrap()
+            .contains("policy.yaml:5:"),
+        "the help points at the first entry"
+    );
+}
+
+/// Regression (found through the webhook URL; the dashboard is held the
+/// same way): a member of the escalation group answers only once
+/// `escalate_after` has passed.
+#[tokio::test]
+async fn the_escalation_group_answers_from_the_inbox_only_after_escalate_after() {
+    let policy = POLICY
+        .replace(
+            "    timeout: 1h\n",
+            "    timeout: 1h\n    escalate_to: cfo\n    escalate_after: 30m\n  cfo:\n    members:\n      - { id: carol, email: carol@example.com }\n",
+        );
+    let gate = start(&policy, |_, _| {}).await;
+    let agent = gate.key(Role::Agent).await;
+    let run = propose(&gate, &agent, 900, "agent-7").await;
+    let mut carol = Visitor::new(&gate);
+    carol.sign_in_as("carol@example.com").await;
+    let inbox = carol.get("/ui/inbox").await;
+    assert!(
+        attr_values(&inbox.body, "data-run-id").contains(&run),
+        "{}",
+        inbox.body
+    );
+    assert!(
+        inbox.body.contains("data-testid=\"not-yet\""),
+        "{}",
+        inbox.body
+    );
+    assert!(!inbox.body.contains("data-testid=\"approve\""));
+    let token = csrf(&inbox.body);
+    let early = carol.answer(&run, &token, "approve").await;
+    assert_eq!(early.status, 403, "{}", early.body);
+    assert!(early.body.contains("only from"), "{}", early.body);
+    assert_eq!(gate.run(&agent, &run).await["approvals"], json!([]));
+
+    gate.clock.advance(chrono::Duration::minutes(30));
+    let inbox = carol.get("/ui/inbox").await;
+    assert!(inbox.body.contains("data-testid=\"approve\""));
+    let answered = carol.answer(&run, &token, "approve").await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    assert_eq!(
+        gate.run(&agent, &run).await["governance_status"],
+        "approved"
+    );
 }

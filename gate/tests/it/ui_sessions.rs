@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use countersign_gate::ratelimit::SignInLimiter;
 use countersign_store::{GrantKind, Role};
 
 use crate::support::ui::{POLICY, Visitor, csrf, issue_link, propose, two_workspaces};
@@ -352,4 +353,70 @@ async fn the_sign_in_form_emails_approvers_only_and_answers_the_same_for_anyone(
             .status;
     }
     assert_eq!(last, 429);
+}
+
+/// Regression: four source addresses asking three times each used up the
+/// ten sign-in links of bob's address, and bob's own request got nothing.
+#[tokio::test]
+async fn strangers_asking_for_an_address_cannot_lock_its_owner_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = crate::support::smtp_server(dir.path());
+    let email = smtp.email_config();
+    let gate = start(POLICY, |c, _| c.email = Some(email)).await;
+    let ask = |source: std::net::Ipv4Addr| {
+        let gate = &gate;
+        async move {
+            let mut v = Visitor::from_source(gate, source);
+            let login = v.get("/ui/login").await;
+            let token = csrf(&login.body);
+            v.post(
+                "/ui/login/email",
+                &[("csrf", &token), ("email", "bob@example.com")],
+            )
+            .await
+            .status
+        }
+    };
+    let wait_for = |n: usize| {
+        let maildir = smtp.maildir.clone();
+        async move {
+            for _ in 0..200 {
+                if crate::support::mails(&maildir).len() >= n {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            crate::support::mails(&maildir)
+        }
+    };
+    for i in 2..=5 {
+        for _ in 0..3 {
+            assert_eq!(ask(std::net::Ipv4Addr::new(127, 0, 0, i)).await, 200);
+        }
+    }
+    // The strangers got the address's ten links, no more.
+    let mails = wait_for(SignInLimiter::PER_ADDRESS).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(crate::support::mails(&smtp.maildir).len(), mails.len());
+    assert_eq!(mails.len(), SignInLimiter::PER_ADDRESS);
+    let before: std::collections::HashSet<String> = mails.into_iter().collect();
+
+    // Bob, from his own address, still gets a link, and it works.
+    assert_eq!(ask(std::net::Ipv4Addr::new(127, 0, 0, 9)).await, 200);
+    let mails = wait_for(SignInLimiter::PER_ADDRESS + 1).await;
+    let mine = mails
+        .iter()
+        .find(|m| !before.contains(*m))
+        .expect("bob's own request gets a link");
+    let start_at = mine.find(&format!("{}/ui/login/", gate.base)).unwrap();
+    let link: String = mine[start_at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let mut bob = Visitor::from_source(&gate, std::net::Ipv4Addr::new(127, 0, 0, 9));
+    let confirm = bob.get(&link).await;
+    let c = csrf(&confirm.body);
+    let signed = bob.post(&link, &[("csrf", &c)]).await;
+    assert_eq!(signed.status, 303);
+    assert_eq!(bob.get("/ui/inbox").await.status, 200);
 }

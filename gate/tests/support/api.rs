@@ -91,6 +91,25 @@ impl Gate {
         Key(k.secret)
     }
 
+    /// An agent key bound to `actor` (`keys create --role agent --actor`).
+    pub async fn bound_key(&self, workspace: &str, actor: &str) -> Key {
+        let k = keys::generate().unwrap();
+        self.state
+            .store
+            .create_bound_key(
+                workspace,
+                &k.key_id,
+                &k.hash,
+                Role::Agent,
+                None,
+                Some(actor.to_owned()),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        Key(k.secret)
+    }
+
     pub async fn send(
         &self,
         method: reqwest::Method,

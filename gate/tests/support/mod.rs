@@ -29,6 +29,24 @@ pub struct Key(pub String);
 
 /// Writes the policy into a fresh directory and starts a gate on it.
 pub async fn start(policy: &str, tweak: impl FnOnce(&mut Config, &std::path::Path)) -> Gate {
+    start_gate(policy, tweak, true).await
+}
+
+/// Like [`start`], but only the HTTP app is served: no delivery worker and
+/// no background loops, so a test drives them itself (the worker would
+/// otherwise send every delivery as soon as its run is recorded).
+pub async fn start_without_worker(
+    policy: &str,
+    tweak: impl FnOnce(&mut Config, &std::path::Path),
+) -> Gate {
+    start_gate(policy, tweak, false).await
+}
+
+async fn start_gate(
+    policy: &str,
+    tweak: impl FnOnce(&mut Config, &std::path::Path),
+    worker: bool,
+) -> Gate {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("policies");
     std::fs::create_dir_all(&p).unwrap();
@@ -54,7 +72,18 @@ pub async fn start(policy: &str, tweak: impl FnOnce(&mut Config, &std::path::Pat
     ));
     let state = server::build_state(config, clock.clone()).await.unwrap();
     let s = state.clone();
-    tokio::spawn(async move { server::serve_on(listener, s).await });
+    if worker {
+        tokio::spawn(async move { server::serve_on(listener, s).await });
+    } else {
+        let app = countersign_gate::app(s);
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+        });
+    }
     Gate {
         base,
         http: reqwest::Client::builder()

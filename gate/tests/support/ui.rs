@@ -51,6 +51,7 @@ actions:
 /// A visitor with its own cookies (HttpOnly cookies are just cookies to us).
 pub struct Visitor<'g> {
     pub gate: &'g Gate,
+    pub http: reqwest::Client,
     pub cookies: HashMap<String, String>,
     pub set_cookie: Vec<String>,
 }
@@ -66,9 +67,22 @@ impl<'g> Visitor<'g> {
     pub fn new(gate: &'g Gate) -> Self {
         Self {
             gate,
+            http: gate.http.clone(),
             cookies: HashMap::new(),
             set_cookie: Vec::new(),
         }
+    }
+
+    /// A visitor connecting from its own loopback address (`127.0.0.x`),
+    /// so the gate sees a distinct client.
+    pub fn from_source(gate: &'g Gate, source: std::net::Ipv4Addr) -> Self {
+        let mut v = Self::new(gate);
+        v.http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::V4(source))
+            .build()
+            .unwrap();
+        v
     }
 
     pub fn cookie_header(&self) -> String {
@@ -111,7 +125,6 @@ impl<'g> Visitor<'g> {
             format!("{}{path}", self.gate.base)
         };
         let resp = self
-            .gate
             .http
             .get(url)
             .header("cookie", self.cookie_header())
@@ -140,7 +153,6 @@ impl<'g> Visitor<'g> {
             .extend_pairs(form)
             .finish();
         let mut req = self
-            .gate
             .http
             .post(url)
             .header("cookie", self.cookie_header())

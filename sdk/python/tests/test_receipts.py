@@ -6,13 +6,14 @@ import base64
 import copy
 import json
 import struct
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import countersign
-from countersign.canonical import canonical_json, format_es6_number
+from countersign.canonical import canonical_json, format_es6_number, loads_exact
 from helpers import reminder
 
 
@@ -125,6 +126,9 @@ def test_es6_number_formatting_matches_rfc8785(bits, text):
 
 
 def test_canonical_json_matches_the_rfc8785_example():
+    # Read as doubles, the RFC's example gives the RFC's output; read exactly
+    # (loads_exact), only its one number with more digits than a double
+    # holds keeps them.
     source = (
         '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
         ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
@@ -135,13 +139,15 @@ def test_canonical_json_matches_the_rfc8785_example():
         '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
     )
     assert canonical_json(json.loads(source)) == expected
+    assert canonical_json(loads_exact(source)) == expected.replace("333333333.3333333", "333333333.33333329")
 
 
 def test_canonical_json_sorts_keys_by_utf16_code_units():
     value = {"\ufb33": 1, "\U0001f600": 2, "\u20ac": 3, "1": 4, "\u0080": 5, "\r": 6, "\u00f6": 7}
     # U+1F600 is the surrogate pair D83D DE00, so it sorts before U+FB33.
     assert canonical_json(value) == '{"\\r":6,"1":4,"\u0080":5,"\u00f6":7,"\u20ac":3,"\U0001f600":2,"\ufb33":1}'
-    assert canonical_json(2**53 + 1) == "9007199254740992"
+    # Exact: plain RFC 8785 would round 2**53 + 1 to 2**53.
+    assert canonical_json(2**53 + 1) == "9007199254740993"
     with pytest.raises(ValueError):
         canonical_json(float("nan"))
 
@@ -216,3 +222,62 @@ def test_a_real_receipt_carries_a_proof_that_fails_when_altered(client, finished
     old = copy.deepcopy(body)
     del old["log"]
     assert verify_log(old, public) == {}
+FIXTURES = Path(__file__).resolve().parents[3] / "gate" / "tests" / "fixtures"
+
+
+def test_a_receipt_issued_before_exact_numbers_still_verifies():
+    text = (FIXTURES / "receipt-v1-main.json").read_text(encoding="utf-8")
+    keys = json.loads((FIXTURES / "receipt-v1-main-keys.json").read_text(encoding="utf-8"))
+    assert countersign.verify_receipt(text, keys)
+    pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    assert countersign.verify_receipt(pretty, keys)
+
+
+def test_strict_verification_refuses_duplicates_unsigned_members_and_garbage():
+    text = (FIXTURES / "receipt-v1-main.json").read_text(encoding="utf-8")
+    keys = json.loads((FIXTURES / "receipt-v1-main-keys.json").read_text(encoding="utf-8"))
+    cases = {
+        "duplicate key 'governance_status'": text.replace(
+            '"governance_status":"approved"', '"governance_status":"approved","governance_status":"allowed"'
+        ),
+        "'verified_by', which the signature does not cover": text.replace("{", '{"verified_by":"CFO",', 1),
+        "signature has 'note'": text.replace('"alg":"Ed25519",', '"alg":"Ed25519","note":"x",'),
+        "Extra data": text + " {}",
+        "NaN is not JSON": text.replace('"seq":8', '"seq":NaN'),
+    }
+    for needle, bad in cases.items():
+        assert bad != text
+        with pytest.raises(countersign.ReceiptVerificationError) as e:
+            countersign.verify_receipt(bad, keys)
+        assert e.value.code == "receipt_malformed", needle
+        assert needle in str(e.value), str(e.value)
+    # A number changed beyond a double's precision is a different receipt.
+    with pytest.raises(countersign.ReceiptVerificationError) as e:
+        countersign.verify_receipt(text.replace('"seq":8', '"seq":8.0000000000000000001'), keys)
+    assert e.value.code == "bad_signature"
+    # The same value spelled another way is the same receipt.
+    assert countersign.verify_receipt(text.replace('"seq":8', '"seq":8.000'), keys)
+
+
+def test_a_result_beyond_doubles_is_receipted_exactly(gate, client, actor):
+    """End to end: two results equal as doubles get different hashes."""
+    import hashlib
+    from decimal import Decimal
+
+    keys = client.receipt_keys()
+    sums = []
+    for big in (9007199254740993, 9007199254740992):
+        run = client.intercept("send_invoice_reminder", reminder(100), actor=actor)
+        result = {"id": big, "amount": Decimal("0.12345678901234567891")}
+        client.report_executed(run.run_id, result)
+        receipt = client.receipt(run.run_id)
+        assert countersign.verify_receipt(receipt, keys)
+        digest = receipt.receipt["execution"]["result_sha256"]
+        assert digest == hashlib.sha256(canonical_json(result).encode()).hexdigest()
+        sums.append(digest)
+        text = json.dumps(receipt.document, default=str)
+        assert str(big) in text
+        tampered = text.replace(str(big), str(big ^ 1))
+        with pytest.raises(countersign.ReceiptVerificationError):
+            countersign.verify_receipt(tampered, keys)
+    assert sums[0] != sums[1]

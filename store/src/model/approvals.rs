@@ -22,6 +22,16 @@ pub struct ApproverRef {
     pub email: Option<String>,
     /// Slack handle or id for delivery.
     pub slack: Option<String>,
+    /// The member's name in the policy (`name:`), one of their identities
+    /// for the no-self-approval rule. Absent in runs recorded before it was
+    /// kept, and left out of the stored JSON when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When this approver may first answer: set for the members of an
+    /// escalation group, who may answer only once `escalate_after` has
+    /// passed; `None` for those who may answer from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_from: Option<DateTime<Utc>>,
 }
 
 /// What approval a pending run needs.
@@ -35,6 +45,19 @@ pub struct ApprovalRequirement {
     pub expires_at: DateTime<Utc>,
     /// Who may answer.
     pub approvers: Vec<ApproverRef>,
+}
+
+impl ApprovalRequirement {
+    /// When `approver_id` may first answer, if that is after `now`: the
+    /// store refuses their answer until then.
+    #[must_use]
+    pub fn not_yet_eligible(&self, approver_id: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.approvers
+            .iter()
+            .find(|r| r.id == approver_id)
+            .and_then(|r| r.eligible_from)
+            .filter(|from| now < *from)
+    }
 }
 
 /// An approver's answer as submitted.

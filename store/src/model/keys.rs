@@ -28,4 +28,9 @@ pub struct ApiKeyRecord {
     pub created_at: DateTime<Utc>,
     /// When the key was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The actor this agent key is bound to, if any: every run the key
+    /// proposes is this actor's, and a request naming another is refused.
+    /// None for an unbound key, whose requests name their own actor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }

@@ -376,8 +376,8 @@ pub(crate) async fn create_key(
 ) -> Result<ApiKeyRecord, StoreError> {
     let head = lock_head(tx, &key.workspace).await?;
     tx.execute(
-        "INSERT INTO api_keys (workspace, key_id, key_hash, role, label, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_keys (workspace, key_id, key_hash, role, label, created_at, actor) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &key.workspace,
             &key.key_id,
@@ -385,6 +385,7 @@ pub(crate) async fn create_key(
             &key.role.as_str(),
             &key.label,
             &key.created_at,
+            &key.actor,
         ],
     )
     .await

@@ -315,7 +315,7 @@ pub(crate) async fn workspaces<C: GenericClient>(c: &C) -> Result<Vec<String>, S
     rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }
 
-const KEY_COLUMNS: &str = "workspace, key_id, role, label, created_at, revoked_at";
+const KEY_COLUMNS: &str = "workspace, key_id, role, label, created_at, revoked_at, actor";
 
 fn decode_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
@@ -325,6 +325,7 @@ fn decode_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
         label: row.try_get(3)?,
         created_at: row.try_get(4)?,
         revoked_at: row.try_get(5)?,
+        actor: row.try_get(6)?,
     })
 }
 

@@ -540,8 +540,8 @@ pub(crate) fn create_key(
     key_hash: &str,
 ) -> Result<ApiKeyRecord, StoreError> {
     conn.prepare_cached(
-        "INSERT INTO api_keys (workspace, key_id, key_hash, role, label, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO api_keys (workspace, key_id, key_hash, role, label, created_at, actor) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         key.workspace,
@@ -550,6 +550,7 @@ pub(crate) fn create_key(
         key.role.as_str(),
         key.label,
         format_ts(key.created_at),
+        key.actor,
     ])
     .map_err(|e| {
         unique(e, || {

@@ -292,7 +292,7 @@ pub(crate) fn head_or_genesis(
     Ok(chain_head(conn, workspace)?.unwrap_or((0, GENESIS_HASH.to_owned())))
 }
 
-const KEY_COLUMNS: &str = "workspace, key_id, role, label, created_at, revoked_at";
+const KEY_COLUMNS: &str = "workspace, key_id, role, label, created_at, revoked_at, actor";
 
 fn decode_key(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
@@ -302,6 +302,7 @@ fn decode_key(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
         label: row.get(3)?,
         created_at: parse_ts(&row.get::<_, String>(4)?)?,
         revoked_at: opt_ts(row.get(5)?)?,
+        actor: row.get(6)?,
     })
 }
 

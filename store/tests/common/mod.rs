@@ -85,6 +85,8 @@ pub fn run(workspace: &str, run_id: &str, status: GovernanceStatus) -> NewRun {
                 id: (*id).into(),
                 email: Some(format!("{id}@example.test")),
                 slack: None,
+                name: None,
+                eligible_from: None,
             })
             .collect(),
     });
@@ -127,6 +129,8 @@ pub fn pending(
                 id: (*id).into(),
                 email: None,
                 slack: Some(format!("@{id}")),
+                name: None,
+                eligible_from: None,
             })
             .collect();
     }

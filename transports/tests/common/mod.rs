@@ -48,6 +48,16 @@ pub fn message() -> ApprovalMessage {
             "https://gate.example/approvals/dlv_01JTESTDELIVERY/reject?t=abc&lang=en".into(),
         ),
         answer_url: Some("https://gate.example/answers/one-time-token".into()),
+        approvers: vec![
+            countersign_transports::EligibleApprover {
+                id: "alice".into(),
+                eligible_from: None,
+            },
+            countersign_transports::EligibleApprover {
+                id: "carol".into(),
+                eligible_from: Some(Utc.with_ymd_and_hms(2031, 5, 1, 12, 0, 0).unwrap()),
+            },
+        ],
     }
 }
 

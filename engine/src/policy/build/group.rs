@@ -82,7 +82,7 @@ pub(super) fn group(
             id: m.id.value.clone(),
             name: m.name.clone(),
             email: m.email.as_ref().map(|e| e.value.clone()),
-            slack: m.slack.clone(),
+            slack: m.slack.as_ref().map(|s| s.value.clone()),
             teams: m.teams.as_ref().map(|t| t.value.clone()),
         });
     }

@@ -13,7 +13,7 @@ and keep the signed receipt::
 """
 
 from ._version import __version__
-from .canonical import canonical_json
+from .canonical import canonical_json, loads_exact
 from .client import DEFAULT_URL, Client
 from .decorators import gated, payload_from_call
 from .errors import (
@@ -74,6 +74,7 @@ __all__ = [
     "verify_receipt",
     "key_id_of",
     "canonical_json",
+    "loads_exact",
     "verify_webhook",
     "answer_approval",
     "CountersignError",

@@ -1,17 +1,27 @@
-"""JSON serialization: RFC 8785 canonical JSON and request bodies.
+"""JSON serialization: the gate's canonical JSON and request bodies.
 
-:func:`canonical_json` implements the JSON Canonicalization Scheme (RFC 8785)
-that the gate signs receipts over:
+:func:`canonical_json` writes the canonical form the gate hashes and signs
+receipts over (``docs/CANONICAL.md`` in the repository specifies it). It is
+RFC 8785 (the JSON Canonicalization Scheme) with one change, for numbers:
 
 - no insignificant whitespace;
 - object members sorted by their names compared as UTF-16 code units;
 - strings escaped as ECMAScript's ``JSON.stringify`` does (``\\"``, ``\\\\``,
   ``\\b \\f \\n \\r \\t``, other control characters as lowercase ``\\u00xx``,
   everything else verbatim);
-- numbers written as ECMAScript's ``Number.prototype.toString`` writes the
-  IEEE 754 double they denote (``1e+21``, ``0.000001``, ``1e-7``, ``-0`` → ``0``).
-  Integers beyond ±2**53 are rounded to the nearest double first, as any JCS
-  implementation reading the same JSON text would.
+- a number is written as its **exact decimal value**, never rounded to a
+  double: its significant digits (no leading or trailing zeros) laid out as
+  ECMAScript's ``Number.prototype.toString`` lays out a double's digits
+  (plain notation for decimal exponents from -6 to 20, else ``d.ddde+N`` /
+  ``d.ddde-N``; zero, including ``-0``, is ``0``). So ``9007199254740993``
+  stays ``9007199254740993`` and ``0.10`` is ``0.1``. For every number that
+  RFC 8785 writes without rounding (every integer up to 2**53, every
+  shortest-form double such as ``0.1``) the output is RFC 8785's.
+
+Numbers must reach :func:`canonical_json` exactly: parse JSON text with
+:func:`loads_exact` (or ``json.loads(text, parse_float=Decimal,
+parse_int=Decimal)``). A :class:`float` stands for the decimal its ``repr``
+prints (the shortest text that reads back as that double).
 
 :func:`dumps` serializes request bodies. Unlike :func:`json.dumps` it writes
 :class:`decimal.Decimal` as an exact JSON number (the gate compares amounts
@@ -27,12 +37,10 @@ import enum
 import json
 import math
 import uuid
-from decimal import Decimal
-from typing import Any, List
+from decimal import Decimal, InvalidOperation
+from typing import Any, Dict, List, Tuple
 
-__all__ = ["canonical_json", "dumps", "format_es6_number"]
-
-_MAX_EXACT_INT = 2**53
+__all__ = ["canonical_json", "dumps", "format_es6_number", "loads_exact", "DuplicateKeyError"]
 
 _ESCAPES = {
     '"': '\\"',
@@ -68,22 +76,15 @@ def format_es6_number(value: float) -> str:
     """
     if not math.isfinite(value):
         raise ValueError(f"{value!r} is not a finite number; JSON cannot carry it")
-    if value == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
     # repr() gives the shortest digits that round-trip (closest, ties to
     # even): the digits ECMAScript specifies. Only the notation differs.
-    text = repr(abs(value))
-    mantissa, _, exp_text = text.partition("e")
-    exp = int(exp_text) if exp_text else 0
-    int_part, _, frac_part = mantissa.partition(".")
-    all_digits = int_part + frac_part
-    significant = all_digits.lstrip("0")
-    leading_zeros = len(all_digits) - len(significant)
-    digits = significant.rstrip("0")
+    return _exact_decimal(Decimal(repr(value)))
+
+
+def _layout(negative: bool, digits: str, n: int) -> str:
+    """ECMAScript's layout of ``0.<digits> × 10**n`` (``digits`` without
+    leading or trailing zeros)."""
     k = len(digits)
-    # value = 0.d1 d2 ... dk × 10**n
-    n = len(int_part) + exp - leading_zeros
     if k <= n <= 21:
         body = digits + "0" * (n - k)
     elif 0 < n <= 21:
@@ -93,18 +94,34 @@ def format_es6_number(value: float) -> str:
     else:
         e = n - 1
         body = digits[0] + ("." + digits[1:] if k > 1 else "") + ("e+" if e >= 0 else "e-") + str(abs(e))
-    return sign + body
+    return ("-" if negative else "") + body
+
+
+def _exact_decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        raise ValueError(f"{value!r} is not a finite number; JSON cannot carry it")
+    sign, digit_tuple, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # pragma: no cover - finite was checked
+        raise ValueError(f"{value!r} is not a finite number")
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
+        return "0"
+    stripped = digits.rstrip("0")
+    # value = <digits> × 10**exponent = 0.<stripped> × 10**n
+    n = len(digits) + exponent
+    return _layout(bool(sign), stripped, n)
 
 
 def _canonical_number(value: Any) -> str:
     if isinstance(value, int):
-        if abs(value) <= _MAX_EXACT_INT:
-            return str(value)
-        return format_es6_number(float(value))
+        if value == 0:
+            return "0"
+        # Exact, and free of the int-to-str digit limit.
+        return _exact_decimal(Decimal(value))
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{value!r} is not a finite number; JSON cannot carry it")
-        return format_es6_number(float(value))
+        return _exact_decimal(value)
+    # A float is the decimal its repr prints: the shortest text that reads
+    # back as the same double, which is what the gate writes for a double.
     return format_es6_number(float(value))
 
 
@@ -147,7 +164,7 @@ def _canonical(value: Any, out: List[str]) -> None:
 
 
 def canonical_json(value: Any) -> str:
-    """Returns the RFC 8785 canonical JSON text of a decoded JSON value.
+    """Returns the canonical JSON text of a decoded JSON value.
 
     Encode the result as UTF-8 to get the bytes that are hashed or signed.
 
@@ -158,6 +175,58 @@ def canonical_json(value: Any) -> str:
     out: List[str] = []
     _canonical(value, out)
     return "".join(out)
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same member twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _unique_members(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+def _exact_number(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        # Decimal's exponent range is ±999999999999999999.
+        raise ValueError(f"number {text} is out of range") from None
+
+
+def _exact_int(text: str) -> Any:
+    # Python refuses to convert very long digit strings to int; Decimal
+    # holds them exactly.
+    return int(text) if len(text) <= 4000 else _exact_number(text)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_exact(text: "str | bytes | bytearray") -> Any:
+    """Parses JSON strictly, keeping every number exact.
+
+    Integers become :class:`int` and other numbers :class:`decimal.Decimal`, so
+    :func:`canonical_json` of the result is the gate's canonical form of the
+    text. Duplicate member names raise :class:`DuplicateKeyError`; ``NaN``,
+    ``Infinity`` and trailing content raise :class:`ValueError`.
+    """
+    return json.loads(
+        text,
+        parse_float=_exact_number,
+        parse_int=_exact_int,
+        parse_constant=_no_constant,
+        object_pairs_hook=_unique_members,
+    )
 
 
 def _encode(value: Any, out: List[str]) -> None:

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ._version import __version__
-from .canonical import dumps
+from .canonical import dumps, loads_exact
 from .errors import (
     CountersignError,
     DecisionTimeout,
@@ -160,11 +160,14 @@ class Client:
         *,
         auth: bool = True,
         retry: bool = True,
+        exact: bool = False,
     ) -> Tuple[int, Any]:
         """Sends one API request with retries; returns ``(status, decoded JSON)``.
 
         Lower level than the named methods; useful for endpoints this SDK does
         not wrap. Raises the typed :class:`CountersignError` of any error.
+        With ``exact``, the answer is read by :func:`loads_exact`: non-integer
+        numbers as :class:`decimal.Decimal`, and duplicate keys refused.
         """
         data = dumps(body).encode("utf-8") if body is not None else None
         attempts = self.max_retries + 1 if retry else 1
@@ -184,7 +187,7 @@ class Client:
                 time.sleep(delay)
                 continue
             try:
-                decoded = json.loads(text) if text else None
+                decoded = (loads_exact(text) if exact else json.loads(text)) if text else None
             except ValueError:
                 decoded = None
             if status < 400:
@@ -300,7 +303,8 @@ class Client:
     def receipt(self, run_id: RunRef) -> Receipt:
         """Fetches the signed receipt of a run (``GET /v1/runs/{id}/receipt``)."""
         rid = urllib.parse.quote(_run_id(run_id), safe="")
-        _, data = self.request("GET", f"/v1/runs/{rid}/receipt")
+        # Read exactly: the receipt is checked against its signature later.
+        _, data = self.request("GET", f"/v1/runs/{rid}/receipt", exact=True)
         return Receipt.from_json(data)
 
     def receipt_keys(self) -> List[ReceiptKey]:

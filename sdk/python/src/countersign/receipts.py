@@ -2,9 +2,15 @@
 
 A receipt (``GET /v1/runs/{id}/receipt``) is ``{"receipt": {...},
 "signature": {"alg": "Ed25519", "key_id": ..., "value": <base64>}}``; the
-signature covers the UTF-8 bytes of the RFC 8785 canonical JSON of
-``receipt``. Checking it needs the optional ``cryptography`` package
+signature covers the UTF-8 bytes of the canonical JSON of ``receipt``
+(:mod:`countersign.canonical`: RFC 8785 with numbers kept exact). Checking
+it needs the optional ``cryptography`` package
 (``pip install 'countersign[crypto]'``).
+
+Verification is strict, like ``countersign receipt verify``: JSON text is
+read with every number exact and duplicate keys refused, and the document
+may hold nothing the signature does not cover (only ``receipt`` and
+``signature``, and in ``signature`` only ``alg``, ``key_id`` and ``value``).
 """
 
 from __future__ import annotations
@@ -12,15 +18,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from typing import Any, Dict, Iterable, List, Mapping, Union
 
-from .canonical import canonical_json
+from .canonical import DuplicateKeyError, canonical_json, loads_exact
 from .errors import ReceiptVerificationError
 from .models import Receipt, ReceiptKey
 from ._audit_proof import verify_log
 
 __all__ = ["verify_receipt", "key_id_of"]
+
+# Members a signed receipt may have: everything else would be content the
+# signature does not cover.
+_TOP_MEMBERS = ("receipt", "signature")
+_SIGNATURE_MEMBERS = ("alg", "key_id", "value")
 
 PublicKeyLike = Union[str, bytes, ReceiptKey, Mapping[str, Any], Iterable[Any]]
 
@@ -77,9 +87,14 @@ def _document(receipt: Union[Receipt, Mapping[str, Any], str, bytes]) -> Dict[st
         }
     if isinstance(receipt, (str, bytes, bytearray)):
         try:
-            parsed = json.loads(receipt)
-        except ValueError:
-            raise ReceiptVerificationError("the receipt is not JSON", code="receipt_malformed") from None
+            parsed = loads_exact(receipt)
+        except DuplicateKeyError as e:
+            raise ReceiptVerificationError(
+                f"duplicate key {e.key!r} in the receipt: refusing an ambiguous document",
+                code="receipt_malformed",
+            ) from None
+        except (ValueError, RecursionError) as e:
+            raise ReceiptVerificationError(f"the receipt is not JSON: {e}", code="receipt_malformed") from None
         if not isinstance(parsed, dict):
             raise ReceiptVerificationError("the receipt is not a JSON object", code="receipt_malformed")
         return parsed
@@ -96,7 +111,10 @@ def verify_receipt(
 
     Args:
         receipt: A :class:`Receipt`, the signed JSON document as a dict, or
-            its JSON text.
+            its JSON text. Prefer the text (or a :class:`Receipt` from
+            :meth:`Client.receipt`, which reads it exactly): a dict decoded
+            by plain :func:`json.loads` has already lost duplicate keys and
+            the digits of long numbers.
         public_key: The gate's key as a base64 string (``public_key`` of
             ``/v1/receipt-keys``) or 32 raw bytes, a :class:`ReceiptKey`, the
             list :meth:`Client.receipt_keys` returns, or the whole
@@ -130,6 +148,13 @@ def verify_receipt(
         raise ReceiptVerificationError(
             "a signed receipt has a `receipt` object and a `signature` object", code="receipt_malformed"
         )
+    for name, obj, allowed in (("the document", doc, _TOP_MEMBERS), ("signature", sig, _SIGNATURE_MEMBERS)):
+        extra = sorted(k for k in obj if k not in allowed)
+        if extra:
+            raise ReceiptVerificationError(
+                f"{name} has {', '.join(repr(k) for k in extra)}, which the signature does not cover",
+                code="receipt_malformed",
+            )
     if sig.get("alg") != "Ed25519":
         raise ReceiptVerificationError("signature.alg must be Ed25519", code="receipt_malformed")
     key_id = sig.get("key_id")
@@ -151,7 +176,10 @@ def verify_receipt(
             f"({', '.join(key_id_of(k) for k in candidates) or 'none'})",
             code="unknown_key",
         )
-    message = canonical_json(body).encode("utf-8")
+    try:
+        message = canonical_json(body).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise ReceiptVerificationError(f"the receipt cannot be canonicalized: {e}", code="receipt_malformed") from None
     try:
         Ed25519PublicKey.from_public_bytes(matching[0]).verify(signature, message)
     except InvalidSignature:

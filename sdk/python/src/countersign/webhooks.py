@@ -4,10 +4,12 @@ A workspace webhook receives one signed POST per pending run (Standard
 Webhooks: headers ``webhook-id``, ``webhook-timestamp`` and
 ``webhook-signature``; JSON ``{"type": "approval.requested", "timestamp",
 "data": {"run_id", "action", "payload_summary", "reason", "group",
-"quorum", "expires_at", "answer_url", ...}}``). The receiver (a ticketing
-system, a chat bot…) checks the signature with :func:`verify_webhook` and
-records a person's answer with :func:`answer_approval`; the answer URL works
-once.
+"quorum", "expires_at", "answer_url", "approvers", ...}}``). The receiver
+(a ticketing system, a chat bot…) checks the signature with
+:func:`verify_webhook` and records a person's answer with
+:func:`answer_approval`; the answer URL takes one answer from each approver
+in ``data.approvers`` (``[{"id", "eligible_from"}]``: an escalation member
+only from ``eligible_from``).
 """
 
 from __future__ import annotations

@@ -74,6 +74,54 @@ pub async fn quorum_of_two(b: &impl Backend) {
     .unwrap();
 }
 
+/// Regression: a member of the escalation group could answer (through the
+/// webhook answer URL) before `escalate_after`, while their email was held.
+pub async fn escalation_members_answer_only_from_their_time(b: &impl Backend) {
+    let s = b.store();
+    let mut r = pending("ws", "esc", &["bob", "carol"], 1, t(1000));
+    if let Some(a) = r.proposal.approval.as_mut() {
+        a.approvers[1].eligible_from = Some(t(100));
+    }
+    s.create_run(r).await.unwrap();
+    let seq = head_seq(&*s, "ws").await;
+    let err = s
+        .record_answer("ws", "esc", answer("carol", Approve), t(99))
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::NotYetEligible { eligible_from, .. } => assert_eq!(*eligible_from, t(100)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.http_status(), 403);
+    assert!(err.to_string().contains("2030-01-01T00:01:40Z"), "{err}");
+    let run = s.get_run("ws", "esc").await.unwrap().unwrap();
+    assert!(run.approvals.is_empty(), "a refused answer is not recorded");
+    assert_eq!(head_seq(&*s, "ws").await, seq);
+    let events = s.events("ws", 0, 10).await.unwrap();
+    let requested = events
+        .iter()
+        .find(|e| e.kind == EventKind::ApprovalRequested)
+        .unwrap();
+    let recorded_from = requested.data["approvers"][1]["eligible_from"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        recorded_from.starts_with("2030-01-01T00:01:40"),
+        "{recorded_from}"
+    );
+    assert!(
+        requested.data["approvers"][0]
+            .get("eligible_from")
+            .is_none()
+    );
+    // From that time on, the answer counts.
+    let ok = s
+        .record_answer("ws", "esc", answer("carol", Approve), t(100))
+        .await
+        .unwrap();
+    assert!(matches!(ok, AnswerOutcome::Recorded(_)), "{ok:?}");
+}
+
 pub async fn self_approval_and_non_approver(b: &impl Backend) {
     let s = b.store();
     let mut r = pending("ws", "r", &["alice", "bob"], 1, t(100));
@@ -136,6 +184,58 @@ pub async fn self_approval_and_non_approver(b: &impl Backend) {
         .await
         .unwrap();
     assert_eq!(ok.run().governance_status, GovernanceStatus::Approved);
+}
+
+/// Regression (issue 16): an actor spelled to look like the approver, or
+/// given as her policy name, got past the no-self-approval check because
+/// identities were compared by bytes (trimmed, lower-cased).
+pub async fn self_approval_by_lookalike_actor(b: &impl Backend) {
+    let s = b.store();
+    let disguises = [
+        "ａｌｉｃｅ",
+        "ali\u{200b}ce",
+        "ALİCE",
+        "\u{0430}lice",
+        "ali\u{202e}ce",
+        "Alice Ng",
+        "ALICE  NG",
+        "alice@EXAMPLE.com",
+    ];
+    for (i, actor) in disguises.iter().enumerate() {
+        let id = format!("lookalike-{i}");
+        let mut r = pending("ws", &id, &["alice", "bob"], 1, t(100));
+        if let Some(a) = r.proposal.approval.as_mut() {
+            a.approvers[0].name = Some("Alice Ng".into());
+            a.approvers[0].email = Some("alice@example.com".into());
+        }
+        r.proposal.actor = Some((*actor).into());
+        s.create_run(r).await.unwrap();
+        let err = s
+            .record_answer("ws", &id, answer("alice", Approve), t(1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SelfApproval { .. }),
+            "{actor:?}: {err:?}"
+        );
+        // Her colleague may still answer, and the name is kept with the run.
+        let ok = s
+            .record_answer("ws", &id, answer("bob", Approve), t(2))
+            .await
+            .unwrap();
+        assert_eq!(ok.run().governance_status, GovernanceStatus::Approved);
+        let stored = s.get_run("ws", &id).await.unwrap().unwrap();
+        let approvers = &stored.proposal.approval.as_ref().unwrap().approvers;
+        assert_eq!(approvers[0].name.as_deref(), Some("Alice Ng"));
+        assert_eq!(approvers[1].name, None);
+    }
+    // Someone else is not caught by accident.
+    let mut r = pending("ws", "other", &["alice", "bob"], 1, t(100));
+    r.proposal.actor = Some("alicia".into());
+    s.create_run(r).await.unwrap();
+    s.record_answer("ws", "other", answer("alice", Approve), t(1))
+        .await
+        .unwrap();
 }
 
 fn run_allowed(ws: &str, id: &str) -> countersign_store::NewRun {

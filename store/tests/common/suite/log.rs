@@ -85,6 +85,65 @@ pub async fn keys_lifecycle(b: &impl Backend) {
     }
 }
 
+/// Issue 16: an agent key can be bound to an actor; the binding is stored
+/// with the key, listed, and recorded in the key_created event.
+pub async fn keys_bound_to_an_actor(b: &impl Backend) {
+    let s = b.store();
+    let bound = s
+        .create_bound_key(
+            "ws",
+            "k1",
+            "hash-1",
+            Role::Agent,
+            Some("ci".into()),
+            Some("deploy-bot".into()),
+            t(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bound.actor.as_deref(), Some("deploy-bot"));
+    assert_eq!(s.find_key("hash-1").await.unwrap(), Some(bound.clone()));
+    let unbound = s
+        .create_key("ws", "k2", "hash-2", Role::Agent, None, t(2))
+        .await
+        .unwrap();
+    assert_eq!(unbound.actor, None);
+    let actors: Vec<Option<String>> = s
+        .list_keys("ws")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.actor)
+        .collect();
+    assert_eq!(actors, [Some("deploy-bot".to_owned()), None]);
+    for (id, role, actor) in [
+        ("k3", Role::Admin, "deploy-bot"),
+        ("k4", Role::Agent, ""),
+        ("k5", Role::Agent, "\u{200b}\u{2066}"),
+        ("k6", Role::Agent, "bot\nname"),
+    ] {
+        let err = s
+            .create_bound_key("ws", id, id, role, None, Some(actor.into()), t(3))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidInput { .. }),
+            "{actor:?}: {err:?}"
+        );
+    }
+    let events = s.events("ws", 0, 0).await.unwrap();
+    assert_eq!(
+        kinds(&events),
+        [EventKind::KeyCreated, EventKind::KeyCreated]
+    );
+    assert_eq!(events[0].data["actor"], json!("deploy-bot"));
+    assert!(
+        events[1].data.get("actor").is_none(),
+        "unbound keys keep the old shape"
+    );
+    s.verify_chain("ws").await.unwrap();
+}
+
 pub async fn policy_reload_and_events_paging(b: &impl Backend) {
     let s = b.store();
     let e = s

@@ -458,12 +458,24 @@ pub async fn edited_tree_approval_and_key_rows_are_detected(b: &impl Backend) {
         .await
         .unwrap();
     s.revoke_key("ws", "k1", t(7)).await.unwrap();
+    s.create_bound_key(
+        "ws",
+        "k2",
+        "hash-k2",
+        Role::Agent,
+        None,
+        Some("support_agent".into()),
+        t(8),
+    )
+    .await
+    .unwrap();
     assert!(s.audit("ws").await.unwrap().is_ok());
     b.drop_append_only_triggers().await;
     b.raw_execute(&format!(
         "UPDATE tree_hashes SET hash = {} WHERE workspace = 'ws' AND idx = 3; \
          UPDATE approvals SET approver_id = 'alice' WHERE workspace = 'ws' AND run_id = 'r1'; \
-         UPDATE api_keys SET revoked_at = NULL WHERE workspace = 'ws' AND key_id = 'k1';",
+         UPDATE api_keys SET revoked_at = NULL WHERE workspace = 'ws' AND key_id = 'k1'; \
+         UPDATE api_keys SET actor = 'finance_agent' WHERE workspace = 'ws' AND key_id = 'k2';",
         b.blob_literal(&[9; 32])
     ))
     .await
@@ -483,6 +495,12 @@ pub async fn edited_tree_approval_and_key_rows_are_detected(b: &impl Backend) {
                 key_id: "k1".into(),
             },
             Some("revoked_at"),
+        ),
+        (
+            AuditSubject::Key {
+                key_id: "k2".into(),
+            },
+            Some("actor"),
         ),
     ];
     for (subject, column) in &expected {

@@ -252,28 +252,42 @@ fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
             )+
         };
     }
+    // JSON columns are compared by their canonical form: a row keeps a
+    // number as it was written (`0.10`), the log its canonical form (`0.1`),
+    // and both mean the same value.
+    macro_rules! json_columns {
+        ($($c:ident),+ $(,)?) => {
+            $(
+                if !same_json(s.$c.as_ref(), p.$c.as_ref()) {
+                    out.push((stringify!($c).to_owned(), differs(&s.$c, &p.$c)));
+                }
+            )+
+        };
+    }
     // The decision and execution columns first: they are what a forger edits.
+    columns!(governance_status, execution_status);
+    json_columns!(execution_json);
+    columns!(expires_at, approval_group, approval_quorum);
+    json_columns!(approvers_json);
     columns!(
-        governance_status,
-        execution_status,
-        execution_json,
-        expires_at,
-        approval_group,
-        approval_quorum,
-        approvers_json,
         decision_status,
         decision_rule,
         decision_reason,
         policy_version,
         risk,
-        decision_details,
-        workspace,
-        run_id,
-        action,
-        actor,
-        source_json,
-        reasoning,
-        payload_json,
+    );
+    if !same_json(Some(&s.decision_details), Some(&p.decision_details)) {
+        let d = differs(&s.decision_details, &p.decision_details);
+        out.push(("decision_details".to_owned(), d));
+    }
+    columns!(workspace, run_id, action, actor);
+    json_columns!(source_json);
+    columns!(reasoning);
+    if !same_json(Some(&s.payload_json), Some(&p.payload_json)) {
+        let d = differs(&s.payload_json, &p.payload_json);
+        out.push(("payload_json".to_owned(), d));
+    }
+    columns!(
         payload_hash,
         payload_summary,
         idempotency_key,
@@ -283,6 +297,29 @@ fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
         head_seq,
         head_hash,
     );
+}
+
+/// Whether two stored JSON texts hold the same value (their canonical
+/// forms are equal; text that is not JSON is compared as it is).
+fn same_json<T: AsRef<str>>(a: Option<&T>, b: Option<&T>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (a.as_ref(), b.as_ref());
+            a == b
+                || match (
+                    serde_json::from_str::<serde_json::Value>(a),
+                    serde_json::from_str::<serde_json::Value>(b),
+                ) {
+                    (Ok(x), Ok(y)) => {
+                        crate::canonical::to_canonical_json(&x)
+                            == crate::canonical::to_canonical_json(&y)
+                    }
+                    _ => false,
+                }
+        }
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// Differences between stored answers and projected ones, by position.

@@ -200,6 +200,7 @@ backend_tests!(postgres;
     deleted_and_truncated_logs_are_detected,
     edited_tree_approval_and_key_rows_are_detected,
     another_log_key_fails_every_event,
+    rows_agree_with_the_log_for_fine_times_and_spelled_numbers,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

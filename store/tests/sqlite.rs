@@ -105,6 +105,7 @@ backend_tests!(sqlite;
     deleted_and_truncated_logs_are_detected,
     edited_tree_approval_and_key_rows_are_detected,
     another_log_key_fails_every_event,
+    rows_agree_with_the_log_for_fine_times_and_spelled_numbers,
 );
 
 #[tokio::test]

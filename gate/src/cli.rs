@@ -14,6 +14,8 @@ mod audit;
 mod bench;
 mod check;
 mod eval;
+mod fetch;
+mod receipt_check;
 mod render;
 mod test;
 

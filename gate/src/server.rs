@@ -199,7 +199,7 @@ async fn build_state_from_parts(
 /// the process ends.
 pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
     let delivery = crate::approvals::worker::spawn(state.clone());
-    let checkpoints = crate::checkpoints::spawn(state.clone());
+    let checkpoints = crate::checkpoints::worker::spawn(state.clone());
     let worker = tokio::spawn(async move {
         let _ = delivery.await;
         let _ = checkpoints.await;

@@ -271,10 +271,10 @@ impl<B: Backend> Store for Checked<B> {
         to: u64,
     ) -> Result<TreeExtension, StoreError> {
         check_tree_size(to)?;
-        if from > to || to - from > crate::MAX_EXTENSION {
+        if from > to || to - from > crate::extension::MAX_EXTENSION {
             return Err(range(format!(
                 "cannot check the log from size {from} to size {to} (at most {} events at once)",
-                crate::MAX_EXTENSION
+                crate::extension::MAX_EXTENSION
             )));
         }
         self.backend.verify_extension(workspace, from, to).await

@@ -2,9 +2,10 @@
 //! the events after the last signed size are authenticated and, appended
 //! to the stored frontier, give the stored root. Shared by both backends.
 
-use crate::LogKey;
+use crate::audit::MAX_AUDIT_PROBLEMS;
 use crate::chain::RawEvent;
 use crate::error::StoreError;
+use crate::log_key::LogKey;
 use crate::model::{AuditProblem, AuditSubject, TreeExtension, TreeHead};
 use crate::projection;
 use crate::tree::Frontier;
@@ -41,7 +42,7 @@ impl<'k> ExtensionCheck<'k> {
     }
 
     fn problem(&mut self, seq: u64, column: &str, message: String) {
-        if self.problems.len() < crate::MAX_AUDIT_PROBLEMS {
+        if self.problems.len() < MAX_AUDIT_PROBLEMS {
             self.problems.push(AuditProblem {
                 subject: AuditSubject::Event { seq },
                 column: Some(column.to_owned()),

@@ -345,10 +345,11 @@ pub fn receipt_verify(
     // members the signature does not cover are refused, not ignored.
     match receipts::verify_text(&text, &keys) {
         Ok(signed) => {
-            let proof = match super::audit::receipt_log_check(&signed, &keys, checkpoint, gate) {
-                Ok(line) => line,
-                Err(e) => return fail(format!("`{}` does not verify: {e}", file.display())),
-            };
+            let proof =
+                match super::receipt_check::receipt_log_check(&signed, &keys, checkpoint, gate) {
+                    Ok(line) => line,
+                    Err(e) => return fail(format!("`{}` does not verify: {e}", file.display())),
+                };
             let r = &signed["receipt"];
             outln!(
                 "valid receipt: run {} ({}), {} / {}, signed by key {}",

@@ -11,9 +11,10 @@ use countersign_gate::checkpoints::Checkpointer;
 use countersign_gate::config::Config;
 use countersign_gate::receipts::{self, ReceiptSigner};
 use countersign_store::Store;
-use countersign_store::tlog::{Checkpoint, Hash, VerifierKey, open_checkpoint, verify_consistency};
+use countersign_store::tlog::{Checkpoint, VerifierKey, open_checkpoint, verify_consistency};
 
 use super::admin::{load_config, open_existing, runtime, store_error};
+use super::fetch::{WitnessError, decode_hashes, get_text};
 
 /// `countersign audit verify`: every workspace named in the configuration
 /// and every workspace in the store, audited in full (MACs, chain, tree,
@@ -166,28 +167,6 @@ async fn verify_workspace(
     Ok(found.len())
 }
 
-/// Why the witness stops.
-#[derive(Debug)]
-enum WitnessError {
-    Unreachable(String),
-    WrongKey(String),
-    Rewritten(String),
-    Truncated(String),
-    Other(String),
-}
-
-impl std::fmt::Display for WitnessError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unreachable(m) => write!(f, "gate unreachable: {m}"),
-            Self::WrongKey(m) => write!(f, "wrong key: {m}"),
-            Self::Rewritten(m) => write!(f, "rewritten history: {m}"),
-            Self::Truncated(m) => write!(f, "truncated log: {m}"),
-            Self::Other(m) => f.write_str(m),
-        }
-    }
-}
-
 /// Reads `--key`: a verifier key string, or a file holding one or the
 /// JSON `GET /v1/receipt-keys` serves (its `note_verifier`).
 fn read_key(key: &str) -> Result<VerifierKey, WitnessError> {
@@ -213,42 +192,6 @@ fn read_key(key: &str) -> Result<VerifierKey, WitnessError> {
     };
     VerifierKey::parse(&candidate)
         .map_err(|e| WitnessError::Other(format!("`{key}`: not a verifier key: {e}")))
-}
-
-async fn get_text(client: &reqwest::Client, url: &str) -> Result<String, WitnessError> {
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| WitnessError::Unreachable(format!("{url}: {e}")))?;
-    let status = resp.status();
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| WitnessError::Unreachable(format!("{url}: {e}")))?;
-    if !status.is_success() {
-        return Err(WitnessError::Unreachable(format!(
-            "{url} answered {status}: {}",
-            body.chars().take(300).collect::<String>()
-        )));
-    }
-    Ok(body)
-}
-
-fn decode_hashes(doc: &serde_json::Value) -> Result<Vec<Hash>, WitnessError> {
-    doc.get("hashes")
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| WitnessError::Other("the proof has no `hashes`".to_owned()))?
-        .iter()
-        .map(|h| {
-            h.as_str()
-                .and_then(|s| B64.decode(s).ok())
-                .and_then(|b| Hash::try_from(b).ok())
-                .ok_or_else(|| {
-                    WitnessError::Other("a proof hash is not base64 of 32 bytes".to_owned())
-                })
-        })
-        .collect()
 }
 
 /// The file in the state directory holding the last verified checkpoint.
@@ -384,107 +327,4 @@ pub fn witness(gate: &str, key: &str, state_dir: &Path, workspace: &str) -> Exit
             ExitCode::FAILURE
         }
     }
-}
-
-/// After `receipt verify` checked the signature: the receipt's audit proof
-/// and, with `--checkpoint`, its consistency with a checkpoint the holder
-/// kept. Returns the line to print.
-pub fn receipt_log_check(
-    signed: &serde_json::Value,
-    keys: &[receipts::PublicKeyInfo],
-    checkpoint_file: Option<&Path>,
-    gate: Option<&str>,
-) -> Result<String, String> {
-    use countersign_gate::receipt_proof::{
-        ProofVerdict, check_consistency, open_log_checkpoint, verify_log,
-    };
-    let key_id = signed["signature"]["key_id"].as_str().unwrap_or_default();
-    let info = keys
-        .iter()
-        .find(|k| k.key_id == key_id)
-        .ok_or_else(|| format!("no public key with id `{key_id}`"))?;
-    let key = B64
-        .decode(&info.public_key)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .and_then(|a| ed25519_dalek::VerifyingKey::from_bytes(&a).ok())
-        .ok_or_else(|| "the public key is not 32 bytes of base64".to_owned())?;
-    let receipt = &signed["receipt"];
-    let (cp, events) = match verify_log(receipt, &key)? {
-        ProofVerdict::NoProof => {
-            if checkpoint_file.is_some() {
-                return Err(
-                    "the receipt has no audit proof, so --checkpoint cannot be checked against it"
-                        .to_owned(),
-                );
-            }
-            return Ok(
-                "no audit proof (issued before the verifiable audit log): signature only"
-                    .to_owned(),
-            );
-        }
-        ProofVerdict::Included { checkpoint, events } => (checkpoint, events),
-    };
-    let mut line = format!(
-        "audit proof: {events} event(s) included in `{}` at size {}",
-        cp.origin, cp.size
-    );
-    let Some(path) = checkpoint_file else {
-        return Ok(line);
-    };
-    let workspace = receipt["workspace"].as_str().unwrap_or_default();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // The file is the note exactly as served, or JSON holding it and a
-    // consistency proof: {"checkpoint": "...", "proof": {"hashes": [...]}}.
-    let (note, embedded) = match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(doc) if doc.is_object() => (
-            doc["checkpoint"]
-                .as_str()
-                .ok_or_else(|| format!("{}: no `checkpoint` string", path.display()))?
-                .to_owned(),
-            doc.get("proof").cloned(),
-        ),
-        _ => (text, None),
-    };
-    let other = open_log_checkpoint(&note, workspace, &key)
-        .map_err(|e| format!("--checkpoint {}: {e}", path.display()))?;
-    let proof = if cp.size == other.size {
-        Vec::new()
-    } else if let Some(p) = embedded {
-        decode_hashes(&p).map_err(|e| e.to_string())?
-    } else if let Some(gate) = gate {
-        let (from, to) = (cp.size.min(other.size), cp.size.max(other.size));
-        let url = format!(
-            "{}/v1/audit/{workspace}/proofs/consistency?from={from}&to={to}",
-            gate.trim_end_matches('/')
-        );
-        let rt = runtime().map_err(|_| "no async runtime".to_owned())?;
-        rt.block_on(async {
-            let client = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let body = get_text(&client, &url).await.map_err(|e| e.to_string())?;
-            let doc: serde_json::Value =
-                serde_json::from_str(&body).map_err(|e| format!("{url}: {e}"))?;
-            decode_hashes(&doc).map_err(|e| e.to_string())
-        })?
-    } else {
-        return Err(
-            "the checkpoints differ in size: pass --gate URL to fetch the consistency proof, or embed it in the file"
-                .to_owned(),
-        );
-    };
-    if cp.size == other.size && cp.root_hash != other.root_hash {
-        return Err(format!(
-            "two different roots signed for size {}: the log was rewritten",
-            cp.size
-        ));
-    }
-    check_consistency(&cp, &other, &proof)?;
-    line.push_str(&format!(
-        "; consistent with the saved checkpoint at size {}",
-        other.size
-    ));
-    Ok(line)
 }

@@ -1,6 +1,7 @@
 //! HTTP handlers of the `/v1` API, and the JSON shapes they return.
 
 pub mod answers;
+pub mod audit;
 pub mod intercept;
 pub mod runs;
 pub mod system;

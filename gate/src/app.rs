@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post};
 
-use crate::api::{answers, intercept, runs, system};
+use crate::api::{answers, audit, intercept, runs, system};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,6 +30,24 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/policies", get(system::policies))
         .route("/v1/policies/reload", post(system::reload))
         .route("/v1/audit/verify", get(system::audit_verify))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/v1/audit/proofs/inclusion", get(audit::inclusion_proof))
+        .route(
+            "/v1/audit/proofs/consistency",
+            get(audit::consistency_proof),
+        )
+        .route(
+            "/v1/audit/{workspace}/checkpoint",
+            get(audit::public_checkpoint),
+        )
+        .route(
+            "/v1/audit/{workspace}/proofs/inclusion",
+            get(audit::public_inclusion_proof),
+        )
+        .route(
+            "/v1/audit/{workspace}/proofs/consistency",
+            get(audit::public_consistency_proof),
+        )
         .route("/v1/approvals/{token}", post(answers::answer_api))
         .route("/slack/interactions", post(answers::slack_interactions))
         .merge(crate::ui::routes())

@@ -10,9 +10,12 @@ macro_rules! outln {
 }
 
 mod admin;
+mod audit;
 mod bench;
 mod check;
 mod eval;
+mod fetch;
+mod receipt_check;
 mod render;
 mod secrets;
 mod test;
@@ -81,7 +84,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk every workspace's hash chain and name the first broken link.
+    /// Audit every workspace in full (event MACs, hash chain, Merkle tree,
+    /// signed checkpoints, every run, approval and key row recomputed from
+    /// the events) and name each problem.
     Verify {
         /// Only this workspace.
         #[arg(long)]
@@ -89,6 +94,25 @@ enum AuditCommand {
         /// Configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Fetch a workspace's latest signed checkpoint, check its signature
+    /// and its consistency with the last one saved in --state, and save it.
+    /// Run it from cron on another machine or account.
+    Witness {
+        /// The gate's base URL.
+        #[arg(long)]
+        gate: String,
+        /// The public signed-note verifier key (`name+id+base64`), or a
+        /// file holding it or the JSON GET /v1/receipt-keys serves. Never
+        /// an API key.
+        #[arg(long)]
+        key: String,
+        /// Directory keeping the last verified checkpoint of each workspace.
+        #[arg(long)]
+        state: PathBuf,
+        /// The workspace whose log to witness.
+        #[arg(long, default_value = "default")]
+        workspace: String,
     },
 }
 
@@ -107,6 +131,13 @@ enum ReceiptCommand {
         /// Configuration file, to use this gate's own key.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A checkpoint you kept (exactly as GET /v1/audit/checkpoint
+        /// served it): checks the receipt's checkpoint is consistent with it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The gate to fetch the consistency proof from (no key needed).
+        #[arg(long)]
+        gate: Option<String>,
     },
 }
 
@@ -133,14 +164,29 @@ pub fn run() -> ExitCode {
         Command::Serve { config } => admin::serve(config.as_deref()),
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Audit(AuditCommand::Verify { workspace, config }) => {
-            admin::audit_verify(config.as_deref(), workspace)
+            audit::audit_verify(config.as_deref(), workspace)
         }
+        Command::Audit(AuditCommand::Witness {
+            gate,
+            key,
+            state,
+            workspace,
+        }) => audit::witness(&gate, &key, &state, &workspace),
         Command::Receipt(ReceiptCommand::Verify {
             file,
             keys,
             public_key,
             config,
-        }) => admin::receipt_verify(&file, keys.as_deref(), public_key, config.as_deref()),
+            checkpoint,
+            gate,
+        }) => admin::receipt_verify(
+            &file,
+            keys.as_deref(),
+            public_key,
+            config.as_deref(),
+            checkpoint.as_deref(),
+            gate.as_deref(),
+        ),
         Command::Secrets(cmd) => secrets::run(cmd),
     }
 }

@@ -45,6 +45,39 @@ pub struct DeliveryPolicy {
     pub lease: Duration,
 }
 
+/// The verifiable audit log's checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The log's name: the signed-note key name of the deployment's
+    /// checkpoint key, and the prefix of every workspace log's origin
+    /// (`<log_name>/<workspace>`). The same for every gate of a deployment;
+    /// by default the public URL without its scheme (`gate.example.com`).
+    pub log_name: String,
+    /// How often checkpoints are signed while events arrive (default 2 s).
+    pub checkpoint_interval: Duration,
+    /// Push each new checkpoint to the workspace's signed webhooks as an
+    /// `audit.checkpoint` event (default on).
+    pub push_checkpoints: bool,
+}
+
+/// The default log name for a public URL: without scheme, path slashes
+/// kept, no trailing slash (`https://gate.example.com/` -> `gate.example.com`).
+pub fn default_log_name(public_url: &str) -> String {
+    let rest = public_url
+        .split_once("://")
+        .map_or(public_url, |(_, rest)| rest);
+    let name: String = rest
+        .trim_end_matches('/')
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '+')
+        .collect();
+    if name.is_empty() {
+        "countersign".to_owned()
+    } else {
+        name
+    }
+}
+
 /// What one client connection may take: how long, and how many at once.
 /// The timeouts close connections of clients that send slowly or not at
 /// all, so they cannot hold the gate's sockets and memory.
@@ -178,6 +211,8 @@ pub struct Config {
     pub delivery: DeliveryPolicy,
     /// Where the secrets shared by every gate of a deployment come from.
     pub secrets: Secrets,
+    /// Checkpoints of the verifiable audit log.
+    pub audit: AuditConfig,
     /// Which member Teams URLs named in policy files may receive approval
     /// links (the `teams:` section); none by default.
     pub link_destinations: LinkDestinations,
@@ -226,6 +261,11 @@ impl Config {
                 lease: Duration::from_secs(120),
             },
             secrets: Secrets::default(),
+            audit: AuditConfig {
+                log_name: default_log_name("http://127.0.0.1:8080"),
+                checkpoint_interval: Duration::from_secs(2),
+                push_checkpoints: true,
+            },
             link_destinations: LinkDestinations::default(),
             connections: ConnectionLimits {
                 max: 4096,

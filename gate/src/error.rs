@@ -54,6 +54,20 @@ pub enum ApiError {
         /// What is wrong with it.
         message: String,
     },
+    /// 422: a request the current state cannot answer (a tree range
+    /// beyond the log, reversed sizes).
+    #[error("{message}")]
+    Unprocessable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// 500 `audit_mismatch`: the stored state differs from the audit log
+    /// (the database was edited outside the gate); nothing was done or
+    /// signed. The detail is logged at ERROR only.
+    #[error("the stored state differs from the audit log; nothing was done (see the gate's log)")]
+    AuditMismatch(String),
     /// 429: the key's rate limit is exhausted.
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited {
@@ -86,7 +100,10 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation { .. } | ApiError::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::AuditMismatch(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,7 +115,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Forbidden { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
+            ApiError::AuditMismatch(_) => "audit_mismatch",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -114,6 +133,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
+        }
+        if let ApiError::AuditMismatch(detail) = &self {
+            tracing::error!(%detail, "audit mismatch: refusing to act on state the log does not say");
         }
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
         if let ApiError::Validation { field, .. } = &self {
@@ -171,6 +193,13 @@ impl From<StoreError> for ApiError {
             },
             StoreError::InvalidInput { message } => ApiError::validation("body", message),
             e @ StoreError::Unavailable { .. } => ApiError::Unavailable(e.to_string()),
+            StoreError::TreeRange { message } => ApiError::Unprocessable {
+                code: "tree_range",
+                message,
+            },
+            e @ (StoreError::AuditMismatch { .. } | StoreError::AuditFailed { .. }) => {
+                ApiError::AuditMismatch(e.to_string())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

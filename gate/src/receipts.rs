@@ -139,6 +139,12 @@ impl ReceiptSigner {
         Self { key, info }
     }
 
+    /// The 32-byte seed, for the checkpoint signer (the same key signs
+    /// receipts and checkpoints).
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// The public key.
     pub fn public(&self) -> &PublicKeyInfo {
         &self.info

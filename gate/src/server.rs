@@ -165,6 +165,8 @@ async fn build_state_from_parts(
     // Shared by every gate of a deployment when the config names them.
     let secrets = crate::secrets::load(&config.secrets, &config.data_dir)?;
     let signer = ReceiptSigner::from_seed(secrets.receipt_key);
+    let checkpoints = crate::checkpoints::Checkpointer::new(&config.audit.log_name, signer.seed())
+        .map_err(|e| crate::config::ConfigError::Invalid(format!("audit.log_name: {e}")))?;
     let channels = crate::approvals::channels::Channels::from_config(&config)?;
     let token_secret = crate::approvals::tokens::TokenSecret::from_bytes(secrets.approval_token);
     Ok(AppState {
@@ -180,16 +182,23 @@ async fn build_state_from_parts(
         store,
         workspaces: Arc::new(workspaces),
         signer: Arc::new(signer),
+        checkpoints: Arc::new(checkpoints),
         metrics: Arc::new(Metrics::default()),
         clock,
     })
 }
 
-/// Starts the delivery worker (whose handle is returned: it ends when the
-/// gate stops), and reloads policies whose files changed and expires
-/// overdue runs until the process ends.
+/// Starts the delivery worker and the checkpoint signer (the returned
+/// handle ends when both have stopped, after the gate is asked to stop),
+/// and reloads policies whose files changed and expires overdue runs until
+/// the process ends.
 pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let worker = crate::approvals::worker::spawn(state.clone());
+    let delivery = crate::approvals::worker::spawn(state.clone());
+    let checkpoints = crate::checkpoints::worker::spawn(state.clone());
+    let worker = tokio::spawn(async move {
+        let _ = delivery.await;
+        let _ = checkpoints.await;
+    });
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(s.config.policy_poll_interval);

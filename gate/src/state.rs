@@ -28,6 +28,8 @@ pub struct AppState {
     pub workspaces: Arc<BTreeMap<String, Arc<Workspace>>>,
     /// Signs receipts.
     pub signer: Arc<ReceiptSigner>,
+    /// Signs the audit log's checkpoints (with the receipt key).
+    pub checkpoints: Arc<crate::checkpoints::Checkpointer>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The time source.

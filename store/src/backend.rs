@@ -13,7 +13,7 @@ use crate::model::{
     ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
     GrantOutcome, NewGrant, NewRun, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
-use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::model::{AuditReport, StoredCheckpoint, TreeExtension, TreeHead};
 use crate::tlog::Hash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -107,6 +107,15 @@ pub(crate) trait Backend: Send + Sync {
         from: u64,
         to: u64,
     ) -> Result<Vec<Hash>, StoreError>;
+
+    /// `from <= to` and `to - from <= MAX_EXTENSION`; the backend checks
+    /// `to` against the tree.
+    async fn verify_extension(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<TreeExtension, StoreError>;
 
     /// `checkpoint`'s workspace and note are checked, its time normalized.
     async fn save_checkpoint(&self, checkpoint: StoredCheckpoint) -> Result<(), StoreError>;

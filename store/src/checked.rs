@@ -14,7 +14,7 @@ use crate::model::{
     GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer,
     TokenOutcome,
 };
-use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::model::{AuditReport, StoredCheckpoint, TreeExtension, TreeHead};
 use crate::store::MAX_EVENTS_LIMIT;
 use crate::store::{Store, events_limit};
 use crate::tlog::Hash;
@@ -262,6 +262,22 @@ impl<B: Backend> Store for Checked<B> {
             )));
         }
         Ok(events)
+    }
+
+    async fn verify_extension(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<TreeExtension, StoreError> {
+        check_tree_size(to)?;
+        if from > to || to - from > crate::extension::MAX_EXTENSION {
+            return Err(range(format!(
+                "cannot check the log from size {from} to size {to} (at most {} events at once)",
+                crate::extension::MAX_EXTENSION
+            )));
+        }
+        self.backend.verify_extension(workspace, from, to).await
     }
 
     async fn save_checkpoint(&self, mut checkpoint: StoredCheckpoint) -> Result<(), StoreError> {

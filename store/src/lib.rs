@@ -67,6 +67,7 @@ mod chain;
 mod checked;
 mod cursor;
 mod error;
+mod extension;
 mod grants;
 mod identity;
 mod log_key;
@@ -89,6 +90,7 @@ pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash, event_leaf_data};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};
+pub use extension::MAX_EXTENSION;
 pub use identity::{identity_skeleton, same_identity};
 pub use log_key::{EVENT_MAC_PREFIX, LOG_KEY_LEN, LogKey, LogKeyError};
 pub use model::{
@@ -97,7 +99,7 @@ pub use model::{
     ChainReport, CreateRunOutcome, DecisionRecord, Delivery, Event, EventKind, ExecutionOutcome,
     ExecutionReport, ExecutionStatus, GovernanceStatus, Grant, GrantKind, GrantOutcome,
     NewDelivery, NewGrant, NewRun, Proposal, Recipient, Role, Run, RunFilter, RunPage, StatsRow,
-    StoredCheckpoint, TokenAnswer, TokenOutcome, TreeHead, is_executable,
+    StoredCheckpoint, TokenAnswer, TokenOutcome, TreeExtension, TreeHead, is_executable,
 };
 pub use postgres::notify::{OutboxNotifier, OutboxWake};
 pub use postgres::tls as postgres_tls;

@@ -53,7 +53,9 @@ mod stats;
 pub use approvals::{
     AnswerDecision, AnswerInput, ApprovalAnswer, ApprovalRequirement, ApproverRef,
 };
-pub use audit::{AuditProblem, AuditReport, AuditSubject, StoredCheckpoint, TreeHead};
+pub use audit::{
+    AuditProblem, AuditReport, AuditSubject, StoredCheckpoint, TreeExtension, TreeHead,
+};
 pub use deliveries::{ApprovalToken, Delivery, NewDelivery, Recipient, TokenOutcome};
 pub use events::{ChainPosition, ChainReport, Event, EventKind};
 pub use grants::{Grant, GrantKind, GrantOutcome, NewGrant};

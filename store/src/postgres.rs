@@ -24,7 +24,7 @@ use crate::model::{
     CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind, GrantOutcome, NewGrant,
     NewRun, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
-use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::model::{AuditReport, StoredCheckpoint, TreeExtension, TreeHead};
 use crate::tlog::Hash;
 use crate::ts::normalize;
 use async_trait::async_trait;
@@ -383,6 +383,17 @@ impl Backend for PostgresBackend {
 
     async fn tree_head(&self, workspace: &str) -> Result<TreeHead, StoreError> {
         in_snapshot!(self, |tx| log::tree_head(&tx, workspace, None))
+    }
+
+    async fn verify_extension(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<TreeExtension, StoreError> {
+        in_snapshot!(self, |tx| log::verify_extension(
+            &tx, &self.key, workspace, from, to
+        ))
     }
 
     async fn tree_head_at(&self, workspace: &str, size: u64) -> Result<TreeHead, StoreError> {

@@ -242,26 +242,6 @@ fn differs<T: std::fmt::Debug>(stored: &T, log: &T) -> String {
     format!("stored {stored:?}, the log says {log:?}")
 }
 
-/// Whether two stored JSON texts denote the same value: equal canonical
-/// forms (exact numbers), or equal text when either does not parse.
-fn same_json_column(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) if a != b => {
-            match (
-                serde_json::from_str::<Value>(a),
-                serde_json::from_str::<Value>(b),
-            ) {
-                (Ok(x), Ok(y)) => {
-                    crate::canonical::to_canonical_json(&x)
-                        == crate::canonical::to_canonical_json(&y)
-                }
-                _ => false,
-            }
-        }
-        (a, b) => a == b,
-    }
-}
-
 fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
     macro_rules! columns {
         ($($c:ident),+ $(,)?) => {
@@ -272,13 +252,13 @@ fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
             )+
         };
     }
-    // JSON columns are compared by their canonical form: the row keeps a
-    // number as the request spelled it (`0.10`), the log its canonical
-    // text (`0.1`), and both denote the same value.
+    // JSON columns are compared by their canonical form: a row keeps a
+    // number as it was written (`0.10`), the log its canonical form (`0.1`),
+    // and both mean the same value.
     macro_rules! json_columns {
         ($($c:ident),+ $(,)?) => {
             $(
-                if !same_json_column(s.$c.as_deref(), p.$c.as_deref()) {
+                if !same_json(s.$c.as_ref(), p.$c.as_ref()) {
                     out.push((stringify!($c).to_owned(), differs(&s.$c, &p.$c)));
                 }
             )+
@@ -296,20 +276,18 @@ fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
         policy_version,
         risk,
     );
-    if !same_json_column(Some(&s.decision_details), Some(&p.decision_details)) {
-        out.push((
-            "decision_details".to_owned(),
-            differs(&s.decision_details, &p.decision_details),
-        ));
+    if !same_json(Some(&s.decision_details), Some(&p.decision_details)) {
+        let d = differs(&s.decision_details, &p.decision_details);
+        out.push(("decision_details".to_owned(), d));
     }
+    columns!(workspace, run_id, action, actor);
     json_columns!(source_json);
+    columns!(reasoning);
+    if !same_json(Some(&s.payload_json), Some(&p.payload_json)) {
+        let d = differs(&s.payload_json, &p.payload_json);
+        out.push(("payload_json".to_owned(), d));
+    }
     columns!(
-        workspace,
-        run_id,
-        action,
-        actor,
-        reasoning,
-        payload_json,
         payload_hash,
         payload_summary,
         idempotency_key,
@@ -319,6 +297,29 @@ fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
         head_seq,
         head_hash,
     );
+}
+
+/// Whether two stored JSON texts hold the same value (their canonical
+/// forms are equal; text that is not JSON is compared as it is).
+fn same_json<T: AsRef<str>>(a: Option<&T>, b: Option<&T>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (a.as_ref(), b.as_ref());
+            a == b
+                || match (
+                    serde_json::from_str::<serde_json::Value>(a),
+                    serde_json::from_str::<serde_json::Value>(b),
+                ) {
+                    (Ok(x), Ok(y)) => {
+                        crate::canonical::to_canonical_json(&x)
+                            == crate::canonical::to_canonical_json(&y)
+                    }
+                    _ => false,
+                }
+        }
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// Differences between stored answers and projected ones, by position.

@@ -25,7 +25,7 @@ use crate::model::{
     ChainReport, CreateRunOutcome, Delivery, Event, ExecutionOutcome, Grant, GrantKind,
     GrantOutcome, NewGrant, NewRun, Run, RunFilter, RunPage, StatsRow, TokenAnswer, TokenOutcome,
 };
-use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::model::{AuditReport, StoredCheckpoint, TreeExtension, TreeHead};
 use crate::tlog::Hash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -415,6 +415,18 @@ impl Backend for SqliteBackend {
     ) -> Result<Vec<Hash>, StoreError> {
         let workspace = workspace.to_owned();
         self.read(move |conn| log::consistency_proof(conn, &workspace, from, to))
+            .await
+    }
+
+    async fn verify_extension(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<TreeExtension, StoreError> {
+        let workspace = workspace.to_owned();
+        let key = Arc::clone(&self.key);
+        self.read(move |conn| log::verify_extension(conn, &key, &workspace, from, to))
             .await
     }
 

@@ -8,7 +8,7 @@ use crate::model::{
     GrantOutcome, NewGrant, NewRun, Role, Run, RunFilter, RunPage, StatsRow, TokenAnswer,
     TokenOutcome,
 };
-use crate::model::{AuditReport, StoredCheckpoint, TreeHead};
+use crate::model::{AuditReport, StoredCheckpoint, TreeExtension, TreeHead};
 use crate::tlog::Hash;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -214,6 +214,22 @@ pub trait Store: Send + Sync {
         first_seq: u64,
         last_seq: u64,
     ) -> Result<Vec<Event>, StoreError>;
+
+    /// Checks the events with `from < seq <= to` before a checkpoint covers
+    /// them: each event's MAC, hash and link, and the root of the stored
+    /// frontier at `from` with their leaves appended equal to the stored
+    /// root at `to`. One read of at most `O(log to)` hashes and the events.
+    /// The caller compares the returned `from` root with the one it signed
+    /// before.
+    /// Errors: [`StoreError::TreeRange`] unless `from <= to <= tree size`
+    /// and `to - from <= MAX_EXTENSION`; [`StoreError::AuditFailed`]
+    /// listing every event that fails and a root that differs.
+    async fn verify_extension(
+        &self,
+        workspace: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<TreeExtension, StoreError>;
 
     /// Keeps a checkpoint the gate signed. Refused unless its size is
     /// within the tree and its root is the tree's root at that size; saving

@@ -55,14 +55,16 @@ pub(crate) fn validate_new_run(run: &mut NewRun) -> Result<(), StoreError> {
     match (status, &mut run.proposal.approval) {
         (GovernanceStatus::PendingApproval, Some(approval)) => {
             approval.expires_at = normalize(approval.expires_at)?;
-            check_id("approval group", &approval.group)?;
-            let mut seen = HashSet::new();
+            // Stored in the row and in the approval_requested event: both
+            // must hold the same microsecond time, or the row would differ
+            // from what the log says.
             for approver in &mut approval.approvers {
-                // Stored and logged at the store's precision, like every time.
                 if let Some(from) = approver.eligible_from {
                     approver.eligible_from = Some(normalize(from)?);
                 }
             }
+            check_id("approval group", &approval.group)?;
+            let mut seen = HashSet::new();
             for approver in &approval.approvers {
                 check_id("approver id", &approver.id)?;
                 if Recipient::parse(&approver.id).is_shared() {

@@ -107,6 +107,7 @@ backend_tests!(sqlite;
     another_log_key_fails_every_event,
     forged_key_rows_are_refused,
     forged_key_events_do_not_authenticate_a_key,
+    rows_agree_with_the_log_for_fine_times_and_spelled_numbers,
 );
 
 #[tokio::test]

@@ -190,6 +190,40 @@ impl WebhookTransport {
         );
         Ok(Delivered { external_id: None })
     }
+
+    /// Sends one other signed event (not an approval request), such as the
+    /// gate's `audit.checkpoint`: `{type, timestamp, data}`, signed and
+    /// headed exactly as approval requests are, with `id` as `webhook-id`.
+    /// Sent once: the caller decides whether a failure matters.
+    pub async fn send_event(
+        &self,
+        id: &str,
+        kind: &str,
+        data: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), TransportError> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "type": kind,
+            "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "data": data,
+        }))
+        .map_err(|e| TransportError::permanent(format!("cannot encode webhook body: {e}")))?;
+        let timestamp = now.timestamp();
+        let signature = sign_with_key(&self.key, id, timestamp, &body)?;
+        let mut headers = HeaderMap::new();
+        headers.insert("webhook-id", header_value(id, "webhook-id")?);
+        headers.insert(
+            "webhook-timestamp",
+            header_value(&timestamp.to_string(), "webhook-timestamp")?,
+        );
+        headers.insert(
+            "webhook-signature",
+            header_value(&signature, "webhook-signature")?,
+        );
+        let what = format!("webhook {:?}", self.name);
+        http::post_json(&self.client, &self.url, headers, body, self.timeout, &what).await?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]

@@ -197,10 +197,52 @@ pub async fn receipt(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = check_run_id(&id)?;
+    // Never sign what the log does not say: the row is checked against
+    // the run's own authenticated events first.
     let run = state
         .store
-        .get_run(caller.workspace.name(), id.as_str())
+        .verified_run(caller.workspace.name(), id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("run `{id}` not found")))?;
-    Ok(Json(state.signer.sign(crate::receipts::receipt_body(&run))))
+    let mut body = crate::receipts::receipt_body(&run);
+    body["version"] = json!(2);
+    body["log"] = audit_proof(&state, caller.workspace.name(), id.as_str()).await?;
+    Ok(Json(state.signer.sign(body)))
+}
+
+/// The receipt's `log` member: a checkpoint covering every event of the
+/// run (signed now if the latest does not yet), and each event's inclusion
+/// proof in it, checked here before anything is signed.
+async fn audit_proof(state: &AppState, workspace: &str, run_id: &str) -> Result<Value, ApiError> {
+    let store = state.store.as_ref();
+    let events = store.run_events(workspace, run_id).await?;
+    let last = events.last().map_or(0, |e| e.seq);
+    let checkpoint = state
+        .checkpoints
+        .covering(store, workspace, last, state.clock.now())
+        .await
+        .map_err(super::audit::checkpoint_error)?;
+    let mut proven = Vec::with_capacity(events.len());
+    for event in events {
+        let index = event.seq.saturating_sub(1);
+        let proof = store
+            .inclusion_proof(workspace, index, checkpoint.size)
+            .await?;
+        let leaf = countersign_store::tlog::leaf_hash(&countersign_store::event_leaf_data(&event));
+        countersign_store::tlog::verify_inclusion(
+            &leaf,
+            index,
+            checkpoint.size,
+            &proof,
+            &checkpoint.root,
+        )
+        .map_err(|e| {
+            ApiError::AuditMismatch(format!(
+                "run `{run_id}`: event seq {} is not in the signed tree of size {}: {e}",
+                event.seq, checkpoint.size
+            ))
+        })?;
+        proven.push((event, proof));
+    }
+    Ok(crate::receipt_proof::log_section(&checkpoint, &proven))
 }

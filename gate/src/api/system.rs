@@ -44,7 +44,10 @@ pub async fn openapi() -> Response {
 
 /// `GET /v1/receipt-keys`: public keys for offline receipt verification.
 pub async fn receipt_keys(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "keys": [state.signer.public()] }))
+    Json(json!({
+        "keys": [state.signer.public()],
+        "note_verifier": state.checkpoints.verifier().to_string(),
+    }))
 }
 
 /// `GET /v1/policies`: the workspace's policy set in force.

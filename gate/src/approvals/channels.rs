@@ -48,6 +48,9 @@ pub struct Channels {
     pub teams: HashMap<String, Arc<dyn Transport>>,
     /// Webhooks per (workspace, name).
     pub webhooks: HashMap<(String, String), Arc<dyn Transport>>,
+    /// The same webhooks per workspace, for events other than approval
+    /// requests (`audit.checkpoint`).
+    pub workspace_hooks: HashMap<String, Vec<Arc<WebhookTransport>>>,
 }
 
 impl Channels {
@@ -127,8 +130,12 @@ impl Channels {
                     secret,
                 })
                 .map_err(|e| invalid(&format!("webhook `{}`", h.name), e))?;
-                c.webhooks
-                    .insert((w.name.clone(), h.name.clone()), Arc::new(t));
+                let t = Arc::new(t);
+                c.workspace_hooks
+                    .entry(w.name.clone())
+                    .or_default()
+                    .push(Arc::clone(&t));
+                c.webhooks.insert((w.name.clone(), h.name.clone()), t);
             }
         }
         Ok(c)

@@ -1,4 +1,4 @@
-//! `serve`, `keys`, `audit verify` and `receipt verify`.
+//! `serve`, `keys` and `receipt verify`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,14 +65,14 @@ pub enum RoleArg {
     Admin,
 }
 
-fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
+pub(super) fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
     Config::from_option(path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,7 +82,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-fn store_error(e: &StoreError) -> ExitCode {
+pub(super) fn store_error(e: &StoreError) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::FAILURE
 }
@@ -91,7 +91,7 @@ fn store_error(e: &StoreError) -> ExitCode {
 /// already there. A missing SQLite file is an error, not a new empty
 /// database: run from the wrong directory, `audit verify` would otherwise
 /// report an empty chain as sound and `keys revoke` a key as unknown.
-async fn open_existing(config: &Config) -> Result<Arc<dyn Store>, ExitCode> {
+pub(super) async fn open_existing(config: &Config) -> Result<Arc<dyn Store>, ExitCode> {
     if let StoreUrl::Sqlite(path) = &config.store {
         if !path.exists() {
             eprintln!(
@@ -279,54 +279,14 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
     })
 }
 
-/// `countersign audit verify`
-pub fn audit_verify(config_path: Option<&Path>, only: Option<String>) -> ExitCode {
-    let config = match load_config(config_path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async move {
-        let store = match open_existing(&config).await {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
-        eprintln!("checking {}", config.store.describe());
-        let names = match only {
-            Some(w) => vec![w],
-            None => match store.workspaces().await {
-                Ok(w) => w,
-                Err(e) => return store_error(&e),
-            },
-        };
-        let mut broken = false;
-        for w in names {
-            match store.verify_chain(&w).await {
-                Ok(r) => outln!("{w}: ok, {} events, head {}", r.events, r.head_hash),
-                Err(StoreError::ChainBroken { seq, reason, .. }) => {
-                    broken = true;
-                    outln!("{w}: BROKEN at seq {seq}: {reason}");
-                }
-                Err(e) => return store_error(&e),
-            }
-        }
-        if broken {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        }
-    })
-}
-
 /// `countersign receipt verify FILE`
 pub fn receipt_verify(
     file: &Path,
     keys_file: Option<&Path>,
     public_key: Option<String>,
     config_path: Option<&Path>,
+    checkpoint: Option<&Path>,
+    gate: Option<&str>,
 ) -> ExitCode {
     let fail = |m: String| {
         eprintln!("error: {m}");
@@ -386,6 +346,11 @@ pub fn receipt_verify(
     // members the signature does not cover are refused, not ignored.
     match receipts::verify_text(&text, &keys) {
         Ok(signed) => {
+            let proof =
+                match super::receipt_check::receipt_log_check(&signed, &keys, checkpoint, gate) {
+                    Ok(line) => line,
+                    Err(e) => return fail(format!("`{}` does not verify: {e}", file.display())),
+                };
             let r = &signed["receipt"];
             outln!(
                 "valid receipt: run {} ({}), {} / {}, signed by key {}",
@@ -395,6 +360,7 @@ pub fn receipt_verify(
                 r["execution_status"].as_str().unwrap_or("?"),
                 signed["signature"]["key_id"].as_str().unwrap_or("?")
             );
+            outln!("{proof}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(format!("`{}` does not verify: {e}", file.display())),

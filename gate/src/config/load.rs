@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::raw::RawConfig;
 use super::{
-    Config, ConfigError, ConnectionLimits, DeliveryPolicy, LinkDestinations, RateLimit, StoreUrl,
-    WorkspaceConfig, parse_config_duration,
+    AuditConfig, Config, ConfigError, ConnectionLimits, DeliveryPolicy, LinkDestinations,
+    RateLimit, StoreUrl, WorkspaceConfig, default_log_name, parse_config_duration,
 };
 
 impl Config {
@@ -200,6 +200,38 @@ impl Config {
                 lease: dur(r.lease, d.delivery.lease, "lease")?,
             },
         };
+        let audit = match raw.audit {
+            None => AuditConfig {
+                log_name: default_log_name(&public_url),
+                ..d.audit
+            },
+            Some(a) => {
+                let log_name = match a.log_name {
+                    None => default_log_name(&public_url),
+                    Some(n) if valid_log_name(&n) => n,
+                    Some(n) => {
+                        return Err(ConfigError::Invalid(format!(
+                            "audit.log_name `{n}` must be 1 to 200 printable characters without spaces or `+`"
+                        )));
+                    }
+                };
+                let checkpoint_interval = match a.checkpoint_interval {
+                    None => d.audit.checkpoint_interval,
+                    Some(s) => parse_config_duration(&s)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            ConfigError::Invalid(format!(
+                                "audit.checkpoint_interval `{s}` is not a duration"
+                            ))
+                        })?,
+                };
+                AuditConfig {
+                    log_name,
+                    checkpoint_interval,
+                    push_checkpoints: a.push_checkpoints.unwrap_or(true),
+                }
+            }
+        };
         if let Some(e) = &raw.email {
             if !matches!(e.security.as_str(), "plain" | "starttls" | "tls") {
                 return Err(ConfigError::Invalid(format!(
@@ -264,6 +296,7 @@ impl Config {
             ),
             delivery,
             secrets,
+            audit,
             link_destinations,
             connections,
         })
@@ -276,6 +309,11 @@ impl Config {
             None => Ok(Self::defaults()),
         }
     }
+}
+
+/// A signed-note key name: printable, no spaces, no `+` (C2SP signed-note).
+fn valid_log_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 200 && name.chars().all(|c| c.is_ascii_graphic() && c != '+')
 }
 
 fn valid_workspace_name(name: &str) -> bool {

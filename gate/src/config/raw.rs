@@ -22,10 +22,19 @@ pub(super) struct RawConfig {
     pub(super) console: Option<bool>,
     pub(super) delivery: Option<RawDelivery>,
     pub(super) secrets: Option<super::secrets::RawSecrets>,
+    pub(super) audit: Option<RawAudit>,
     pub(super) teams: Option<RawLinkDestinations>,
     pub(super) connections: Option<RawConnections>,
     #[serde(default)]
     pub(super) workspaces: BTreeMap<String, RawWorkspace>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) log_name: Option<String>,
+    pub(super) checkpoint_interval: Option<String>,
+    pub(super) push_checkpoints: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -40,6 +40,7 @@ fn spawn_gate(config: &std::path::Path) -> Server {
 
 #[tokio::test]
 async fn delivery_is_retried_after_failures_and_a_restart_without_duplicates() {
+    // The receiver counts approval requests only: checkpoint pushes are off.
     let (hooks, url) = webhook_receiver(2).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
@@ -49,7 +50,7 @@ async fn delivery_is_retried_after_failures_and_a_restart_without_duplicates() {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{port}\nconsole: false\ndelivery: {{ base_delay: 1s, max_delay: 2s, poll_interval: 100ms }}\nworkspaces:\n  default:\n    policies: policies\n    webhooks:\n      - {{ name: ops, url: \"{url}\", secret: {WHSEC} }}\n"
+            "listen: 127.0.0.1:{port}\nconsole: false\naudit: {{ push_checkpoints: false }}\ndelivery: {{ base_delay: 1s, max_delay: 2s, poll_interval: 100ms }}\nworkspaces:\n  default:\n    policies: policies\n    webhooks:\n      - {{ name: ops, url: \"{url}\", secret: {WHSEC} }}\n"
         ),
     )
     .unwrap();

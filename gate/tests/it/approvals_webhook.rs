@@ -262,3 +262,78 @@ async fn lookalike_actors_cannot_approve_as_themselves_through_a_webhook() {
         assert_eq!(run["governance_status"], "pending_approval");
     }
 }
+
+/// Each new checkpoint is pushed to the workspace's webhooks as a signed
+/// `audit.checkpoint` event, the note exactly as signed; turned off, none is.
+#[tokio::test]
+async fn checkpoints_are_pushed_to_the_workspaces_webhooks() {
+    let (hooks, url) = webhook_receiver(0).await;
+    let gate = start(POLICY, |c, _| {
+        c.workspaces[0].webhooks = vec![ops_webhook(&url)];
+        c.audit.push_checkpoints = true;
+        c.audit.checkpoint_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let agent = gate.key(Role::Agent).await;
+    propose(&gate, &agent, "send_invoice_reminder", "alice").await;
+    let mut pushed = None;
+    for _ in 0..100 {
+        let seen = hooks.seen.lock().unwrap().clone();
+        if let Some((headers, body)) = seen
+            .into_iter()
+            .find(|(_, b)| b.contains("\"audit.checkpoint\""))
+        {
+            pushed = Some((headers, body));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (headers, body) = pushed.expect("an audit.checkpoint push");
+    verify_with_standardwebhooks(&headers, &body);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["data"]["workspace"], "default");
+    let size = doc["data"]["size"].as_u64().unwrap();
+    let saved = gate
+        .state
+        .store
+        .checkpoint_at_or_before("default", size)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc["data"]["checkpoint"], saved.note.as_str());
+
+    let (quiet_hooks, quiet_url) = webhook_receiver(0).await;
+    let quiet = start(POLICY, |c, _| {
+        c.workspaces[0].webhooks = vec![ops_webhook(&quiet_url)];
+        c.audit.push_checkpoints = false;
+        c.audit.checkpoint_interval = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let agent = quiet.key(Role::Agent).await;
+    let id = propose(&quiet, &agent, "send_invoice_reminder", "alice").await;
+    quiet
+        .wait_run(&agent, &id, "the webhook", |r| {
+            sent(r, "@webhook:ops", "webhook")
+        })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        quiet
+            .state
+            .store
+            .latest_checkpoint("default")
+            .await
+            .unwrap()
+            .is_some(),
+        "checkpoints are still signed"
+    );
+    assert!(
+        !quiet_hooks
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, b)| b.contains("audit.checkpoint")),
+        "nothing pushed when turned off"
+    );
+}

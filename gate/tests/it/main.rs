@@ -23,6 +23,7 @@ mod approvals_slack;
 mod approvals_teams;
 mod approvals_wakeup;
 mod approvals_webhook;
+mod audit_log;
 mod ui_inbox;
 mod ui_pages;
 mod ui_sessions;

@@ -60,6 +60,9 @@ async fn start_gate(
     config.workspaces = vec![WorkspaceConfig::new("default", p)];
     config.policy_poll_interval = Duration::from_secs(3600);
     config.console = false;
+    // The approval tests count what their webhooks receive; checkpoint
+    // pushes are tested in `audit_log`.
+    config.audit.push_checkpoints = false;
     config.delivery.poll_interval = Duration::from_millis(50);
     config.delivery.base_delay = Duration::from_millis(100);
     config.delivery.max_delay = Duration::from_millis(400);

@@ -152,6 +152,76 @@ def test_canonical_json_sorts_keys_by_utf16_code_units():
         canonical_json(float("nan"))
 
 
+def _leaf(data):
+    import hashlib
+
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def test_inclusion_and_consistency_proofs_match_rfc_6962_vectors():
+    from countersign._audit_proof import verify_consistency, verify_inclusion
+    import hashlib
+
+    def node(a, b):
+        return hashlib.sha256(b"\x01" + a + b).digest()
+
+    def mth(leaves):
+        if len(leaves) == 1:
+            return leaves[0]
+        k = 1
+        while k * 2 < len(leaves):
+            k *= 2
+        return node(mth(leaves[:k]), mth(leaves[k:]))
+
+    data = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+    leaves = [_leaf(bytes.fromhex(d)) for d in data]
+    root = mth(leaves)
+    assert root.hex() == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+    # Leaf 5 in 8: siblings 4, (6,7), (0..3).
+    proof = [leaves[4], node(leaves[6], leaves[7]), mth(leaves[:4])]
+    assert verify_inclusion(leaves[5], 5, 8, proof, root)
+    assert not verify_inclusion(leaves[4], 5, 8, proof, root)
+    assert not verify_inclusion(leaves[5], 5, 8, proof[:-1], root)
+    # Consistency 6 -> 8: (4,5), (6,7), (0..3).
+    proof = [node(leaves[4], leaves[5]), node(leaves[6], leaves[7]), mth(leaves[:4])]
+    assert verify_consistency(6, 8, mth(leaves[:6]), root, proof)
+    assert not verify_consistency(6, 8, mth(leaves[:5] + [leaves[0]]), root, proof)
+
+
+def test_a_real_receipt_carries_a_proof_that_fails_when_altered(client, finished_receipt):
+    from countersign._audit_proof import verify_log
+
+    keys = client.receipt_keys()
+    public = base64.b64decode(keys[0].public_key)
+    body = finished_receipt.document["receipt"]
+    assert body["version"] == 2
+    result = verify_log(body, public)
+    assert result["events"] == len(body["log"]["events"]) >= 4
+    assert result["origin"].endswith("/default")
+
+    changed = copy.deepcopy(body)
+    changed["log"]["events"][0]["proof"][0] = base64.b64encode(b"\x07" * 32).decode()
+    with pytest.raises(countersign.ReceiptVerificationError) as e:
+        verify_log(changed, public)
+    assert e.value.code == "bad_audit_proof"
+
+    changed = copy.deepcopy(body)
+    lines = changed["log"]["checkpoint"].split("\n")
+    lines[2] = base64.b64encode(b"\x01" * 32).decode()
+    changed["log"]["checkpoint"] = "\n".join(lines)
+    with pytest.raises(countersign.ReceiptVerificationError) as e:
+        verify_log(changed, public)
+    assert e.value.code == "bad_audit_proof"
+
+    changed = copy.deepcopy(body)
+    changed["log"]["events"][0]["event"] = changed["log"]["events"][0]["event"].replace('"seq":', '"seq": ')
+    with pytest.raises(countersign.ReceiptVerificationError):
+        verify_log(changed, public)
+
+    # A receipt from before the verifiable log has no proof to check.
+    old = copy.deepcopy(body)
+    del old["log"]
+    assert verify_log(old, public) == {}
 FIXTURES = Path(__file__).resolve().parents[3] / "gate" / "tests" / "fixtures"
 
 

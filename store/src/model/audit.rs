@@ -14,6 +14,19 @@ pub struct TreeHead {
     pub root: Hash,
 }
 
+/// A stretch of a workspace's log checked by
+/// [`crate::Store::verify_extension`]: the root recomputed from the stored
+/// frontier at `from.size`, and the root of that frontier with the checked
+/// events appended (equal to the stored root at `to.size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeExtension {
+    /// The tree before the checked events, from stored hashes: the caller
+    /// compares it with what it signed before.
+    pub from: TreeHead,
+    /// The tree after them, recomputed from the authenticated events.
+    pub to: TreeHead,
+}
+
 /// A checkpoint the gate signed, as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredCheckpoint {

@@ -11,8 +11,9 @@ use super::read;
 use crate::audit::{AUDIT_PAGE, Auditor};
 use crate::chain::{ChainVerifier, RawEvent, event_body};
 use crate::error::StoreError;
+use crate::extension::ExtensionCheck;
 use crate::log_key::LogKey;
-use crate::model::{ApiKeyRecord, AuditReport, Run, StoredCheckpoint, TreeHead};
+use crate::model::{ApiKeyRecord, AuditReport, Run, StoredCheckpoint, TreeExtension, TreeHead};
 use crate::projection;
 use crate::rows::{seq_from_db, seq_to_db};
 use crate::tlog::{self, Hash};
@@ -314,6 +315,40 @@ fn check_within(size: u64, tree: u64) -> Result<(), StoreError> {
 }
 
 /// Root hash at `size` (`None`: the current size).
+/// Checks the events after `from` up to `to` against the stored tree (see
+/// [`crate::Store::verify_extension`]), inside the caller's snapshot.
+async fn load_frontier<C: GenericClient>(
+    c: &C,
+    workspace: &str,
+    size: u64,
+) -> Result<Frontier, StoreError> {
+    let hashes = read_hashes(c, workspace, &Frontier::indexes(size)?).await?;
+    Frontier::from_hashes(size, &hashes)
+}
+
+pub(crate) async fn verify_extension<C: GenericClient>(
+    c: &C,
+    key: &LogKey,
+    workspace: &str,
+    from: u64,
+    to: u64,
+) -> Result<TreeExtension, StoreError> {
+    check_within(to, tree_size(c, workspace).await?)?;
+    let frontier = load_frontier(c, workspace, from).await?;
+    let mut check = ExtensionCheck::new(workspace, key, frontier);
+    let mut after = from;
+    while after < to {
+        let want = u32::try_from((to - after).min(u64::from(AUDIT_PAGE))).unwrap_or(AUDIT_PAGE);
+        let page = raw_events(c, workspace, after, want).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for raw in &page {
+            check.push(raw)?;
+        }
+    }
+    check.finish(tree_head(c, workspace, Some(to)).await?)
+}
+
 pub(crate) async fn tree_head<C: GenericClient>(
     c: &C,
     workspace: &str,

@@ -12,8 +12,9 @@ use super::read;
 use crate::audit::{AUDIT_PAGE, Auditor};
 use crate::chain::{ChainVerifier, RawEvent, event_body};
 use crate::error::StoreError;
+use crate::extension::ExtensionCheck;
 use crate::log_key::LogKey;
-use crate::model::{ApiKeyRecord, Run, StoredCheckpoint, TreeHead};
+use crate::model::{ApiKeyRecord, Run, StoredCheckpoint, TreeExtension, TreeHead};
 use crate::projection;
 use crate::rows::{seq_from_db, seq_to_db};
 use crate::tlog::{self, Hash};
@@ -328,6 +329,30 @@ fn check_within(size: u64, tree: u64) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Checks the events after `from` up to `to` against the stored tree (see
+/// [`crate::Store::verify_extension`]), in one read transaction.
+pub(crate) fn verify_extension(
+    conn: &Connection,
+    key: &LogKey,
+    workspace: &str,
+    from: u64,
+    to: u64,
+) -> Result<TreeExtension, StoreError> {
+    check_within(to, tree_size(conn, workspace)?)?;
+    let mut check = ExtensionCheck::new(workspace, key, load_frontier(conn, workspace, from)?);
+    let mut after = from;
+    while after < to {
+        let want = u32::try_from((to - after).min(u64::from(AUDIT_PAGE))).unwrap_or(AUDIT_PAGE);
+        let page = raw_events(conn, workspace, after, want)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for raw in &page {
+            check.push(raw)?;
+        }
+    }
+    check.finish(tree_head(conn, workspace, Some(to))?)
 }
 
 /// Root hash at `size` (`None`: the current size).

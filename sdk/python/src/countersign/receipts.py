@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Union
 from .canonical import DuplicateKeyError, canonical_json, loads_exact
 from .errors import ReceiptVerificationError
 from .models import Receipt, ReceiptKey
+from ._audit_proof import verify_log
 
 __all__ = ["verify_receipt", "key_id_of"]
 
@@ -127,7 +128,9 @@ def verify_receipt(
         ReceiptVerificationError: The receipt is malformed, signed by an
             unknown key, or its content does not match its signature
             (``code`` is ``receipt_malformed``, ``unknown_key`` or
-            ``bad_signature``).
+            ``bad_signature``), or its audit proof fails (``bad_audit_proof``:
+            the embedded checkpoint is not signed by the key, or an event of
+            the run is not in the tree the checkpoint signs).
         ImportError: The ``cryptography`` package is not installed.
     """
     try:
@@ -186,4 +189,8 @@ def verify_receipt(
         ) from None
     except ValueError as e:
         raise ReceiptVerificationError(f"invalid public key: {e}", code="receipt_malformed") from None
+    # Version 2 receipts carry their audit proof: a checkpoint signed by the
+    # same key, and every event's inclusion proof in it. Older receipts
+    # have none and are checked by their signature only.
+    verify_log(body, matching[0])
     return True

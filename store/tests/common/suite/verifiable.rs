@@ -549,9 +549,33 @@ pub async fn another_log_key_fails_every_event(b: &impl Backend) {
             .await,
     );
     assert_eq!(column, "events.mac");
+    // Nor does the checkpoint signer's check pass.
+    match other.verify_extension("ws", 0, n).await {
+        Err(StoreError::AuditFailed { problems, .. }) => assert!(
+            problems
+                .iter()
+                .any(|p| p.column.as_deref() == Some("events.mac")),
+            "{problems:?}"
+        ),
+        other => panic!("expected AuditFailed, got {other:?}"),
+    }
     // The right key still verifies everything.
     let same = b.reopen(log_key()).await;
     assert!(same.audit("ws").await.unwrap().is_ok());
+    let ext = same.verify_extension("ws", 1, n).await.unwrap();
+    assert_eq!(ext.from, same.tree_head_at("ws", 1).await.unwrap());
+    assert_eq!(ext.to, same.tree_head("ws").await.unwrap());
+    let empty = same.verify_extension("ws", n, n).await.unwrap();
+    assert_eq!((empty.from, empty.to), (ext.to, ext.to));
+    for (from, to) in [(0, n + 1), (2, 1)] {
+        assert!(
+            matches!(
+                same.verify_extension("ws", from, to).await,
+                Err(StoreError::TreeRange { .. })
+            ),
+            "{from}..{to}"
+        );
+    }
 }
 
 /// Some of everything, in two workspaces: what an upgraded database holds.
@@ -637,4 +661,31 @@ pub async fn upgraded_equals_fresh(upgraded: &dyn Store, fresh: &dyn Store) {
         );
         assert!(upgraded.verified_run(ws, "p1").await.unwrap().is_some());
     }
+}
+
+/// What the store writes agrees with its own log: an approver's
+/// `eligible_from` given to the nanosecond, and an execution result whose
+/// numbers are written in a non-canonical spelling (`0.10`, `1E2`), are
+/// checked clean by the per-run check and the full audit.
+pub async fn rows_agree_with_the_log_for_fine_times_and_spelled_numbers(b: &impl Backend) {
+    let s = b.store();
+    let mut new = pending("ws", "r1", &["alice", "bob"], 1, t(1000));
+    if let Some(a) = new.proposal.approval.as_mut() {
+        a.approvers[1].eligible_from =
+            Some(chrono::DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap());
+    }
+    s.create_run(new).await.unwrap();
+    assert!(s.verified_run("ws", "r1").await.unwrap().is_some());
+    s.record_answer("ws", "r1", answer("alice", Approve), t(2))
+        .await
+        .unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(r#"{"amount": 0.10, "big": 12345678901234567890123, "e": 1E2}"#)
+            .unwrap();
+    s.report_execution("ws", "r1", ExecutionOutcome::Executed { result }, t(3))
+        .await
+        .unwrap();
+    assert!(s.verified_run("ws", "r1").await.unwrap().is_some());
+    let report = s.audit("ws").await.unwrap();
+    assert!(report.is_ok(), "{}", problems(&report));
 }

@@ -58,6 +58,7 @@ export PATH="$PY_VENV/bin:$PATH"
 # PostgreSQL: the store suite runs against a real server when one answers.
 PG_URL=${COUNTERSIGN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 export COUNTERSIGN_TEST_POSTGRES_URL=$PG_URL
+command -v pg_isready >/dev/null || echo "pg_isready not found: install the PostgreSQL client (Debian: apt-get install postgresql-client)"
 if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "PostgreSQL: using $PG_URL"
 elif [ "${COUNTERSIGN_REQUIRE_POSTGRES:-0}" = 1 ]; then

@@ -17,7 +17,7 @@ use crate::log_key::LogKey;
 use crate::model::{
     ApiKeyRecord, AuditProblem, AuditReport, AuditSubject, Event, Run, StoredCheckpoint, TreeHead,
 };
-use crate::projection::{self, ProjectedKey};
+use crate::projection::{self, DeliveryFact, ProjectedKey};
 use crate::tlog::Hash;
 use crate::tree::Frontier;
 use std::collections::{BTreeMap, HashSet};
@@ -117,17 +117,30 @@ impl<'k> Auditor<'k> {
         }
         // An unreadable event still gets a leaf (of its stored text), so
         // the rest of the tree is still compared.
-        let body = raw.body(&self.workspace).unwrap_or_else(|| {
-            event_body(
-                &self.workspace,
-                raw.seq,
-                &raw.kind,
-                raw.run_id.as_deref(),
-                &raw.at,
-                &raw.data,
-                &raw.prev_hash,
-            )
-        });
+        let body = match projection::check_event(&self.workspace, self.key, raw) {
+            Ok((event, body)) => {
+                self.project(event);
+                body
+            }
+            Err((column, message)) => {
+                let body = raw.body(&self.workspace).unwrap_or_else(|| {
+                    event_body(
+                        &self.workspace,
+                        raw.seq,
+                        &raw.kind,
+                        raw.run_id.as_deref(),
+                        &raw.at,
+                        &raw.data,
+                        &raw.prev_hash,
+                    )
+                });
+                // A hash mismatch is reported as a chain break below.
+                if column != "events.hash" {
+                    self.problem(AuditSubject::Event { seq: raw.seq }, Some(column), message);
+                }
+                body
+            }
+        };
         let computed = chain_hash(&raw.prev_hash, &body);
         if computed != raw.hash {
             self.chain_break(
@@ -137,14 +150,6 @@ impl<'k> Auditor<'k> {
                     stored: raw.hash.clone(),
                 },
             );
-        }
-        match projection::check_event(&self.workspace, self.key, raw) {
-            Ok(event) => self.project(event),
-            // A hash mismatch is already reported as a chain break.
-            Err((column, _)) if column == "events.hash" => {}
-            Err((column, message)) => {
-                self.problem(AuditSubject::Event { seq: raw.seq }, Some(column), message);
-            }
         }
         self.expected_seq = raw.seq + 1;
         self.last_hash.clone_from(&raw.hash);
@@ -317,6 +322,80 @@ impl<'k> Auditor<'k> {
                 None,
                 "the log records this run but its row is missing".to_owned(),
             );
+        }
+    }
+
+    /// Compares every stored delivery row (run id and its deciding
+    /// columns) with the list in its run's `approval_requested` event:
+    /// an edited, added or deleted delivery is named. Runs whose event
+    /// predates the list are skipped (nothing to compare with).
+    pub(crate) fn check_deliveries(&mut self, stored: Vec<(String, DeliveryFact)>) {
+        let mut by_run: BTreeMap<String, Vec<DeliveryFact>> = BTreeMap::new();
+        for (run_id, row) in stored {
+            by_run.entry(run_id).or_default().push(row);
+        }
+        let mut logged_runs = Vec::new();
+        for (run_id, events) in &self.run_events {
+            match projection::project_deliveries(events) {
+                Ok(Some(list)) => logged_runs.push((run_id.clone(), list)),
+                Ok(None) => {}
+                // project_run already names an unreadable approval_requested.
+                Err(_) => {}
+            }
+        }
+        for (run_id, logged) in logged_runs {
+            let rows = by_run.remove(&run_id).unwrap_or_default();
+            for row in &rows {
+                let subject = AuditSubject::Delivery {
+                    run_id: run_id.clone(),
+                    delivery_id: row.delivery_id.clone(),
+                };
+                match logged.iter().find(|d| d.delivery_id == row.delivery_id) {
+                    None => self.problem(
+                        subject,
+                        None,
+                        "the row is not among the run's deliveries in the log".to_owned(),
+                    ),
+                    Some(entry) => {
+                        for (column, message) in
+                            projection::delivery_differences(&run_id, &run_id, row, entry)
+                        {
+                            self.problem(subject.clone(), Some(column), message);
+                        }
+                    }
+                }
+            }
+            for entry in logged
+                .iter()
+                .filter(|d| !rows.iter().any(|r| r.delivery_id == d.delivery_id))
+            {
+                self.problem(
+                    AuditSubject::Delivery {
+                        run_id: run_id.clone(),
+                        delivery_id: entry.delivery_id.clone(),
+                    },
+                    None,
+                    "the log lists this delivery but its row is missing".to_owned(),
+                );
+            }
+        }
+        // Rows of runs the log lists no deliveries for: a run from before
+        // the list (fine) or rows a database writer added to a run that
+        // has a list (caught above) or to no run at all.
+        for (run_id, rows) in by_run {
+            if self.run_events.contains_key(&run_id) {
+                continue;
+            }
+            for row in rows {
+                self.problem(
+                    AuditSubject::Delivery {
+                        run_id: run_id.clone(),
+                        delivery_id: row.delivery_id,
+                    },
+                    None,
+                    "the row belongs to a run the log does not record".to_owned(),
+                );
+            }
         }
     }
 

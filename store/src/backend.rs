@@ -191,6 +191,13 @@ pub(crate) trait Backend: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<TokenAnswer, StoreError>;
 
+    async fn answer_with_shared_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError>;
+
     async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError>;
 
     async fn run_events(&self, workspace: &str, run_id: &str) -> Result<Vec<Event>, StoreError>;

@@ -183,15 +183,30 @@ impl RawEvent {
     /// spelling); `None` when the stored data is not JSON.
     pub(crate) fn body(&self, workspace: &str) -> Option<String> {
         let data: Value = serde_json::from_str(&self.data).ok()?;
-        Some(event_body(
+        Some(self.body_of(workspace, &data))
+    }
+
+    /// The event's bytes with `data` (already parsed) canonicalized.
+    pub(crate) fn body_of(&self, workspace: &str, data: &Value) -> String {
+        self.body_with(workspace, &to_canonical_json(data))
+    }
+
+    /// The event's bytes with the data exactly as stored: the canonical
+    /// body whenever the row holds what the store wrote.
+    pub(crate) fn body_as_stored(&self, workspace: &str) -> String {
+        self.body_with(workspace, &self.data)
+    }
+
+    fn body_with(&self, workspace: &str, data: &str) -> String {
+        event_body(
             workspace,
             self.seq,
             &self.kind,
             self.run_id.as_deref(),
             &self.at,
-            &to_canonical_json(&data),
+            data,
             &self.prev_hash,
-        ))
+        )
     }
 }
 

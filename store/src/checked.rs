@@ -402,6 +402,18 @@ impl<B: Backend> Store for Checked<B> {
             .await
     }
 
+    async fn answer_with_shared_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError> {
+        let now = normalize(now)?;
+        self.backend
+            .answer_with_shared_token(token_hash, answer, now)
+            .await
+    }
+
     async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError> {
         self.backend.chain_head(workspace).await
     }

@@ -67,12 +67,16 @@ impl<'k> ExtensionCheck<'k> {
             let message = format!("prev_hash {} does not link to {last}", raw.prev_hash);
             self.problem(raw.seq, "events.prev_hash", message);
         }
-        if let Err((column, message)) = projection::check_event(&self.workspace, self.key, raw) {
-            self.problem(raw.seq, &column, message);
-        }
-        let body = raw
-            .body(&self.workspace)
-            .unwrap_or_else(|| raw.data.clone());
+        // The signer needs the event authentic and its leaf, not its
+        // decoded content: an authentic event is one the gate wrote.
+        let body = match projection::authenticate(&self.workspace, self.key, raw) {
+            Ok(authentic) => authentic.body,
+            Err((column, message)) => {
+                self.problem(raw.seq, &column, message);
+                raw.body(&self.workspace)
+                    .unwrap_or_else(|| raw.data.clone())
+            }
+        };
         self.frontier.append(body.as_bytes())?;
         self.last_hash = Some(raw.hash.clone());
         Ok(())

@@ -574,12 +574,33 @@ impl Backend for PostgresBackend {
         in_tx!(self, |tx| async {
             match ops::consume_token(&tx, token_hash, now).await? {
                 TokenOutcome::Consumed(t) => {
+                    log::check_token(&tx, &self.key, &t, token_hash, &answer).await?;
                     ops::record_answer(&tx, &self.key, &t.workspace, &t.run_id, answer, now)
                         .await
                         .map(|o| TokenAnswer::Answered(Box::new(o)))
                 }
                 refused => Ok::<_, StoreError>(TokenAnswer::Refused(refused)),
             }
+        })
+    }
+
+    async fn answer_with_shared_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError> {
+        in_tx!(self, |tx| async {
+            let Some(token) = read::find_token(&tx, token_hash, false).await? else {
+                return Ok::<_, StoreError>(TokenAnswer::Refused(TokenOutcome::Unknown));
+            };
+            if now >= token.expires_at {
+                return Ok(TokenAnswer::Refused(TokenOutcome::Expired(token)));
+            }
+            log::check_token(&tx, &self.key, &token, token_hash, &answer).await?;
+            ops::record_answer(&tx, &self.key, &token.workspace, &token.run_id, answer, now)
+                .await
+                .map(|o| TokenAnswer::Answered(Box::new(o)))
         })
     }
 

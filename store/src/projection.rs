@@ -374,28 +374,185 @@ pub(crate) fn approval_differences(
     out
 }
 
-/// Checks one stored event on its own: its MAC (made with `key`) and its
-/// chain hash over its own fields. Returns the decoded event, or the
-/// column that fails (`events.mac`, `events.hash`, `events.data`).
-pub(crate) fn check_event(
+/// The part of a delivery row that decides what an answer through it
+/// means: which run, who, which channel, which link token. The rest of
+/// the row (attempts, next attempt, last error, sent and spent times) is
+/// the outbox's progress, not a projection.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct DeliveryFact {
+    /// The delivery id.
+    #[serde(rename = "id")]
+    pub delivery_id: String,
+    /// The recipient's stored form (an approver id, or `@` and a
+    /// destination name).
+    #[serde(rename = "to")]
+    pub approver_id: String,
+    /// The channel name.
+    pub channel: String,
+    /// The hash of the link token it carries, if any.
+    pub token_hash: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RequestedDeliveries {
+    deliveries: Option<Vec<DeliveryFact>>,
+}
+
+/// The deliveries a run's `approval_requested` event lists. `None` for a
+/// run without one, or whose event predates the list (its delivery rows
+/// cannot be checked; the README says so).
+pub(crate) fn project_deliveries(events: &[Event]) -> Result<Option<Vec<DeliveryFact>>, String> {
+    let Some(requested) = events
+        .iter()
+        .find(|e| e.kind == EventKind::ApprovalRequested)
+    else {
+        return Ok(None);
+    };
+    let r: RequestedDeliveries = field(requested)?;
+    Ok(r.deliveries)
+}
+
+/// The columns where a stored delivery differs from the one the log lists.
+pub(crate) fn delivery_differences(
+    run_id: &str,
+    stored_run_id: &str,
+    stored: &DeliveryFact,
+    logged: &DeliveryFact,
+) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let mut differ = |column: &str, s: &dyn std::fmt::Debug, l: &dyn std::fmt::Debug| {
+        out.push((
+            format!("deliveries.{column}"),
+            format!("stored {s:?}, the log says {l:?}"),
+        ));
+    };
+    if stored_run_id != run_id {
+        differ("run_id", &stored_run_id, &run_id);
+    }
+    if stored.approver_id != logged.approver_id {
+        differ("approver_id", &stored.approver_id, &logged.approver_id);
+    }
+    if stored.channel != logged.channel {
+        differ("channel", &stored.channel, &logged.channel);
+    }
+    if stored.token_hash != logged.token_hash {
+        differ("token_hash", &stored.token_hash, &logged.token_hash);
+    }
+    out
+}
+
+/// The check made before an answer given through a link token is
+/// recorded: the token is one the run's authenticated `approval_requested`
+/// event lists (by its hash), the token's stored row names the run and
+/// the recipient the log gave it to, and the answer names that recipient
+/// (for a person) and the channel the token was sent by. A token a
+/// database writer added, or a row edited after the fact, is refused as
+/// [`StoreError::AuditMismatch`]. Runs from before the list was logged are
+/// accepted as they are (see [`project_deliveries`]).
+pub(crate) fn check_token_delivery(
+    key: &LogKey,
+    token: &crate::model::ApprovalToken,
+    token_hash: &str,
+    raws: &[RawEvent],
+    answer: &crate::model::AnswerInput,
+) -> Result<(), StoreError> {
+    let mismatch = |column: &str, detail: String| StoreError::AuditMismatch {
+        workspace: token.workspace.clone(),
+        run_id: token.run_id.clone(),
+        column: column.to_owned(),
+        detail,
+    };
+    let events = raws
+        .iter()
+        .map(|raw| check_event(&token.workspace, key, raw).map(|(event, _)| event))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|(column, detail)| mismatch(&column, detail))?;
+    let logged = project_deliveries(&events).map_err(|e| mismatch("events", e))?;
+    let Some(logged) = logged else {
+        return Ok(());
+    };
+    let Some(entry) = logged
+        .iter()
+        .find(|d| d.token_hash.as_deref() == Some(token_hash))
+    else {
+        return Err(mismatch(
+            "deliveries.token_hash",
+            "the token is not among the tokens the log lists for this run".to_owned(),
+        ));
+    };
+    if token.approver_id != entry.approver_id {
+        return Err(mismatch(
+            "deliveries.approver_id",
+            format!(
+                "the token's row names `{}` but the log gave it to `{}`",
+                token.approver_id, entry.approver_id
+            ),
+        ));
+    }
+    if !crate::model::Recipient::parse(&entry.approver_id).is_shared()
+        && answer.approver_id != entry.approver_id
+    {
+        return Err(mismatch(
+            "deliveries.approver_id",
+            format!(
+                "the answer names `{}` but the token was issued to `{}`",
+                answer.approver_id, entry.approver_id
+            ),
+        ));
+    }
+    if answer.channel != entry.channel {
+        return Err(mismatch(
+            "deliveries.channel",
+            format!(
+                "the answer says channel `{}` but the token was sent by `{}`",
+                answer.channel, entry.channel
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One stored event, authenticated: its canonical body (the bytes its MAC
+/// and its Merkle leaf cover) and, when reading it needed a parse, its data.
+pub(crate) struct Authentic {
+    /// The canonical event body.
+    pub body: String,
+    /// The parsed data, when the stored spelling was not the canonical one.
+    parsed: Option<Value>,
+}
+
+/// Authenticates one stored event on its own: its MAC (made with `key`)
+/// and its chain hash over its own fields. Returns the column that fails
+/// (`events.mac`, `events.hash`, `events.data`) otherwise.
+///
+/// The store writes canonical JSON, so the stored data is tried as it is
+/// first: a MAC that verifies over those bytes proves they are exactly the
+/// canonical body the gate authenticated, with no parse. Only when it does
+/// not is the data parsed and re-canonicalised (a row whose spelling, not
+/// meaning, was changed), and checked again.
+pub(crate) fn authenticate(
     workspace: &str,
     key: &LogKey,
     raw: &RawEvent,
-) -> Result<Event, Difference> {
-    let Some(body) = raw.body(workspace) else {
+) -> Result<Authentic, Difference> {
+    let Some(mac) = raw.mac.as_deref() else {
         return Err((
-            "events.data".to_owned(),
-            format!("event seq {}: data is not JSON", raw.seq),
+            "events.mac".to_owned(),
+            format!("event seq {} has no MAC", raw.seq),
         ));
     };
-    match raw.mac.as_deref() {
-        None => {
+    let as_stored = raw.body_as_stored(workspace);
+    let (body, parsed) = if key.check_event_mac(as_stored.as_bytes(), mac) {
+        (as_stored, None)
+    } else {
+        let Ok(data) = serde_json::from_str::<Value>(&raw.data) else {
             return Err((
-                "events.mac".to_owned(),
-                format!("event seq {} has no MAC", raw.seq),
+                "events.data".to_owned(),
+                format!("event seq {}: data is not JSON", raw.seq),
             ));
-        }
-        Some(mac) if !key.check_event_mac(body.as_bytes(), mac) => {
+        };
+        let body = raw.body_of(workspace, &data);
+        if !key.check_event_mac(body.as_bytes(), mac) {
             return Err((
                 "events.mac".to_owned(),
                 format!(
@@ -404,18 +561,38 @@ pub(crate) fn check_event(
                 ),
             ));
         }
-        Some(_) => {}
-    }
+        (body, Some(data))
+    };
     if crate::chain::chain_hash(&raw.prev_hash, &body) != raw.hash {
         return Err((
             "events.hash".to_owned(),
             format!("event seq {}: stored hash is not the event's hash", raw.seq),
         ));
     }
-    decode_event(workspace, raw).map_err(|e| ("events.data".to_owned(), e))
+    Ok(Authentic { body, parsed })
 }
 
-fn decode_event(workspace: &str, raw: &RawEvent) -> Result<Event, String> {
+/// Checks one stored event on its own ([`authenticate`]) and decodes it.
+pub(crate) fn check_event(
+    workspace: &str,
+    key: &LogKey,
+    raw: &RawEvent,
+) -> Result<(Event, String), Difference> {
+    let Authentic { body, parsed } = authenticate(workspace, key, raw)?;
+    let data = match parsed {
+        Some(data) => data,
+        None => serde_json::from_str(&raw.data).map_err(|e| {
+            (
+                "events.data".to_owned(),
+                format!("event seq {}: {e}", raw.seq),
+            )
+        })?,
+    };
+    let event = decode_event(workspace, raw, data).map_err(|e| ("events.data".to_owned(), e))?;
+    Ok((event, body))
+}
+
+fn decode_event(workspace: &str, raw: &RawEvent, data: Value) -> Result<Event, String> {
     Ok(Event {
         workspace: workspace.to_owned(),
         seq: raw.seq,
@@ -423,7 +600,7 @@ fn decode_event(workspace: &str, raw: &RawEvent) -> Result<Event, String> {
             .ok_or_else(|| format!("event seq {}: unknown kind `{}`", raw.seq, raw.kind))?,
         run_id: raw.run_id.clone(),
         at: ts(&raw.at)?,
-        data: serde_json::from_str(&raw.data).map_err(|e| e.to_string())?,
+        data,
         prev_hash: raw.prev_hash.clone(),
         hash: raw.hash.clone(),
     })
@@ -443,7 +620,7 @@ pub(crate) fn check_run(key: &LogKey, stored: &Run, raws: &[RawEvent]) -> Result
     };
     let events = raws
         .iter()
-        .map(|raw| check_event(workspace, key, raw))
+        .map(|raw| check_event(workspace, key, raw).map(|(event, _)| event))
         .collect::<Result<Vec<_>, _>>()
         .map_err(mismatch)?;
     let projected = project_run(&events).map_err(|e| mismatch(("events".to_owned(), e)))?;
@@ -586,7 +763,7 @@ pub(crate) fn check_key(
     };
     let mut keys = std::collections::BTreeMap::new();
     for raw in raws {
-        let event = check_event(&stored.workspace, log_key, raw).map_err(mismatch)?;
+        let (event, _) = check_event(&stored.workspace, log_key, raw).map_err(mismatch)?;
         apply_key_event(&mut keys, &event).map_err(|e| mismatch(("events".to_owned(), e)))?;
     }
     let Some(projected) = keys.get(&stored.key_id) else {

@@ -23,7 +23,7 @@ use crate::error::StoreError;
 use crate::identity::same_identity;
 use crate::model::{
     AnswerDecision, AnswerInput, ApprovalAnswer, ChainPosition, EventKind, ExecutionOutcome,
-    ExecutionReport, ExecutionStatus, GovernanceStatus, Proposal, Run, is_executable,
+    ExecutionReport, ExecutionStatus, GovernanceStatus, NewDelivery, Proposal, Run, is_executable,
 };
 use crate::ts::format_ts;
 use crate::validate::check_id;
@@ -64,7 +64,10 @@ fn chain_placeholder() -> ChainPosition {
 
 /// The run as created from the proposal `new` (its chain position is filled in once the
 /// events are appended) and the events that record its creation.
-pub(crate) fn initial_run(new: &Proposal) -> (Run, Vec<PendingEvent>) {
+/// `approval_requested` lists the run's `deliveries` (id, recipient,
+/// channel, token hash): the delivery rows are a projection of it, checked
+/// before a token is acted on and by the audit.
+pub(crate) fn initial_run(new: &Proposal, deliveries: &[NewDelivery]) -> (Run, Vec<PendingEvent>) {
     let governance = new.decision.governance_status;
     let execution = if governance == GovernanceStatus::Allowed {
         ExecutionStatus::AwaitingExecution
@@ -144,6 +147,12 @@ pub(crate) fn initial_run(new: &Proposal) -> (Run, Vec<PendingEvent>) {
                 "quorum": approval.quorum,
                 "expires_at": format_ts(approval.expires_at),
                 "approvers": approvers,
+                "deliveries": deliveries.iter().map(|d| json!({
+                    "id": d.delivery_id,
+                    "to": d.approver_id,
+                    "channel": d.channel,
+                    "token_hash": d.token_hash,
+                })).collect::<Vec<_>>(),
             }),
         });
     }

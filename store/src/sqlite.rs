@@ -546,12 +546,35 @@ impl Backend for SqliteBackend {
             .submit(
                 move |conn| match outbox::consume_token(conn, &token_hash, now)? {
                     TokenOutcome::Consumed(t) => {
+                        log::check_token(conn, &conn.log.key, &t, &token_hash, &answer)?;
                         ops::record_answer(conn, &t.workspace, &t.run_id, answer.clone(), now)
                             .map(|o| TokenAnswer::Answered(Box::new(o)))
                     }
                     refused => Ok(TokenAnswer::Refused(refused)),
                 },
             )
+            .await
+    }
+
+    async fn answer_with_shared_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.writer
+            .submit(move |conn| {
+                let Some((token, _)) = read::find_token_home(conn, &token_hash)? else {
+                    return Ok(TokenAnswer::Refused(TokenOutcome::Unknown));
+                };
+                if now >= token.expires_at {
+                    return Ok(TokenAnswer::Refused(TokenOutcome::Expired(token)));
+                }
+                log::check_token(conn, &conn.log.key, &token, &token_hash, &answer)?;
+                ops::record_answer(conn, &token.workspace, &token.run_id, answer.clone(), now)
+                    .map(|o| TokenAnswer::Answered(Box::new(o)))
+            })
             .await
     }
 

@@ -345,6 +345,20 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<TokenAnswer, StoreError>;
 
+    /// Records `answer` through a shared destination's link token (one
+    /// several approvers answer through, each naming themselves), in one
+    /// transaction: the token must exist and be unexpired (it is not
+    /// spent: each approver answers once, which the run enforces), and it
+    /// is checked against the run's log first, so a token row a database
+    /// writer added or edited is refused with
+    /// [`StoreError::AuditMismatch`].
+    async fn answer_with_shared_token(
+        &self,
+        token_hash: &str,
+        answer: AnswerInput,
+        now: DateTime<Utc>,
+    ) -> Result<TokenAnswer, StoreError>;
+
     /// The head of a workspace's chain: seq 0 and [`GENESIS_HASH`](crate::GENESIS_HASH) when it
     /// has no events yet.
     async fn chain_head(&self, workspace: &str) -> Result<ChainPosition, StoreError>;

@@ -203,6 +203,8 @@ backend_tests!(postgres;
     forged_key_rows_are_refused,
     forged_key_events_do_not_authenticate_a_key,
     rows_agree_with_the_log_for_fine_times_and_spelled_numbers,
+    edited_delivery_state_is_detected_and_refused,
+    respelled_event_data_still_verifies,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,6 +108,8 @@ backend_tests!(sqlite;
     forged_key_rows_are_refused,
     forged_key_events_do_not_authenticate_a_key,
     rows_agree_with_the_log_for_fine_times_and_spelled_numbers,
+    edited_delivery_state_is_detected_and_refused,
+    respelled_event_data_still_verifies,
 );
 
 #[tokio::test]
@@ -332,10 +334,20 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     // release wrote for its deliveries.
     let donor_path = dir.path().join("donor.db");
     let donor = SqliteStore::open(&donor_path, common::log_key()).unwrap();
-    donor
-        .create_run(common::pending("ws", "r", &["a", "b"], 1, common::t(1000)))
-        .await
-        .unwrap();
+    // Its log lists the deliveries the rows below hold (an older log
+    // would not list them, and its rows would go unchecked).
+    let mut r = common::pending("ws", "r", &["a", "b"], 1, common::t(1000));
+    r.deliveries = [("dlv_a", "a", "dlv_a.h"), ("dlv_b", "b", "legacy-hash")]
+        .into_iter()
+        .map(|(id, who, token)| countersign_store::NewDelivery {
+            delivery_id: id.into(),
+            approver_id: who.into(),
+            channel: "email".into(),
+            token_hash: Some(token.into()),
+            next_attempt_at: common::t(10),
+        })
+        .collect();
+    donor.create_run(r).await.unwrap();
     drop(donor);
     {
         let conn = rusqlite::Connection::open(&path).unwrap();

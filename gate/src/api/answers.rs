@@ -113,7 +113,7 @@ pub async fn answer_api(
         user_agent: user_agent(&headers),
     };
     let (outcome, run) = if shared {
-        shared_answer(&state, &t, &run, answer).await?
+        shared_answer(&state, &hash, &t, &run, answer).await?
     } else {
         match record::answer_with_token(&state, &hash, answer).await? {
             Ok(answered) => answered,
@@ -151,6 +151,7 @@ fn token_expired() -> ApiError {
 /// answer per approver).
 async fn shared_answer(
     state: &AppState,
+    token_hash: &str,
     t: &countersign_store::ApprovalToken,
     run: &countersign_store::Run,
     answer: Answer<'_>,
@@ -171,7 +172,11 @@ async fn shared_answer(
             ),
         });
     }
-    record::record_answer(state, answer).await
+    match record::answer_with_shared_token(state, token_hash, answer).await? {
+        Ok(answered) => Ok(answered),
+        Err(TokenOutcome::Expired(_)) => Err(token_expired()),
+        Err(_) => Err(ApiError::NotFound("unknown approval token".to_owned())),
+    }
 }
 
 /// `POST /slack/interactions`: a button click from Slack.

@@ -241,6 +241,26 @@ pub async fn answer_with_token(
     })
 }
 
+/// Records the answer given through a shared destination's link token
+/// (stored under `token_hash`), after the store has checked the token
+/// against the run's log; the token is not spent (each approver of the
+/// destination answers once). `Ok(Err(_))`: the token is unknown or
+/// expired, and nothing was written.
+pub async fn answer_with_shared_token(
+    state: &AppState,
+    token_hash: &str,
+    a: Answer<'_>,
+) -> Result<Result<(Outcome, Run), TokenOutcome>, ApiError> {
+    let answered = state
+        .store
+        .answer_with_shared_token(token_hash, input(a), state.clock.now())
+        .await?;
+    Ok(match answered {
+        TokenAnswer::Answered(o) => Ok(outcome(*o)),
+        TokenAnswer::Refused(t) => Err(t),
+    })
+}
+
 /// The channel of the delivery whose link token is stored under `key` (an
 /// [`approval_token_key`](super::tokens::approval_token_key)): what is
 /// recorded with an answer given through that token. It comes from the

@@ -80,6 +80,13 @@ pub enum AuditSubject {
         /// The key.
         key_id: String,
     },
+    /// A row of `deliveries`.
+    Delivery {
+        /// The run it belongs to.
+        run_id: String,
+        /// The delivery.
+        delivery_id: String,
+    },
 }
 
 impl std::fmt::Display for AuditSubject {
@@ -94,6 +101,10 @@ impl std::fmt::Display for AuditSubject {
                 write!(f, "approval #{answer_no} of run `{run_id}`")
             }
             Self::Key { key_id } => write!(f, "key `{key_id}`"),
+            Self::Delivery {
+                run_id,
+                delivery_id,
+            } => write!(f, "delivery `{delivery_id}` of run `{run_id}`"),
         }
     }
 }

@@ -13,7 +13,10 @@ use crate::chain::{ChainVerifier, RawEvent, event_body};
 use crate::error::StoreError;
 use crate::extension::ExtensionCheck;
 use crate::log_key::LogKey;
-use crate::model::{ApiKeyRecord, AuditReport, Run, StoredCheckpoint, TreeExtension, TreeHead};
+use crate::model::{
+    AnswerInput, ApiKeyRecord, ApprovalToken, AuditReport, Run, StoredCheckpoint, TreeExtension,
+    TreeHead,
+};
 use crate::projection;
 use crate::rows::{seq_from_db, seq_to_db};
 use crate::tlog::{self, Hash};
@@ -230,6 +233,27 @@ pub(crate) async fn backfill(tx: &Transaction<'_>, key: &LogKey) -> Result<(), S
         .await?;
     tracing::info!(events = total, "audit log upgrade: done");
     Ok(())
+}
+
+/// A link token about to be acted on, checked against its run's events
+/// (see [`projection::check_token_delivery`]).
+pub(crate) async fn check_token<C: GenericClient>(
+    c: &C,
+    key: &LogKey,
+    token: &ApprovalToken,
+    token_hash: &str,
+    answer: &AnswerInput,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "SELECT {RAW_COLUMNS} FROM events WHERE workspace = $1 AND run_id = $2 ORDER BY seq"
+    );
+    let raws = c
+        .query(&sql, &[&token.workspace, &token.run_id])
+        .await?
+        .iter()
+        .map(decode_raw)
+        .collect::<Result<Vec<_>, _>>()?;
+    projection::check_token_delivery(key, token, token_hash, &raws, answer)
 }
 
 /// Checks a loaded run against its own events (see [`projection::check_run`]).
@@ -510,6 +534,7 @@ pub(crate) async fn audit<C: GenericClient>(
     auditor.finish_tree();
     auditor.check_runs(read::all_runs(c, workspace).await?);
     auditor.check_keys(read::list_keys_with_hash(c, workspace).await?);
+    auditor.check_deliveries(read::all_deliveries(c, workspace).await?);
     let first_break = auditor.first_break();
     Ok((first_break, auditor.report()))
 }

@@ -256,7 +256,7 @@ pub(crate) async fn create_run(
             new.proposal.run_id
         )));
     }
-    let (mut run, events) = run_state::initial_run(&new.proposal);
+    let (mut run, events) = run_state::initial_run(&new.proposal, &new.deliveries);
     append_for_run(tx, key, head, &mut run, events).await?;
     insert_run(tx, &run).await?;
     let expires_at = run.proposal.approval.as_ref().map(|a| a.expires_at);

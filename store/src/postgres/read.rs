@@ -8,6 +8,7 @@ use crate::model::{
     ApiKeyRecord, ApprovalAnswer, ApprovalToken, Delivery, Event, EventKind, Run, RunFilter,
     RunPage,
 };
+use crate::projection::DeliveryFact;
 use crate::rows::{self, RUN_COLUMNS, ReadRow, RunRow, seq_from_db, seq_to_db};
 use crate::ts::format_ts;
 use chrono::{DateTime, Utc};
@@ -120,6 +121,33 @@ pub(crate) async fn all_runs<C: GenericClient>(
         .map(RunRow::decode)
         .collect::<Result<Vec<_>, _>>()?;
     complete(c, workspace, decoded).await
+}
+
+/// Every delivery row of `workspace`: its run and the columns the audit
+/// checks against the log.
+pub(crate) async fn all_deliveries<C: GenericClient>(
+    c: &C,
+    workspace: &str,
+) -> Result<Vec<(String, DeliveryFact)>, StoreError> {
+    c.query(
+        "SELECT run_id, delivery_id, approver_id, channel, token_hash FROM deliveries \
+         WHERE workspace = $1 ORDER BY run_id, delivery_id",
+        &[&workspace],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Ok((
+            row.try_get(0)?,
+            DeliveryFact {
+                delivery_id: row.try_get(1)?,
+                approver_id: row.try_get(2)?,
+                channel: row.try_get(3)?,
+                token_hash: row.try_get(4)?,
+            },
+        ))
+    })
+    .collect()
 }
 
 /// The run created with `idempotency_key` in `workspace`, if any.

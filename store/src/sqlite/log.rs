@@ -14,7 +14,9 @@ use crate::chain::{ChainVerifier, RawEvent, event_body};
 use crate::error::StoreError;
 use crate::extension::ExtensionCheck;
 use crate::log_key::LogKey;
-use crate::model::{ApiKeyRecord, Run, StoredCheckpoint, TreeExtension, TreeHead};
+use crate::model::{
+    AnswerInput, ApiKeyRecord, ApprovalToken, Run, StoredCheckpoint, TreeExtension, TreeHead,
+};
 use crate::projection;
 use crate::rows::{seq_from_db, seq_to_db};
 use crate::tlog::{self, Hash};
@@ -266,6 +268,19 @@ pub(crate) fn check_run(conn: &Connection, key: &LogKey, run: &Run) -> Result<()
     projection::check_run(key, run, &raws)
 }
 
+/// A link token about to be acted on, checked against its run's events
+/// (see [`projection::check_token_delivery`]).
+pub(crate) fn check_token(
+    conn: &Connection,
+    key: &LogKey,
+    token: &ApprovalToken,
+    token_hash: &str,
+    answer: &AnswerInput,
+) -> Result<(), StoreError> {
+    let raws = run_raw_events(conn, &token.workspace, &token.run_id)?;
+    projection::check_token_delivery(key, token, token_hash, &raws, answer)
+}
+
 /// A run, checked against its events.
 pub(crate) fn verified_run(
     conn: &Connection,
@@ -512,6 +527,7 @@ pub(crate) fn audit(
     auditor.finish_tree();
     auditor.check_runs(read::all_runs(conn, workspace)?);
     auditor.check_keys(read::list_keys_with_hash(conn, workspace)?);
+    auditor.check_deliveries(read::all_deliveries(conn, workspace)?);
     let first_break = auditor.first_break();
     Ok((first_break, auditor.report()))
 }

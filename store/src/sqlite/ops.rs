@@ -240,7 +240,7 @@ pub(crate) struct PreparedRun {
 impl PreparedRun {
     /// Prepares `new` (already validated by [`crate::validate::validate_new_run`], in [`crate::Checked`]).
     pub(crate) fn new(new: NewRun) -> Result<Self, StoreError> {
-        let (run, pending) = run_state::initial_run(&new.proposal);
+        let (run, pending) = run_state::initial_run(&new.proposal, &new.deliveries);
         let row = RunRow::from_run(&run)?;
         let events = pending
             .into_iter()

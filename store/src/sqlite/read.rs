@@ -8,6 +8,7 @@ use crate::model::{
     ApiKeyRecord, ApprovalAnswer, ApprovalToken, Delivery, Event, EventKind, Run, RunFilter,
     RunPage,
 };
+use crate::projection::DeliveryFact;
 use crate::rows::{self, RUN_COLUMNS, ReadRow, RunRow, seq_from_db, seq_to_db};
 use crate::ts::{format_ts, parse_ts};
 use chrono::{DateTime, Utc};
@@ -105,6 +106,32 @@ pub(crate) fn all_runs(conn: &Connection, workspace: &str) -> Result<Vec<Run>, S
     }
     drop(rows);
     decoded.into_iter().map(|row| complete(conn, row)).collect()
+}
+
+/// Every delivery row of `workspace`: its run and the columns the audit
+/// checks against the log.
+pub(crate) fn all_deliveries(
+    conn: &Connection,
+    workspace: &str,
+) -> Result<Vec<(String, DeliveryFact)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT run_id, delivery_id, approver_id, channel, token_hash FROM deliveries \
+         WHERE workspace = ?1 ORDER BY run_id, delivery_id",
+    )?;
+    let mut rows = stmt.query(params![workspace])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push((
+            row.get(0)?,
+            DeliveryFact {
+                delivery_id: row.get(1)?,
+                approver_id: row.get(2)?,
+                channel: row.get(3)?,
+                token_hash: row.get(4)?,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// The run created with `idempotency_key` in `workspace`, if any.

@@ -5,9 +5,9 @@
 use crate::common::{Backend, answer, log_key, pending, run, t};
 use countersign_store::tlog::{self, Hash};
 use countersign_store::{
-    AnswerDecision::Approve, AuditReport, AuditSubject, Event, ExecutionOutcome, GovernanceStatus,
-    LogKey, Role, Store, StoreError, StoredCheckpoint, compute_hash, event_leaf_data,
-    to_canonical_json,
+    AnswerDecision::Approve, AnswerOutcome, AuditReport, AuditSubject, Event, EventKind,
+    ExecutionOutcome, GovernanceStatus, LogKey, NewDelivery, Role, Store, StoreError,
+    StoredCheckpoint, TokenAnswer, TokenOutcome, compute_hash, event_leaf_data, to_canonical_json,
 };
 use serde_json::json;
 
@@ -688,4 +688,200 @@ pub async fn rows_agree_with_the_log_for_fine_times_and_spelled_numbers(b: &impl
     assert!(s.verified_run("ws", "r1").await.unwrap().is_some());
     let report = s.audit("ws").await.unwrap();
     assert!(report.is_ok(), "{}", problems(&report));
+}
+
+/// A pending run whose three approvers each get an email delivery with a
+/// link token (`d-WHO.tok-WHO`), plus one shared webhook delivery whose
+/// token (`d-hook.tok-hook`) any approver answers through by name.
+fn run_with_tokens(run_id: &str) -> countersign_store::NewRun {
+    let mut r = pending("ws", run_id, &["alice", "bob", "carol"], 2, t(1000));
+    let mut deliveries: Vec<NewDelivery> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|who| NewDelivery {
+            delivery_id: format!("d-{who}-{run_id}"),
+            approver_id: (*who).into(),
+            channel: "email".into(),
+            token_hash: Some(format!("d-{who}-{run_id}.tok-{who}")),
+            next_attempt_at: t(10),
+        })
+        .collect();
+    deliveries.push(NewDelivery {
+        delivery_id: format!("d-hook-{run_id}"),
+        approver_id: "@hooks".into(),
+        channel: "webhook".into(),
+        token_hash: Some(format!("d-hook-{run_id}.tok-hook")),
+        next_attempt_at: t(10),
+    });
+    r.deliveries = deliveries;
+    r
+}
+
+fn via(approver: &str, channel: &str) -> countersign_store::AnswerInput {
+    let mut a = answer(approver, Approve);
+    a.channel = channel.into();
+    a
+}
+
+/// Delivery rows are a projection of the run's `approval_requested` event:
+/// a row edited to send bob's link to alice's name, a token row a database
+/// writer added, a deleted row and a row moved to another channel are each
+/// named by the audit, and an answer through an edited or forged token is
+/// refused before anything is written, on both the person and the shared
+/// path. Untouched tokens keep working.
+pub async fn edited_delivery_state_is_detected_and_refused(b: &impl Backend) {
+    let s = b.store();
+    s.create_run(run_with_tokens("r1")).await.unwrap();
+    s.create_run(run_with_tokens("r2")).await.unwrap();
+    assert!(s.audit("ws").await.unwrap().is_ok());
+    // The log lists the deliveries.
+    let events = all_events(&*s, "ws").await;
+    let requested = events
+        .iter()
+        .find(|e| e.run_id.as_deref() == Some("r1") && e.kind == EventKind::ApprovalRequested)
+        .unwrap();
+    assert_eq!(requested.data["deliveries"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        requested.data["deliveries"][1]["token_hash"],
+        json!("d-bob-r1.tok-bob")
+    );
+
+    b.drop_append_only_triggers().await;
+    b.raw_execute(
+        "UPDATE deliveries SET approver_id = 'alice' WHERE delivery_id = 'd-bob-r1'; \
+         UPDATE approval_tokens SET approver_id = 'alice' WHERE token_hash = 'd-bob-r1.tok-bob'; \
+         UPDATE deliveries SET channel = 'teams' WHERE delivery_id = 'd-carol-r2'; \
+         DELETE FROM approval_tokens WHERE token_hash = 'd-alice-r2.tok-alice'; \
+         DELETE FROM deliveries WHERE delivery_id = 'd-alice-r2'; \
+         INSERT INTO approval_tokens (token_hash, workspace, run_id, approver_id, expires_at) \
+           SELECT 'forged.tok', workspace, run_id, 'alice', expires_at FROM runs \
+           WHERE workspace = 'ws' AND run_id = 'r2';",
+    )
+    .await
+    .unwrap();
+
+    let report = s.audit("ws").await.unwrap();
+    let delivery = |run_id: &str, id: &str| AuditSubject::Delivery {
+        run_id: run_id.into(),
+        delivery_id: id.into(),
+    };
+    for (subject, column) in [
+        (delivery("r1", "d-bob-r1"), Some("deliveries.approver_id")),
+        (delivery("r2", "d-carol-r2"), Some("deliveries.channel")),
+        (delivery("r2", "d-alice-r2"), None),
+    ] {
+        assert!(
+            has_problem(&report, &subject, column),
+            "{subject}: {}",
+            problems(&report)
+        );
+    }
+
+    // Bob's link, now in alice's name: refused, nothing written.
+    let edited = s
+        .answer_with_token("d-bob-r1.tok-bob", via("alice", "email"), t(20))
+        .await;
+    let (run_id, column) = mismatch(edited);
+    assert_eq!(
+        (run_id.as_str(), column.as_str()),
+        ("r1", "deliveries.approver_id")
+    );
+    // A token the log never listed, on either path.
+    let (_, column) = mismatch(
+        s.answer_with_token("forged.tok", via("alice", "email"), t(20))
+            .await,
+    );
+    assert_eq!(column, "deliveries.token_hash");
+    let (_, column) = mismatch(
+        s.answer_with_shared_token("forged.tok", via("alice", "webhook"), t(20))
+            .await,
+    );
+    assert_eq!(column, "deliveries.token_hash");
+    // An answer recorded under another channel than the token's.
+    let (_, column) = mismatch(
+        s.answer_with_token("d-carol-r1.tok-carol", via("carol", "slack"), t(20))
+            .await,
+    );
+    assert_eq!(column, "deliveries.channel");
+    let r1 = s.get_run("ws", "r1").await.unwrap().unwrap();
+    assert!(r1.approvals.is_empty(), "{:?}", r1.approvals);
+    assert!(
+        s.find_token("d-carol-r1.tok-carol")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_none(),
+        "a refused answer leaves the token unspent"
+    );
+
+    // The untouched tokens still work: carol by her link, bob through the
+    // shared webhook (naming himself), which reaches the quorum of two.
+    let carol = s
+        .answer_with_token("d-carol-r1.tok-carol", via("carol", "email"), t(21))
+        .await
+        .unwrap();
+    assert!(matches!(carol, TokenAnswer::Answered(_)), "{carol:?}");
+    let bob = s
+        .answer_with_shared_token("d-hook-r1.tok-hook", via("bob", "webhook"), t(22))
+        .await
+        .unwrap();
+    let TokenAnswer::Answered(outcome) = bob else {
+        panic!("{bob:?}")
+    };
+    let AnswerOutcome::Recorded(run) = *outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(run.governance_status, GovernanceStatus::Approved);
+    // The shared token is not spent, and an expired one is refused.
+    assert!(matches!(
+        s.answer_with_shared_token("d-hook-r2.tok-hook", via("bob", "webhook"), t(2000))
+            .await
+            .unwrap(),
+        TokenAnswer::Refused(TokenOutcome::Expired(_))
+    ));
+}
+
+/// The store writes canonical JSON, and the check of an event first tries
+/// its stored bytes. A row whose data was re-spelled (same meaning, other
+/// whitespace and key order) still verifies through the slow path, while a
+/// change of meaning does not.
+pub async fn respelled_event_data_still_verifies(b: &impl Backend) {
+    let s = b.store();
+    s.create_run(pending("ws", "r1", &["alice", "bob"], 1, t(1000)))
+        .await
+        .unwrap();
+    checkpoint_now(&*s, "ws", 5).await;
+    let events = all_events(&*s, "ws").await;
+    let seq = events[1].seq;
+    let pretty = serde_json::to_string_pretty(&events[1].data).unwrap();
+    assert_ne!(pretty, to_canonical_json(&events[1].data));
+    b.drop_append_only_triggers().await;
+    b.raw_execute(&format!(
+        "UPDATE events SET data = '{}' WHERE workspace = 'ws' AND seq = {seq};",
+        sql_text(&pretty)
+    ))
+    .await
+    .unwrap();
+    let report = s.audit("ws").await.unwrap();
+    assert!(report.is_ok(), "{}", problems(&report));
+    assert!(s.verified_run("ws", "r1").await.unwrap().is_some());
+    let ext = s.verify_extension("ws", 0, events.len() as u64).await;
+    assert!(ext.is_ok(), "{ext:?}");
+
+    let changed = pretty.replacen("policy_version", "policy_versiom", 1);
+    assert_ne!(changed, pretty);
+    b.raw_execute(&format!(
+        "UPDATE events SET data = '{}' WHERE workspace = 'ws' AND seq = {seq};",
+        sql_text(&changed)
+    ))
+    .await
+    .unwrap();
+    let report = s.audit("ws").await.unwrap();
+    assert!(
+        has_problem(&report, &AuditSubject::Event { seq }, Some("events.mac")),
+        "{}",
+        problems(&report)
+    );
+    let ext = s.verify_extension("ws", 0, events.len() as u64).await;
+    assert!(ext.is_err(), "{ext:?}");
 }

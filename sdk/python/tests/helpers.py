@@ -63,3 +63,109 @@ def runner_process(base_url: str, api_key: str, store_path: str, side_effects: s
             "errors": summary.errors,
         }
     )
+
+
+class CountingForwarder:
+    """A TCP forwarder in front of the gate that counts the connections made through it.
+
+    Bytes are piped unchanged both ways, so keep-alive works through it; each
+    accepted connection is one the client opened.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target_port = target_port
+        self.accepted = 0
+        self.closed_by_client = 0
+        self._lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._threads = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+            up = socket.create_connection(("127.0.0.1", self.target_port))
+            self._threads.Thread(target=self._pipe, args=(conn, up, True), daemon=True).start()
+            self._threads.Thread(target=self._pipe, args=(up, conn, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        if from_client:
+            with self._lock:
+                self.closed_by_client += 1
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def wait_closed(self, n: int, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.closed_by_client >= n:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class SilentServer:
+    """Accepts TCP connections (the kernel completes the handshake) and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class FullBacklog:
+    """A port whose accept queue is full: new connections are never established.
+
+    Linux drops the SYNs of a listening socket whose queue is full, so a
+    client's connect() hangs until its own timeout: a gate that is "there"
+    but cannot take connections.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.fillers = []
+        for _ in range(4):  # fill the queue (its size is backlog + 1 on Linux)
+            s = socket.socket()
+            s.settimeout(0.3)
+            try:
+                s.connect(("127.0.0.1", port))
+            except OSError:
+                pass
+            self.fillers.append(s)
+
+    def close(self) -> None:
+        for s in self.fillers:
+            s.close()
+        self.sock.close()

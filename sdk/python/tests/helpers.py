@@ -169,3 +169,77 @@ class FullBacklog:
         for s in self.fillers:
             s.close()
         self.sock.close()
+
+
+def self_signed_cert(directory: Path) -> "tuple[Path, Path]":
+    """A throwaway certificate for 127.0.0.1 and localhost: (cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "countersign-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+class TlsForwarder(CountingForwarder):
+    """A CountingForwarder that terminates TLS: the gate behind an https:// address."""
+
+    def __init__(self, target_port: int, cert: Path, key: Path) -> None:
+        import ssl
+
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(cert), str(key))
+        self.failed_handshakes = 0
+        super().__init__(target_port)
+        self.url = self.url.replace("http://", "https://")
+
+    def _accept(self) -> None:
+        import ssl
+
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                raw.settimeout(10)
+                conn = self.context.wrap_socket(raw, server_side=True)
+                conn.settimeout(None)
+            except (OSError, ssl.SSLError):
+                raw.close()
+                with self._lock:
+                    self.failed_handshakes += 1
+                continue
+            with self._lock:
+                self.accepted += 1
+            up = socket.create_connection(("127.0.0.1", self.target_port))
+            self._threads.Thread(target=self._pipe, args=(conn, up, True), daemon=True).start()
+            self._threads.Thread(target=self._pipe, args=(up, conn, False), daemon=True).start()

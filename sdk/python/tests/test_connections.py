@@ -202,3 +202,66 @@ def test_the_pending_store_keeps_exact_decimals_by_default(tmp_path):
     assert isinstance(payload["n"], int)
     floats = countersign.SQLitePendingStore(tmp_path / "p.db", decimals=False)
     assert floats.get("run_1").payload["amount"] == 1250.1  # type: ignore[union-attr]
+
+
+def test_https_with_a_private_ca_for_both_clients(gate, actor, tmp_path):
+    import ssl
+
+    from helpers import TlsForwarder, self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path)
+    tls = TlsForwarder(gate.port, cert, key)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    try:
+        # The system trust store does not know this certificate: refused at once, no retries.
+        untrusted = countersign.Client(api_key=gate.agent_key, base_url=tls.url, backoff_base=0.01)
+        with pytest.raises(countersign.GateUnavailable) as e:
+            untrusted.status("run_x")
+        assert "CERTIFICATE_VERIFY_FAILED" in e.value.message
+        deadline = time.monotonic() + 5
+        while tls.failed_handshakes < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (tls.failed_handshakes, tls.accepted) == (1, 0), "one attempt: retrying would not help"
+
+        with countersign.Client(api_key=gate.agent_key, base_url=tls.url, ssl_context=trusting) as client:
+            run = client.intercept("send_invoice_reminder", reminder(10), actor=actor)
+            assert client.report_executed(run.run_id, {"ok": True}).execution_status == "executed"
+        assert tls.accepted == 1  # one kept-alive connection for both calls
+
+        async def main() -> None:
+            async with countersign.AsyncClient(api_key=gate.agent_key, base_url=tls.url, ssl_context=trusting) as ac:
+                assert (await ac.status(run.run_id)).execution_status == "executed"
+                assert (await ac.receipt(run.run_id)).run_id == run.run_id
+            with pytest.raises(countersign.GateUnavailable) as e:
+                await countersign.AsyncClient(api_key=gate.agent_key, base_url=tls.url).status(run.run_id)
+            assert "CERTIFICATE_VERIFY_FAILED" in e.value.message
+
+        asyncio.run(main())
+        deadline = time.monotonic() + 5
+        while tls.failed_handshakes < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (tls.accepted, tls.failed_handshakes) == (2, 2)
+    finally:
+        tls.close()
+
+
+def test_the_sync_client_goes_through_http_proxy(gate, actor, monkeypatch):
+    # The gate accepts absolute-form request targets, so a byte forwarder can
+    # stand in for a forward proxy here.
+    proxy = CountingForwarder(gate.port)
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = countersign.Client(api_key=gate.agent_key, base_url="http://127.0.0.1:%d" % gate.port)
+        assert client.intercept("send_invoice_reminder", reminder(10), actor=actor).executable
+        assert proxy.accepted == 1
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        client.close()
+        assert client.intercept("send_invoice_reminder", reminder(10), actor=actor).executable
+        assert proxy.accepted == 1, "NO_PROXY bypasses it"
+        client.close()
+    finally:
+        proxy.close()

@@ -199,11 +199,15 @@ class _BaseClient:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return _split_url(url), headers, data
 
+    @staticmethod
+    def _cause(exc: BaseException) -> BaseException:
+        reason = getattr(exc, "reason", None)  # urllib-style wrappers carry the real error here
+        return reason if isinstance(reason, BaseException) else exc
+
     def _unreachable(self, exc: BaseException, deadline: _Deadline) -> CountersignError:
-        reason = getattr(exc, "reason", None) or exc
-        if isinstance(exc, (socket.timeout, TimeoutError)) or deadline.expired():
-            reason = reason if str(reason) else "timed out"
-        return GateUnavailable(f"cannot reach the gate at {self.base_url}: {reason}", code="unreachable")
+        reason = self._cause(exc)
+        text = str(reason) or ("timed out" if isinstance(reason, (socket.timeout, TimeoutError)) else type(reason).__name__)
+        return GateUnavailable(f"cannot reach the gate at {self.base_url}: {text}", code="unreachable")
 
     def _deadline_error(self, deadline: _Deadline, last: Optional[BaseException]) -> DeadlineExceeded:
         detail = f" (last error: {last})" if last is not None else ""
@@ -216,7 +220,7 @@ class _BaseClient:
     ) -> _Retry:
         """Decides what a failed attempt (no HTTP answer) leads to: raise or retry."""
         err = self._unreachable(exc, deadline)
-        if isinstance(getattr(exc, "reason", exc), ssl.SSLCertVerificationError):
+        if isinstance(self._cause(exc), ssl.SSLCertVerificationError):
             raise err from exc  # retrying won't help
         if deadline.expired():
             raise self._deadline_error(deadline, err) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import select
 import ssl
 import threading
@@ -63,12 +64,18 @@ class _Pool:
         self.max_idle = max_idle
         self._idle: Dict[Tuple[str, str, int], List[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         #: Connections opened so far (for tests and diagnostics).
         self.opened = 0
 
     def take(self, origin: Tuple[str, str, int]) -> Optional[http.client.HTTPConnection]:
         while True:
             with self._lock:
+                if self._pid != os.getpid():
+                    # A forked child must not share its parent's sockets: forget
+                    # them here (the parent keeps using its own).
+                    self._idle = {}
+                    self._pid = os.getpid()
                 idle = self._idle.get(origin)
                 if not idle:
                     return None

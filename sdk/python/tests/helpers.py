@@ -115,6 +115,7 @@ class CountingForwarder:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        src.close()  # the other direction's thread closes dst
 
     def wait_closed(self, n: int, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout

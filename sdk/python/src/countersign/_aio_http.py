@@ -85,6 +85,13 @@ class AsyncPool:
         else:
             conn.close()
 
+    def discard(self) -> None:
+        """Closes the idle connections without waiting (from ``__del__``)."""
+        conns = [c for idle in self._idle.values() for c in idle]
+        self._idle.clear()
+        for c in conns:
+            c.close()
+
     async def close(self) -> None:
         conns = [c for idle in self._idle.values() for c in idle]
         self._idle.clear()

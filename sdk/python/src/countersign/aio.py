@@ -95,6 +95,11 @@ class AsyncClient(_BaseClient):
         """Closes the idle connections. The client stays usable (it reconnects)."""
         await self._pool.close()
 
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)  # absent if __init__ raised
+        if pool is not None:
+            pool.discard()
+
     # ------------------------------------------------------------------ HTTP
 
     async def _send(

@@ -188,6 +188,11 @@ class Client(_BaseClient):
         """Closes the idle connections. The client stays usable (it reconnects)."""
         self._pool.close()
 
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)  # absent if __init__ raised
+        if pool is not None:
+            pool.close()
+
     # ------------------------------------------------------------------ HTTP
 
     def _connection(self, target: _Target, deadline: _Deadline) -> Tuple[http.client.HTTPConnection, bool, str]:

@@ -281,7 +281,8 @@ def test_async_manager_and_runner_execute_an_approved_action_once(gate, store, a
             assert sent == [(Decimal("1250.10"), ticket.run_id)]
             assert str(sent[0][0]) == "1250.10"
             done = await client.status(ticket.run_id)
-            assert done.execution is not None and done.execution.execution_result == {"sent": ticket.payload["invoice_id"]}
+            assert done.execution is not None
+            assert done.execution.execution_result == {"sent": ticket.payload["invoice_id"]}
             assert len(store) == 0
             assert (await runner.run_pending_once()).ran == [] and len(sent) == 1
 

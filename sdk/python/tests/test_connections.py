@@ -115,7 +115,8 @@ def test_a_short_deadline_and_the_connect_timeout(flavour):
         # (per attempt), not after the read timeout.
         started = time.monotonic()
         with pytest.raises(countersign.GateUnavailable) as e:
-            call(cls, base_url=backlog.url, connect_timeout=0.3, timeout=10, max_retries=1, backoff_base=0.01, deadline=None)
+            call(cls, base_url=backlog.url, connect_timeout=0.3, timeout=10, max_retries=1,
+                 backoff_base=0.01, deadline=None)
         took = time.monotonic() - started
         assert e.value.code == "unreachable" and "timed out" in e.value.message
         assert 0.55 <= took < 2.0, took

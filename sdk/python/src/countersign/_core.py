@@ -206,7 +206,8 @@ class _BaseClient:
 
     def _unreachable(self, exc: BaseException, deadline: _Deadline) -> CountersignError:
         reason = self._cause(exc)
-        text = str(reason) or ("timed out" if isinstance(reason, (socket.timeout, TimeoutError)) else type(reason).__name__)
+        timed_out = isinstance(reason, (socket.timeout, TimeoutError))
+        text = str(reason) or ("timed out" if timed_out else type(reason).__name__)
         return GateUnavailable(f"cannot reach the gate at {self.base_url}: {text}", code="unreachable")
 
     def _deadline_error(self, deadline: _Deadline, last: Optional[BaseException]) -> DeadlineExceeded:

@@ -80,3 +80,13 @@ def _refuse_awaitable(result: Any, action: str) -> None:
             f"{action}: the function returned an awaitable without running it; "
             "decorate an `async def` (awaited by the SDK) or use countersign.AsyncActionRunner"
         )
+
+
+def _is_async_callable(fn: Any) -> bool:
+    """Whether calling ``fn`` gives a coroutine: an ``async def``, a partial of
+    one, or an object whose class has an ``async def __call__``."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        return False
+    return inspect.iscoroutinefunction(inspect.getattr_static(type(fn), "__call__", None))

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar,
 
 from ._aio_http import AsyncPool, Headers, roundtrip
 from ._core import _TRANSIENT, RunRef, _BaseClient, _Deadline, _quoted, _Retry, _run_id, _Target
-from ._util import _CURRENT_RUN, _error_text, _loads, _result_json
+from ._util import _CURRENT_RUN, _error_text, _is_async_callable, _loads, _result_json
 from .canonical import dumps
 from .errors import ConflictError, CountersignError, DecisionTimeout, GateUnavailable, NotFound
 from .models import ExecutionStatus, GovernanceStatus, Receipt, ReceiptKey, Run, Ticket
@@ -113,7 +113,7 @@ class AsyncClient(_BaseClient):
                 try:
                     conn = await asyncio.wait_for(self._pool.open(target, ctx), deadline.cap(self.connect_timeout))
                 except asyncio.TimeoutError:
-                    raise TimeoutError(f"connecting timed out after {deadline.cap(self.connect_timeout):.3g}s") from None
+                    raise TimeoutError("timed out connecting") from None
             try:
                 status, answer, body, keep_alive = await asyncio.wait_for(
                     roundtrip(conn, method, target, headers, data), deadline.cap(self.timeout)
@@ -254,10 +254,6 @@ async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-def _is_async_callable(fn: Any) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
-
-
 class AsyncPendingActionManager:
     """:class:`~countersign.PendingActionManager` for asyncio: ``await manager.propose(...)``.
 
@@ -294,7 +290,12 @@ class AsyncPendingActionManager:
         stored = False
         if run.is_pending:
             await _in_thread(
-                self.store.save, run.run_id, action, payload, idempotency_key=key, governance_status=run.governance_status
+                self.store.save,
+                run.run_id,
+                action,
+                payload,
+                idempotency_key=key,
+                governance_status=run.governance_status,
             )
             stored = True
         elif await _in_thread(self.store.get, run.run_id) is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, Optional, Tuple, TypeVar, Union, cast
 
 from ._core import ENV_API_KEY, ENV_URL
-from ._util import _CURRENT_RUN, _error_text, _loads, _refuse_awaitable, _result_json, current_run
+from ._util import _CURRENT_RUN, _error_text, _is_async_callable, _loads, _refuse_awaitable, _result_json, current_run
 from .aio import AsyncClient, AsyncPendingActionManager, _acall
 from .client import Client
 from .errors import ActionBlocked, AlreadyReported, ApprovalPending, CountersignError
@@ -96,8 +96,7 @@ def _default_client(kind: str) -> Any:
         return client
 
 
-def _is_async(fn: Any) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+_is_async = _is_async_callable
 
 
 def payload_from_call(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -276,12 +275,16 @@ def gated(
             )
             ticket: Optional[Ticket] = None
             if manager is not None:
-                ticket = await _acall(manager, "propose", action, payload, key, actor=actor, reasoning=reasoning, source=source)
+                ticket = await _acall(
+                    manager, "propose", action, payload, key, actor=actor, reasoning=reasoning, source=source
+                )
                 assert ticket is not None
                 run = cast(Run, ticket.run)
                 executable = ticket.executable
             else:
-                run = await _acall(gate, "intercept", action, payload, key, actor=actor, reasoning=reasoning, source=source)
+                run = await _acall(
+                    gate, "intercept", action, payload, key, actor=actor, reasoning=reasoning, source=source
+                )
                 executable = run.executable
             if not executable:
                 _refuse(action, run, ticket)

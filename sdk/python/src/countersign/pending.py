@@ -26,7 +26,6 @@ executes it again.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import socket
@@ -36,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar, overload
 
-from ._util import _CURRENT_RUN, _error_text, _loads, _refuse_awaitable, _result_json
+from ._util import _CURRENT_RUN, _error_text, _is_async_callable, _loads, _refuse_awaitable, _result_json
 from .canonical import dumps
 from .client import Client
 from .errors import ConflictError, CountersignError, GateUnavailable, NotFound
@@ -202,7 +201,7 @@ class ActionRunner:
         def register(fn: F) -> F:
             if not callable(fn):
                 raise TypeError("the executor must be callable")
-            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+            if _is_async_callable(fn):
                 raise TypeError(
                     f"the executor of {action!r} is an async function: use countersign.AsyncActionRunner"
                 )

@@ -346,3 +346,29 @@ def test_async_runner_reports_a_failing_async_executor_failed(gate, store, actor
             assert done.execution.execution_error == "SMTP provider rejected the message"
 
     run(main())
+
+
+def test_async_callable_objects_and_partials_count_as_async(gate, store, actor):
+    import functools
+
+    class Sender:
+        def __init__(self) -> None:
+            self.sent: List[str] = []
+
+        async def __call__(self, invoice_id: str, amount: int) -> str:
+            await asyncio.sleep(0)
+            self.sent.append(invoice_id)
+            return "sent"
+
+    sender = Sender()
+    gated = countersign.gated("send_invoice_reminder", client=gate.client(), actor=actor)(sender)
+    assert asyncio.run(gated("INV-A8", 10)) == "sent" and sender.sent == ["INV-A8"]
+    runs, _ = gate.admin().list_runs(actor=actor, limit=10)
+    assert runs[0].execution is not None and runs[0].execution.execution_result == "sent"
+
+    async def send(payload: Dict[str, Any], channel: str) -> None:
+        pass
+
+    runner = countersign.ActionRunner(gate.client(), store)
+    with pytest.raises(TypeError, match="AsyncActionRunner"):
+        runner.when_executable("send_invoice_reminder", run=functools.partial(send, channel="email"))

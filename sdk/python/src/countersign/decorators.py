@@ -28,7 +28,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
-
 @dataclass(frozen=True)
 class GatedCall(Generic[T]):
     """What ``fn.call_with_run(...)`` of a :func:`gated` function returns.
@@ -80,8 +79,8 @@ class AsyncGatedCall(Generic[T]):
         return receipt
 
 
-# Decorated functions without a client share one per configuration (and, for
-# async functions, one per configuration too), so their connections are reused.
+# Decorated functions given no client share one client per kind (sync or
+# async) and configuration, so their connections are reused.
 _DEFAULTS: Dict[Tuple[str, Optional[str], Optional[str]], Any] = {}
 _DEFAULTS_LOCK = threading.Lock()
 
@@ -94,9 +93,6 @@ def _default_client(kind: str) -> Any:
             client = AsyncClient() if kind == "async" else Client()
             _DEFAULTS[key] = client
         return client
-
-
-_is_async = _is_async_callable
 
 
 def payload_from_call(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -205,7 +201,7 @@ def gated(
         )
 
     def decorate(fn: F) -> F:
-        if _is_async(fn):
+        if _is_async_callable(fn):
             wrapper = _async_wrapper(fn)
         else:
             if isinstance(client, AsyncClient) or isinstance(manager, AsyncPendingActionManager):
@@ -220,7 +216,7 @@ def gated(
 
         wrapper.action = action  # type: ignore[attr-defined]
         wrapper.executor = executor  # type: ignore[attr-defined]
-        wrapper.is_async = _is_async(fn)  # type: ignore[attr-defined]
+        wrapper.is_async = _is_async_callable(fn)  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     def _sync_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -35,7 +35,7 @@ def main() -> int:
     args = parser.parse_args()
 
     client = countersign.Client()  # COUNTERSIGN_API_KEY and COUNTERSIGN_URL
-    store = countersign.SQLitePendingStore(args.store, decimals=True)  # amounts stay exact
+    store = countersign.SQLitePendingStore(args.store)  # amounts come back as exact Decimals
     manager = countersign.PendingActionManager(client, store)
     runner = countersign.ActionRunner(client, store)
 

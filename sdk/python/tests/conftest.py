@@ -217,6 +217,12 @@ class Gate:
     def admin(self) -> countersign.Client:
         return self.client(api_key=self.admin_key)
 
+    def aclient(self, **kw: Any) -> countersign.AsyncClient:
+        kw.setdefault("api_key", self.agent_key)
+        kw.setdefault("base_url", self.url)
+        kw.setdefault("backoff_base", 0.1)
+        return countersign.AsyncClient(**kw)
+
     def answer(self, run_id: str, decision: str = "approve", approver: str = "bob") -> Dict[str, Any]:
         """Answers the run's approval request through the webhook's answer URL."""
         assert self.hooks is not None

@@ -130,3 +130,62 @@ def test_payload_mapping():
 
     payload = countersign.payload_from_call(f, (object(), 1, 3, 4, 5), {"c": 6, "d": 7})
     assert payload == {"a": 1, "b": 3, "rest": [4, 5], "c": 6, "d": 7}
+
+
+def test_an_async_def_is_awaited_then_reported_executed_with_its_result(gate, client, actor):
+    """Issue 19: the wrapper used to return the coroutine unawaited and report
+    `executed` with `{"unserializable_result": "<coroutine ...>"}` before the body ran."""
+    import asyncio
+
+    steps = []
+
+    @countersign.gated("send_invoice_reminder", client=client, actor=actor)
+    async def send_invoice_reminder(invoice_id, amount):
+        steps.append("started")
+        await asyncio.sleep(0.05)
+        runs, _ = gate.admin().list_runs(actor=actor, limit=10)
+        steps.append(runs[0].execution_status)  # not reported while the body runs
+        return {"message_id": f"msg-{invoice_id}"}
+
+    assert asyncio.run(send_invoice_reminder("INV-6", 10)) == {"message_id": "msg-INV-6"}
+    runs, _ = gate.admin().list_runs(actor=actor, limit=10)
+    run = client.status(runs[0].run_id)
+    assert steps == ["started", "awaiting_execution"]
+    assert run.execution_status == "executed"
+    assert run.execution is not None and run.execution.execution_result == {"message_id": "msg-INV-6"}
+
+
+def test_an_async_def_that_raises_is_reported_failed(gate, client, actor):
+    import asyncio
+
+    @countersign.gated("send_invoice_reminder", client=client, actor=actor)
+    async def send_invoice_reminder(invoice_id, amount):
+        await asyncio.sleep(0.01)
+        raise ConnectionError("SMTP connection refused")
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(send_invoice_reminder("INV-7", 10))
+    runs, _ = gate.admin().list_runs(actor=actor, limit=10)
+    run = client.status(runs[0].run_id)
+    assert run.execution_status == "failed", "the audit record says what happened"
+    assert run.execution is not None and run.execution.execution_error == "SMTP connection refused"
+
+
+def test_a_decorated_call_gives_its_run_and_receipt(gate, client, actor):
+    seen = []
+
+    @countersign.gated("send_invoice_reminder", client=client, actor=actor)
+    def send_invoice_reminder(invoice_id, amount):
+        seen.append(countersign.current_run())
+        return {"message_id": f"msg-{invoice_id}"}
+
+    assert countersign.current_run() is None
+    call = send_invoice_reminder.call_with_run("INV-8", amount=Decimal("99.90"))
+    assert isinstance(call, countersign.GatedCall)
+    assert call.value == {"message_id": "msg-INV-8"} and call.reported
+    assert call.run_id.startswith("run_") and call.run.execution_status == "executed"
+    assert seen[0] is not None and seen[0].run_id == call.run_id, "current_run() inside the function"
+    assert countersign.current_run() is None
+    receipt = call.receipt()
+    assert receipt.run_id == call.run_id and receipt.execution_status == "executed"
+    assert countersign.verify_receipt(receipt, client.receipt_keys())

@@ -60,3 +60,30 @@ def test_quickstart_says_what_to_do_when_its_key_was_used_for_other_details(gate
     assert again.returncode == 1, out
     assert f"{invoice}'s second reminder was already proposed with different details" in out
     assert "Traceback" not in out
+
+
+ASYNC_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "async_reminder.py"
+
+
+def test_async_example_sends_when_allowed_and_not_when_pending(gate):
+    env = dict(os.environ, COUNTERSIGN_API_KEY=gate.agent_key, COUNTERSIGN_URL=gate.url)
+    invoice = f"INV-{uuid.uuid4().hex[:6]}"
+    out = subprocess.run(
+        [sys.executable, str(ASYNC_EXAMPLE), "--invoice", invoice, "--amount", "120.00"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"-> emailed Acme GmbH about {invoice} (120.00), run run_" in out.stdout
+    assert ": executed, receipt verified" in out.stdout
+
+    out = subprocess.run(
+        [sys.executable, str(ASYNC_EXAMPLE), "--invoice", invoice, "--amount", "1250.10"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "waits for a finance lead's approval; nothing sent" in out.stdout
+    assert "emailed" not in out.stdout
+
+    del env["COUNTERSIGN_API_KEY"]
+    out = subprocess.run([sys.executable, str(ASYNC_EXAMPLE)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "COUNTERSIGN_API_KEY" in out.stderr

@@ -6,16 +6,22 @@ and keep the signed receipt::
 
     import countersign
 
-    client = countersign.Client()  # COUNTERSIGN_API_KEY, COUNTERSIGN_URL
-    run = client.intercept("send_invoice_reminder", {"invoice_id": "INV-1042", "amount": 120})
-    if run.executable:
-        client.report_executed(run.run_id, {"message_id": send_reminder()})
+    with countersign.Client() as client:  # COUNTERSIGN_API_KEY, COUNTERSIGN_URL
+        run = client.intercept("send_invoice_reminder", {"invoice_id": "INV-1042", "amount": 120})
+        if run.executable:
+            client.report_executed(run.run_id, {"message_id": send_reminder()})
+
+:class:`AsyncClient`, :class:`AsyncPendingActionManager` and
+:class:`AsyncActionRunner` are the asyncio versions; :func:`gated` works on
+``async def`` functions too.
 """
 
 from ._version import __version__
 from .canonical import canonical_json, loads_exact
-from .client import DEFAULT_URL, Client
-from .decorators import gated, payload_from_call
+from ._util import current_run
+from .aio import AsyncActionRunner, AsyncClient, AsyncPendingActionManager
+from .client import DEFAULT_URL, ENV_API_KEY, ENV_URL, Client
+from .decorators import AsyncGatedCall, GatedCall, gated, payload_from_call
 from .errors import (
     ActionBlocked,
     ActionNotExecutable,
@@ -23,8 +29,10 @@ from .errors import (
     ApprovalPending,
     AuthenticationError,
     BadRequest,
+    ConfigurationError,
     ConflictError,
     CountersignError,
+    DeadlineExceeded,
     DecisionTimeout,
     GateUnavailable,
     IdempotencyConflict,
@@ -38,8 +46,11 @@ from .errors import (
 from .models import (
     Approval,
     ApprovalAnswer,
+    Decision,
     Delivery,
     Execution,
+    ExecutionStatus,
+    GovernanceStatus,
     Receipt,
     ReceiptKey,
     Run,
@@ -54,8 +65,14 @@ from .webhooks import WebhookVerificationError, answer_approval, verify_webhook
 __all__ = [
     "__version__",
     "DEFAULT_URL",
+    "ENV_API_KEY",
+    "ENV_URL",
     "Client",
+    "AsyncClient",
     "Run",
+    "GovernanceStatus",
+    "ExecutionStatus",
+    "Decision",
     "Approval",
     "ApprovalAnswer",
     "Execution",
@@ -65,11 +82,16 @@ __all__ = [
     "Signature",
     "Ticket",
     "PendingActionManager",
+    "AsyncPendingActionManager",
     "SQLitePendingStore",
     "PendingRecord",
     "ActionRunner",
+    "AsyncActionRunner",
     "RunnerSummary",
     "gated",
+    "current_run",
+    "GatedCall",
+    "AsyncGatedCall",
     "payload_from_call",
     "verify_receipt",
     "key_id_of",
@@ -88,6 +110,8 @@ __all__ = [
     "ValidationError",
     "RateLimited",
     "GateUnavailable",
+    "DeadlineExceeded",
+    "ConfigurationError",
     "DecisionTimeout",
     "ActionNotExecutable",
     "ActionBlocked",

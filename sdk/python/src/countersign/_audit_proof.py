@@ -104,7 +104,7 @@ def _key_id(name: str, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode("utf-8") + b"\n" + _ED25519 + public_key).digest()[:4]
 
 
-def open_checkpoint(note: str, workspace: str, public_key: bytes) -> Tuple[str, int, bytes]:
+def open_checkpoint(note: Any, workspace: str, public_key: bytes) -> Tuple[str, int, bytes]:
     """Checks a signed checkpoint of ``workspace``'s log against the gate's
     Ed25519 key (the note key name is the origin without ``/<workspace>``).
     Returns (origin, size, root hash)."""

@@ -2,88 +2,144 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
-import json
-import logging
 import os
-import random
-import socket
+import select
 import ssl
+import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
-from email.utils import parsedate_to_datetime
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type
 
-from ._version import __version__
-from .canonical import dumps, loads_exact
-from .errors import (
-    CountersignError,
-    DecisionTimeout,
-    GateUnavailable,
-    error_from_response,
+from ._core import (
+    _TRANSIENT,
+    DEFAULT_URL,
+    ENV_API_KEY,
+    ENV_URL,
+    RunRef,
+    _BaseClient,
+    _Deadline,
+    _quoted,
+    _Retry,
+    _run_id,
+    _Target,
 )
-from .models import Receipt, ReceiptKey, Run
+from .errors import CountersignError, DecisionTimeout
+from .models import ExecutionStatus, GovernanceStatus, Receipt, ReceiptKey, Run
 
-__all__ = ["Client", "DEFAULT_URL"]
+__all__ = ["Client", "DEFAULT_URL", "ENV_API_KEY", "ENV_URL", "RunRef"]
 
-logger = logging.getLogger("countersign")
-
-#: The gate's address when neither ``base_url`` nor ``COUNTERSIGN_URL`` is set.
-DEFAULT_URL = "http://127.0.0.1:8080"
-
-RunRef = Union[str, Run]
-
-# Errors that mean "no usable answer arrived": the request may or may not have
-# reached the gate, so it is only retried where a repeat is harmless (every
-# SDK call is: reads, intercepts with an idempotency key, identical reports).
-_TRANSIENT = (OSError, http.client.HTTPException, socket.timeout)
+# A reused keep-alive connection the server closed while it sat idle fails
+# like this before any answer; the request is then sent again on a new
+# connection without counting as a retry.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
-def _run_id(run: RunRef) -> str:
-    rid = run.run_id if isinstance(run, Run) else run
-    if not isinstance(rid, str) or not rid:
-        raise ValueError("run_id must be a non-empty string")
-    return rid
-
-
-def _parse_retry_after(value: Optional[str]) -> Optional[float]:
-    if not value:
+def _proxy_for(target: _Target) -> Optional[urllib.parse.SplitResult]:
+    """The proxy ``HTTP(S)_PROXY``/``NO_PROXY`` select for ``target``, like urllib does."""
+    proxy = urllib.request.getproxies().get(target.scheme)
+    if not proxy or urllib.request.proxy_bypass(target.host):
         return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    parsed = urllib.parse.urlsplit(proxy)
+    return parsed if parsed.hostname else None
 
 
-class Client:
+def _proxy_auth(proxy: urllib.parse.SplitResult) -> Dict[str, str]:
+    if not proxy.username:
+        return {}
+    user = urllib.parse.unquote(proxy.username)
+    password = urllib.parse.unquote(proxy.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+    return {"Proxy-Authorization": f"Basic {token}"}
+
+
+class _Pool:
+    """Idle keep-alive connections per origin, shared by a client's threads."""
+
+    def __init__(self, max_idle: int = 8) -> None:
+        self.max_idle = max_idle
+        self._idle: Dict[Tuple[str, str, int], List[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        #: Connections opened so far (for tests and diagnostics).
+        self.opened = 0
+
+    def take(self, origin: Tuple[str, str, int]) -> Optional[http.client.HTTPConnection]:
+        while True:
+            with self._lock:
+                if self._pid != os.getpid():
+                    # A forked child must not share its parent's sockets: forget
+                    # them here (the parent keeps using its own).
+                    self._idle = {}
+                    self._pid = os.getpid()
+                idle = self._idle.get(origin)
+                if not idle:
+                    return None
+                conn = idle.pop()
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    # Readable while idle means the server closed it (or sent
+                    # something unasked): either way it cannot be reused.
+                    readable, _, _ = select.select([sock], [], [], 0)
+                except (OSError, ValueError):
+                    readable = [sock]
+                if not readable:
+                    return conn
+            conn.close()
+
+    def give_back(self, origin: Tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < self.max_idle:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for c in conns:
+            c.close()
+
+
+class Client(_BaseClient):
     """A client of one Countersign gate, authenticated with one API key.
 
     Args:
         api_key: The bearer key (``countersign keys create``). Defaults to
-            ``$COUNTERSIGN_API_KEY``.
+            ``$COUNTERSIGN_API_KEY``; without either, the constructor raises
+            :class:`~countersign.ConfigurationError`.
         base_url: The gate's address. Defaults to ``$COUNTERSIGN_URL``, else
             ``http://127.0.0.1:8080``.
-        timeout: Seconds to wait for each HTTP request.
+        timeout: Seconds one attempt waits for the gate's answer.
         max_retries: How many times a transient failure (connection refused
             or reset, timeout, HTTP 5xx, HTTP 429) is retried before an error
             is raised; ``0`` disables retries.
+        connect_timeout: Seconds one attempt waits to open the connection
+            (TCP and TLS).
+        deadline: Seconds a whole call may take, every attempt and backoff
+            included (``None``: no limit). When it passes the call raises
+            :class:`~countersign.DeadlineExceeded`, or the gate's last error
+            answer (5xx, 429) if it sent one.
         backoff_base: The first retry waits about this many seconds; each
             further retry doubles it (with random jitter), up to ``backoff_max``.
         backoff_max: The longest wait between two attempts.
         max_retry_after: A 429 or 503 whose ``Retry-After`` asks for a longer
             wait than this is raised at once instead of retried.
         user_agent: Sent as ``User-Agent``.
+        ssl_context: For ``https://`` gates with a private CA, say; default:
+            the system's trust store.
+
+    Connections are kept alive and reused by later calls (also from other
+    threads); :meth:`close`, or leaving a ``with Client(...) as client:``
+    block, closes the idle ones. ``HTTP_PROXY``, ``HTTPS_PROXY`` and
+    ``NO_PROXY`` are honoured as by :mod:`urllib`.
 
     Every method is safe to retry: reads are, an intercept always carries an
     idempotency key (one is generated per call when none is given, and reused
@@ -99,58 +155,102 @@ class Client:
         timeout: float = 10,
         max_retries: int = 3,
         *,
+        connect_timeout: float = 5.0,
+        deadline: Optional[float] = 15.0,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         max_retry_after: float = 60.0,
         user_agent: Optional[str] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
-        self.api_key = api_key if api_key is not None else os.environ.get("COUNTERSIGN_API_KEY")
-        url = base_url if base_url is not None else os.environ.get("COUNTERSIGN_URL") or DEFAULT_URL
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"base_url {url!r} must be an http:// or https:// URL")
-        if max_retries < 0:
-            raise ValueError("max_retries must be 0 or more")
-        self.base_url = url.rstrip("/")
-        self.timeout = float(timeout)
-        self.max_retries = int(max_retries)
-        self.backoff_base = float(backoff_base)
-        self.backoff_max = float(backoff_max)
-        self.max_retry_after = float(max_retry_after)
-        self.user_agent = user_agent or f"countersign-python/{__version__}"
-        self._opener = urllib.request.build_opener()
+        super().__init__(
+            api_key,
+            base_url,
+            timeout,
+            max_retries,
+            connect_timeout=connect_timeout,
+            deadline=deadline,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_retry_after=max_retry_after,
+            user_agent=user_agent,
+            ssl_context=ssl_context,
+        )
+        self._pool = _Pool()
 
-    def __repr__(self) -> str:
-        return f"Client(base_url={self.base_url!r}, api_key={'set' if self.api_key else None})"
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the idle connections. The client stays usable (it reconnects)."""
+        self._pool.close()
+
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)  # absent if __init__ raised
+        if pool is not None:
+            pool.close()
 
     # ------------------------------------------------------------------ HTTP
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter for retry number ``attempt`` (0-based)."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
-        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+    def _connection(self, target: _Target, deadline: _Deadline) -> Tuple[http.client.HTTPConnection, bool, str]:
+        """A connection to ``target``'s origin (reused if one is idle), and the request target to send."""
+        proxy = _proxy_for(target)
+        request_target = target.target
+        if proxy is not None and target.scheme == "http":
+            default = ":80" if target.port == 80 else f":{target.port}"
+            request_target = f"http://{target.host}{default}{target.target}"
+        conn = self._pool.take(target.origin)
+        if conn is not None:
+            return conn, True, request_target
+        cls: Type[http.client.HTTPConnection]
+        kw: Dict[str, Any] = {}
+        if target.scheme == "https":
+            cls = http.client.HTTPSConnection
+            kw["context"] = self._ssl()
+        else:
+            cls = http.client.HTTPConnection
+        timeout = deadline.cap(self.connect_timeout)
+        if proxy is None:
+            conn = cls(target.host, target.port, timeout=timeout, **kw)
+        else:
+            conn = cls(proxy.hostname or "", proxy.port or 8080, timeout=timeout, **kw)
+            if target.scheme == "https":
+                conn.set_tunnel(target.host, target.port, headers=_proxy_auth(proxy))
+        conn.connect()  # under the connect timeout (TLS handshake included)
+        self._pool.opened += 1
+        return conn, False, request_target
 
     def _send(
-        self, method: str, path: str, data: Optional[bytes], auth: bool
+        self, method: str, target: _Target, headers: Dict[str, str], data: Optional[bytes], deadline: _Deadline
     ) -> Tuple[int, str, Any]:
-        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        if auth and self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
-                return resp.status, resp.read().decode("utf-8", "replace"), resp.headers
-        except urllib.error.HTTPError as e:
+        proxy_headers = {}
+        proxy = _proxy_for(target)
+        if proxy is not None and target.scheme == "http":
+            proxy_headers = _proxy_auth(proxy)
+        while True:
+            conn, reused, request_target = self._connection(target, deadline)
             try:
-                text = e.read().decode("utf-8", "replace")
-            except _TRANSIENT:
-                text = ""
-            finally:
-                e.close()
-            return e.code, text, e.headers
+                if conn.sock is not None:
+                    conn.sock.settimeout(deadline.cap(self.timeout))
+                conn.request(method, request_target, body=data, headers={**headers, **proxy_headers})
+                resp = conn.getresponse()
+                body = resp.read()
+            except _STALE:
+                conn.close()
+                if reused:
+                    continue  # the idle connection had been closed by the server; once more on a new one
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            if resp.will_close:
+                conn.close()
+            else:
+                self._pool.give_back(target.origin, conn)
+            return resp.status, body.decode("utf-8", "replace"), resp.headers
 
     def request(
         self,
@@ -169,47 +269,21 @@ class Client:
         With ``exact``, the answer is read by :func:`loads_exact`: non-integer
         numbers as :class:`decimal.Decimal`, and duplicate keys refused.
         """
-        data = dumps(body).encode("utf-8") if body is not None else None
+        target, headers, data = self._prepare(path, body, auth)
+        deadline = _Deadline(self.deadline)
         attempts = self.max_retries + 1 if retry else 1
+        what = f"{method} {path}"
         for attempt in range(attempts):
-            last = attempt == attempts - 1
             try:
-                status, text, headers = self._send(method, path, data, auth)
+                status, text, answer_headers = self._send(method, target, headers, data, deadline)
             except _TRANSIENT as e:
-                reason = getattr(e, "reason", e)
-                err: CountersignError = GateUnavailable(
-                    f"cannot reach the gate at {self.base_url}: {reason}", code="unreachable"
-                )
-                if last or isinstance(reason, ssl.SSLCertVerificationError):  # retrying won't help
-                    raise err from e
-                delay = self._backoff(attempt)
-                logger.info("%s %s failed (%s); retry %d in %.2fs", method, path, reason, attempt + 1, delay)
-                time.sleep(delay)
-                continue
-            try:
-                decoded = (loads_exact(text) if exact else json.loads(text)) if text else None
-            except ValueError:
-                decoded = None
-            if status < 400:
-                if decoded is None and text:
-                    raise CountersignError(
-                        f"the gate answered HTTP {status} with a body that is not JSON",
-                        code="invalid_response",
-                        status=status,
-                    )
-                return status, decoded
-            retry_after = _parse_retry_after(headers.get("Retry-After") if headers else None)
-            err = error_from_response(status, decoded, text, retry_after)
-            if not (status >= 500 or status == 429) or last:
-                raise err
-            if retry_after is not None:
-                if retry_after > self.max_retry_after:
-                    raise err
-                delay = retry_after + random.uniform(0, min(0.25, self.backoff_base))
+                step = self._after_transport_error(e, attempt, attempts, deadline, what)
             else:
-                delay = self._backoff(attempt)
-            logger.info("%s %s answered %d; retry %d in %.2fs", method, path, status, attempt + 1, delay)
-            time.sleep(delay)
+                outcome = self._after_answer(status, text, answer_headers, exact, attempt, attempts, deadline, what)
+                if not isinstance(outcome, _Retry):
+                    return outcome
+                step = outcome
+            time.sleep(step.delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ API
@@ -248,25 +322,13 @@ class Client:
             ValidationError: The body is invalid (``field`` says where).
             PayloadTooLarge: The body exceeds the gate's limit.
         """
-        if not isinstance(payload, Mapping):
-            raise TypeError("payload must be a mapping (a JSON object)")
-        body: Dict[str, Any] = {
-            "action": action,
-            "payload": dict(payload),
-            "idempotency_key": idempotency_key or str(uuid.uuid4()),
-        }
-        if actor is not None:
-            body["actor"] = actor
-        if reasoning is not None:
-            body["reasoning"] = reasoning
-        if source is not None:
-            body["source"] = source
+        body = self._intercept_body(action, payload, idempotency_key, actor, reasoning, source)
         status, data = self.request("POST", "/v1/intercept", body)
         return Run.from_json(data, replayed=status == 200)
 
     def status(self, run_id: RunRef) -> Run:
         """Returns the current state of a run (``GET /v1/runs/{id}``), with its deliveries."""
-        _, data = self.request("GET", f"/v1/runs/{urllib.parse.quote(_run_id(run_id), safe='')}")
+        _, data = self.request("GET", f"/v1/runs/{_quoted(run_id)}")
         return Run.from_json(data)
 
     #: Alias of :meth:`status`.
@@ -283,8 +345,7 @@ class Client:
             ConflictError: The run is not executable, or already has a
                 different report.
         """
-        rid = urllib.parse.quote(_run_id(run_id), safe="")
-        _, data = self.request("POST", f"/v1/runs/{rid}/executed", {"execution_result": execution_result})
+        _, data = self.request("POST", f"/v1/runs/{_quoted(run_id)}/executed", {"execution_result": execution_result})
         return Run.from_json(data)
 
     def report_failed(self, run_id: RunRef, execution_error: str) -> Run:
@@ -296,27 +357,25 @@ class Client:
             ConflictError: The run is not executable, or already has a
                 different report.
         """
-        rid = urllib.parse.quote(_run_id(run_id), safe="")
-        _, data = self.request("POST", f"/v1/runs/{rid}/failed", {"execution_error": execution_error})
+        _, data = self.request("POST", f"/v1/runs/{_quoted(run_id)}/failed", {"execution_error": execution_error})
         return Run.from_json(data)
 
     def receipt(self, run_id: RunRef) -> Receipt:
         """Fetches the signed receipt of a run (``GET /v1/runs/{id}/receipt``)."""
-        rid = urllib.parse.quote(_run_id(run_id), safe="")
         # Read exactly: the receipt is checked against its signature later.
-        _, data = self.request("GET", f"/v1/runs/{rid}/receipt", exact=True)
-        return Receipt.from_json(data)
+        _, data = self.request("GET", f"/v1/runs/{_quoted(run_id)}/receipt", exact=True)
+        return self._receipt(data)
 
     def receipt_keys(self) -> List[ReceiptKey]:
         """Returns the gate's public receipt keys (``GET /v1/receipt-keys``, no key needed)."""
         _, data = self.request("GET", "/v1/receipt-keys", auth=False)
-        return [ReceiptKey.from_json(k) for k in (data or {}).get("keys", []) if isinstance(k, dict)]
+        return self._keys(data)
 
     def list_runs(
         self,
         *,
-        governance_status: Optional[str] = None,
-        execution_status: Optional[str] = None,
+        governance_status: Optional[GovernanceStatus] = None,
+        execution_status: Optional[ExecutionStatus] = None,
         action: Optional[str] = None,
         actor: Optional[str] = None,
         limit: Optional[int] = None,
@@ -330,19 +389,9 @@ class Client:
         Raises:
             PermissionDenied: The key is not an admin key.
         """
-        params = {
-            "governance_status": governance_status,
-            "execution_status": execution_status,
-            "action": action,
-            "actor": actor,
-            "limit": None if limit is None else str(limit),
-            "cursor": cursor,
-        }
-        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        _, data = self.request("GET", "/v1/runs" + (f"?{query}" if query else ""))
-        data = data or {}
-        runs = [Run.from_json(r) for r in data.get("runs", []) if isinstance(r, dict)]
-        return runs, data.get("next_cursor")
+        path = self._runs_path(governance_status, execution_status, action, actor, limit, cursor)
+        _, data = self.request("GET", path)
+        return self._runs_page(data)
 
     def health(self) -> bool:
         """``True`` when the gate answers ``GET /healthz`` (no retries)."""

@@ -18,6 +18,8 @@ PayloadTooLarge        413     body larger than the gate's ``max_body_bytes``
 ValidationError        422     the body is not what the endpoint takes
 RateLimited            429     the key's rate limit is exhausted
 GateUnavailable        5xx/-   gate unreachable or failing after retries
+DeadlineExceeded       -       no answer within the call's deadline
+ConfigurationError     -       ``Client()`` without an API key
 DecisionTimeout        -       :meth:`Client.wait_for_decision` timed out
 ActionBlocked          -       :func:`gated`: blocked, rejected or expired
 ApprovalPending        -       :func:`gated`: waiting for approval
@@ -44,6 +46,8 @@ __all__ = [
     "ValidationError",
     "RateLimited",
     "GateUnavailable",
+    "DeadlineExceeded",
+    "ConfigurationError",
     "DecisionTimeout",
     "ActionNotExecutable",
     "ActionBlocked",
@@ -178,6 +182,26 @@ class GateUnavailable(CountersignError):
     """
 
     default_code = "unavailable"
+
+
+class DeadlineExceeded(GateUnavailable):
+    """No answer arrived within the call's overall deadline (``Client(deadline=…)``).
+
+    Raised when the gate accepts connections but does not answer in time, or
+    when connection attempts and their retries use up the deadline. When the
+    gate did answer (a 5xx or a 429), that answer's error is raised instead.
+    """
+
+    default_code = "deadline_exceeded"
+
+
+class ConfigurationError(CountersignError, ValueError):
+    """The client is not configured: no API key was given or found.
+
+    Also a :class:`ValueError`, as it is raised by a constructor.
+    """
+
+    default_code = "not_configured"
 
 
 class DecisionTimeout(CountersignError):

@@ -7,9 +7,12 @@ added to the API later are still reachable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional, Tuple, cast
 
 __all__ = [
+    "GovernanceStatus",
+    "ExecutionStatus",
+    "Decision",
     "GOVERNANCE_STATUSES",
     "EXECUTION_STATUSES",
     "FINAL_REFUSALS",
@@ -24,12 +27,28 @@ __all__ = [
     "Ticket",
 ]
 
+#: A run's ``governance_status``: what the policy (and the approvers) decided.
+#: A ``Literal`` type, so a type checker (mypy, pyright) flags a comparison
+#: with a value the gate never sends, such as ``run.governance_status == "pending"``.
+GovernanceStatus = Literal["allowed", "pending_approval", "blocked", "approved", "rejected", "expired"]
+#: A run's ``execution_status``: what the application reported.
+ExecutionStatus = Literal["not_executed", "awaiting_execution", "executed", "failed"]
+#: An approver's answer.
+Decision = Literal["approve", "reject"]
+
 #: Every ``governance_status`` the gate reports.
-GOVERNANCE_STATUSES = ("allowed", "pending_approval", "blocked", "approved", "rejected", "expired")
+GOVERNANCE_STATUSES: Tuple[GovernanceStatus, ...] = (
+    "allowed",
+    "pending_approval",
+    "blocked",
+    "approved",
+    "rejected",
+    "expired",
+)
 #: Every ``execution_status`` the gate reports.
-EXECUTION_STATUSES = ("not_executed", "awaiting_execution", "executed", "failed")
+EXECUTION_STATUSES: Tuple[ExecutionStatus, ...] = ("not_executed", "awaiting_execution", "executed", "failed")
 #: Governance statuses that can never become executable.
-FINAL_REFUSALS = ("blocked", "rejected", "expired")
+FINAL_REFUSALS: Tuple[GovernanceStatus, ...] = ("blocked", "rejected", "expired")
 
 
 def _opt_str(d: Dict[str, Any], key: str) -> Optional[str]:
@@ -63,7 +82,7 @@ class ApprovalAnswer:
     """One approver's recorded answer (``decision`` is ``approve`` or ``reject``)."""
 
     approver: str
-    decision: str
+    decision: Decision
     channel: Optional[str]
     comment: Optional[str]
     answered_at: Optional[str]
@@ -74,7 +93,7 @@ class ApprovalAnswer:
     def from_json(cls, d: Dict[str, Any]) -> "ApprovalAnswer":
         return cls(
             approver=str(d.get("approver", "")),
-            decision=str(d.get("decision", "")),
+            decision=cast(Decision, str(d.get("decision", ""))),
             channel=_opt_str(d, "channel"),
             comment=_opt_str(d, "comment"),
             answered_at=_opt_str(d, "answered_at"),
@@ -87,7 +106,7 @@ class ApprovalAnswer:
 class Execution:
     """The execution report of a run: ``status`` is ``executed`` or ``failed``."""
 
-    status: str
+    status: Literal["executed", "failed"]
     execution_result: Any
     execution_error: Optional[str]
     reported_at: Optional[str]
@@ -96,7 +115,7 @@ class Execution:
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "Execution":
         return cls(
-            status=str(d.get("status", "")),
+            status=cast(Literal["executed", "failed"], str(d.get("status", ""))),
             execution_result=d.get("execution_result"),
             execution_error=_opt_str(d, "execution_error"),
             reported_at=_opt_str(d, "reported_at"),
@@ -161,8 +180,8 @@ class Run:
 
     run_id: str
     action: str
-    governance_status: str
-    execution_status: str
+    governance_status: GovernanceStatus
+    execution_status: ExecutionStatus
     executable: bool
     governance_reason: str
     rule: Optional[str]
@@ -192,8 +211,9 @@ class Run:
         return cls(
             run_id=str(d.get("run_id", "")),
             action=str(d.get("action", "")),
-            governance_status=str(d.get("governance_status", "")),
-            execution_status=str(d.get("execution_status", "")),
+            # Cast, not checked: a status added by a newer gate still arrives.
+            governance_status=cast(GovernanceStatus, str(d.get("governance_status", ""))),
+            execution_status=cast(ExecutionStatus, str(d.get("execution_status", ""))),
             executable=bool(d.get("executable", False)),
             governance_reason=str(d.get("governance_reason") or ""),
             rule=_opt_str(d, "rule"),
@@ -277,13 +297,13 @@ class Receipt:
         return str(self.receipt.get("run_id", ""))
 
     @property
-    def governance_status(self) -> str:
+    def governance_status(self) -> GovernanceStatus:
         decision = self.receipt.get("decision") or {}
-        return str(decision.get("governance_status", ""))
+        return cast(GovernanceStatus, str(decision.get("governance_status", "")))
 
     @property
-    def execution_status(self) -> str:
-        return str(self.receipt.get("execution_status", ""))
+    def execution_status(self) -> ExecutionStatus:
+        return cast(ExecutionStatus, str(self.receipt.get("execution_status", "")))
 
     def verify(self, public_key: Any) -> bool:
         """Verifies the signature; see :func:`countersign.verify_receipt`."""
@@ -330,7 +350,7 @@ class Ticket:
     executable: bool
     payload: Dict[str, Any]
     run_id: str
-    governance_status: str
+    governance_status: GovernanceStatus
     action: str
     governance_reason: str
     idempotency_key: Optional[str] = None

@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar, overload
 
-from ._util import _error_text, _loads, _result_json
+from ._util import _CURRENT_RUN, _error_text, _is_async_callable, _loads, _refuse_awaitable, _result_json
 from .canonical import dumps
 from .client import Client
 from .errors import ConflictError, CountersignError, GateUnavailable, NotFound
@@ -201,6 +201,10 @@ class ActionRunner:
         def register(fn: F) -> F:
             if not callable(fn):
                 raise TypeError("the executor must be callable")
+            if _is_async_callable(fn):
+                raise TypeError(
+                    f"the executor of {action!r} is an async function: use countersign.AsyncActionRunner"
+                )
             self._executors[action] = fn
             return fn
 
@@ -212,6 +216,8 @@ class ActionRunner:
         executor = getattr(gated_function, "executor", None)
         if not isinstance(action, str) or not callable(executor):
             raise TypeError("register() takes a function decorated with @countersign.gated")
+        if getattr(gated_function, "is_async", False):
+            raise TypeError(f"{action!r} is an async def: register it with countersign.AsyncActionRunner")
         self.when_executable(action, run=executor)
 
     # ------------------------------------------------------------------ passes
@@ -301,13 +307,17 @@ class ActionRunner:
             else:
                 self.store.release(rec.run_id, self.owner)
             return
+        token = _CURRENT_RUN.set(run)
         try:
             result = executor(dict(rec.payload))
+            _refuse_awaitable(result, rec.action)
         except Exception as exc:  # the action failed: report it
             outcome, value_json = "failed", dumps(_error_text(exc))
             logger.info("run %s (%s) failed: %s", rec.run_id, rec.action, exc)
         else:
             outcome, value_json = "executed", _result_json(result)
+        finally:
+            _CURRENT_RUN.reset(token)
         self.store.record_outcome(rec.run_id, self.owner, outcome, value_json)
         self._report(rec.run_id, outcome, _loads(value_json, exact=True), summary)
 

@@ -91,9 +91,9 @@ class SQLitePendingStore:
             which could not be shared).
         busy_timeout: Seconds to wait for another process's write lock.
         decimals: Give executors numbers with a fraction as
-            :class:`decimal.Decimal` (exactly as proposed) instead of
-            ``float``. Payloads are stored as JSON, so without this a
-            ``Decimal("1250.10")`` comes back as ``1250.1``.
+            :class:`decimal.Decimal`, exactly as proposed (the default:
+            money is not a float). ``False`` returns ``float`` instead, so
+            a ``Decimal("1250.10")`` comes back as ``1250.1``.
     """
 
     def __init__(
@@ -101,7 +101,7 @@ class SQLitePendingStore:
         path: Union[str, "os.PathLike[str]"],
         *,
         busy_timeout: float = 30.0,
-        decimals: bool = False,
+        decimals: bool = True,
     ) -> None:
         self.path = os.fspath(path)
         if self.path == ":memory:" or self.path.startswith("file::memory:"):

@@ -483,3 +483,16 @@ pub fn receipt_verify(
         Err(e) => fail(format!("`{}` does not verify: {e}", file.display())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::local_url;
+
+    #[test]
+    fn health_asks_an_unspecified_listen_address_on_its_loopback() {
+        let url = |s: &str| local_url(s.parse().unwrap());
+        assert_eq!(url("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(url("[::]:8080"), "http://[::1]:8080");
+        assert_eq!(url("10.1.2.3:9000"), "http://10.1.2.3:9000");
+    }
+}

@@ -15,6 +15,7 @@ mod bench;
 mod check;
 mod eval;
 mod fetch;
+mod log_writer;
 mod receipt_check;
 mod render;
 mod runs;

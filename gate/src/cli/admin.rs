@@ -9,6 +9,7 @@ use countersign_gate::receipts::{self, PublicKeyInfo, ReceiptSigner};
 use countersign_gate::{keys, server};
 use countersign_store::{Role, Store, StoreError};
 use std::sync::Arc;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
@@ -171,12 +172,21 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Log lines go through a buffer to a writer thread (one `write` for
+    // many lines); `_flusher` writes what is left when serve returns.
+    let (writer, _flusher) = match super::log_writer::spawn(std::io::stderr()) {
+        Ok((w, f)) => (BoxMakeWriter::new(w), Some(f)),
+        Err(e) => {
+            eprintln!("warning: no log writer thread ({e}); logging straight to stderr");
+            (BoxMakeWriter::new(std::io::stderr), None)
+        }
+    };
     {
         use std::io::IsTerminal as _;
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_ansi(std::io::stderr().is_terminal())
             .init();
     }

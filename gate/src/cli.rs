@@ -63,12 +63,15 @@ enum Command {
     },
     /// Decide one request and print the decision as JSON.
     Eval(eval::EvalArgs),
-    /// Run the HTTP gate. Flags win over COUNTERSIGN_* environment
-    /// variables, which win over the configuration file, which wins over
-    /// the defaults.
+    /// Run the HTTP gate.
+    ///
+    /// Flags win over COUNTERSIGN_* environment variables, which win over
+    /// the configuration file, which wins over the defaults.
     Serve(admin::ServeArgs),
-    /// Ask a running gate whether it is ready (GET /readyz); exit 0 if so.
-    /// The container image's health check.
+    /// Ask a running gate whether it is ready (GET /readyz).
+    ///
+    /// Exits 0 if it is, 1 if not (with the reason). The container image's
+    /// health check.
     Health(admin::HealthArgs),
     /// Read a gate's runs with an admin key (COUNTERSIGN_ADMIN_KEY).
     #[command(subcommand)]

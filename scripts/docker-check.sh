@@ -314,6 +314,8 @@ if [ -n "$RUN_ID" ] && in_image env "COUNTERSIGN_ADMIN_KEY=$ADMIN" "COUNTERSIGN_
 else
   bad "runs list with the first admin key did not show the run ${RUN_ID:-(no run made)}"
 fi
+# (The gate's log thread writes what has gathered every 20 ms or so.)
+for _ in $(seq 1 20); do grep -q "intercept run=$RUN_ID" "$WORK/gate.log" && break; sleep 0.1; done
 if grep -q "intercept run=$RUN_ID" "$WORK/gate.log"; then
   ok "the intercept is in the gate's log"
 else

@@ -130,6 +130,19 @@ impl Served {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The log once it holds `needle` (log lines are written by a thread
+    /// every 20 ms or so), or as it is after 10 s.
+    fn log_with(&self, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(needle) || started.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Served {
@@ -159,13 +172,11 @@ fn serve_needs_no_file_and_flags_beat_the_environment() {
     assert!(dir.path().join("flag-data/countersign.db").exists());
     assert!(!dir.path().join("env-data").exists());
     assert!(!dir.path().join("countersign-data").exists());
-    let log = gate.log();
     // The public URL the variable gave (nothing overrode it) is where the
     // startup log sends people.
-    assert!(
-        log.contains("dashboard at https://gate.example.test/ui"),
-        "{log}"
-    );
+    let want = "dashboard at https://gate.example.test/ui";
+    let log = gate.log_with(want);
+    assert!(log.contains(want), "{log}");
     drop(gate);
 
     // The environment wins over the file; the file over the defaults.
@@ -190,12 +201,10 @@ fn serve_needs_no_file_and_flags_beat_the_environment() {
     );
     assert!(!answers(file_port), "the variable's port, not the file's");
     assert!(dir.path().join("etc/file-data/countersign.db").exists());
-    let log = gate.log();
     // No public URL anywhere: it follows the listen address that won.
-    assert!(
-        log.contains(&format!("dashboard at http://127.0.0.1:{env_port}/ui")),
-        "{log}"
-    );
+    let want = format!("dashboard at http://127.0.0.1:{env_port}/ui");
+    let log = gate.log_with(&want);
+    assert!(log.contains(&want), "{log}");
     drop(gate);
 
     // A bad value is refused before anything starts, naming its flag or
@@ -322,7 +331,10 @@ async fn each_intercept_is_logged_with_its_decision_but_never_its_payload() {
     let site = Site::start();
     let allowed = site.intercept(reminder(20, "finance_agent")).await;
     let pending = site.intercept(reminder(900, "finance_agent")).await;
-    let log = site.gate.log();
+    // The log thread writes what has gathered every 20 ms or so.
+    let ids = [&allowed, &pending].map(|r| r["run_id"].as_str().unwrap().to_owned());
+    site.gate.log_with(&format!("intercept run={}", ids[0]));
+    let log = site.gate.log_with(&format!("intercept run={}", ids[1]));
     for (run, decision, rule) in [
         (&allowed, "allowed", "small-amount"),
         (&pending, "pending_approval", "large-amount"),

@@ -13,6 +13,9 @@
 # three in turn), EXTRA_CONFIG adds lines to the gate's configuration (for
 # example EXTRA_CONFIG="console: false" turns the console transport, and with
 # it every approval delivery, off),
+# PROFILE=profiling builds and runs the gate from Cargo's `profiling` profile
+# (the release build with line tables and symbols, for `perf record`; the
+# release profile itself is stripped),
 # WAL_PAGES=1 copies the database and its WAL halfway through the first gate
 # run and reports which tables and indexes the WAL's pages belong to
 # (wal-pages.py).
@@ -46,9 +49,10 @@ need sqlite3 sqlite3
 need /usr/bin/time time
 
 # --- Build -------------------------------------------------------------------
-say "building the gate (release)"
-(cd "$REPO" && cargo build --release -p countersign --quiet)
-GATE_BIN=$TARGET_DIR/release/countersign
+PROFILE=${PROFILE:-release}
+say "building the gate ($PROFILE)"
+(cd "$REPO" && cargo build --profile "$PROFILE" -p countersign --quiet)
+GATE_BIN=$TARGET_DIR/$PROFILE/countersign
 say "building the bare ceiling (release)"
 (cd "$HERE/bare" && cargo build --release --quiet)
 BARE_BIN=${CARGO_TARGET_DIR:-$HERE/bare/target}/release/countersign-bare-ceiling

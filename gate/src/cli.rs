@@ -15,8 +15,10 @@ mod bench;
 mod check;
 mod eval;
 mod fetch;
+mod log_writer;
 mod receipt_check;
 mod render;
+mod runs;
 mod secrets;
 mod test;
 
@@ -62,12 +64,18 @@ enum Command {
     /// Decide one request and print the decision as JSON.
     Eval(eval::EvalArgs),
     /// Run the HTTP gate.
-    Serve {
-        /// Configuration file (default: 127.0.0.1:8080, ./countersign-data,
-        /// workspace `default` with ./policies).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    ///
+    /// Flags win over COUNTERSIGN_* environment variables, which win over
+    /// the configuration file, which wins over the defaults.
+    Serve(admin::ServeArgs),
+    /// Ask a running gate whether it is ready (GET /readyz).
+    ///
+    /// Exits 0 if it is, 1 if not (with the reason). The container image's
+    /// health check.
+    Health(admin::HealthArgs),
+    /// Read a gate's runs with an admin key (COUNTERSIGN_ADMIN_KEY).
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
@@ -161,7 +169,9 @@ pub fn run() -> ExitCode {
         } => test::run(&default_dirs(dirs), coverage, verbose),
         Command::Bench { dirs, samples } => bench::run(&default_dirs(dirs), samples),
         Command::Eval(args) => eval::run(args),
-        Command::Serve { config } => admin::serve(config.as_deref()),
+        Command::Serve(args) => admin::serve(args),
+        Command::Health(args) => admin::health(args),
+        Command::Runs(cmd) => runs::run(cmd),
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Audit(AuditCommand::Verify { workspace, config }) => {
             audit::audit_verify(config.as_deref(), workspace)

@@ -21,11 +21,15 @@ use std::time::Duration;
 mod destinations;
 mod error;
 mod load;
+mod overrides;
 mod raw;
 mod secrets;
 
 pub use destinations::LinkDestinations;
 pub use error::ConfigError;
+pub use overrides::{
+    CONFIG_ENV, DATA_DIR_ENV, LISTEN_ENV, Overrides, PUBLIC_URL_ENV, STORE_ENV, Setting,
+};
 pub use raw::{EmailConfig, SlackConfig, WebhookConfig};
 pub use secrets::{SecretSource, Secrets};
 
@@ -367,6 +371,103 @@ mod tests {
         );
         assert_eq!(c.workspaces[1].policies, PathBuf::from("/abs/p"));
         assert_eq!(c.data_dir, PathBuf::from("/etc/cs/countersign-data"));
+    }
+
+    #[test]
+    fn without_a_file_or_overrides_the_defaults_apply() {
+        let c = Config::resolve(None, &Overrides::default()).unwrap();
+        let d = Config::defaults();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.public_url, d.public_url);
+        assert_eq!(c.data_dir, d.data_dir);
+        assert_eq!(c.store, d.store);
+        assert_eq!(c.workspaces, d.workspaces);
+        assert_eq!(c.console, d.console);
+        assert_eq!(c.audit, d.audit);
+    }
+
+    fn env(vars: &[(&'static str, &str)]) -> Overrides {
+        let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        Overrides::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_file() {
+        let file = "listen: 127.0.0.1:7000\ndata_dir: ./filedata\n";
+        let base = Path::new("/etc/cs");
+        let c = Config::parse(file, base).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.data_dir, PathBuf::from("/etc/cs/./filedata"));
+
+        let from_env = env(&[(LISTEN_ENV, "127.0.0.1:7001"), (DATA_DIR_ENV, "envdata")]);
+        let c = Config::parse_with(file, base, &from_env).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7001");
+        // Paths given outside the file are the current directory's, and
+        // what derives from a value follows the value that won.
+        assert_eq!(c.data_dir, PathBuf::from("envdata"));
+        assert_eq!(
+            c.store,
+            StoreUrl::Sqlite(PathBuf::from("envdata/countersign.db"))
+        );
+        assert_eq!(c.public_url, "http://127.0.0.1:7001");
+        assert_eq!(c.audit.log_name, "127.0.0.1:7001");
+
+        let flags = Overrides {
+            listen: Some(Setting {
+                value: "127.0.0.1:7002".to_owned(),
+                origin: "--listen",
+            }),
+            store: Some(Setting {
+                value: "sqlite://flag.db".to_owned(),
+                origin: "--store",
+            }),
+            ..Overrides::default()
+        };
+        let c = Config::parse_with(file, base, &flags.over(from_env)).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7002");
+        assert_eq!(c.data_dir, PathBuf::from("envdata"));
+        assert_eq!(c.store, StoreUrl::Sqlite(PathBuf::from("flag.db")));
+
+        // A public URL in the file stays unless it is overridden itself.
+        let with_url = format!("{file}public_url: https://gate.example.com\n");
+        let c = Config::parse_with(&with_url, base, &env(&[(LISTEN_ENV, "0.0.0.0:8080")])).unwrap();
+        assert_eq!(c.public_url, "https://gate.example.com");
+        let c = Config::parse_with(
+            &with_url,
+            base,
+            &env(&[(PUBLIC_URL_ENV, "https://other.example.com/")]),
+        )
+        .unwrap();
+        assert_eq!(c.public_url, "https://other.example.com");
+    }
+
+    #[test]
+    fn a_bad_override_is_named_by_its_flag_or_variable() {
+        let err = |o: Overrides| {
+            Config::parse_with("listen: 127.0.0.1:1\n", Path::new("."), &o)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        let e = err(env(&[(LISTEN_ENV, "nowhere")]));
+        assert!(e.contains("COUNTERSIGN_LISTEN `nowhere`"), "{e}");
+        let e = err(env(&[(STORE_ENV, "mysql://app:s3cr3t@db/cs")]));
+        assert!(e.contains("COUNTERSIGN_STORE"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        let e = err(env(&[(PUBLIC_URL_ENV, "gate.example.com")]));
+        assert!(e.contains("COUNTERSIGN_PUBLIC_URL"), "{e}");
+        let e = err(Overrides {
+            data_dir: Some(Setting {
+                value: " ".to_owned(),
+                origin: "--data-dir",
+            }),
+            ..Overrides::default()
+        });
+        assert!(e.contains("--data-dir"), "{e}");
     }
 
     #[test]

@@ -209,6 +209,19 @@ pub async fn intercept(
         }
         CreateRunOutcome::Existing(run) => (run, true),
     };
+    // One line per intercept, never the payload (it may hold personal
+    // data); the action name is checked to a safe alphabet on the way in.
+    // `RUST_LOG=info,countersign::intercept=off` turns these lines off.
+    tracing::info!(
+        target: "countersign::intercept",
+        run = %run.proposal.run_id,
+        workspace = %run.proposal.workspace,
+        action = %run.proposal.action,
+        decision = %run.proposal.decision.governance_status.as_str(),
+        rule = %run.proposal.decision.rule.as_deref().unwrap_or("-"),
+        replay,
+        "intercept"
+    );
     Ok(Intercepted { run, replay, kind })
 }
 

@@ -281,6 +281,20 @@ pub async fn serve(mut config: Config) -> Result<(), StartError> {
     serve_on(listener, state).await
 }
 
+/// Whether `public_url`'s host is an unspecified address (`0.0.0.0`,
+/// `[::]`): the default when the gate listens on every interface, and no
+/// link a person can follow.
+fn public_url_is_unreachable(public_url: &str) -> bool {
+    url::Url::parse(public_url)
+        .ok()
+        .and_then(|u| match u.host() {
+            Some(url::Host::Ipv4(ip)) => Some(ip.is_unspecified()),
+            Some(url::Host::Ipv6(ip)) => Some(ip.is_unspecified()),
+            _ => None,
+        })
+        .unwrap_or(false)
+}
+
 /// Serves on an already bound listener until `state.shutdown` is asked
 /// (by [`serve`]'s signal handler, or a test): then open connections
 /// finish the request in hand, live streams end, the delivery worker stops
@@ -295,6 +309,17 @@ pub async fn serve_on(listener: TcpListener, state: AppState) -> Result<(), Star
     }
     tracing::info!(%addr, "countersign gate listening");
     println!("countersign listening on http://{addr}");
+    let public_url = &state.config.public_url;
+    tracing::info!(
+        "dashboard at {public_url}/ui (sign in with an admin key: countersign keys create --workspace <name> --role admin)"
+    );
+    println!("dashboard at {public_url}/ui");
+    if public_url_is_unreachable(public_url) {
+        tracing::warn!(
+            %public_url,
+            "public_url names no address people can open, and approval links use it: set public_url, --public-url or COUNTERSIGN_PUBLIC_URL to the URL the gate is reached at"
+        );
+    }
     let limits = state.config.connections;
     let shutdown = state.shutdown.clone();
     let deadline = accept::serve(listener, crate::app::app(state), limits, shutdown).await;

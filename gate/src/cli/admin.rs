@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use countersign_gate::config::{Config, StoreUrl};
+use countersign_gate::config::{CONFIG_ENV, Config, ConfigError, Overrides, Setting, StoreUrl};
 use countersign_gate::receipts::{self, PublicKeyInfo, ReceiptSigner};
 use countersign_gate::{keys, server};
 use countersign_store::{Role, Store, StoreError};
 use std::sync::Arc;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
@@ -65,11 +66,63 @@ pub enum RoleArg {
     Admin,
 }
 
-pub(super) fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
-    Config::from_option(path).map_err(|e| {
+/// `countersign serve`'s options: where the configuration comes from and
+/// the settings most often changed without one.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file [env: COUNTERSIGN_CONFIG] (default: none; the
+    /// built-in defaults: 127.0.0.1:8080, ./countersign-data, workspace
+    /// `default` with ./policies).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, such as 0.0.0.0:8080 [env: COUNTERSIGN_LISTEN].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The URL people reach the gate at, used in approval links
+    /// [env: COUNTERSIGN_PUBLIC_URL] (default: http://<listen>).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Directory for the SQLite database and the gate's own secrets
+    /// [env: COUNTERSIGN_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// The store: sqlite://PATH or postgres://USER@HOST:PORT/DB
+    /// [env: COUNTERSIGN_STORE] (default: sqlite://<data-dir>/countersign.db).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+}
+
+/// `countersign health`'s options.
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// The gate's base URL (default: the configured listen address, with
+    /// 0.0.0.0 or [::] asked on the loopback address).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Configuration file [env: COUNTERSIGN_CONFIG], read for the listen
+    /// address when --url is not given.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The configuration of a command: `path`, else the file named by
+/// `COUNTERSIGN_CONFIG`, else the defaults; `flags` over the
+/// `COUNTERSIGN_*` variables over that.
+fn resolve_config(path: Option<&Path>, flags: Overrides) -> Result<Config, ExitCode> {
+    let fail = |e: ConfigError| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
-    })
+    };
+    let from_env = Overrides::from_env().map_err(fail)?;
+    let env_path = std::env::var_os(CONFIG_ENV)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    Config::resolve(path.or(env_path.as_deref()), &flags.over(from_env)).map_err(fail)
+}
+
+/// The configuration of a command that has only `--config`.
+pub(super) fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
+    resolve_config(path, Overrides::default())
 }
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -108,19 +161,36 @@ pub(super) async fn open_existing(config: &Config) -> Result<Arc<dyn Store>, Exi
 }
 
 /// `countersign serve`
-pub fn serve(config_path: Option<&Path>) -> ExitCode {
+pub fn serve(args: ServeArgs) -> ExitCode {
+    let setting =
+        |value: Option<String>, origin: &'static str| value.map(|value| Setting { value, origin });
+    let flags = Overrides {
+        listen: setting(args.listen, "--listen"),
+        public_url: setting(args.public_url, "--public-url"),
+        data_dir: setting(args.data_dir, "--data-dir"),
+        store: setting(args.store, "--store"),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Log lines go through a buffer to a writer thread (one `write` for
+    // many lines); `_flusher` writes what is left when serve returns.
+    let (writer, _flusher) = match super::log_writer::spawn(std::io::stderr()) {
+        Ok((w, f)) => (BoxMakeWriter::new(w), Some(f)),
+        Err(e) => {
+            eprintln!("warning: no log writer thread ({e}); logging straight to stderr");
+            (BoxMakeWriter::new(std::io::stderr), None)
+        }
+    };
     {
         use std::io::IsTerminal as _;
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_target(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_ansi(std::io::stderr().is_terminal())
             .init();
     }
-    let config = match load_config(config_path) {
+    let config = match resolve_config(args.config.as_deref(), flags) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -145,6 +215,63 @@ pub fn serve(config_path: Option<&Path>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The base URL to reach a gate listening on `listen` from this machine:
+/// an unspecified address (0.0.0.0, [::]) is asked on its loopback.
+fn local_url(listen: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, listen.port()))
+}
+
+/// `countersign health`: GET /readyz (the process is up and its store
+/// answers) within 5 s; exit 0 on 200, 1 otherwise, with the reason.
+pub fn health(args: HealthArgs) -> ExitCode {
+    let base = match args.url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => match load_config(args.config.as_deref()) {
+            Ok(c) => local_url(c.listen),
+            Err(code) => return code,
+        },
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let url = format!("{base}/readyz");
+    let answer = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let resp = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        Ok::<_, String>((status, body))
+    });
+    match answer {
+        Ok((status, _)) if status == reqwest::StatusCode::OK => {
+            outln!("ready: {url}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!(
+                "not ready: {url} answered {status}: {}",
+                body.chars().take(300).collect::<String>()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("not ready: cannot reach {url}: {e}");
             ExitCode::FAILURE
         }
     }
@@ -364,5 +491,18 @@ pub fn receipt_verify(
             ExitCode::SUCCESS
         }
         Err(e) => fail(format!("`{}` does not verify: {e}", file.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_url;
+
+    #[test]
+    fn health_asks_an_unspecified_listen_address_on_its_loopback() {
+        let url = |s: &str| local_url(s.parse().unwrap());
+        assert_eq!(url("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(url("[::]:8080"), "http://[::1]:8080");
+        assert_eq!(url("10.1.2.3:9000"), "http://10.1.2.3:9000");
     }
 }

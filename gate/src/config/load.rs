@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::overrides::{Overrides, Setting};
 use super::raw::RawConfig;
 use super::{
     AuditConfig, Config, ConfigError, ConnectionLimits, DeliveryPolicy, LinkDestinations,
@@ -14,12 +15,18 @@ use super::{
 impl Config {
     /// Reads a config file; relative paths in it are relative to the file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, &Overrides::default())
+    }
+
+    /// Reads a config file, then applies `overrides` (flags and
+    /// environment variables) over its values.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|e| match e {
+        Self::parse_with(&text, base, overrides).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
@@ -30,31 +37,60 @@ impl Config {
 
     /// Parses config text; relative paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        Self::parse_with(text, base, &Overrides::default())
+    }
+
+    /// Parses config text with `overrides` applied over it, before any
+    /// value is derived from another: a `--listen` flag changes the default
+    /// public URL, a `COUNTERSIGN_DATA_DIR` the default SQLite file. Paths
+    /// in the text are resolved against `base`, overriding paths against
+    /// the current directory.
+    pub fn parse_with(text: &str, base: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
         let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::new(),
             message: plain_words(&e.without_snippet().to_string()),
         })?;
         let d = Self::defaults();
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let listen = match raw.listen {
-            Some(l) => l.parse().map_err(|_| {
+        // Each value with the name an error should point at: the file's
+        // key, or the flag or variable that overrode it.
+        let given = |o: &Option<Setting>, file: Option<String>, key: &'static str| {
+            o.as_ref()
+                .map(|s| (s.value.clone(), s.origin, true))
+                .or(file.map(|v| (v, key, false)))
+        };
+        let listen = match given(&overrides.listen, raw.listen, "listen") {
+            Some((l, origin, _)) => l.parse().map_err(|_| {
                 ConfigError::Invalid(format!(
-                    "listen `{l}` is not an address such as 127.0.0.1:8080"
+                    "{origin} `{l}` is not an address such as 127.0.0.1:8080"
                 ))
             })?,
             None => d.listen,
         };
-        let data_dir = raw.data_dir.map_or_else(|| rel(d.data_dir), rel);
-        let store = match raw.store {
+        let data_dir = match &overrides.data_dir {
+            Some(s) if s.value.trim().is_empty() => {
+                return Err(ConfigError::Invalid(format!(
+                    "{} must name a directory",
+                    s.origin
+                )));
+            }
+            Some(s) => PathBuf::from(&s.value),
+            None => raw.data_dir.map_or_else(|| rel(d.data_dir), rel),
+        };
+        let store = match given(&overrides.store, raw.store, "store") {
             None => StoreUrl::Sqlite(data_dir.join("countersign.db")),
-            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+            Some((s, _, _)) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
                 StoreUrl::Postgres(s)
             }
-            Some(s) => match s.strip_prefix("sqlite://") {
+            Some((s, origin, overridden)) => match s.strip_prefix("sqlite://") {
+                // An overriding path is the current directory's, as a
+                // shell user means it; the file's is the file's.
+                Some(p) if !p.is_empty() && overridden => StoreUrl::Sqlite(PathBuf::from(p)),
                 Some(p) if !p.is_empty() => StoreUrl::Sqlite(rel(PathBuf::from(p))),
                 _ => {
                     return Err(ConfigError::Invalid(format!(
-                        "store `{s}` must start with sqlite:// or postgres://"
+                        "{origin} `{}` must start with sqlite:// or postgres://",
+                        super::redact_password(&s)
                     )));
                 }
             },
@@ -87,14 +123,14 @@ impl Config {
                     ))
                 })?,
         };
-        let public_url = raw
-            .public_url
-            .unwrap_or_else(|| format!("http://{listen}"))
-            .trim_end_matches('/')
-            .to_owned();
+        let (public_url, public_url_origin) =
+            match given(&overrides.public_url, raw.public_url, "public_url") {
+                Some((u, origin, _)) => (u.trim_end_matches('/').to_owned(), origin),
+                None => (format!("http://{listen}"), "public_url"),
+            };
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(ConfigError::Invalid(format!(
-                "public_url `{public_url}` must start with http:// or https://"
+                "{public_url_origin} `{public_url}` must start with http:// or https://"
             )));
         }
         let workspaces = if raw.workspaces.is_empty() {
@@ -307,6 +343,17 @@ impl Config {
         match path {
             Some(p) => Self::load(p),
             None => Ok(Self::defaults()),
+        }
+    }
+
+    /// The configuration a command runs with: the file at `path` if one
+    /// is given, else the defaults, with `overrides` over either. Without
+    /// a file, relative default paths (`countersign-data`, `policies`) are
+    /// the current directory's, as in [`Config::defaults`].
+    pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load_with(p, overrides),
+            None => Self::parse_with("", Path::new(""), overrides),
         }
     }
 }

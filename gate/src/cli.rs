@@ -15,6 +15,7 @@ mod bench;
 mod check;
 mod eval;
 mod fetch;
+mod mcp;
 mod receipt_check;
 mod render;
 mod secrets;
@@ -80,6 +81,9 @@ enum Command {
     /// Make the secrets every gate of a deployment shares.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// Gate an MCP server: run it behind this proxy, in its place in the
+    /// client's configuration (`countersign mcp -- npx -y SERVER ARGS…`).
+    Mcp(mcp::McpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,5 +192,6 @@ pub fn run() -> ExitCode {
             gate.as_deref(),
         ),
         Command::Secrets(cmd) => secrets::run(cmd),
+        Command::Mcp(args) => mcp::run(args),
     }
 }

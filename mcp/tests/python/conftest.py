@@ -45,6 +45,10 @@ approvers:
       - { id: bob }
     quorum: 1
     timeout: 1h
+  hasty:
+    members:
+      - { id: carol }
+    timeout: 2s
 actions:
   fs.read_text_file:
     default: allow
@@ -72,6 +76,18 @@ actions:
         when: true
         decision: require_approval
         reason: Writes need a lead's approval
+  fs.create_directory:
+    approvers: hasty
+    default: allow
+    rules:
+      - name: hasty-approval
+        when: true
+        decision: require_approval
+        reason: Directories need a quick approval
+  crashy.echo: { default: allow }
+  crashy.fail: { default: allow }
+  crashy.hang: { default: allow }
+  crashy.crash: { default: allow }
   fs.move_file:
     default: block
     rules:

@@ -7,11 +7,12 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, List, Optional, Sequence, Tuple
 
 import anyio
 import pytest
@@ -25,19 +26,34 @@ from conftest import BIN, FS_SERVER, NODE, Gate, free_port
 RUN_ID = re.compile(r"run_[0-9a-f]{32}")
 
 
-def proxy_args(gate_url: str, files: Path, state: Path, wait: str) -> List[str]:
+CRASHY = [sys.executable, str(Path(__file__).with_name("crashy_server.py"))]
+
+
+def proxy_args(
+    gate_url: str, files: Path, state: Path, wait: str, upstream: Optional[List[str]] = None, extra: Sequence[str] = ()
+) -> List[str]:
+    name = "crashy" if upstream else "fs"
     return [
-        "mcp", "--gate", gate_url, "--server-name", "fs", "--wait", wait, "--poll", "100ms",
-        "--state", str(state), "--", NODE, FS_SERVER, str(files),
+        "mcp", "--gate", gate_url, "--server-name", name, "--wait", wait, "--poll", "100ms",
+        "--state", str(state), *extra, "--", *(upstream or [NODE, FS_SERVER, str(files)]),
     ]
 
 
 @asynccontextmanager
 async def proxied(
-    gate: Gate, files: Path, state: Path, *, wait: str = "20s", client: str = "pytest-client", gate_url: Optional[str] = None
+    gate: Gate,
+    files: Path,
+    state: Path,
+    *,
+    wait: str = "20s",
+    client: str = "pytest-client",
+    gate_url: Optional[str] = None,
+    upstream: Optional[List[str]] = None,
+    extra: Sequence[str] = (),
 ) -> AsyncIterator[ClientSession]:
     env = {"COUNTERSIGN_API_KEY": gate.agent_key, "PATH": os.environ.get("PATH", "")}
-    params = StdioServerParameters(command=str(BIN), args=proxy_args(gate_url or gate.url, files, state, wait), env=env)
+    args = proxy_args(gate_url or gate.url, files, state, wait, upstream, extra)
+    params = StdioServerParameters(command=str(BIN), args=args, env=env)
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write, client_info=Implementation(name=client, version="1.0")) as session:
             await session.initialize()
@@ -275,3 +291,79 @@ def test_malformed_json_rpc_gets_an_error_answer(gate: Gate, files: Path, tmp_pa
     out, _ = p.communicate(b'{"jsonrpc": "2.0", "id": 1, "method"\n[1\n"text"\n', timeout=20)
     answers = [json.loads(line) for line in out.decode().splitlines()]
     assert [a["error"]["code"] for a in answers] == [-32700, -32700, -32600], answers
+
+
+def test_an_approval_that_expires_while_the_client_waits(gate: Gate, files: Path, tmp_path: Path) -> None:
+    r = call(gate, files, tmp_path / "state.json", "create_directory", {"path": str(files / "d")}, wait="8s")
+    assert r.is_error and "expired" in text_of(r), text_of(r)
+    assert not (files / "d").exists()
+    assert gate.run(RUN_ID.search(text_of(r)).group(0))["governance_status"] == "expired"
+
+
+def test_a_cancelled_call_keeps_its_run_and_is_never_sent_by_itself(gate: Gate, files: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    args = {"path": str(files / "cancelled.txt"), "content": "once"}
+    found: List[str] = []
+
+    async def progress(p: float, total: Optional[float], message: Optional[str]) -> None:
+        m = RUN_ID.search(message or "")
+        if m and not found:
+            found.append(m.group(0))
+
+    async def go() -> Any:
+        async with proxied(gate, files, state) as s:
+            with anyio.move_on_after(1.5):
+                await s.call_tool("write_file", args, progress_callback=progress)
+            assert found, "no progress before the cancellation"
+            # Approved after the client gave up: nothing is forwarded...
+            gate.answer(found[0])
+            await anyio.sleep(1.5)
+            assert not (files / "cancelled.txt").exists()
+            # ...until the same call comes again: the same run, once.
+            return await s.call_tool("write_file", args)
+
+    r = anyio.run(go)
+    assert not r.is_error, text_of(r)
+    assert (files / "cancelled.txt").read_text() == "once"
+    assert gate.run(found[0])["execution_status"] == "executed"
+
+
+def test_tool_errors_pass_through_and_are_reported_failed(gate: Gate, files: Path, tmp_path: Path) -> None:
+    async def go() -> Tuple[Any, Any]:
+        async with proxied(gate, files, tmp_path / "state.json", upstream=CRASHY) as s:
+            return await s.call_tool("echo", {"text": "hi"}), await s.call_tool("fail", {"why": "boom"})
+
+    ok, failed = anyio.run(go)
+    assert not ok.is_error and text_of(ok) == "hi"
+    # The server's own error result, unchanged.
+    assert failed.is_error and text_of(failed) == "Error executing tool fail"
+    run = gate.runs("crashy.fail")[0]
+    assert run["execution_status"] == "failed"
+    error = gate.run(run["run_id"])["execution"]["execution_error"]
+    assert "isError" in error and "Error executing tool fail" in error, error
+
+
+def test_an_upstream_that_hangs_times_out(gate: Gate, files: Path, tmp_path: Path) -> None:
+    async def go() -> Any:
+        async with proxied(gate, files, tmp_path / "state.json", upstream=CRASHY, extra=["--call-timeout", "1s"]) as s:
+            return await s.call_tool("hang", {"seconds": 5})
+
+    r = anyio.run(go)
+    assert r.is_error and "did not answer within 1 s" in text_of(r), text_of(r)
+    assert gate.runs("crashy.hang")[0]["execution_status"] == "failed"
+
+
+def test_an_upstream_that_crashes_mid_call(gate: Gate, files: Path, tmp_path: Path) -> None:
+    async def go() -> Any:
+        async with proxied(gate, files, tmp_path / "state.json", upstream=CRASHY) as s:
+            try:
+                return await s.call_tool("crash", {})
+            except Exception as e:  # the proxy may close the connection once the server is gone
+                return e
+
+    r = anyio.run(go)
+    if not isinstance(r, Exception):
+        assert r.is_error and "exited before answering" in text_of(r), text_of(r)
+    run = gate.runs("crashy.crash")[0]
+    assert run["execution_status"] == "failed"
+    assert "exited" in gate.run(run["run_id"])["execution"]["execution_error"]

@@ -161,6 +161,12 @@ impl Gate {
         }
     }
 
+    /// `GET /v1/policies`: the policy set in force, as declarations.
+    pub(crate) async fn policies(&self) -> Result<Value, GateError> {
+        let url = format!("{}/v1/policies", self.base);
+        self.send(self.http.get(url)).await
+    }
+
     /// `POST /v1/runs/{id}/executed`.
     pub(crate) async fn executed(&self, run_id: &str, result: Value) -> Result<(), GateError> {
         let url = format!("{}/v1/runs/{run_id}/executed", self.base);

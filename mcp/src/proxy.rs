@@ -57,6 +57,12 @@ pub struct Config {
     pub state_file: PathBuf,
     /// The upstream server's command and arguments.
     pub command: Vec<String>,
+    /// Mark in `tools/list` answers which tools may need an approval.
+    pub annotate: bool,
+    /// Leave out of `tools/list` answers the tools policy blocks for every
+    /// input (undeclared actions, and actions whose default and every
+    /// enforced rule block).
+    pub hide_blocked: bool,
 }
 
 /// Why the proxy could not start or stopped.
@@ -94,6 +100,8 @@ struct Session {
     protocol_version: Option<String>,
     /// Ids of `initialize` requests whose answers are still due.
     init_ids: HashSet<String>,
+    /// Ids of the client's `tools/list` requests whose answers are due.
+    list_ids: HashSet<String>,
 }
 
 /// A `tools/call` being handled.
@@ -286,9 +294,13 @@ impl Shared {
                 // Registered before the task can finish and unregister.
                 let mut in_flight = lock(&self.in_flight);
                 let task = tokio::spawn(async move {
+                    // `None`: answered already (a forwarded call's result goes
+                    // back before its execution report).
                     let answer = shared.handle_call(&id, &raw, &msg, &flag).await;
                     lock(&shared.in_flight).remove(&id.to_string());
-                    shared.send_client(&answer).await;
+                    if let Some(answer) = answer {
+                        shared.send_client(&answer).await;
+                    }
                 });
                 in_flight.insert(
                     key,
@@ -311,6 +323,10 @@ impl Shared {
                     s.client_version = field("version");
                     s.init_ids.insert(id.to_string());
                 }
+                let _ = self.send_upstream(text).await;
+            }
+            (Some("tools/list"), Some(id)) if self.config.annotate || self.config.hide_blocked => {
+                lock(&self.session).list_ids.insert(id.to_string());
                 let _ = self.send_upstream(text).await;
             }
             (Some("notifications/cancelled"), None) => {
@@ -350,6 +366,11 @@ impl Shared {
                     let _ = tx.send((msg, line));
                     return;
                 }
+                let listed = lock(&self.session).list_ids.remove(&key);
+                if listed && msg.get("result").is_some() {
+                    let rewritten = self.mark_tools(msg).await;
+                    return self.send_client(&rewritten).await;
+                }
                 let mut s = lock(&self.session);
                 if s.init_ids.remove(&key) {
                     let result = msg.get("result");
@@ -368,6 +389,54 @@ impl Shared {
             }
         }
         self.send_client(&line).await;
+    }
+
+    /// A `tools/list` answer with each tool marked (`--annotate`) or left
+    /// out (`--hide-blocked`) as the gate's policies say. Without the
+    /// policies (the gate is down), the list goes out unchanged: every call
+    /// is still decided by the gate.
+    async fn mark_tools(&self, mut msg: Value) -> String {
+        let policies = match self.gate.policies().await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("countersign mcp: tools/list not annotated: {e}");
+                return msg.to_string();
+            }
+        };
+        let server = self.server_name();
+        let tools = msg
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tools"))
+            .and_then(Value::as_array_mut);
+        if let Some(tools) = tools {
+            tools.retain_mut(|tool| {
+                let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+                let outlook = outlook(&policies, &action_name(&server, name));
+                if outlook == Outlook::AlwaysBlocked && self.config.hide_blocked {
+                    return false;
+                }
+                if self.config.annotate {
+                    let note = match outlook {
+                        Outlook::AlwaysBlocked => {
+                            "[Countersign: policy blocks this tool; calls are refused.]"
+                        }
+                        Outlook::MayNeedApproval => {
+                            "[Countersign: calls may need a person's approval; such a call waits, or answers that it awaits approval and should be retried later with the same arguments.]"
+                        }
+                        Outlook::Allowed => "",
+                    };
+                    if let (false, Some(t)) = (note.is_empty(), tool.as_object_mut()) {
+                        let text = match t.get("description").and_then(Value::as_str) {
+                            Some(d) if !d.is_empty() => format!("{d}\n\n{note}"),
+                            _ => note.to_owned(),
+                        };
+                        t.insert("description".to_owned(), Value::String(text));
+                    }
+                }
+                true
+            });
+        }
+        msg.to_string()
     }
 
     fn server_name(&self) -> String {
@@ -483,7 +552,7 @@ impl Shared {
         raw: &str,
         msg: &Value,
         forwarded: &AtomicBool,
-    ) -> String {
+    ) -> Option<String> {
         let nr = self.new_revision();
         let params: CallToolRequestParams = match msg
             .get("params")
@@ -492,38 +561,38 @@ impl Shared {
         {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
-                return rpc_error(
+                return Some(rpc_error(
                     id,
                     ErrorCode::INVALID_PARAMS,
                     format!("invalid tools/call params: {e}"),
-                );
+                ));
             }
             None => {
-                return rpc_error(
+                return Some(rpc_error(
                     id,
                     ErrorCode::INVALID_PARAMS,
                     "tools/call needs params".to_owned(),
-                );
+                ));
             }
         };
         let tool = params.name.to_string();
         match self.knows_tool(&tool, params.meta.as_ref()).await {
             Ok(true) => {}
             Ok(false) => {
-                return rpc_error(
+                return Some(rpc_error(
                     id,
                     ErrorCode::INVALID_PARAMS,
                     format!("Unknown tool: {tool}"),
-                );
+                ));
             }
             Err(e) => {
-                return tool_error(
+                return Some(tool_error(
                     id,
                     format!(
                         "Countersign could not read the server's tool list ({e}), so the call was not executed."
                     ),
                     nr,
-                );
+                ));
             }
         }
         let arguments = Value::Object(params.arguments.clone().unwrap_or_default());
@@ -582,7 +651,7 @@ impl Shared {
             .and_then(|t| serde_json::to_value(t).ok());
         match self.govern(id, raw, &key, request, token, forwarded).await {
             Ok(answer) => answer,
-            Err(text) => tool_error(id, text, nr),
+            Err(text) => Some(tool_error(id, text, nr)),
         }
     }
 
@@ -596,7 +665,7 @@ impl Shared {
         mut request: Value,
         token: Option<Value>,
         forwarded: &AtomicBool,
-    ) -> Result<String, String> {
+    ) -> Result<Option<String>, String> {
         let not_run = "The call was not executed.";
         let mut entry = self.state.get(key);
         let mut run = None;
@@ -649,6 +718,9 @@ impl Shared {
                     m.insert("idempotency_key".to_owned(), Value::String(idem));
                 }
                 match self.gate.intercept(&request).await {
+                    // Allowed: `forward` records the run with the hand-over,
+                    // and until then the nonce leads a retry to this run.
+                    Ok(r) if r.governance_status == "allowed" => r,
                     Ok(r) => {
                         self.set_state(
                             key,
@@ -825,7 +897,7 @@ impl Shared {
         nonce: &str,
         run_id: &str,
         forwarded: &AtomicBool,
-    ) -> Result<String, String> {
+    ) -> Result<Option<String>, String> {
         if self.upstream_gone.load(Ordering::SeqCst) {
             self.report_failed(run_id, "the MCP server had exited")
                 .await;
@@ -860,9 +932,13 @@ impl Shared {
             ));
         }
         let outcome = tokio::time::timeout(self.config.call_timeout, rx).await;
+        if let Ok(Ok((_, line))) = &outcome {
+            // The client has its answer first; the report follows.
+            self.send_client(line).await;
+        }
         self.set_state(key, None)?;
         match outcome {
-            Ok(Ok((answer, line))) => {
+            Ok(Ok((answer, _))) => {
                 if let Some(err) = answer.get("error") {
                     let message = err.get("message").and_then(Value::as_str).unwrap_or("");
                     self.report_failed(
@@ -887,7 +963,7 @@ impl Shared {
                             .await;
                     }
                 }
-                Ok(line)
+                Ok(None)
             }
             Ok(Err(_)) => {
                 self.report_failed(run_id, "the MCP server exited before answering")
@@ -936,6 +1012,49 @@ impl Shared {
     }
 }
 
+/// What policy may decide for an action, from its declaration alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outlook {
+    Allowed,
+    MayNeedApproval,
+    AlwaysBlocked,
+}
+
+/// The outlook of `action` in the policies `GET /v1/policies` serves: an
+/// undeclared action is always blocked; otherwise the decisions its default,
+/// its enforced rules and (when it has rules) its `on_error` can take.
+fn outlook(policies: &Value, action: &str) -> Outlook {
+    let declared = policies
+        .get("actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|a| a.get("name").and_then(Value::as_str) == Some(action));
+    let Some(a) = declared else {
+        return Outlook::AlwaysBlocked;
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("block").to_owned();
+    let rules: Vec<&Value> = a
+        .get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("mode").and_then(Value::as_str) != Some("shadow"))
+        .collect();
+    let mut possible = vec![text(a.get("default"))];
+    possible.extend(rules.iter().map(|r| text(r.get("decision"))));
+    if !rules.is_empty() {
+        possible.push(text(a.get("on_error")));
+    }
+    if possible.iter().all(|d| d == "block") {
+        Outlook::AlwaysBlocked
+    } else if possible.iter().any(|d| d == "require_approval") {
+        Outlook::MayNeedApproval
+    } else {
+        Outlook::Allowed
+    }
+}
+
 /// A run the call may still be executed under: pending, or allowed or
 /// approved and not yet executed.
 fn is_open(r: &RunInfo) -> bool {
@@ -977,6 +1096,22 @@ fn summarize(result: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outlooks_follow_the_declarations() {
+        let p = json!({"actions": [
+            {"name": "fs.read", "default": "allow", "on_error": "block", "rules": []},
+            {"name": "fs.write", "default": "allow", "on_error": "block",
+             "rules": [{"decision": "require_approval", "mode": "enforce"}]},
+            {"name": "fs.move", "default": "block", "on_error": "block",
+             "rules": [{"decision": "block", "mode": "enforce"},
+                       {"decision": "allow", "mode": "shadow"}]},
+        ]});
+        assert_eq!(outlook(&p, "fs.read"), Outlook::Allowed);
+        assert_eq!(outlook(&p, "fs.write"), Outlook::MayNeedApproval);
+        assert_eq!(outlook(&p, "fs.move"), Outlook::AlwaysBlocked);
+        assert_eq!(outlook(&p, "fs.undeclared"), Outlook::AlwaysBlocked);
+    }
 
     #[test]
     fn summaries_are_short() {

@@ -35,6 +35,13 @@ pub struct McpArgs {
     /// (default: ~/.local/state/countersign/mcp-<server name>.json).
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Mark in each tool's description (tools/list) whether its calls may
+    /// need an approval.
+    #[arg(long)]
+    annotate: bool,
+    /// Leave out of tools/list the tools the policies block for every input.
+    #[arg(long)]
+    hide_blocked: bool,
     /// The MCP server's command and arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -104,6 +111,8 @@ pub fn run(args: McpArgs) -> ExitCode {
         call_timeout: args.call_timeout,
         state_file,
         command: args.command,
+        annotate: args.annotate,
+        hide_blocked: args.hide_blocked,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

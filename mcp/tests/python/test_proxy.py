@@ -367,3 +367,15 @@ def test_an_upstream_that_crashes_mid_call(gate: Gate, files: Path, tmp_path: Pa
     run = gate.runs("crashy.crash")[0]
     assert run["execution_status"] == "failed"
     assert "exited" in gate.run(run["run_id"])["execution"]["execution_error"]
+
+
+def test_tools_list_marks_approvals_and_hides_blocked_tools(gate: Gate, files: Path, tmp_path: Path) -> None:
+    async def go() -> Any:
+        async with proxied(gate, files, tmp_path / "state.json", extra=["--annotate", "--hide-blocked"]) as s:
+            return await s.list_tools()
+
+    tools = {t.name: t for t in anyio.run(go).tools}
+    # fs.move_file is blocked for every input; get_file_info is not declared.
+    assert "move_file" not in tools and "get_file_info" not in tools
+    assert "may need a person's approval" in (tools["write_file"].description or "")
+    assert "Countersign" not in (tools["read_text_file"].description or "")

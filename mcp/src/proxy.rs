@@ -294,13 +294,9 @@ impl Shared {
                 // Registered before the task can finish and unregister.
                 let mut in_flight = lock(&self.in_flight);
                 let task = tokio::spawn(async move {
-                    // `None`: answered already (a forwarded call's result goes
-                    // back before its execution report).
                     let answer = shared.handle_call(&id, &raw, &msg, &flag).await;
                     lock(&shared.in_flight).remove(&id.to_string());
-                    if let Some(answer) = answer {
-                        shared.send_client(&answer).await;
-                    }
+                    shared.send_client(&answer).await;
                 });
                 in_flight.insert(
                     key,
@@ -552,7 +548,7 @@ impl Shared {
         raw: &str,
         msg: &Value,
         forwarded: &AtomicBool,
-    ) -> Option<String> {
+    ) -> String {
         let nr = self.new_revision();
         let params: CallToolRequestParams = match msg
             .get("params")
@@ -561,38 +557,38 @@ impl Shared {
         {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
-                return Some(rpc_error(
+                return rpc_error(
                     id,
                     ErrorCode::INVALID_PARAMS,
                     format!("invalid tools/call params: {e}"),
-                ));
+                );
             }
             None => {
-                return Some(rpc_error(
+                return rpc_error(
                     id,
                     ErrorCode::INVALID_PARAMS,
                     "tools/call needs params".to_owned(),
-                ));
+                );
             }
         };
         let tool = params.name.to_string();
         match self.knows_tool(&tool, params.meta.as_ref()).await {
             Ok(true) => {}
             Ok(false) => {
-                return Some(rpc_error(
+                return rpc_error(
                     id,
                     ErrorCode::INVALID_PARAMS,
                     format!("Unknown tool: {tool}"),
-                ));
+                );
             }
             Err(e) => {
-                return Some(tool_error(
+                return tool_error(
                     id,
                     format!(
                         "Countersign could not read the server's tool list ({e}), so the call was not executed."
                     ),
                     nr,
-                ));
+                );
             }
         }
         let arguments = Value::Object(params.arguments.clone().unwrap_or_default());
@@ -651,7 +647,7 @@ impl Shared {
             .and_then(|t| serde_json::to_value(t).ok());
         match self.govern(id, raw, &key, request, token, forwarded).await {
             Ok(answer) => answer,
-            Err(text) => Some(tool_error(id, text, nr)),
+            Err(text) => tool_error(id, text, nr),
         }
     }
 
@@ -665,7 +661,7 @@ impl Shared {
         mut request: Value,
         token: Option<Value>,
         forwarded: &AtomicBool,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<String, String> {
         let not_run = "The call was not executed.";
         let mut entry = self.state.get(key);
         let mut run = None;
@@ -897,7 +893,7 @@ impl Shared {
         nonce: &str,
         run_id: &str,
         forwarded: &AtomicBool,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<String, String> {
         if self.upstream_gone.load(Ordering::SeqCst) {
             self.report_failed(run_id, "the MCP server had exited")
                 .await;
@@ -932,13 +928,11 @@ impl Shared {
             ));
         }
         let outcome = tokio::time::timeout(self.config.call_timeout, rx).await;
-        if let Ok(Ok((_, line))) = &outcome {
-            // The client has its answer first; the report follows.
-            self.send_client(line).await;
-        }
         self.set_state(key, None)?;
+        // The run is reported before the client has its answer: a client
+        // that stops the proxy right after a call cannot lose the report.
         match outcome {
-            Ok(Ok((answer, _))) => {
+            Ok(Ok((answer, line))) => {
                 if let Some(err) = answer.get("error") {
                     let message = err.get("message").and_then(Value::as_str).unwrap_or("");
                     self.report_failed(
@@ -963,7 +957,7 @@ impl Shared {
                             .await;
                     }
                 }
-                Ok(None)
+                Ok(line)
             }
             Ok(Err(_)) => {
                 self.report_failed(run_id, "the MCP server exited before answering")

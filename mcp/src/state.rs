@@ -55,11 +55,21 @@ struct Doc {
     calls: BTreeMap<String, Entry>,
 }
 
-/// The state file, loaded.
+/// One change, appended as a line after the document.
+#[derive(Debug, Serialize, Deserialize)]
+struct Change {
+    key: String,
+    entry: Option<Entry>,
+}
+
+/// The state file, loaded: a JSON document (`{"version": 1, "calls":
+/// {…}}`) on its first line, then one line per change since, each synced
+/// before the proxy acts on it (one `fdatasync` per change). Loading
+/// replays the changes and writes the result back as a single document.
 #[derive(Debug)]
 pub(crate) struct StateFile {
     path: PathBuf,
-    doc: Mutex<Doc>,
+    doc: Mutex<(Doc, std::fs::File)>,
 }
 
 impl StateFile {
@@ -69,32 +79,62 @@ impl StateFile {
             path: path.to_owned(),
             source,
         };
-        let doc = match std::fs::read(path) {
-            Ok(bytes) => {
-                let doc: Doc = serde_json::from_slice(&bytes).map_err(|e| StateError::Invalid {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?;
-                if doc.version != 1 {
-                    return Err(StateError::Invalid {
-                        path: path.to_owned(),
-                        message: format!("unknown version {}", doc.version),
-                    });
-                }
-                doc
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Doc {
-                version: 1,
-                calls: BTreeMap::new(),
-            },
-            Err(e) => return Err(io(e)),
+        let invalid = |message: String| StateError::Invalid {
+            path: path.to_owned(),
+            message,
         };
+        let mut doc = Doc {
+            version: 1,
+            calls: BTreeMap::new(),
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+                if let Some(first) = lines.next() {
+                    doc = serde_json::from_str(first).map_err(|e| invalid(e.to_string()))?;
+                    if doc.version != 1 {
+                        return Err(invalid(format!("unknown version {}", doc.version)));
+                    }
+                }
+                for line in lines {
+                    // A torn last line (a crash mid-append) was never acted on.
+                    let Ok(change) = serde_json::from_str::<Change>(line) else {
+                        continue;
+                    };
+                    match change.entry {
+                        Some(e) => doc.calls.insert(change.key, e),
+                        None => doc.calls.remove(&change.key),
+                    };
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
+        // Compact: the document alone, written atomically, then appended to.
+        let mut text = serde_json::to_string(&doc).map_err(|e| invalid(e.to_string()))?;
+        text.push('\n');
+        let mut tmp = path.to_owned().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io)?;
         Ok(Self {
             path: path.to_owned(),
-            doc: Mutex::new(doc),
+            doc: Mutex::new((doc, file)),
         })
     }
 
@@ -102,48 +142,36 @@ impl StateFile {
     pub(crate) fn get(&self, key: &str) -> Option<Entry> {
         self.doc
             .lock()
-            .map_or(None, |doc| doc.calls.get(key).cloned())
+            .map_or(None, |doc| doc.0.calls.get(key).cloned())
     }
 
-    /// Sets (or, with `None`, removes) the entry of `key` and writes the
-    /// file durably before returning.
+    /// Sets (or, with `None`, removes) the entry of `key`, durably (the
+    /// change is synced) before returning.
     pub(crate) fn set(&self, key: &str, entry: Option<Entry>) -> Result<(), StateError> {
-        let mut doc = self.doc.lock().map_err(|_| StateError::Invalid {
+        let mut guard = self.doc.lock().map_err(|_| StateError::Invalid {
             path: self.path.clone(),
             message: "a writer panicked".to_owned(),
         })?;
-        match entry {
-            Some(e) => {
-                doc.calls.insert(key.to_owned(), e);
-            }
-            None => {
-                doc.calls.remove(key);
-            }
-        }
-        let text = serde_json::to_vec_pretty(&*doc).map_err(|e| StateError::Invalid {
+        let (doc, file) = &mut *guard;
+        let change = Change {
+            key: key.to_owned(),
+            entry,
+        };
+        let mut line = serde_json::to_string(&change).map_err(|e| StateError::Invalid {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        self.write(&text)
-    }
-
-    fn write(&self, bytes: &[u8]) -> Result<(), StateError> {
+        line.push('\n');
         let io = |source| StateError::Io {
             path: self.path.clone(),
             source,
         };
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
+        file.write_all(line.as_bytes()).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        match change.entry {
+            Some(e) => doc.calls.insert(change.key, e),
+            None => doc.calls.remove(&change.key),
+        };
         Ok(())
     }
 }
@@ -166,16 +194,28 @@ mod tests {
         s.set("k", Some(e.clone())).unwrap();
         s.set("other", Some(Entry::default())).unwrap();
         s.set("other", None).unwrap();
+        // A torn last line is ignored.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"key\":\"k\",\"ent")
+            .unwrap();
         let again = StateFile::load(&path).unwrap();
-        assert_eq!(again.get("k"), Some(e));
+        assert_eq!(again.get("k"), Some(e.clone()));
         assert_eq!(again.get("other"), None);
+        // Compacted into one document on load.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        drop(again);
+        assert_eq!(StateFile::load(&path).unwrap().get("k"), Some(e));
     }
 
     #[test]
     fn a_corrupt_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        std::fs::write(&path, "{nope").unwrap();
+        std::fs::write(&path, "{nope\n").unwrap();
         assert!(matches!(
             StateFile::load(&path),
             Err(StateError::Invalid { .. })

@@ -60,6 +60,19 @@ async def proxied(
             yield session
 
 
+def state_calls(path: Path) -> dict:
+    """The calls in progress in a proxy state file (a document, then changes)."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    calls = json.loads(lines[0])["calls"]
+    for line in lines[1:]:
+        change = json.loads(line)
+        if change["entry"] is None:
+            calls.pop(change["key"], None)
+        else:
+            calls[change["key"]] = change["entry"]
+    return calls
+
+
 def text_of(result: Any) -> str:
     return "\n".join(getattr(c, "text", "") for c in result.content)
 
@@ -225,15 +238,14 @@ def test_the_proxy_restarted_while_a_call_awaits_approval(gate: Gate, files: Pat
     args = {"path": str(files / "restart.txt"), "content": "once"}
     first = call(gate, files, state, "write_file", args, wait="1s")
     run_id = RUN_ID.search(text_of(first)).group(0)
-    saved = json.loads(state.read_text())
-    assert [e["run_id"] for e in saved["calls"].values()] == [run_id]
+    assert [e["run_id"] for e in state_calls(state).values()] == [run_id]
     gate.answer(run_id)
     # A new proxy process, same state file: the same run, executed once.
     second = call(gate, files, state, "write_file", args, wait="1s")
     assert not second.is_error, text_of(second)
     assert (files / "restart.txt").read_text() == "once"
     assert gate.run(run_id)["execution_status"] == "executed"
-    assert json.loads(state.read_text())["calls"] == {}
+    assert state_calls(state) == {}
 
 
 def test_a_call_handed_over_before_a_crash_is_never_sent_again(gate: Gate, files: Path, tmp_path: Path) -> None:
@@ -243,10 +255,10 @@ def test_a_call_handed_over_before_a_crash_is_never_sent_again(gate: Gate, files
     run_id = RUN_ID.search(text_of(first)).group(0)
     gate.answer(run_id)
     # What a proxy killed between forwarding and reporting leaves behind.
-    doc = json.loads(state.read_text())
-    for e in doc["calls"].values():
+    calls = state_calls(state)
+    for e in calls.values():
         e["forwarded"] = True
-    state.write_text(json.dumps(doc))
+    state.write_text(json.dumps({"version": 1, "calls": calls}) + "\n")
     again = call(gate, files, state, "write_file", args, wait="1s")
     assert again.is_error and "outcome is unknown" in text_of(again), text_of(again)
     assert not (files / "crash.txt").exists()

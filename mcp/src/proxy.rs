@@ -616,6 +616,9 @@ impl Shared {
                 .or(s.protocol_version.clone());
             (name, version, protocol)
         };
+        // The revision of this call: from its `_meta` (2026-07-28, no
+        // handshake) or from the handshake.
+        let nr = protocol.as_deref().is_some_and(|v| v >= "2026-07-28");
         let client_label = format!(
             "{}/{}",
             client_name.as_deref().unwrap_or(""),

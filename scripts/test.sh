@@ -78,7 +78,7 @@ if [ "${COUNTERSIGN_SKIP_LINT:-0}" != 1 ]; then
   say "cargo fmt --check"
   cargo fmt --all -- --check
   say "no import circle between Rust files"
-  python3 scripts/import_cycles.py engine/src store/src transports/src gate/src
+  python3 scripts/import_cycles.py engine/src store/src transports/src mcp/src gate/src
   say "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
@@ -121,6 +121,21 @@ if [ -x sdk/python/run-tests.sh ]; then
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
   if [ -z "$summary" ] && [ "$sdk_status" = 0 ]; then sdk_status=1; echo "the SDK suite printed no pytest summary"; fi
 fi
+
+# --- the MCP proxy between real MCP peers -------------------------------------
+# The official Python MCP SDK (PyPI) as the client, the reference filesystem
+# server (npm) as the upstream, `countersign mcp` and a gate in between. The
+# script installs both under target/ (and Node 20 when the system's is older).
+say "MCP proxy (mcp/tests, pytest with the Python MCP SDK)"
+set +e
+COUNTERSIGN_BIN="$CS" mcp/tests/run-tests.sh 2>&1 | tee "$LOG_DIR/mcp-test.log"
+mcp_status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^=*\s*[0-9]+ (passed|failed).* in [0-9.]+s' "$LOG_DIR/mcp-test.log" | tail -1 || true)
+p=$( { echo "$summary" | grep -Eo '[0-9]+ passed' || true; } | awk '{s+=$1} END {print s+0}')
+f=$( { echo "$summary" | grep -Eo '[0-9]+ (failed|errors?)' || true; } | awk '{s+=$1} END {print s+0}')
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+if [ -z "$summary" ] && [ "$mcp_status" = 0 ]; then mcp_status=1; echo "the MCP suite printed no pytest summary"; fi
 
 # --- the dashboard in a real browser (e2e/) ----------------------------------
 # Debian's Chromium driven by playwright-core (no browser download), against
@@ -198,8 +213,8 @@ elif [ "$docker_status" = 0 ]; then
 fi
 
 say "summary"
-echo "cargo test exit: $cargo_status; policy tests exit: $policy_status; SDK tests exit: $sdk_status; e2e tests exit: $e2e_status; container image exit: $docker_status"
+echo "cargo test exit: $cargo_status; policy tests exit: $policy_status; SDK tests exit: $sdk_status; MCP tests exit: $mcp_status; e2e tests exit: $e2e_status; container image exit: $docker_status"
 echo "$passed passed, $failed failed"
-if [ "$cargo_status" != 0 ] || [ "$policy_status" != 0 ] || [ "$sdk_status" != 0 ] || [ "$e2e_status" != 0 ] || [ "$docker_status" != 0 ] || [ "$failed" != 0 ]; then
+if [ "$cargo_status" != 0 ] || [ "$policy_status" != 0 ] || [ "$sdk_status" != 0 ] || [ "$mcp_status" != 0 ] || [ "$e2e_status" != 0 ] || [ "$docker_status" != 0 ] || [ "$failed" != 0 ]; then
   exit 1
 fi

@@ -156,6 +156,7 @@ fn end_to_end<M: Measurement>(c: &mut Criterion<M>, e: &mut Engines, cases: &[&C
             actor: &t.actor,
             payload: &payload,
             source: &t.source,
+            context: &countersign_engine::Value::Null,
             now: &t.now,
         };
         set.decide(&req).verdict

@@ -36,6 +36,7 @@ fn decide<M: Measurement>(c: &mut Criterion<M>) {
                 actor: &r.actor,
                 payload: &r.payload,
                 source: &null,
+            context: &null,
                 now: &null,
             };
             assert_eq!(
@@ -52,6 +53,7 @@ fn decide<M: Measurement>(c: &mut Criterion<M>) {
                 actor: &r.actor,
                 payload: &r.payload,
                 source: &null,
+            context: &null,
                 now: &null,
             })
             .collect();

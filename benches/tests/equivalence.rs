@@ -35,6 +35,7 @@ fn cedar_agrees_on_the_generated_scale_set() {
                 actor: &actor,
                 payload: &payload,
                 source: &null,
+            context: &null,
                 now: &null,
             };
             let v = ours.decide(&req).verdict;

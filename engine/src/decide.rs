@@ -29,6 +29,9 @@ pub struct Request<'r> {
     pub payload: &'r Value,
     /// Where the request came from (any JSON; null when unknown).
     pub source: &'r Value,
+    /// What the surface the request came through adds about it (the MCP
+    /// proxy's `{"mcp": {"server", "tool", "client"}}`); null when none.
+    pub context: &'r Value,
     /// The evaluation instant as a [`Value::Timestamp`], or null when the
     /// caller has none (expressions reading `now` then fail and the rule
     /// takes its `on_error` decision).
@@ -111,7 +114,7 @@ impl PolicySet {
     /// "#)]).unwrap();
     /// let payload = parse_json(br#"{"amount": 99.99}"#).unwrap();
     /// let null = Value::Null;
-    /// let d = set.decide(&Request { action: "refund", actor: &null, payload: &payload, source: &null, now: &null });
+    /// let d = set.decide(&Request { action: "refund", actor: &null, payload: &payload, source: &null, context: &null, now: &null });
     /// assert_eq!(d.verdict, Verdict::Allow);
     /// assert_eq!(d.rule.unwrap().name, "small");
     /// ```
@@ -136,6 +139,7 @@ impl PolicySet {
             actor: req.actor,
             payload: req.payload,
             source: req.source,
+            context: req.context,
             now: req.now,
         };
         let mut matched: SmallVec<[RuleHit<'p>; 4]> = SmallVec::new();

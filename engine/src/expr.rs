@@ -39,7 +39,7 @@ impl CompiledExpr {
     /// let expr = CompiledExpr::compile("payload.amount > 500", "pay", "high").unwrap();
     /// let payload = parse_json(br#"{"amount": 500.01}"#).unwrap();
     /// let null = Value::Null;
-    /// let b = Bindings { actor: &null, payload: &payload, source: &null, now: &null };
+    /// let b = Bindings { actor: &null, payload: &payload, source: &null, context: &null, now: &null };
     /// assert_eq!(expr.evaluate(&b).unwrap(), Value::Bool(true));
     /// ```
     pub fn compile(text: &str, action: &str, risk: &str) -> Result<Self, Vec<ExprDiagnostic>> {
@@ -63,6 +63,7 @@ impl CompiledExpr {
             actor: bindings.actor,
             payload: bindings.payload,
             source: bindings.source,
+            context: bindings.context,
             now: bindings.now,
         };
         eval::eval(&self.op, &env)
@@ -76,6 +77,7 @@ impl CompiledExpr {
             actor: bindings.actor,
             payload: bindings.payload,
             source: bindings.source,
+            context: bindings.context,
             now: bindings.now,
         };
         match eval::eval(&self.op, &env) {

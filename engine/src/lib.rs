@@ -30,6 +30,7 @@
 //!     actor: &Value::Null,
 //!     payload: &payload,
 //!     source: &Value::Null,
+//!     context: &Value::Null,
 //!     now: &Value::Null,
 //! });
 //! assert_eq!(decision.verdict, Verdict::Block);

@@ -13,6 +13,8 @@
 //!     actor: finance_agent
 //!     payload: { amount: 100 }
 //!     now: 2026-05-23T13:31:08Z     # optional; `now` is unset otherwise
+//!     source: mcp                   # optional, any value; null otherwise
+//!     context: { mcp: { server: fs, tool: read_file } }  # optional, likewise
 //!     expect:
 //!       decision: allow
 //!       rule: default               # optional; null means "no rule matched"
@@ -77,7 +79,7 @@
 //!     action: pay                            # optional (default `test_action`)
 //!     risk: high                             # optional (default `medium`)
 //!     payload: {}                            # optional, any value; also payload_json,
-//!     now: 2026-05-23T13:31:08Z              #   actor, source and now, as for tests
+//!     now: 2026-05-23T13:31:08Z              #   actor, source, context and now, as for tests
 //!     value: true                            # exactly one of: the value,
 //!     # eval_error: "substring"              #   an evaluation error (it compiles), or
 //!     # compile_error: "substring"           #   a compile error (rejected at load)

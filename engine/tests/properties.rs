@@ -759,6 +759,7 @@ fn decide(set: &PolicySet, action: &str, payload: &Value) -> DecisionReport {
         actor: &null,
         payload,
         source: &null,
+        context: &null,
         now: &null,
     };
     set.decide(&req).to_report(action)

@@ -219,9 +219,9 @@ fuzz_target!(|data: &[u8]| {
         let action = action.name.as_str();
         // The input as the payload, at a fixed instant and with none.
         for now in [&f.now, &f.null] {
-            decide_twice(set, &Request { action, actor: &f.actor, payload: &payload, source: &f.source, now });
+            decide_twice(set, &Request { action, actor: &f.actor, payload: &payload, source: &f.source, context: &f.null, now });
         }
         // The input as who and where the request comes from.
-        decide_twice(set, &Request { action, actor: &value, payload: &f.payload, source: &value, now: &f.now });
+        decide_twice(set, &Request { action, actor: &value, payload: &f.payload, source: &value, context: &value, now: &f.now });
     }
 });

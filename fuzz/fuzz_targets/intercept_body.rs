@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
             if let Some(set) = POLICIES.as_ref() {
                 let actor = body.actor.clone().map_or(Value::Null, Value::String);
                 let source = body.source.clone().unwrap_or(Value::Null);
-                let req = Request { action: &body.action, actor: &actor, payload: &body.payload, source: &source, now: &Value::Null };
+                let context = body.context.clone().unwrap_or(Value::Null);
+                let req = Request { action: &body.action, actor: &actor, payload: &body.payload, source: &source, context: &context, now: &Value::Null };
                 let a = set.decide(&req).to_report(&body.action);
                 let b = set.decide(&req).to_report(&body.action);
                 assert_eq!(a, b, "decisions are deterministic");

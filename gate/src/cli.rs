@@ -16,6 +16,7 @@ mod check;
 mod eval;
 mod fetch;
 mod log_writer;
+mod mcp;
 mod receipt_check;
 mod render;
 mod runs;
@@ -88,6 +89,9 @@ enum Command {
     /// Make the secrets every gate of a deployment shares.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// Gate an MCP server: run it behind this proxy, in its place in the
+    /// client's configuration (`countersign mcp -- npx -y SERVER ARGS…`).
+    Mcp(mcp::McpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,5 +202,6 @@ pub fn run() -> ExitCode {
             gate.as_deref(),
         ),
         Command::Secrets(cmd) => secrets::run(cmd),
+        Command::Mcp(args) => mcp::run(args),
     }
 }

@@ -42,6 +42,10 @@ pub struct ProposedAction {
     pub reasoning: Option<String>,
     /// Where the request came from.
     pub source: Option<Value>,
+    /// What the surface the request came through adds about it (an
+    /// object, such as the MCP proxy's `{"mcp": {"server", "tool",
+    /// "client"}}`): stored with the run, read by policies as `context`.
+    pub context: Option<Value>,
 }
 
 impl ProposedAction {
@@ -118,12 +122,14 @@ pub async fn intercept(
     let now = state.clock.now();
     let actor_value = proposal.actor.clone().map_or(Value::Null, Value::String);
     let source_value = proposal.source.clone().unwrap_or(Value::Null);
+    let context_value = proposal.context.clone().unwrap_or(Value::Null);
     let now_value = Value::Timestamp(now);
     let decision = policies.decide(&countersign_engine::Request {
         action: &proposal.action,
         actor: &actor_value,
         payload: &proposal.payload,
         source: &source_value,
+        context: &context_value,
         now: &now_value,
     });
     let report = decision.to_report(&proposal.action);
@@ -179,6 +185,7 @@ pub async fn intercept(
             action: proposal.action.clone(),
             actor: proposal.actor.clone(),
             source: proposal.source.as_ref().map(Value::to_serde_json),
+            context: proposal.context.as_ref().map(Value::to_serde_json),
             reasoning: proposal.reasoning.clone(),
             payload_hash: sha256_hex(&payload_json),
             payload_summary: summarize_payload(&proposal.payload),
@@ -235,7 +242,9 @@ pub(crate) fn sha256_hex(text: &str) -> String {
 ///
 /// The hashed text is the JSON object `{action, actor, payload, reasoning,
 /// source}` with its keys in that (sorted) order, as `Value::to_json` writes
-/// it; it is built here without copying the payload into a new object.
+/// it; it is built here without copying the payload into a new object. A
+/// request with a `context` adds it between `actor` and `payload` (its
+/// sorted place), so the hashes of requests without one never changed.
 pub(crate) fn request_hash(b: &ProposedAction, payload_json: &str) -> String {
     let optional = |v: Option<&str>, out: &mut String| match v {
         Some(s) => countersign_engine::write_json_string(s, out),
@@ -246,6 +255,10 @@ pub(crate) fn request_hash(b: &ProposedAction, payload_json: &str) -> String {
     countersign_engine::write_json_string(&b.action, &mut text);
     text.push_str(",\"actor\":");
     optional(b.actor.as_deref(), &mut text);
+    if let Some(context) = &b.context {
+        text.push_str(",\"context\":");
+        context.write_json(&mut text);
+    }
     text.push_str(",\"payload\":");
     text.push_str(payload_json);
     text.push_str(",\"reasoning\":");

@@ -575,12 +575,12 @@ async fn two_gates_on_one_postgres_survive_a_kill_9() {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let (name, base) = if (client + n) % 2 == 0 {
+                let (name, base) = if (client + n).is_multiple_of(2) {
                     ("a", &a_base)
                 } else {
                     ("b", &b_base)
                 };
-                let amount = if n % 3 == 0 { 950 } else { 40 };
+                let amount = if n.is_multiple_of(3) { 950 } else { 40 };
                 let idem = format!("kill-c{client}-n{n}");
                 let result = intercept(&http, base, &agent, amount, &idem).await;
                 match result {

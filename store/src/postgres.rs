@@ -50,6 +50,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_key_events.sql"),
     ),
+    (
+        8,
+        include_str!("../migrations/postgres/0008_run_context.sql"),
+    ),
 ];
 
 /// The version whose migration authenticates the events already stored.

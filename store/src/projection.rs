@@ -42,6 +42,8 @@ struct Proposed {
     action: String,
     actor: Option<String>,
     source: Option<Value>,
+    #[serde(default)]
+    context: Option<Value>,
     reasoning: Option<String>,
     payload_json: String,
     payload_hash: String,
@@ -112,6 +114,7 @@ pub(crate) fn project_run(events: &[Event]) -> Result<Run, String> {
                     action: p.action,
                     actor: p.actor,
                     source: p.source.filter(|v| !v.is_null()),
+                    context: p.context.filter(|v| !v.is_null()),
                     reasoning: p.reasoning,
                     payload_json: p.payload_json,
                     payload_hash: p.payload_hash,
@@ -281,7 +284,7 @@ fn row_differences(s: &RunRow, p: &RunRow, out: &mut Vec<Difference>) {
         out.push(("decision_details".to_owned(), d));
     }
     columns!(workspace, run_id, action, actor);
-    json_columns!(source_json);
+    json_columns!(source_json, context_json);
     columns!(reasoning);
     if !same_json(Some(&s.payload_json), Some(&p.payload_json)) {
         let d = differs(&s.payload_json, &p.payload_json);

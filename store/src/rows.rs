@@ -17,10 +17,10 @@ pub(crate) const RUN_COLUMNS: &str = "workspace, run_id, action, actor, source_j
     payload_json, payload_hash, payload_summary, idempotency_key, request_hash, decision_status, \
     decision_rule, decision_reason, policy_version, risk, decision_details, approval_group, \
     approval_quorum, expires_at, approvers_json, governance_status, execution_status, \
-    execution_json, created_at, updated_at, head_seq, head_hash";
+    execution_json, created_at, updated_at, head_seq, head_hash, context_json";
 
 /// How many [`RUN_COLUMNS`] there are (the insert's placeholder count).
-pub(crate) const RUN_COLUMN_COUNT: usize = 28;
+pub(crate) const RUN_COLUMN_COUNT: usize = 29;
 
 /// One result row, read by column index. Each backend implements it for
 /// its own row type, converting its own column types (SQLite keeps
@@ -71,6 +71,7 @@ pub(crate) struct RunRow {
     pub updated_at: DateTime<Utc>,
     pub head_seq: i64,
     pub head_hash: String,
+    pub context_json: Option<String>,
 }
 
 pub(crate) fn seq_to_db(seq: u64) -> Result<i64, StoreError> {
@@ -132,6 +133,7 @@ impl RunRow {
             updated_at: row.ts(25)?,
             head_seq: row.int(26)?,
             head_hash: row.text(27)?,
+            context_json: row.opt_text(28)?,
         })
     }
 
@@ -174,6 +176,7 @@ impl RunRow {
             updated_at: run.updated_at,
             head_seq: seq_to_db(run.chain.seq)?,
             head_hash: run.chain.hash.clone(),
+            context_json: p.context.as_ref().map(serde_json::to_string).transpose()?,
         })
     }
 
@@ -200,6 +203,11 @@ impl RunRow {
             .as_deref()
             .map(serde_json::from_str)
             .transpose()?;
+        let context: Option<Value> = self
+            .context_json
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()?;
         let execution_report: Option<ExecutionReport> = self
             .execution_json
             .as_deref()
@@ -214,6 +222,7 @@ impl RunRow {
                 action: self.action,
                 actor: self.actor,
                 source,
+                context,
                 reasoning: self.reasoning,
                 payload_json: self.payload_json,
                 payload_hash: self.payload_hash,

@@ -86,23 +86,29 @@ pub(crate) fn initial_run(new: &Proposal, deliveries: &[NewDelivery]) -> (Run, V
     };
     let at = new.created_at;
     let run_id = Some(new.run_id.clone());
+    let mut proposed = json!({
+        "action": new.action,
+        "actor": new.actor,
+        "source": new.source,
+        "reasoning": new.reasoning,
+        "payload_json": new.payload_json,
+        "payload_hash": new.payload_hash,
+        "payload_summary": new.payload_summary,
+        "idempotency_key": new.idempotency_key,
+        "request_hash": new.request_hash,
+        "created_at": format_ts(new.created_at),
+    });
+    // Only runs that have a context carry the key, so the events of every
+    // other run keep their shape.
+    if let (Some(context), Some(map)) = (&new.context, proposed.as_object_mut()) {
+        map.insert("context".to_owned(), context.clone());
+    }
     let mut events = vec![
         PendingEvent {
             kind: EventKind::RunProposed,
             run_id: run_id.clone(),
             at,
-            data: json!({
-                "action": new.action,
-                "actor": new.actor,
-                "source": new.source,
-                "reasoning": new.reasoning,
-                "payload_json": new.payload_json,
-                "payload_hash": new.payload_hash,
-                "payload_summary": new.payload_summary,
-                "idempotency_key": new.idempotency_key,
-                "request_hash": new.request_hash,
-                "created_at": format_ts(new.created_at),
-            }),
+            data: proposed,
         },
         PendingEvent {
             kind: EventKind::PolicyDecided,

@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (5, include_str!("../migrations/sqlite/0005_key_actor.sql")),
     (6, include_str!("../migrations/sqlite/0006_key_events.sql")),
+    (8, include_str!("../migrations/sqlite/0008_run_context.sql")),
 ];
 
 /// The version whose migration authenticates the events already stored.

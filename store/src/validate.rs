@@ -50,6 +50,23 @@ pub(crate) fn validate_new_run(run: &mut NewRun) -> Result<(), StoreError> {
     if let Some(key) = &run.proposal.idempotency_key {
         check_id("idempotency_key", key)?;
     }
+    // A null context is no context; anything else must be an object.
+    if run
+        .proposal
+        .context
+        .as_ref()
+        .is_some_and(serde_json::Value::is_null)
+    {
+        run.proposal.context = None;
+    }
+    if run
+        .proposal
+        .context
+        .as_ref()
+        .is_some_and(|c| !c.is_object())
+    {
+        return Err(StoreError::invalid("a run's context must be a JSON object"));
+    }
     run.proposal.created_at = normalize(run.proposal.created_at)?;
     let status = run.proposal.decision.governance_status;
     match (status, &mut run.proposal.approval) {

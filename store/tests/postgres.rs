@@ -165,6 +165,7 @@ async fn postgres() -> Option<Postgres> {
 
 backend_tests!(postgres;
     create_and_get,
+    context_is_kept,
     list_filters_and_pagination,
     default_and_max_page_size,
     idempotency,
@@ -400,7 +401,8 @@ async fn an_upgraded_schema_gets_the_tree_fresh_appends_build() {
         return;
     };
     old.raw_execute(&format!(
-        "INSERT INTO runs SELECT * FROM {d}.runs;
+        "INSERT INTO runs SELECT workspace, run_id, action, actor, source_json, reasoning, payload_json, payload_hash, payload_summary, idempotency_key, request_hash, decision_status, decision_rule, decision_reason, policy_version, risk, decision_details, approval_group, approval_quorum, expires_at, approvers_json, governance_status, execution_status, execution_json, created_at, updated_at, head_seq, head_hash
+                 FROM {d}.runs;
          INSERT INTO approvals SELECT * FROM {d}.approvals;
          INSERT INTO api_keys SELECT workspace, key_id, key_hash, role, label, created_at, revoked_at
              FROM {d}.api_keys;

@@ -70,6 +70,7 @@ async fn sqlite() -> Option<Sqlite> {
 
 backend_tests!(sqlite;
     create_and_get,
+    context_is_kept,
     list_filters_and_pagination,
     default_and_max_page_size,
     idempotency,
@@ -139,7 +140,7 @@ async fn reopening_keeps_data_and_schema_version() {
         )
         .unwrap();
     assert_eq!(versions, distinct, "each migration ran once");
-    assert_eq!(versions, 6, "every migration applied");
+    assert_eq!(versions, 7, "every migration applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -357,7 +358,8 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
         )
         .unwrap();
         conn.execute_batch(
-            "INSERT INTO runs SELECT * FROM donor.runs;
+            "INSERT INTO runs SELECT workspace, run_id, action, actor, source_json, reasoning, payload_json, payload_hash, payload_summary, idempotency_key, request_hash, decision_status, decision_rule, decision_reason, policy_version, risk, decision_details, approval_group, approval_quorum, expires_at, approvers_json, governance_status, execution_status, execution_json, created_at, updated_at, head_seq, head_hash
+                 FROM donor.runs;
              INSERT INTO events SELECT workspace, seq, kind, run_id, at, data, prev_hash, hash
                  FROM donor.events;
              INSERT INTO chain_heads SELECT * FROM donor.chain_heads;
@@ -420,7 +422,7 @@ async fn a_version_2_database_keeps_its_deliveries_and_tokens() {
     let version: i64 = conn
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 8);
     // The events from before the upgrade were authenticated and given
     // their tree when the store opened.
     let report = store.audit("ws").await.unwrap();
@@ -471,7 +473,8 @@ async fn an_upgraded_database_gets_the_tree_fresh_appends_build() {
         )
         .unwrap();
         conn.execute_batch(
-            "INSERT INTO runs SELECT * FROM donor.runs;
+            "INSERT INTO runs SELECT workspace, run_id, action, actor, source_json, reasoning, payload_json, payload_hash, payload_summary, idempotency_key, request_hash, decision_status, decision_rule, decision_reason, policy_version, risk, decision_details, approval_group, approval_quorum, expires_at, approvers_json, governance_status, execution_status, execution_json, created_at, updated_at, head_seq, head_hash
+                 FROM donor.runs;
              INSERT INTO approvals SELECT * FROM donor.approvals;
              INSERT INTO api_keys SELECT workspace, key_id, key_hash, role, label, created_at, revoked_at
                  FROM donor.api_keys;

@@ -32,6 +32,9 @@ pub enum Var {
     Payload,
     /// Where the request came from (any JSON).
     Source,
+    /// What the surface the request came through adds about it (an object
+    /// such as `{"mcp": {"server": …, "tool": …}}`; null when none).
+    Context,
     /// The action's declared risk.
     Risk,
     /// The evaluation instant.
@@ -40,11 +43,12 @@ pub enum Var {
 
 impl Var {
     /// Every variable, for "did you mean" hints and documentation.
-    pub const ALL: [Var; 6] = [
+    pub const ALL: [Var; 7] = [
         Var::Action,
         Var::Actor,
         Var::Payload,
         Var::Source,
+        Var::Context,
         Var::Risk,
         Var::Now,
     ];
@@ -56,6 +60,7 @@ impl Var {
             Var::Actor => "actor",
             Var::Payload => "payload",
             Var::Source => "source",
+            Var::Context => "context",
             Var::Risk => "risk",
             Var::Now => "now",
         }

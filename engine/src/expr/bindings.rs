@@ -11,6 +11,8 @@ pub struct Bindings<'r> {
     pub payload: &'r Value,
     /// `source`
     pub source: &'r Value,
+    /// `context`: what the surface adds (`context.mcp.tool`); null when none.
+    pub context: &'r Value,
     /// `now`: a [`Value::Timestamp`], or null when unset.
     pub now: &'r Value,
 }

@@ -23,7 +23,7 @@ static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::std
 pub struct CelCondition {
     program: Arc<Program>,
     source: Arc<str>,
-    uses: [bool; 6],
+    uses: [bool; 7],
 }
 
 impl std::fmt::Debug for CelCondition {
@@ -80,7 +80,7 @@ impl CelCondition {
         }
         let refs = program.references();
         let bound = comprehension_variables(text);
-        let mut uses = [false; 6];
+        let mut uses = [false; 7];
         for name in refs.variables() {
             match Var::from_name(name) {
                 Some(v) => uses[v as usize] = true,
@@ -89,7 +89,7 @@ impl CelCondition {
                 None => {
                     return Err(CelCompileError {
                         message: format!(
-                            "unknown variable `{name}` in CEL expression; the variables are action, actor, payload, source, risk, now"
+                            "unknown variable `{name}` in CEL expression; the variables are action, actor, payload, source, context, risk, now"
                         ),
                         position: None,
                     });
@@ -124,7 +124,7 @@ pub(crate) struct CelScope<'r> {
     risk: &'r str,
     bindings: Bindings<'r>,
     context: Option<Context<'static, 'static>>,
-    bound: [bool; 6],
+    bound: [bool; 7],
 }
 
 impl<'r> CelScope<'r> {
@@ -134,7 +134,7 @@ impl<'r> CelScope<'r> {
             risk,
             bindings,
             context: None,
-            bound: [false; 6],
+            bound: [false; 7],
         }
     }
 
@@ -154,6 +154,7 @@ impl<'r> CelScope<'r> {
                 Var::Actor => to_cel(self.bindings.actor),
                 Var::Payload => to_cel(self.bindings.payload),
                 Var::Source => to_cel(self.bindings.source),
+                Var::Context => to_cel(self.bindings.context),
                 Var::Now => to_cel(self.bindings.now),
             };
             ctx.add_variable_from_value(var.name(), value);
@@ -227,6 +228,7 @@ mod tests {
             actor: &null,
             payload: &payload,
             source: &null,
+            context: &null,
             now: &null,
         };
         cond.test("act", "high", &b)

@@ -140,7 +140,7 @@ impl<'a> Compiler<'a> {
                 }),
                 Ty::Time,
             ),
-            Var::Actor | Var::Source => (
+            Var::Actor | Var::Source | Var::Context => (
                 Op::Path(Path {
                     root: var,
                     steps: Box::new([]),
@@ -529,6 +529,7 @@ impl<'a> Compiler<'a> {
             actor: &null,
             payload: &null,
             source: &null,
+            context: &null,
             now: &null,
         };
         match eval(&op, &env) {

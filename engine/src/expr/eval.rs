@@ -18,6 +18,7 @@ pub(crate) struct Env<'r> {
     pub(crate) actor: &'r Value,
     pub(crate) payload: &'r Value,
     pub(crate) source: &'r Value,
+    pub(crate) context: &'r Value,
     pub(crate) now: &'r Value,
 }
 
@@ -165,6 +166,7 @@ fn root<'a>(p: &Path, env: &Env<'a>) -> Option<&'a Value> {
         Var::Actor => Some(env.actor),
         Var::Payload => Some(env.payload),
         Var::Source => Some(env.source),
+        Var::Context => Some(env.context),
         Var::Now => Some(env.now),
         Var::Action | Var::Risk => None,
     }
@@ -199,6 +201,7 @@ fn explain_path<'a>(p: &Path, env: &Env<'a>) -> Result<&'a Value, EvalError> {
         Var::Actor => env.actor,
         Var::Payload => env.payload,
         Var::Source => env.source,
+        Var::Context => env.context,
         Var::Now => env.now,
         // Folded to constants by the compiler.
         Var::Action | Var::Risk => {

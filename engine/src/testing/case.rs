@@ -32,6 +32,8 @@ pub struct TestCase {
     pub payload: Value,
     /// The source (null if not given).
     pub source: Value,
+    /// The context (null if not given), read as `context.mcp.tool`.
+    pub context: Value,
     /// The evaluation instant, or null.
     pub now: Value,
     pub(super) expect: Expectation,
@@ -69,6 +71,7 @@ impl TestCase {
             actor: &self.actor,
             payload: &self.payload,
             source: &self.source,
+            context: &self.context,
             now: &self.now,
         }
     }
@@ -293,6 +296,7 @@ fn test_case(source: &Arc<SourceFile>, t: RawTest) -> Result<TestCase, Located> 
         actor: t.actor,
         payload,
         source: t.source,
+        context: t.context,
         now,
         expect,
     })

@@ -46,6 +46,8 @@ pub(super) struct RawTest {
     #[serde(default)]
     pub source: Value,
     #[serde(default)]
+    pub context: Value,
+    #[serde(default)]
     pub now: Option<Spanned<String>>,
     pub expect: RawExpect,
 }
@@ -128,6 +130,8 @@ pub(super) struct RawExpression {
     pub payload_json: Option<String>,
     #[serde(default)]
     pub source: Value,
+    #[serde(default)]
+    pub context: Value,
     #[serde(default)]
     pub now: Option<String>,
     #[serde(default, deserialize_with = "explicit")]

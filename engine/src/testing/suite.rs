@@ -178,6 +178,7 @@ struct Inputs {
     actor: Value,
     payload: Value,
     source: Value,
+    context: Value,
     now: Value,
 }
 
@@ -200,6 +201,7 @@ fn inputs(e: &RawExpression) -> Result<Inputs, String> {
         actor: e.actor.clone(),
         payload,
         source: e.source.clone(),
+        context: e.context.clone(),
         now,
     })
 }
@@ -248,6 +250,7 @@ fn run_expression(problems: &mut Vec<String>, i: usize, e: &RawExpression) {
         actor: &r.actor,
         payload: &r.payload,
         source: &r.source,
+        context: &r.context,
         now: &r.now,
     };
     let got = compiled.evaluate(&bindings);

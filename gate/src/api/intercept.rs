@@ -22,29 +22,47 @@ use crate::state::AppState;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 const MAX_ACTOR: usize = 256;
 const MAX_REASONING: usize = 8 * 1024;
-const ALLOWED_FIELDS: [&str; 6] = [
+/// The longest `context` accepted, as canonical JSON text.
+pub const MAX_CONTEXT_BYTES: usize = 4 * 1024;
+const ALLOWED_FIELDS: [&str; 7] = [
     "action",
     "payload",
     "idempotency_key",
     "actor",
     "reasoning",
     "source",
+    "context",
 ];
 
-/// Takes `field` from the top level or, failing that, from the payload;
-/// giving it in both places with different values is refused.
-fn top_or_payload<'a>(
-    top: &'a Map,
-    payload: &'a Map,
-    field: &str,
-) -> Result<Option<&'a Value>, ApiError> {
-    match (top.get(field), payload.get(field)) {
-        (Some(a), Some(b)) if a != b => Err(ApiError::validation(
-            field,
-            format!("`{field}` is given at the top level and in the payload with different values"),
+/// Takes `field` from the top level or, when the top level does not have
+/// the key, from the payload. The top level wins: a top-level key, even
+/// `null`, means the payload's field of that name is an argument like any
+/// other (an MCP tool may well take an `actor` argument), not the run's
+/// actor, reasoning or source.
+fn top_or_payload<'a>(top: &'a Map, payload: &'a Map, field: &str) -> Option<&'a Value> {
+    match top.get(field) {
+        Some(v) => Some(v),
+        None => payload.get(field),
+    }
+}
+
+/// The `context` object: absent or null is none; anything but an object,
+/// or an object longer than [`MAX_CONTEXT_BYTES`] as JSON, is refused.
+fn context(top: &mut Map) -> Result<Option<Value>, ApiError> {
+    match top.remove("context") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) if v.to_json().len() <= MAX_CONTEXT_BYTES => Ok(Some(v)),
+        Some(Value::Object(_)) => Err(ApiError::validation(
+            "context",
+            format!("`context` is longer than {MAX_CONTEXT_BYTES} bytes as JSON"),
         )),
-        (Some(v), _) | (None, Some(v)) => Ok(Some(v)),
-        (None, None) => Ok(None),
+        Some(other) => Err(ApiError::validation(
+            "context",
+            format!(
+                "`context` must be a JSON object, not {}",
+                other.json_type_name()
+            ),
+        )),
     }
 }
 
@@ -145,17 +163,18 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<ProposedAction,
             ));
         }
     };
+    let context = context(&mut top)?;
     let actor = optional_string(
-        top_or_payload(&top, &payload_map, "actor")?,
+        top_or_payload(&top, &payload_map, "actor"),
         "actor",
         MAX_ACTOR,
     )?;
     let reasoning = optional_string(
-        top_or_payload(&top, &payload_map, "reasoning")?,
+        top_or_payload(&top, &payload_map, "reasoning"),
         "reasoning",
         MAX_REASONING,
     )?;
-    let source = top_or_payload(&top, &payload_map, "source")?
+    let source = top_or_payload(&top, &payload_map, "source")
         .filter(|v| **v != Value::Null)
         .cloned();
     Ok(ProposedAction {
@@ -166,6 +185,7 @@ pub fn parse_intercept(bytes: &[u8], max_bytes: usize) -> Result<ProposedAction,
         actor_bound: false,
         reasoning,
         source,
+        context,
     })
 }
 
@@ -218,9 +238,18 @@ mod tests {
         );
         assert_eq!(field(p(r#"{"action":"a","payload":{"actor":7}}"#)), "actor");
         assert_eq!(
-            field(p(r#"{"action":"a","actor":"x","payload":{"actor":"y"}}"#)),
-            "actor"
+            field(p(r#"{"action":"a","payload":{},"context":[1]}"#)),
+            "context"
         );
+        assert_eq!(
+            field(p(r#"{"action":"a","payload":{},"context":"mcp"}"#)),
+            "context"
+        );
+        let long = format!(
+            r#"{{"action":"a","payload":{{}},"context":{{"k":"{}"}}}}"#,
+            "x".repeat(MAX_CONTEXT_BYTES)
+        );
+        assert_eq!(field(p(&long)), "context");
         assert_eq!(
             field(p(r#"{"action":"a","payload":{},"idempotency_key":""}"#)),
             "idempotency_key"
@@ -252,6 +281,29 @@ mod tests {
         assert_eq!(b.actor.as_deref(), Some("bot"));
         assert_eq!(b.reasoning.as_deref(), Some("why"));
         assert!(b.source.is_some());
+    }
+
+    #[test]
+    fn the_top_level_wins_over_the_payload() {
+        let p = |s: &str| parse_intercept(s.as_bytes(), 65536).unwrap();
+        let b =
+            p(r#"{"action":"a","actor":"x","source":"mcp","payload":{"actor":"y","source":"z"}}"#);
+        assert_eq!(b.actor.as_deref(), Some("x"));
+        assert_eq!(b.source, Some(Value::string("mcp")));
+        assert_eq!(
+            b.payload.as_object().unwrap().get("actor"),
+            Some(&Value::string("y"))
+        );
+        // A top-level null also wins: the payload's field is only an argument.
+        let b = p(r#"{"action":"a","actor":null,"payload":{"actor":7}}"#);
+        assert_eq!(b.actor, None);
+        let b = p(r#"{"action":"a","payload":{},"context":{"mcp":{"tool":"t"}}}"#);
+        assert_eq!(b.context.unwrap().to_json(), r#"{"mcp":{"tool":"t"}}"#);
+        assert!(
+            p(r#"{"action":"a","payload":{},"context":null}"#)
+                .context
+                .is_none()
+        );
     }
 
     /// The hash of the first implementation, which built the object as a

@@ -25,6 +25,9 @@ pub struct EvalArgs {
     /// Where the request comes from, as JSON.
     #[arg(long)]
     source: Option<String>,
+    /// What the surface adds about the request (`{"mcp": {"tool": "…"}}`), as JSON.
+    #[arg(long)]
+    context: Option<String>,
     /// The evaluation instant (RFC 3339); defaults to the current time.
     #[arg(long)]
     now: Option<String>,
@@ -60,6 +63,11 @@ pub fn run(args: EvalArgs) -> ExitCode {
         Some(Ok(v)) => v,
         Some(Err(e)) => return fail(format!("--source is not valid JSON: {e}")),
     };
+    let context = match args.context.as_deref().map(|s| parse_json(s.as_bytes())) {
+        None => Value::Null,
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return fail(format!("--context is not valid JSON: {e}")),
+    };
     let now = match args.now.as_deref() {
         None => Utc::now(),
         Some(s) => match DateTime::parse_from_rfc3339(s) {
@@ -85,6 +93,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
         actor: &actor,
         payload: &payload,
         source: &source,
+        context: &context,
         now: &now,
     });
     match serde_json::to_string_pretty(&decision.to_report(&args.action)) {

@@ -66,7 +66,7 @@ impl Live {
     /// false when the stream should end.
     async fn poll(&mut self) -> bool {
         self.polls += 1;
-        if self.polls % RECHECK_EVERY == 0 {
+        if self.polls.is_multiple_of(RECHECK_EVERY) {
             match session::current(&self.state, &self.headers).await {
                 Ok(Some(s)) if s.workspace(&self.state, &self.ws).is_ok() => {}
                 _ => return false,

@@ -213,3 +213,43 @@ async fn a_key_bound_to_an_actor_proposes_only_as_that_actor() {
     let (_, signed) = gate.get(&format!("/v1/runs/{id}/receipt"), &unbound).await;
     assert_eq!(signed["receipt"]["actor_bound"], false);
 }
+
+/// Issue 17: a top-level `actor`, `reasoning` or `source` wins over the
+/// payload's field of the same name, even when it is null; the payload's
+/// field stays an argument (an MCP tool may take an `actor`). So a bound
+/// key with an `actor` argument and a top-level null is the key's actor.
+#[tokio::test]
+async fn the_top_level_wins_over_same_named_payload_fields() {
+    let gate = Gate::start(&["default"], |_| {}).await;
+    let bound = gate.bound_key("default", "deploy-bot").await;
+    let (status, run) = gate
+        .intercept(
+            &bound,
+            json!({"action": "send_invoice_reminder", "actor": null, "source": "mcp",
+                   "payload": {"amount": 1, "actor": "someone-else", "source": "crm"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["actor"], "deploy-bot");
+    assert_eq!(run["source"], "mcp");
+
+    let unbound = gate.key("default", Role::Agent).await;
+    let (status, run) = gate
+        .intercept(
+            &unbound,
+            json!({"action": "send_invoice_reminder", "actor": "proxy", "reasoning": null,
+                   "payload": {"amount": 1, "actor": "argument", "reasoning": "an argument too"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["actor"], "proxy");
+    assert_eq!(run["reasoning"], serde_json::Value::Null);
+    // Without a top-level key, the payload's field is still read.
+    let (_, run) = gate
+        .intercept(
+            &unbound,
+            json!({"action": "send_invoice_reminder", "payload": {"amount": 1, "actor": "from-payload"}}),
+        )
+        .await;
+    assert_eq!(run["actor"], "from-payload");
+}

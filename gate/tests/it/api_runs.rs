@@ -524,3 +524,85 @@ async fn postgres_backed_gate_runs_the_same_flow() {
         .await
         .unwrap();
 }
+
+/// Issue 17: a top-level `context` object is stored with the run, shown in
+/// its view, and read by policies as `context.…` in both condition
+/// languages; anything but an object, or one over the limit, is a 422.
+#[tokio::test]
+async fn the_context_is_stored_and_read_by_policies() {
+    let gate = Gate::start(&["default"], |c| {
+        let dir = c.workspaces[0].policies.clone();
+        std::fs::write(
+            dir.join("mcp.yaml"),
+            r#"version: 1
+actions:
+  fs.write_file:
+    default: allow
+    rules:
+      - name: untrusted-client
+        when: context.mcp.client.name == "untrusted"
+        decision: block
+        reason: This client may not write
+      - name: cel-tool
+        when_cel: context.mcp.tool == "write_file" && context.mcp.server == "other"
+        decision: block
+        reason: Not through that server
+"#,
+        )
+        .unwrap();
+    })
+    .await;
+    let agent = gate.key("default", Role::Agent).await;
+    let body = |client: &str, server: &str| {
+        json!({"action": "fs.write_file", "payload": {"path": "/tmp/x"}, "source": "mcp",
+               "context": {"mcp": {"server": server, "tool": "write_file", "client": {"name": client, "version": "1"}}}})
+    };
+    let (status, run) = gate.intercept(&agent, body("claude", "fs")).await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["governance_status"], "allowed");
+    assert_eq!(run["context"]["mcp"]["client"]["name"], "claude");
+    let id = run["run_id"].as_str().unwrap();
+    let (_, read) = gate.get(&format!("/v1/runs/{id}"), &agent).await;
+    assert_eq!(read["context"], run["context"], "stored with the run");
+    // The row agrees with the authenticated events (else this is a 500
+    // audit_mismatch), and the receipt is signed.
+    let (status, done) = gate
+        .post(
+            &format!("/v1/runs/{id}/executed"),
+            &agent,
+            json!({"execution_result": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    let (status, _) = gate.get(&format!("/v1/runs/{id}/receipt"), &agent).await;
+    assert_eq!(status, 200);
+    let (_, run) = gate.intercept(&agent, body("untrusted", "fs")).await;
+    assert_eq!(
+        (run["governance_status"].as_str(), run["rule"].as_str()),
+        (Some("blocked"), Some("untrusted-client"))
+    );
+    let (_, run) = gate.intercept(&agent, body("claude", "other")).await;
+    assert_eq!(
+        (run["governance_status"].as_str(), run["rule"].as_str()),
+        (Some("blocked"), Some("cel-tool"))
+    );
+    // A run without a context shows null.
+    let (_, run) = gate
+        .intercept(
+            &agent,
+            json!({"action": "send_invoice_reminder", "payload": {"amount": 1}}),
+        )
+        .await;
+    assert_eq!(run["context"], Value::Null);
+
+    for bad in [json!([1]), json!("mcp"), json!({"k": "x".repeat(5000)})] {
+        let (status, e) = gate
+            .intercept(
+                &agent,
+                json!({"action": "fs.write_file", "payload": {}, "context": bad}),
+            )
+            .await;
+        assert_eq!((status, error_code(&e)), (422, "validation_failed"), "{e}");
+        assert_eq!(e["error"]["field"], "context");
+    }
+}

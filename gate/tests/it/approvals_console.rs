@@ -307,6 +307,7 @@ async fn a_token_of_the_first_format_still_answers_its_delivery() {
                 action: "send_invoice_reminder".into(),
                 actor: Some("finance_agent".into()),
                 source: None,
+                context: None,
                 reasoning: None,
                 payload_json: r#"{"amount":900}"#.into(),
                 payload_hash: token_hash(r#"{"amount":900}"#),

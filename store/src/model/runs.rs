@@ -71,6 +71,11 @@ pub struct Proposal {
     pub actor: Option<String>,
     /// Where the proposal came from.
     pub source: Option<Value>,
+    /// What the surface the proposal came through adds about it (the MCP
+    /// proxy's `{"mcp": {"server", "tool", "client"}}`), an object; `None`
+    /// for requests without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
     /// The agent's reasoning.
     pub reasoning: Option<String>,
     /// The payload as JSON text, stored verbatim.
@@ -213,6 +218,7 @@ mod tests {
             action: "db.migrate".into(),
             actor: Some("agent".into()),
             source: Some(json!({"session": 7})),
+            context: None,
             reasoning: None,
             payload_json: "{}".into(),
             payload_hash: "ph".into(),

@@ -156,6 +156,7 @@ async fn insert_run(tx: &Transaction<'_>, run: &Run) -> Result<(), StoreError> {
             &r.updated_at,
             &r.head_seq,
             &r.head_hash,
+            &r.context_json,
         ],
     )
     .await?;

@@ -203,6 +203,7 @@ fn insert_run(
         r.updated_at,
         seq_to_db(head_seq)?,
         head_hash,
+        r.row.context_json,
     ]);
     match inserted {
         Ok(_) => Ok(true),

@@ -97,6 +97,7 @@ pub fn run(workspace: &str, run_id: &str, status: GovernanceStatus) -> NewRun {
             action: "db.migrate".into(),
             actor: Some("agent-1".into()),
             source: Some(json!({"agent": "builder", "session": 7})),
+            context: None,
             reasoning: Some("because".into()),
             payload_json: r#"{"amount": 12.50, "big": 123456789012345678901234567890}"#.into(),
             payload_hash: "ph".into(),

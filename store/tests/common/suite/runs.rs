@@ -436,3 +436,44 @@ pub async fn tenant_isolation(b: &impl Backend) {
     assert!(a.approvals.is_empty());
     assert_eq!(s.workspaces().await.unwrap(), ["A", "B"]);
 }
+
+/// Issue 17: a run's `context` object is kept in its row and its
+/// `run_proposed` event; the row agrees with the events (audit), a run
+/// without one has none and no `context` key in its event, and anything but
+/// an object is refused.
+pub async fn context_is_kept(b: &impl Backend) {
+    let s = b.store();
+    let mut new = run("ws", "r-ctx", GovernanceStatus::Allowed);
+    let context = json!({"mcp": {"server": "fs", "tool": "write_file", "client": {"name": "c", "version": "1"}}});
+    new.proposal.context = Some(context.clone());
+    s.create_run(new).await.unwrap();
+    s.create_run(run("ws", "r-plain", GovernanceStatus::Allowed))
+        .await
+        .unwrap();
+    let got = s.get_run("ws", "r-ctx").await.unwrap().unwrap();
+    assert_eq!(got.proposal.context, Some(context.clone()));
+    assert_eq!(
+        s.get_run("ws", "r-plain")
+            .await
+            .unwrap()
+            .unwrap()
+            .proposal
+            .context,
+        None
+    );
+    let events = s.events("ws", 0, 0).await.unwrap();
+    assert_eq!(events[0].data["context"], context);
+    assert!(
+        events[2].data.get("context").is_none(),
+        "{}",
+        events[2].data
+    );
+    assert!(s.audit("ws").await.unwrap().is_ok());
+
+    let mut bad = run("ws", "r-bad", GovernanceStatus::Allowed);
+    bad.proposal.context = Some(json!(["not", "an", "object"]));
+    assert!(matches!(
+        s.create_run(bad).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+}

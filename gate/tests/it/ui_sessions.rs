@@ -474,7 +474,7 @@ async fn sign_in_returns_to_the_page_asked_for_and_never_to_another_site() {
     // The header names the key by its label (escaped), not its id.
     let page = v.get(&wanted).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Ops &lt;laptop&gt; (admin)"), "{}", page.body);
+    assert!(page.body.contains("Ops &#60;laptop&#62; (admin)"), "{}", page.body);
     assert!(!page.body.contains(&format!("admin key {}", k.key_id)));
 
     // An error page keeps the navigation.

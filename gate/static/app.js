@@ -37,6 +37,11 @@
     sel.addRange(range);
   }
 
+  // A chart wider than a phone scrolls: start at its right end, today.
+  document.querySelectorAll("[data-scroll-end]").forEach(function (box) {
+    box.scrollLeft = box.scrollWidth;
+  });
+
   var table = document.querySelector("table.runs");
   if (!table) return;
   var body = table.tBodies[0];

@@ -923,6 +923,13 @@ describe('dashboard (/ui) in Chromium', () => {
     await goto(admin, `${w}/runs/${S.approved}/receipt`);
     assert.ok((await admin.locator('[data-testid=receipt-result]').innerText()).includes('re_e2e_1'), 'the receipt does not show the result');
 
+    // The policies page shows the template.
+    await goto(admin, `${w}/policies`);
+    assert.equal(
+      (await admin.locator('[data-testid=summary-template]').innerText()).trim(),
+      'Refund {payload.amount} {payload.currency} for order {payload.order_id}',
+    );
+
     // The header names the admin key by its label.
     assert.match(await admin.locator('header .me').innerText(), /^e2e admin \(admin\)$/);
 

@@ -240,7 +240,8 @@ async fn email_link(
     let link = format!(
         "{}/ui/login/{token}{}",
         state.config.public_url.trim_end_matches('/'),
-        next.map(|n| format!("?next={}", enc(n))).unwrap_or_default()
+        next.map(|n| format!("?next={}", enc(n)))
+            .unwrap_or_default()
     );
     let text = format!(
         "Someone (hopefully you) asked to sign in to the Countersign dashboard as {email}.\n\n\

@@ -199,7 +199,14 @@ pub fn short_id(id: &str) -> String {
     if id.chars().count() <= 16 {
         return id.to_owned();
     }
-    let tail: String = id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = id
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let head = if id.starts_with("run_") { "run_" } else { "" };
     format!("{head}…{tail}")
 }
@@ -291,12 +298,20 @@ fn flatten(
         }
         _ if out.len() >= MAX_FIELDS => *more += 1,
         serde_json::Value::String(s) => out.push(PayloadField {
-            path: if path.is_empty() { "(value)".to_owned() } else { path },
+            path: if path.is_empty() {
+                "(value)".to_owned()
+            } else {
+                path
+            },
             value: s.clone(),
             read: false,
         }),
         other => out.push(PayloadField {
-            path: if path.is_empty() { "(value)".to_owned() } else { path },
+            path: if path.is_empty() {
+                "(value)".to_owned()
+            } else {
+                path
+            },
             value: other.to_string(),
             read: false,
         }),
@@ -386,7 +401,11 @@ mod tests {
     fn payloads_flatten_and_mark_what_the_rule_reads() {
         let (rows, more) = payload_fields(
             r#"{"amount": 250, "customer": {"name": "Ada", "tier": "gold"}, "items": ["a"], "note": "x"}"#,
-            &["amount".to_owned(), "customer".to_owned(), "items.0.sku".to_owned()],
+            &[
+                "amount".to_owned(),
+                "customer".to_owned(),
+                "items.0.sku".to_owned(),
+            ],
         );
         assert_eq!(more, 0);
         let got: Vec<(&str, &str, bool)> = rows
@@ -405,7 +424,10 @@ mod tests {
         );
         let big: String = format!(
             "{{{}}}",
-            (0..60).map(|i| format!("\"k{i:02}\": {i}")).collect::<Vec<_>>().join(",")
+            (0..60)
+                .map(|i| format!("\"k{i:02}\": {i}"))
+                .collect::<Vec<_>>()
+                .join(",")
         );
         let (rows, more) = payload_fields(&big, &[]);
         assert_eq!((rows.len(), more), (MAX_FIELDS, 20));

@@ -184,7 +184,9 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
     // Bob's card says who else has answered.
     assert!(
         bob_inbox.body.contains("data-testid=\"answers\"")
-            && bob_inbox.body.contains("<strong>alice</strong> approved just now"),
+            && bob_inbox
+                .body
+                .contains("<strong>alice</strong> approved just now"),
         "{}",
         bob_inbox.body
     );

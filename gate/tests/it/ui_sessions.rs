@@ -457,7 +457,9 @@ async fn sign_in_returns_to_the_page_asked_for_and_never_to_another_site() {
     let login = v.get(&login_url).await;
     assert_eq!(login.status, 200);
     assert!(
-        login.body.contains(&format!("name=\"next\" value=\"{wanted}\"")),
+        login
+            .body
+            .contains(&format!("name=\"next\" value=\"{wanted}\"")),
         "the sign-in forms do not carry the page: {}",
         login.body
     );
@@ -474,18 +476,30 @@ async fn sign_in_returns_to_the_page_asked_for_and_never_to_another_site() {
     // The header names the key by its label (escaped), not its id.
     let page = v.get(&wanted).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Ops &#60;laptop&#62; (admin)"), "{}", page.body);
+    assert!(
+        page.body.contains("Ops &#60;laptop&#62; (admin)"),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains(&format!("admin key {}", k.key_id)));
 
     // An error page keeps the navigation.
     let missing = v.get("/ui/w/default/runs/run_nope").await;
     assert_eq!(missing.status, 404);
-    for nav in ["/ui/w/default/runs\"", "/ui/w/default/policies\"", "data-testid=\"logout\""] {
+    for nav in [
+        "/ui/w/default/runs\"",
+        "/ui/w/default/policies\"",
+        "data-testid=\"logout\"",
+    ] {
         assert!(missing.body.contains(nav), "the 404 page lacks {nav}");
     }
     let unknown = v.get("/ui/w/default/nothing-here").await;
     assert_eq!(unknown.status, 404);
-    assert!(unknown.body.contains("data-testid=\"logout\""), "{}", unknown.body);
+    assert!(
+        unknown.body.contains("data-testid=\"logout\""),
+        "{}",
+        unknown.body
+    );
 
     // `next` never leads off the dashboard: such values are dropped.
     for evil in [
@@ -514,7 +528,9 @@ async fn sign_in_returns_to_the_page_asked_for_and_never_to_another_site() {
     let mut a = Visitor::new(&gate);
     let token = issue_link(&gate, "alice@example.com").await;
     let confirm = a
-        .get(&format!("/ui/login/{token}?next=%2Fui%2Fw%2Fdefault%2Fruns%2F{run_id}"))
+        .get(&format!(
+            "/ui/login/{token}?next=%2Fui%2Fw%2Fdefault%2Fruns%2F{run_id}"
+        ))
         .await;
     assert_eq!(confirm.status, 200);
     let csrf_token = csrf(&confirm.body);

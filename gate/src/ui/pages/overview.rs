@@ -191,7 +191,10 @@ pub async fn overview(
             };
             p.ticks = [0, top / 2, top]
                 .into_iter()
-                .map(|v| Tick { y: y_of(v), value: v })
+                .map(|v| Tick {
+                    y: y_of(v),
+                    value: v,
+                })
                 .collect();
             let n = u32::try_from(days).unwrap_or(1).max(1);
             let slot_w = (CHART_W - PLOT_LEFT) / n;

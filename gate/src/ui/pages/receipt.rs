@@ -120,9 +120,9 @@ pub fn receipt_page(
         execution: execution_label(e).to_owned(),
         execution_tone: tone(e.as_str()),
         execution_result: run.execution.as_ref().and_then(|x| match &x.outcome {
-            countersign_store::ExecutionOutcome::Executed { result } if !result.is_null() => Some(
-                crate::ui::view::pretty_json(&result.to_string(), 5_000),
-            ),
+            countersign_store::ExecutionOutcome::Executed { result } if !result.is_null() => {
+                Some(crate::ui::view::pretty_json(&result.to_string(), 5_000))
+            }
             _ => None,
         }),
         execution_detail: run.execution.as_ref().map(|x| {

@@ -264,10 +264,7 @@ pub async fn run_detail(
                 && events
                     .last()
                     .is_some_and(|e| e.seq == run.chain.seq && e.hash == run.chain.hash);
-            let policies = state
-                .workspaces
-                .get(&ws)
-                .map(|w| w.policies());
+            let policies = state.workspaces.get(&ws).map(|w| w.policies());
             let read = policies
                 .as_deref()
                 .map(|p| crate::title::deciding_paths(p, &run))
@@ -320,7 +317,9 @@ pub async fn run_detail(
                 chain_hash: run.chain.hash.clone(),
                 chain_ok,
                 result: run.execution.as_ref().and_then(|e| match &e.outcome {
-                    countersign_store::ExecutionOutcome::Executed { result } if !result.is_null() => {
+                    countersign_store::ExecutionOutcome::Executed { result }
+                        if !result.is_null() =>
+                    {
                         Some(pretty_json(&result.to_string(), 5_000))
                     }
                     _ => None,

@@ -326,7 +326,7 @@ async fn attention(
         .map(|r| (r, "failed", "fail"))
         .chain(blocked.iter().map(|r| (r, "blocked", "bad")))
         .collect();
-    problems.sort_by(|a, b| b.0.updated_at.cmp(&a.0.updated_at));
+    problems.sort_by_key(|p| std::cmp::Reverse(p.0.updated_at));
     let problem_list = problems
         .into_iter()
         .take(ATTENTION)

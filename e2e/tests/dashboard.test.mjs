@@ -52,6 +52,7 @@ approvers:
 actions:
   issue_refund:
     description: Refund all or part of a customer's charge.
+    summary: "Refund {payload.amount} {payload.currency} for order {payload.order_id}"
     risk: high
     approvers: finance-leads
     rules:
@@ -243,9 +244,18 @@ describe('dashboard (/ui) in Chromium', () => {
     if (process.env.E2E_UPDATE_DOCS === '1' && S.failed) {
       console.log('# docs/screenshots: not updated, a step failed');
     } else if (process.env.E2E_UPDATE_DOCS === '1') {
-      const missing = updateDocs({ overview: 'overview', inbox: 'inbox', receipt: 'receipt' });
+      const docs = {
+        overview: 'desktop-overview',
+        inbox: 'inbox',
+        receipt: 'receipt',
+        runs: 'desktop-runs',
+        'phone-inbox': 'phone-inbox',
+        'phone-runs': 'phone-runs',
+        'phone-overview': 'phone-overview',
+      };
+      const missing = updateDocs(docs);
       if (missing.length) console.log(`# docs/screenshots: no screenshot of ${missing.join(', ')} to copy`);
-      else console.log('# docs/screenshots: overview.png, inbox.png and receipt.png updated');
+      else console.log(`# docs/screenshots: ${Object.keys(docs).map((d) => `${d}.png`).join(', ')} updated`);
     }
     if (S.dir && process.env.E2E_KEEP !== '1') fs.rmSync(S.dir, { recursive: true, force: true });
   });
@@ -729,6 +739,220 @@ describe('dashboard (/ui) in Chromium', () => {
     await S.inbox.locator(`[data-testid=inbox-item][data-run-id="${id}"]`).waitFor();
     await noMarkup(S.inbox, 'inbox');
     await screenshot(S.inbox, 'inbox-untrusted-text');
+  });
+
+  step('10b. every page fits a phone (390 px) and a desktop (1280 px), with hostile data', ['alice', 'admin', 'adminPage'], async () => {
+    // Agent text built to stretch a layout: a 60-character actor without a
+    // space, long unbroken payload strings, nested fields, long reasoning.
+    const longActor = 'agent-' + 'x'.repeat(54);
+    const longWord = 'LONG' + 'ABCDEFGHIJ'.repeat(30);
+    const hostile = await api('POST', '/v1/intercept', {
+      body: {
+        action: 'issue_refund',
+        actor: longActor,
+        payload: {
+          amount: 750,
+          currency: 'EUR',
+          order_id: `ord-${'9'.repeat(80)}`,
+          note: longWord,
+          customer: { name: 'Ada Lovelace', email: `${'a'.repeat(70)}@example.test`, iban: 'DE' + '1'.repeat(60) },
+          lines: [{ sku: longWord.slice(0, 90), qty: 1 }],
+        },
+        reasoning: `${longWord}\n${'Because '.repeat(40)}`,
+      },
+    });
+    assert.equal(hostile.status, 201, hostile.text);
+    S.hostile = hostile.json.run_id;
+    // A failed execution with a long error, for the overview's attention list.
+    const toFail = await api('POST', '/v1/intercept', {
+      body: { action: 'issue_refund', actor: longActor, payload: { amount: 30, currency: 'EUR', order_id: 'ord-fail' } },
+    });
+    assert.equal(toFail.status, 201, toFail.text);
+    const failed = await api('POST', `/v1/runs/${toFail.json.run_id}/failed`, { body: { execution_error: `gateway said ${longWord}` } });
+    assert.equal(failed.status, 200, failed.text);
+    S.failedRun = toFail.json.run_id;
+
+    // A fresh share link for the share views.
+    const admin = await S.admin.newPage();
+    await goto(admin, `/ui/w/${WS}/share`);
+    await admin.fill('input[name=label]', 'L'.repeat(100));
+    await admin.fill('input[name=days]', '7');
+    await submit(admin, '[data-testid=create-share]');
+    const shareUrl = (await admin.locator('[data-testid=share-url]').innerText()).trim();
+    const shareCtx = await newContext();
+    const share = await shareCtx.newPage();
+    const anonCtx = await newContext();
+    const anon = await anonCtx.newPage();
+
+    // The approval email's confirmation page for the hostile run.
+    const mail = await waitFor(
+      'the approval email of the hostile run',
+      () => readMaildir(S.smtp.maildir).find((m) => m.to.includes(ALICE) && m.text.includes(S.hostile)),
+      { ms: 20_000, every: 250 },
+    );
+    const confirmLink = mail.text.match(new RegExp(`${S.base.replace(/[.]/g, '\\.')}/a/[A-Za-z0-9_.=-]+\\?d=approve`));
+    assert.ok(confirmLink, `no approve link in:\n${mail.text}`);
+    S.hostileMail = mail;
+
+    const alice = await S.alice.newPage();
+    const w = `/ui/w/${WS}`;
+    const pages = [
+      [anon, '/ui/login', 200],
+      [anon, `/ui/login?next=${encodeURIComponent(`${w}/runs/${S.hostile}`)}`, 200],
+      [anon, confirmLink[0], 200],
+      [anon, `/ui/s/${'A'.repeat(43)}`, 404],
+      [anon, S.shareUrl, 410],
+      [share, shareUrl, 200],
+      [share, `${shareUrl}/runs/${S.hostile}/receipt`, 200],
+      [alice, '/ui/inbox', 200],
+      [alice, `${w}/runs`, 200],
+      [alice, `${w}/runs/${S.hostile}`, 200],
+      [admin, w, 200],
+      [admin, `${w}?days=30`, 200],
+      [admin, `${w}?days=90`, 200],
+      [admin, `${w}/runs`, 200],
+      [admin, `${w}/runs?actor=${encodeURIComponent(longActor)}`, 200],
+      [admin, `${w}/runs/${S.hostile}`, 200],
+      [admin, `${w}/runs/${S.hostile}/receipt`, 200],
+      [admin, `${w}/runs/${S.failedRun}`, 200],
+      [admin, `${w}/runs/${S.approved}/receipt`, 200],
+      [admin, `${w}/policies`, 200],
+      [admin, `${w}/share`, 200],
+      [admin, `${w}/runs/run_does_not_exist`, 404],
+      [admin, '/ui/inbox', 200],
+    ];
+    const tooWide = [];
+    for (const [width, height, tag] of [[390, 844, 'phone'], [1280, 800, 'desktop']]) {
+      for (const p of [anon, share, alice, admin]) await p.setViewportSize({ width, height });
+      for (const [page, url, status] of pages) {
+        await goto(page, url, status);
+        const m = await page.evaluate(() => ({
+          doc: document.documentElement.scrollWidth,
+          body: document.body.scrollWidth,
+          view: window.innerWidth,
+        }));
+        if (Math.max(m.doc, m.body) > m.view) tooWide.push(`${tag} ${url}: ${Math.max(m.doc, m.body)} px > ${m.view} px`);
+      }
+      await goto(alice, '/ui/inbox');
+      await screenshot(alice, `${tag}-inbox`);
+      await goto(admin, w);
+      await screenshot(admin, `${tag}-overview`);
+      await goto(admin, `${w}/runs`);
+      await screenshot(admin, `${tag}-runs`);
+      await goto(admin, `${w}/runs/${S.hostile}`);
+      await screenshot(admin, `${tag}-run`);
+    }
+    assert.deepEqual(tooWide, [], `pages wider than the viewport:\n${tooWide.join('\n')}`);
+
+    // On a phone the navigation stays within the header (it scrolls).
+    await admin.setViewportSize({ width: 390, height: 844 });
+    await goto(admin, `${w}/runs`);
+    const nav = await admin.locator('header.top nav').evaluate((n) => ({ right: n.getBoundingClientRect().right, view: window.innerWidth }));
+    assert.ok(nav.right <= nav.view, `the navigation ends at ${nav.right} px on a ${nav.view} px screen`);
+    await admin.setViewportSize({ width: 1280, height: 800 });
+    for (const c of [shareCtx, anonCtx]) await c.close();
+    await alice.close();
+    S.responsivePage = admin;
+  });
+
+  step('10c. approval cards, runs list, overview, run and receipt pages say what a person needs', ['hostile', 'responsivePage'], async () => {
+    const admin = S.responsivePage;
+    const w = `/ui/w/${WS}`;
+    // The card: the policy's summary as title, risk badge, relative expiry
+    // with the absolute time on hover, the rule's fields highlighted, the
+    // full JSON one click away, the agent's reasoning.
+    const inbox = await S.alice.newPage();
+    await goto(inbox, '/ui/inbox');
+    const card = inbox.locator(`[data-testid=inbox-item][data-run-id="${S.hostile}"]`);
+    // (a placeholder's value is cut at 80 characters)
+    assert.equal((await card.locator('[data-testid=card-title]').innerText()).trim(), `Refund 750 EUR for order ord-${'9'.repeat(75)}…`);
+    assert.match(await card.locator('[data-testid=risk]').innerText(), /high risk/i);
+    const expires = card.locator('[data-testid=expires]');
+    assert.match((await expires.innerText()).trim(), /^in \d+ h$/);
+    assert.match(await expires.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    const read = await card.locator('[data-testid=payload] tr[data-read] th').allInnerTexts();
+    assert.deepEqual(read.map((t) => t.trim()), ['amount'], 'the rule reads payload.amount only');
+    assert.ok((await card.locator('[data-testid=payload] th').allInnerTexts()).map((t) => t.trim()).includes('customer.name'));
+    const json = card.locator('[data-testid=payload-json]');
+    assert.equal(await json.locator('pre').isVisible(), false, 'the JSON is shown before asking');
+    await json.locator('summary').click();
+    assert.ok((await json.locator('pre').innerText()).includes('"iban"'));
+    assert.ok((await card.locator('[data-testid=reasoning]').innerText()).startsWith('LONGABCDEFGHIJ'));
+    await inbox.close();
+
+    // The same title in the approval email, with a link to the run's page.
+    assert.ok(S.hostileMail.subject.includes('Refund 750 EUR for order'), `subject: ${S.hostileMail.subject}`);
+    assert.ok(S.hostileMail.text.includes(`${S.base}${w}/runs/${S.hostile}`), 'the email has no link to the run page');
+
+    // Runs list: title, pills, a short copyable id, absolute and relative time, a count, sorting, live.
+    await goto(admin, `${w}/runs`);
+    const row = admin.locator(`tr[data-run-id="${S.hostile}"]`);
+    assert.ok((await row.locator('[data-testid=run-title]').innerText()).startsWith('Refund 750 EUR'));
+    assert.equal(await row.locator('button[data-copy]').getAttribute('data-copy'), S.hostile);
+    assert.ok((await row.locator('td.id code').innerText()).length < S.hostile.length, 'the run id is not shortened');
+    assert.match(await row.locator('td.when').innerText(), /ago[\s\S]*UTC/);
+    const total = (await rowIds(admin)).length;
+    assert.match(await admin.locator('[data-testid=run-count]').innerText(), new RegExp(`^${total} runs`));
+    await admin.locator('[data-testid=live-state][data-state=on]').waitFor();
+    await admin.locator('th button.sort', { hasText: 'Action' }).click();
+    assert.equal(await admin.locator('th[aria-sort]').innerText(), 'ACTION');
+    await admin.locator('th button.sort', { hasText: 'Created' }).click();
+    await admin.locator('th button.sort', { hasText: 'Created' }).click();
+    const ids = await rowIds(admin);
+    assert.equal(ids[0], S.failedRun, 'newest first after sorting by creation time');
+
+    // Overview as triage: pending soonest to expire, latest failures and blocks, distinct colours.
+    await goto(admin, w);
+    const pending = admin.locator('[data-testid=attention-pending] li');
+    assert.ok((await pending.count()) >= 1);
+    assert.match(await pending.first().innerText(), /expires in/);
+    const problems = await admin.locator('[data-testid=attention-problems] li').allInnerTexts();
+    assert.ok(problems.some((t) => /^failed/.test(t.trim())), `no failure listed: ${problems}`);
+    assert.ok(problems.some((t) => /^blocked/.test(t.trim())), `no block listed: ${problems}`);
+    const colour = async (sel) => admin.locator(sel).first().evaluate((e) => getComputedStyle(e).fill);
+    assert.notEqual(await colour('svg.chart rect.failed'), await colour('svg.chart rect.blocked'), 'failed and blocked share a colour');
+    assert.ok((await admin.locator('[data-testid=y-tick]').count()) >= 2, 'the chart has no y axis');
+    assert.ok((await admin.locator('[data-testid=bar-value]').count()) >= 1, 'the chart shows no per-day values');
+
+    // Decided runs do not say what they need; the result is shown.
+    await goto(admin, `${w}/runs/${S.approved}`);
+    assert.equal(await admin.locator('[data-testid=needs]').count(), 0, '"Needs …" on a decided run');
+    assert.ok((await admin.locator('[data-testid=execution-result]').innerText()).includes('re_e2e_1'));
+    await goto(admin, `${w}/runs/${S.hostile}`);
+    assert.equal(await admin.locator('[data-testid=needs]').count(), 1, 'a pending run does not say what it needs');
+    await goto(admin, `${w}/runs/${S.approved}/receipt`);
+    assert.ok((await admin.locator('[data-testid=receipt-result]').innerText()).includes('re_e2e_1'), 'the receipt does not show the result');
+
+    // The policies page shows the template.
+    await goto(admin, `${w}/policies`);
+    assert.equal(
+      (await admin.locator('[data-testid=summary-template]').innerText()).trim(),
+      'Refund {payload.amount} {payload.currency} for order {payload.order_id}',
+    );
+
+    // The header names the admin key by its label.
+    assert.match(await admin.locator('header .me').innerText(), /^e2e admin \(admin\)$/);
+
+    // Error pages keep the navigation.
+    await goto(admin, `${w}/runs/run_does_not_exist`, 404);
+    assert.ok((await admin.locator('header.top nav a').count()) >= 4, 'the 404 page has no navigation');
+
+    // A signed-out visitor who follows a link to a run signs in and lands on it.
+    const ctx = await newContext();
+    const visitor = await ctx.newPage();
+    await goto(visitor, `${w}/runs/${S.hostile}`);
+    assert.equal(pathOf(visitor), '/ui/login');
+    await visitor.fill('input[name=key]', S.adminKey);
+    await submit(visitor, '[data-testid=key-sign-in]');
+    assert.equal(pathOf(visitor), `${w}/runs/${S.hostile}`);
+    // And a `next` to another site is ignored.
+    await ctx.clearCookies();
+    await goto(visitor, `/ui/login?next=${encodeURIComponent('//evil.example/ui/')}`);
+    await visitor.fill('input[name=key]', S.adminKey);
+    await submit(visitor, '[data-testid=key-sign-in]');
+    assert.equal(new URL(visitor.url()).origin, S.base);
+    assert.equal(pathOf(visitor), w);
+    await ctx.close();
   });
 
   step('11. logout ends the session', ['alice', 'admin'], async () => {

@@ -51,6 +51,7 @@ impl CompiledExpr {
                 op,
                 source: Arc::from(text),
                 canonical: Arc::from(node.canonical()),
+                payload_paths: Arc::from(node.payload_paths()),
             })
         } else {
             Err(compiler.diagnostics)
@@ -111,6 +112,22 @@ impl CompiledExpr {
     /// The source text.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The payload fields the expression reads, as dotted paths
+    /// (`payload.customer.name` is `customer.name`), each once, in order of
+    /// first use. A computed index (`payload.items[i]`) stops the path at
+    /// the list.
+    ///
+    /// ```
+    /// use countersign_engine::CompiledExpr;
+    /// let e = CompiledExpr::compile(
+    ///     r#"payload.amount > 100 and payload.customer["tier"] == "gold""#, "pay", "high",
+    /// ).unwrap();
+    /// assert_eq!(e.payload_paths(), ["amount", "customer.tier"]);
+    /// ```
+    pub fn payload_paths(&self) -> &[String] {
+        &self.payload_paths
     }
 
     /// Adds the failing sub-expression to a message that does not already

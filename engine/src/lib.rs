@@ -54,8 +54,9 @@ pub use expr::{
 };
 pub use policy::{
     Action, ApproverGroup, Condition, DEFAULT_TIMEOUT, DiagnosticKind, Location, MAX_FILE_BYTES,
-    Member, Mode, Origin, PolicyDiagnostic, PolicyError, PolicySet, Risk, Rule, SourceFile,
-    Verdict, format_duration, is_test_file, is_valid_action_name, parse_duration,
+    MAX_TITLE_CHARS, Member, Mode, Origin, PolicyDiagnostic, PolicyError, PolicySet, Risk, Rule,
+    SourceFile, SummaryError, SummaryTemplate, Verdict, format_duration, is_test_file,
+    is_valid_action_name, parse_duration,
 };
 pub use value::{
     JsonError, JsonLimits, Map, Value, parse_json, parse_json_with_limits, write_json_string,
@@ -64,6 +65,28 @@ pub use value::{
 #[cfg(test)]
 mod tests {
     /// The gate shares one policy set across threads.
+    #[test]
+    fn rules_say_which_payload_fields_they_read() {
+        let set = crate::PolicySet::from_sources([(
+            "p.yaml",
+            "version: 1\nactions:\n  pay:\n    rules:\n      - name: a\n        when: payload.amount > 5 and payload.to.iban != \"x\" and payload.amount < 9\n        decision: allow\n      - name: b\n        when_cel: payload.customer.tier == 'gold' && size(payload.items) > 0\n        decision: allow\n      - name: c\n        decision: block\n",
+        )])
+        .map_err(|e| e.to_string());
+        let set = match set {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let pay = &set.actions()[0];
+        let paths: Vec<Vec<String>> = pay
+            .rules
+            .iter()
+            .map(|r| r.condition.payload_paths())
+            .collect();
+        assert_eq!(paths[0], ["amount", "to.iban"]);
+        assert_eq!(paths[1], ["customer.tier", "items"]);
+        assert!(paths[2].is_empty());
+    }
+
     #[test]
     fn policy_set_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}

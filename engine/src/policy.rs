@@ -6,6 +6,7 @@ mod diagnostic;
 mod files;
 mod model;
 mod raw;
+mod summary;
 mod version;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ pub use model::{
     Action, ApproverGroup, Condition, DEFAULT_TIMEOUT, Member, Mode, Origin, PolicySet, Risk, Rule,
     Verdict, format_duration, is_valid_action_name, parse_duration,
 };
+pub use summary::{MAX_TITLE_CHARS, SummaryError, SummaryTemplate};
 
 pub(crate) use files::{find_yaml_files, read_source, span_of, yaml_diagnostic};
 

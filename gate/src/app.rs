@@ -50,7 +50,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/approvals/{token}", post(answers::answer_api))
         .route("/slack/interactions", post(answers::slack_interactions))
-        .merge(crate::ui::routes())
+        .merge(crate::ui::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Handlers read bodies themselves with the configured limit; this

@@ -47,6 +47,7 @@ pub mod secrets;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod title;
 pub mod ui;
 pub mod workspace;
 

@@ -1,6 +1,7 @@
-// Countersign dashboard: live runs table (server-sent events) and the
-// receipt's print button. No framework; served with a strict CSP, so no
-// inline scripts anywhere. Text from the server is set with textContent only.
+// Countersign dashboard: live runs table (server-sent events), sorting,
+// copy buttons and the receipt's print button. No framework; served with a
+// strict CSP, so no inline scripts anywhere. Text from the server is set
+// with textContent only.
 "use strict";
 
 (function () {
@@ -8,11 +9,79 @@
     b.addEventListener("click", function () { window.print(); });
   });
 
-  var table = document.querySelector("table[data-live]");
-  if (!table || !window.EventSource) return;
+  // Copy buttons (run ids): the full value goes to the clipboard.
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest ? ev.target.closest("button[data-copy]") : null;
+    if (!b) return;
+    var text = b.getAttribute("data-copy");
+    var done = function () {
+      var was = b.textContent;
+      b.textContent = "Copied";
+      b.dataset.copied = "1";
+      setTimeout(function () { b.textContent = was; }, 1500);
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(done, function () { select(b); });
+    } else {
+      select(b);
+    }
+  });
+  function select(b) {
+    var code = b.parentNode.querySelector("code");
+    if (!code) return;
+    code.textContent = b.getAttribute("data-copy");
+    var range = document.createRange();
+    range.selectNodeContents(code);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+
+  // A chart wider than a phone scrolls: start at its right end, today.
+  document.querySelectorAll("[data-scroll-end]").forEach(function (box) {
+    box.scrollLeft = box.scrollWidth;
+  });
+
+  var table = document.querySelector("table.runs");
+  if (!table) return;
   var body = table.tBodies[0];
+
+  // Sorting by a column header: click to sort, click again to reverse.
+  var heads = table.tHead ? table.tHead.rows[0].cells : [];
+  function sortKey(row, index, kind) {
+    if (kind === "created") return row.dataset.created || "";
+    var c = row.cells[index];
+    return c ? c.textContent.trim().toLowerCase() : "";
+  }
+  Array.prototype.forEach.call(heads, function (th, index) {
+    var kind = th.dataset.sort;
+    var button = th.querySelector("button.sort");
+    if (!kind || !button) return;
+    button.addEventListener("click", function () {
+      var asc = th.getAttribute("aria-sort") !== "ascending";
+      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = sortKey(a, index, kind), y = sortKey(b, index, kind);
+        var r = x < y ? -1 : x > y ? 1 : 0;
+        return asc ? r : -r;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+
+  if (!table.dataset.live || !window.EventSource) return;
   var firstPage = table.dataset.firstPage === "1";
   var state = document.querySelector("[data-testid=live-state]");
+  var count = document.querySelector("[data-count]");
+
+  function setState(s, text) {
+    if (!state) return;
+    state.dataset.state = s;
+    var t = state.querySelector(".text");
+    if (t) t.textContent = text;
+  }
 
   function setBadge(row, field, value, label, tone) {
     var el = row.querySelector('[data-field="' + field + '"]');
@@ -22,39 +91,63 @@
     el.className = "badge " + tone;
   }
 
-  function cell(text) {
-    var td = document.createElement("td");
-    td.textContent = text;
-    return td;
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
   }
 
-  function badgeCell(field) {
-    var td = document.createElement("td");
-    var span = document.createElement("span");
+  function badge(field) {
+    var span = el("span");
     span.dataset.field = field;
-    td.appendChild(span);
-    return td;
+    return span;
   }
 
+  // The same cells as templates/ui/run_row.html.
   function newRow(r) {
-    var tr = document.createElement("tr");
+    var tr = el("tr");
     tr.dataset.runId = r.run_id;
-    var first = document.createElement("td");
-    var a = document.createElement("a");
+    tr.dataset.created = r.created_at;
+    var what = el("td", "what");
+    var a = el("a");
     a.href = r.href;
-    var code = document.createElement("code");
-    code.textContent = r.run_id;
-    a.appendChild(code);
-    first.appendChild(a);
-    tr.appendChild(first);
-    tr.appendChild(cell(r.action));
-    tr.appendChild(cell(r.actor));
-    tr.appendChild(cell(r.rule));
-    tr.appendChild(badgeCell("governance_status"));
-    tr.appendChild(badgeCell("execution_status"));
-    var age = cell("just now");
-    age.title = r.created_at;
-    tr.appendChild(age);
+    a.appendChild(el("code", "", r.action));
+    what.appendChild(a);
+    if (r.title) {
+      var t = el("span", "title", r.title);
+      t.dataset.testid = "run-title";
+      what.appendChild(t);
+    }
+    tr.appendChild(what);
+    var who = el("td", "who", r.actor);
+    who.dataset.label = "Actor";
+    tr.appendChild(who);
+    var status = el("td", "status");
+    status.appendChild(badge("governance_status"));
+    status.appendChild(document.createTextNode(" "));
+    status.appendChild(badge("execution_status"));
+    tr.appendChild(status);
+    var rule = el("td", "rule", r.rule);
+    rule.dataset.label = "Rule";
+    tr.appendChild(rule);
+    var when = el("td", "when");
+    var time = el("time", "", "just now");
+    time.setAttribute("datetime", r.created_at);
+    time.title = r.created_abs;
+    when.appendChild(time);
+    when.appendChild(el("span", "muted small nowrap", r.created_abs));
+    tr.appendChild(when);
+    var id = el("td", "id");
+    var code = el("code", "", r.short_id);
+    code.title = r.run_id;
+    id.appendChild(code);
+    var copy = el("button", "copy", "Copy");
+    copy.type = "button";
+    copy.setAttribute("data-copy", r.run_id);
+    copy.title = "Copy the full run id";
+    id.appendChild(copy);
+    tr.appendChild(id);
     return tr;
   }
 
@@ -77,6 +170,7 @@
       body.insertBefore(row, body.firstChild);
       var empty = document.querySelector("[data-testid=no-runs]");
       if (empty) empty.remove();
+      if (count) count.textContent = String(body.rows.length);
     }
     setBadge(row, "governance_status", r.governance_status, r.governance_label, r.governance_tone);
     setBadge(row, "execution_status", r.execution_status, r.execution_label, r.execution_tone);
@@ -84,6 +178,8 @@
     void row.offsetWidth;
     row.classList.add("changed");
   });
-  source.addEventListener("open", function () { if (state) state.textContent = "live updates on"; });
-  source.addEventListener("error", function () { if (state) state.textContent = "reconnecting…"; });
+  source.addEventListener("open", function () { setState("on", "live"); });
+  source.addEventListener("error", function () {
+    setState("off", source.readyState === 2 ? "live updates off: reload the page" : "reconnecting…");
+  });
 })();

@@ -54,6 +54,14 @@ pub struct ApprovalMessage {
     pub reasoning: Option<String>,
     /// A short human-readable summary of the action's payload.
     pub payload_summary: String,
+    /// The request's one-line title, made from the action's `summary:`
+    /// template in the policy (e.g. "Refund 250 EUR to Ada Lovelace"), or
+    /// its description; agent text inside, so hostile until escaped.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// The run's page in the dashboard (a sign-in leads back to it).
+    #[serde(default)]
+    pub dashboard_url: Option<String>,
     /// Name of the policy rule that required approval, if any.
     pub rule: Option<String>,
     /// Why approval is required, in the policy's words.

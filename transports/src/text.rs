@@ -30,7 +30,7 @@ fn or_not_given(value: Option<&String>) -> String {
 /// The facts every transport shows, in the order they are shown. Values are
 /// raw (unescaped): each medium escapes them itself.
 pub(crate) fn facts(msg: &ApprovalMessage) -> Vec<Fact> {
-    vec![
+    let mut out = vec![
         fact("Action", msg.action.clone()),
         fact("Actor", or_not_given(msg.actor.as_ref())),
         fact("Risk", or_not_given(msg.risk.as_ref())),
@@ -42,7 +42,11 @@ pub(crate) fn facts(msg: &ApprovalMessage) -> Vec<Fact> {
         fact("Expires", expiry(msg)),
         fact("Workspace", msg.workspace.clone()),
         fact("Run", msg.run_id.clone()),
-    ]
+    ];
+    if let Some(url) = msg.dashboard_url.as_deref().filter(|u| is_web_url(u)) {
+        out.push(fact("Dashboard", url));
+    }
+    out
 }
 
 /// "2 approvals needed from group finance".
@@ -60,9 +64,17 @@ pub(crate) fn expiry(msg: &ApprovalMessage) -> String {
     msg.expires_at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// A one-line title: "Approval needed: send_invoice_reminder (medium risk)".
+/// A one-line title: "Approval needed: send_invoice_reminder (medium risk)",
+/// or with the request's summary instead of the action name when it has one:
+/// "Approval needed: Refund 250 EUR to Ada (high risk)".
 pub(crate) fn title(msg: &ApprovalMessage) -> String {
-    let action = truncate(&one_line(&msg.action), 100);
+    let named = msg
+        .summary
+        .as_deref()
+        .map(|s| one_line(s).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| msg.action.clone());
+    let action = truncate(&one_line(&named), 120);
     match msg.risk.as_deref().map(one_line) {
         Some(risk) if !risk.trim().is_empty() => {
             format!(

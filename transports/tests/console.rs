@@ -53,6 +53,25 @@ async fn console_always_succeeds_and_shows_the_request_and_links() {
 }
 
 #[test]
+fn a_summary_titles_the_request_and_the_dashboard_link_is_listed() {
+    let mut msg = common::message();
+    msg.summary = Some("Remind ACME of invoice 42\nBcc: x".into());
+    msg.dashboard_url = Some("https://gate.example/ui/w/acme/runs/run_01JTESTRUN".into());
+    let text = ConsoleTransport::render(&msg);
+    assert!(
+        text.contains("Approval needed: Remind ACME of invoice 42 Bcc: x (medium risk)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Dashboard: https://gate.example/ui/w/acme/runs/run_01JTESTRUN"),
+        "{text}"
+    );
+    // A dashboard URL that is not a web URL is not shown.
+    msg.dashboard_url = Some("javascript:alert(1)".into());
+    assert!(!ConsoleTransport::render(&msg).contains("Dashboard:"));
+}
+
+#[test]
 fn transport_errors_carry_message_and_retry_class() {
     let e = TransportError::transient("SMTP 451");
     assert!(e.retryable());

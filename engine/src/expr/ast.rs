@@ -165,6 +165,58 @@ pub enum NodeKind {
 }
 
 impl Node {
+    /// The payload paths this expression reads (see
+    /// [`CompiledExpr::payload_paths`](crate::CompiledExpr::payload_paths)).
+    pub(crate) fn payload_paths(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_paths(&mut out);
+        out
+    }
+
+    fn collect_paths(&self, out: &mut Vec<String>) {
+        if let Some(path) = self.payload_path() {
+            let path = path.join(".");
+            if !path.is_empty() && !out.contains(&path) {
+                out.push(path);
+            }
+            return;
+        }
+        match &self.kind {
+            NodeKind::Literal(_) | NodeKind::Ident(_) => {}
+            NodeKind::List(items) | NodeKind::Call(_, _, items) => {
+                items.iter().for_each(|n| n.collect_paths(out));
+            }
+            NodeKind::Member(base, _) | NodeKind::Unary(_, base) => base.collect_paths(out),
+            NodeKind::Index(a, b) | NodeKind::Binary(_, a, b) => {
+                a.collect_paths(out);
+                b.collect_paths(out);
+            }
+        }
+    }
+
+    /// `payload.a.b` or `payload["a"]` as its segments; `None` for
+    /// anything else.
+    fn payload_path(&self) -> Option<Vec<String>> {
+        match &self.kind {
+            NodeKind::Ident(name) if name == "payload" => Some(Vec::new()),
+            NodeKind::Member(base, field) => {
+                let mut p = base.payload_path()?;
+                p.push(field.clone());
+                Some(p)
+            }
+            NodeKind::Index(base, idx) => {
+                let mut p = base.payload_path()?;
+                match &idx.kind {
+                    NodeKind::Literal(Value::String(s)) => p.push(s.clone()),
+                    NodeKind::Literal(Value::Number(n)) => p.push(n.to_string()),
+                    _ => return None,
+                }
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
     /// A canonical spelling: fully parenthesized, numbers normalized
     /// (`1000.00` → `1000`), strings in double quotes, `&&` as `and`,
     /// `a["b"]` as `a.b`. Two conditions that differ only in layout or

@@ -145,4 +145,6 @@ pub struct CompiledExpr {
     pub(crate) op: Op,
     pub(crate) source: Arc<str>,
     pub(crate) canonical: Arc<str>,
+    /// The payload paths the expression reads, dotted, in order of first use.
+    pub(crate) payload_paths: Arc<[String]>,
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::summary::SummaryTemplate;
 use crate::expr::CompiledExpr;
 use crate::expr::cel::CelCondition;
 
@@ -167,6 +168,37 @@ pub enum Condition {
     Cel(CelCondition),
 }
 
+impl Condition {
+    /// The payload fields the condition reads, as dotted paths
+    /// (`customer.name`), each once. For `when_cel:` they are read from the
+    /// text (`payload.a.b` chains), which is enough to point a reader at
+    /// the fields that matter.
+    pub fn payload_paths(&self) -> Vec<String> {
+        match self {
+            Condition::Always => Vec::new(),
+            Condition::Expr(e) => e.payload_paths().to_vec(),
+            Condition::Cel(c) => {
+                let mut out: Vec<String> = Vec::new();
+                if let Some(re) = CEL_PATH.as_ref() {
+                    for m in re.captures_iter(c.source()) {
+                        if let Some(p) = m.get(1) {
+                            let p = p.as_str().trim_start_matches('.').to_owned();
+                            if !out.contains(&p) {
+                                out.push(p);
+                            }
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+static CEL_PATH: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\bpayload((?:\.[A-Za-z_][A-Za-z0-9_]*)+)").ok()
+});
+
 /// One rule of an action.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -197,6 +229,8 @@ pub struct Action {
     pub name: String,
     /// What the action does.
     pub description: Option<String>,
+    /// The title approvers see for a request (`summary:`), if written.
+    pub summary: Option<SummaryTemplate>,
     /// Declared risk.
     pub risk: Risk,
     pub(crate) approvers: Option<usize>,

@@ -103,6 +103,9 @@ pub(crate) struct RawMember {
 pub(crate) struct RawAction {
     #[serde(default)]
     pub(crate) description: Option<String>,
+    /// The approvers' one-line title, e.g. `Refund {payload.amount}`.
+    #[serde(default)]
+    pub(crate) summary: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) risk: Option<Spanned<String>>,
     #[serde(default)]

@@ -324,6 +324,16 @@ fn message(state: &AppState, run: &Run, d: &Delivery) -> ApprovalMessage {
         risk: run.proposal.decision.risk.clone(),
         reasoning: run.proposal.reasoning.clone(),
         payload_summary: run.proposal.payload_summary.clone(),
+        summary: state
+            .workspaces
+            .get(&run.proposal.workspace)
+            .and_then(|w| crate::title::run_title(&w.policies(), run)),
+        dashboard_url: Some(format!(
+            "{}/ui/w/{}/runs/{}",
+            base.trim_end_matches('/'),
+            run.proposal.workspace,
+            run.proposal.run_id
+        )),
         rule: run.proposal.decision.rule.clone(),
         reason: run.proposal.decision.reason.clone(),
         group: approval.map(|a| a.group.clone()).unwrap_or_default(),

@@ -15,7 +15,10 @@ use super::login::form;
 use super::pages::{approver_id_for, listed_as, load_run};
 use super::render::{UiError, page, see_other};
 use super::session::{self, Session};
-use super::view::{Chrome, Tab, reveal, reveal_opt, when};
+use super::view::{
+    Chrome, PayloadField, Tab, ago, payload_fields, pretty_json, reveal, reveal_opt, risk_class,
+    short_id, until, when,
+};
 use crate::approvals::record::{self, Answer, Outcome};
 use crate::http::{ClientAddr, user_agent};
 use crate::run_id::RunId;
@@ -30,12 +33,31 @@ pub struct InboxItem {
     pub ws: String,
     /// Run id.
     pub run_id: String,
+    /// Run id, shortened.
+    pub short_id: String,
     /// Action.
     pub action: String,
+    /// The card's title: the action's `summary:` filled in, its
+    /// description, or the action name.
+    pub title: String,
     /// Actor.
     pub actor: String,
-    /// Payload summary.
-    pub summary: String,
+    /// The payload as key/value rows, what the rule reads marked.
+    pub fields: Vec<PayloadField>,
+    /// Fields left out of `fields`.
+    pub more_fields: usize,
+    /// Some field is marked as read by the rule.
+    pub any_read: bool,
+    /// The whole payload, pretty-printed.
+    pub payload_json: String,
+    /// Risk badge class.
+    pub risk_class: &'static str,
+    /// Expiry, relative ("in 23 h").
+    pub expires_in: String,
+    /// Expiry, RFC 3339 (for `<time datetime>`).
+    pub expires_at: String,
+    /// Answers so far: (who, what, when, comment).
+    pub answers: Vec<(String, &'static str, String, Option<String>)>,
     /// Reasoning.
     pub reasoning: Option<String>,
     /// Rule and reason.
@@ -94,7 +116,26 @@ async fn pending_runs(state: &AppState, ws: &str) -> Result<(Vec<Run>, bool), Ui
     }
 }
 
-fn item(run: &Run, email: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> InboxItem {
+fn item(
+    state: &AppState,
+    run: &Run,
+    email: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> InboxItem {
+    let policies = state
+        .workspaces
+        .get(&run.proposal.workspace)
+        .map(|w| w.policies());
+    let read = policies
+        .as_deref()
+        .map(|p| crate::title::deciding_paths(p, run))
+        .unwrap_or_default();
+    let (fields, more_fields) = payload_fields(&run.proposal.payload_json, &read);
+    let title = policies
+        .as_deref()
+        .and_then(|p| crate::title::run_title(p, run))
+        .unwrap_or_else(|| run.proposal.action.clone());
+    let expires = run.proposal.approval.as_ref().map(|a| a.expires_at);
     let (approvals, quorum) = record::progress(run);
     let id = email.and_then(|e| approver_id_for(run, e));
     let own = id.is_none() && email.is_some_and(|e| listed_as(run, e));
@@ -111,13 +152,40 @@ fn item(run: &Run, email: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> I
     InboxItem {
         ws: run.proposal.workspace.clone(),
         run_id: run.proposal.run_id.clone(),
+        short_id: short_id(&run.proposal.run_id),
         action: reveal(&run.proposal.action),
+        title: reveal(&title),
         actor: run
             .proposal
             .actor
             .as_deref()
             .map_or_else(|| "—".into(), reveal),
-        summary: reveal(&run.proposal.payload_summary),
+        any_read: fields.iter().any(|f| f.read),
+        fields,
+        more_fields,
+        payload_json: pretty_json(&run.proposal.payload_json, 20_000),
+        risk_class: risk_class(run.proposal.decision.risk.as_deref().unwrap_or("")),
+        expires_in: expires.map(|t| until(t, now)).unwrap_or_default(),
+        expires_at: expires
+            .map(countersign_store::format_ts)
+            .unwrap_or_default(),
+        answers: run
+            .approvals
+            .iter()
+            .map(|a| {
+                (
+                    reveal(&a.approver_id),
+                    match (a.decision, a.counted) {
+                        (AnswerDecision::Approve, true) => "approved",
+                        (AnswerDecision::Reject, true) => "rejected",
+                        (AnswerDecision::Approve, false) => "approved (not counted)",
+                        (AnswerDecision::Reject, false) => "rejected (not counted)",
+                    },
+                    ago(a.answered_at, now),
+                    reveal_opt(a.comment.as_deref()),
+                )
+            })
+            .collect(),
         reasoning: reveal_opt(run.proposal.reasoning.as_deref()),
         why: reveal(&format!(
             "{}: {}",
@@ -163,12 +231,12 @@ pub async fn inbox(
                     None => true,
                 };
                 if relevant {
-                    items.push(item(&run, email.as_deref(), state.clock.now()));
+                    items.push(item(&state, &run, email.as_deref(), state.clock.now()));
                 }
             }
         }
-        // Oldest expiry first: what needs an answer soonest.
-        items.sort_by(|a, b| a.expires.cmp(&b.expires));
+        // Soonest expiry first: what needs an answer soonest.
+        items.sort_by(|a, b| a.expires_at.cmp(&b.expires_at));
         let (flash, flash_tone) = flash(&q);
         let p = InboxPage {
             chrome: s.chrome(

@@ -97,11 +97,14 @@ impl Live {
             let Ok(Some(run)) = self.state.store.get_run(&self.ws, &run_id).await else {
                 continue;
             };
-            let row = RunRow::new(
+            let mut row = RunRow::new(
                 &run,
                 format!("/ui/w/{}/runs/{}", self.ws, run.proposal.run_id),
                 now,
             );
+            if let Some(w) = self.state.workspaces.get(&self.ws) {
+                row = row.titled(&w.policies(), &run);
+            }
             let data = json!({
                 "row": row,
                 "is_new": is_new,

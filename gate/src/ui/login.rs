@@ -5,17 +5,18 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use countersign_store::{GrantKind, GrantOutcome, NewGrant, Role};
 
+use super::frame::safe_next;
 use super::render::{UiError, page, see_other};
 use super::session::{
     self, PRE_COOKIE, SESSION_COOKIE, Viewer, add_cookie, check_origin, cookie, csrf_matches,
     lists_email, new_token, pre_csrf, set_cookie,
 };
-use super::view::Chrome;
+use super::view::{Chrome, enc};
 use crate::approvals::tokens::{token_hash, well_formed};
 use crate::auth::MAX_KEY_LEN;
 use crate::http::{ClientAddr, MAX_FORM_BYTES};
@@ -76,6 +77,13 @@ struct LoginPage {
     email_enabled: bool,
     error: Option<String>,
     max_key: usize,
+    next: Option<String>,
+}
+
+/// The page to return to after signing in, from a query or a form: only a
+/// dashboard path ([`safe_next`]), never another site.
+fn next_of(q: &HashMap<String, String>) -> Option<String> {
+    q.get("next").filter(|n| safe_next(n)).cloned()
 }
 
 fn login_response(
@@ -83,6 +91,7 @@ fn login_response(
     headers: &HeaderMap,
     status: StatusCode,
     error: Option<String>,
+    next: Option<String>,
 ) -> Result<Response, UiError> {
     let (pre, fresh) = pre_session(headers)?;
     let r = page(
@@ -93,14 +102,19 @@ fn login_response(
             email_enabled: state.channels.email_sender.is_some(),
             error,
             max_key: MAX_KEY_LEN,
+            next,
         },
     );
     Ok(with_pre(state, r, &pre, fresh))
 }
 
-/// `GET /ui/login`
-pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    login_response(&state, &headers, StatusCode::OK, None)
+/// `GET /ui/login?next=/ui/…`
+pub async fn login_page(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    login_response(&state, &headers, StatusCode::OK, None, next_of(&q))
         .unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -136,12 +150,14 @@ async fn send_link_inner(
 ) -> Result<Response, UiError> {
     let form = form(body).await?;
     check_pre_form(state, headers, &form)?;
+    let next = next_of(&form);
     let Some(sender) = state.channels.email_sender.clone() else {
         return login_response(
             state,
             headers,
             StatusCode::CONFLICT,
             Some("Email sign-in is not configured on this gate. Sign in with an admin key.".into()),
+            next,
         );
     };
     let email = form
@@ -158,6 +174,7 @@ async fn send_link_inner(
             headers,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("Enter the email address your approver entry uses.".into()),
+            next,
         );
     }
     if !state.sign_in_limiter.allow_request(client) {
@@ -166,6 +183,7 @@ async fn send_link_inner(
             headers,
             StatusCode::TOO_MANY_REQUESTS,
             Some("Too many sign-in requests from your network. Try again in 15 minutes.".into()),
+            next,
         );
     }
     // Everything that depends on the address happens after the answer, so
@@ -173,7 +191,7 @@ async fn send_link_inner(
     let state = state.clone();
     let client = client.to_owned();
     tokio::spawn(async move {
-        if let Err(e) = email_link(&state, sender, &email, &client).await {
+        if let Err(e) = email_link(&state, sender, &email, &client, next.as_deref()).await {
             tracing::warn!(error = %e.message, "dashboard sign-in link not sent");
         }
     });
@@ -193,6 +211,7 @@ async fn email_link(
     sender: std::sync::Arc<countersign_transports::email::EmailTransport>,
     email: &str,
     client: &str,
+    next: Option<&str>,
 ) -> Result<(), UiError> {
     if !state.workspaces.values().any(|w| lists_email(w, email)) {
         return Ok(());
@@ -219,8 +238,10 @@ async fn email_link(
         )
         .await?;
     let link = format!(
-        "{}/ui/login/{token}",
-        state.config.public_url.trim_end_matches('/')
+        "{}/ui/login/{token}{}",
+        state.config.public_url.trim_end_matches('/'),
+        next.map(|n| format!("?next={}", enc(n)))
+            .unwrap_or_default()
     );
     let text = format!(
         "Someone (hopefully you) asked to sign in to the Countersign dashboard as {email}.\n\n\
@@ -261,12 +282,14 @@ async fn key_sign_in_inner(
     let form = form(body).await?;
     check_pre_form(state, headers, &form)?;
     let key = form.get("key").map(|k| k.trim()).unwrap_or_default();
+    let next = next_of(&form);
     let refuse = |message: &str| {
         login_response(
             state,
             headers,
             StatusCode::UNAUTHORIZED,
             Some(message.to_owned()),
+            next.clone(),
         )
     };
     if key.is_empty() || key.len() > MAX_KEY_LEN {
@@ -292,7 +315,8 @@ async fn key_sign_in_inner(
         },
     )
     .await?;
-    let mut r = see_other(&format!("/ui/w/{}", record.workspace));
+    let home = format!("/ui/w/{}", record.workspace);
+    let mut r = see_other(next.as_deref().unwrap_or(&home));
     add_cookie(&mut r, cookie);
     Ok(r)
 }
@@ -303,6 +327,7 @@ struct LinkConfirm {
     chrome: Chrome,
     csrf: String,
     email: String,
+    next: Option<String>,
 }
 
 fn link_gone() -> UiError {
@@ -319,6 +344,7 @@ fn link_gone() -> UiError {
 pub async fn link_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
@@ -341,6 +367,7 @@ pub async fn link_page(
                 chrome: Chrome::bare("Sign in"),
                 csrf: pre_csrf(&state, &pre),
                 email: grant.subject,
+                next: next_of(&q),
             },
         );
         Ok(with_pre(&state, r, &pre, fresh))
@@ -376,7 +403,7 @@ pub async fn link_sign_in(
             }
         };
         let cookie = session::start(&state, &Viewer::Approver { email }).await?;
-        let mut r = see_other("/ui/inbox");
+        let mut r = see_other(next_of(&form).as_deref().unwrap_or("/ui/inbox"));
         add_cookie(&mut r, cookie);
         Ok(r)
     }

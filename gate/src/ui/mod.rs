@@ -18,6 +18,7 @@
 
 mod answers;
 mod confirm;
+mod frame;
 mod live;
 mod login;
 mod pages;
@@ -35,8 +36,10 @@ use crate::state::AppState;
 
 pub use session::SESSION_COOKIE;
 
-/// The dashboard's routes, to merge into the gate's router.
-pub fn routes() -> Router<AppState> {
+/// The dashboard's routes, to merge into the gate's router. Error pages
+/// get the signed-in viewer's navigation, and a signed-out visitor who asks
+/// for a page is sent to sign in and back (see `frame`).
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/a/{token}",
@@ -74,6 +77,8 @@ pub fn routes() -> Router<AppState> {
             "/ui/s/{token}/runs/{run_id}/receipt.json",
             get(share::receipt_json),
         )
+        .route("/ui/{*rest}", get(frame::no_such_page))
+        .layer(axum::middleware::from_fn_with_state(state, frame::frame))
 }
 
 async fn style() -> Response {

@@ -130,17 +130,26 @@ impl From<StoreError> for UiError {
     }
 }
 
+/// The error page of `err` in the frame `chrome`.
+pub fn error_page(err: &UiError, chrome: Chrome) -> Response {
+    page(
+        err.status,
+        &ErrorPage {
+            chrome,
+            heading: &err.title,
+            message: &err.message,
+            sign_in: err.sign_in,
+        },
+    )
+}
+
 impl IntoResponse for UiError {
+    /// The page without navigation; the error rides along in the
+    /// response's extensions so the dashboard's frame layer can add the
+    /// viewer's navigation (or send a signed-out visitor to sign in).
     fn into_response(self) -> Response {
-        let sign_in = self.sign_in;
-        page(
-            self.status,
-            &ErrorPage {
-                chrome: Chrome::bare(&self.title),
-                heading: &self.title,
-                message: &self.message,
-                sign_in,
-            },
-        )
+        let mut r = error_page(&self, Chrome::bare(&self.title));
+        r.extensions_mut().insert(self);
+        r
     }
 }

@@ -55,6 +55,8 @@ pub struct Session {
     pub csrf: String,
     /// The session grant's id (for sign-out).
     pub grant_id: String,
+    /// The admin key's label, shown in the header (admin sessions).
+    pub label: Option<String>,
 }
 
 /// A fresh random token: 32 bytes, URL-safe base64 (43 characters).
@@ -155,6 +157,7 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Ses
     if grant.kind != GrantKind::Session || !grant.is_live(state.clock.now()) {
         return Ok(None);
     }
+    let mut label = None;
     let viewer = if let Some(email) = grant.subject.strip_prefix(APPROVER) {
         Viewer::Approver {
             email: email.to_owned(),
@@ -165,12 +168,18 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Ses
         };
         // An admin session lives only as long as its key.
         let keys = state.store.list_keys(&workspace).await?;
-        let live = keys
+        let Some(key) = keys
             .iter()
-            .any(|k| k.key_id == key_id && k.role == Role::Admin && k.revoked_at.is_none());
-        if !live {
+            .find(|k| k.key_id == key_id && k.role == Role::Admin && k.revoked_at.is_none())
+        else {
             return Ok(None);
-        }
+        };
+        label = key
+            .label
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(super::view::reveal);
         Viewer::Admin {
             workspace,
             key_id: key_id.to_owned(),
@@ -182,6 +191,7 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Ses
         viewer,
         csrf: state.token_secret.mac("ui session csrf", &token),
         grant_id: grant.grant_id,
+        label,
     }))
 }
 
@@ -348,7 +358,10 @@ impl Session {
             }
         }
         let who = match &self.viewer {
-            Viewer::Admin { workspace, key_id } => format!("admin key {key_id} · {workspace}"),
+            Viewer::Admin { key_id, .. } => match &self.label {
+                Some(label) => format!("{label} (admin)"),
+                None => format!("admin key {key_id}"),
+            },
             Viewer::Approver { email } => email.clone(),
         };
         Chrome {

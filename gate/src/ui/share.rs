@@ -300,7 +300,13 @@ pub async fn view(
         let rows = runs
             .runs
             .iter()
-            .map(|r| RunRow::new(r, format!("{base}/runs/{}/receipt", r.proposal.run_id), now))
+            .map(|r| {
+                let row = RunRow::new(r, format!("{base}/runs/{}/receipt", r.proposal.run_id), now);
+                match state.workspaces.get(&ws) {
+                    Some(w) => row.titled(&w.policies(), r),
+                    None => row,
+                }
+            })
             .collect();
         let query = filter_query(&filter);
         let next = runs.next_cursor.map(|c| {

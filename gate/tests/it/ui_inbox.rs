@@ -180,7 +180,17 @@ async fn dashboard_answers_count_once_respect_quorum_expiry_and_aliases() {
 
     let mut bob = Visitor::new(&gate);
     bob.sign_in_as("bob@example.com").await;
-    let bob_token = csrf(&bob.get("/ui/inbox").await.body);
+    let bob_inbox = bob.get("/ui/inbox").await;
+    // Bob's card says who else has answered.
+    assert!(
+        bob_inbox.body.contains("data-testid=\"answers\"")
+            && bob_inbox
+                .body
+                .contains("<strong>alice</strong> approved just now"),
+        "{}",
+        bob_inbox.body
+    );
+    let bob_token = csrf(&bob_inbox.body);
     let second = bob.answer(&id, &bob_token, "approve").await;
     assert!(second.location.unwrap().contains("answered=approved&"));
     assert_eq!(gate.run(&agent, &id).await["governance_status"], "approved");

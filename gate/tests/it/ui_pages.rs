@@ -156,7 +156,7 @@ async fn share_links_show_history_and_receipts_only_until_revoked() {
     assert!(receipt.body.contains("signature valid"));
     let json_receipt = client.get(&format!("{url}/runs/{id}/receipt.json")).await;
     assert_eq!(json_receipt.status, 200);
-    assert_eq!(client.get("/ui/w/default/runs").await.status, 401);
+    assert_eq!(client.get("/ui/w/default/runs").await.status, 303);
     assert_eq!(
         client
             .get(&format!("{url}/runs/run_nope/receipt"))
@@ -195,7 +195,7 @@ async fn share_links_show_history_and_receipts_only_until_revoked() {
     forger
         .cookies
         .insert("cs_session".into(), share_token.clone());
-    assert_eq!(forger.get("/ui/w/default").await.status, 401);
+    assert_eq!(forger.get("/ui/w/default").await.status, 303);
     forger.cookies.clear();
     let login = forger.get("/ui/login").await;
     let forger_csrf = csrf(&login.body);

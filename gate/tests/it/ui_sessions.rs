@@ -33,9 +33,15 @@ async fn pages_need_a_session_and_an_admin_key_signs_in() {
         "/ui/inbox",
         "/ui/w/default/policies",
     ] {
+        // A signed-out visitor is sent to sign in, and back afterwards.
         let p = v.get(path).await;
-        assert_eq!(p.status, 401, "{path}");
-        assert!(p.body.contains("Please sign in"), "{path}");
+        assert_eq!(p.status, 303, "{path}");
+        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        assert_eq!(
+            p.location.as_deref(),
+            Some(format!("/ui/login?next={next}").as_str()),
+            "{path}"
+        );
     }
 
     // An agent key is refused, and no session starts.
@@ -87,7 +93,7 @@ async fn pages_need_a_session_and_an_admin_key_signs_in() {
         .revoke_key("default", &key_id, chrono::Utc::now())
         .await
         .unwrap();
-    assert_eq!(v.get("/ui/w/default").await.status, 401);
+    assert_eq!(v.get("/ui/w/default").await.status, 303);
 }
 
 #[tokio::test]
@@ -179,7 +185,7 @@ async fn forms_need_the_csrf_token_and_our_origin_and_gets_change_nothing() {
     assert_eq!(out.status, 303);
     assert!(!v.cookies.contains_key("cs_session"));
     v.cookies = stale;
-    assert_eq!(v.get("/ui/w/default").await.status, 401);
+    assert_eq!(v.get("/ui/w/default").await.status, 303);
 }
 
 #[tokio::test]
@@ -419,4 +425,125 @@ async fn strangers_asking_for_an_address_cannot_lock_its_owner_out() {
     let signed = bob.post(&link, &[("csrf", &c)]).await;
     assert_eq!(signed.status, 303);
     assert_eq!(bob.get("/ui/inbox").await.status, 200);
+}
+
+#[tokio::test]
+async fn sign_in_returns_to_the_page_asked_for_and_never_to_another_site() {
+    let gate = two_workspaces().await;
+    let agent = gate.key(Role::Agent).await;
+    let run_id = propose(&gate, &agent, 500, "agent-7").await;
+    let k = countersign_gate::keys::generate().unwrap();
+    gate.state
+        .store
+        .create_key(
+            "default",
+            &k.key_id,
+            &k.hash,
+            Role::Admin,
+            Some("Ops <laptop>".into()),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let admin = crate::support::Key(k.secret);
+
+    // Asked for a run's page: sent to sign in, with the page in `next`.
+    let mut v = Visitor::new(&gate);
+    let wanted = format!("/ui/w/default/runs/{run_id}");
+    let sent = v.get(&wanted).await;
+    assert_eq!(sent.status, 303);
+    let login_url = sent.location.unwrap();
+    assert!(login_url.starts_with("/ui/login?next="), "{login_url}");
+    let login = v.get(&login_url).await;
+    assert_eq!(login.status, 200);
+    assert!(
+        login
+            .body
+            .contains(&format!("name=\"next\" value=\"{wanted}\"")),
+        "the sign-in forms do not carry the page: {}",
+        login.body
+    );
+    let csrf_token = csrf(&login.body);
+    let back = v
+        .post(
+            "/ui/login/key",
+            &[("csrf", &csrf_token), ("key", &admin.0), ("next", &wanted)],
+        )
+        .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    assert_eq!(back.location.as_deref(), Some(wanted.as_str()));
+
+    // The header names the key by its label (escaped), not its id.
+    let page = v.get(&wanted).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Ops &#60;laptop&#62; (admin)"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&format!("admin key {}", k.key_id)));
+
+    // An error page keeps the navigation.
+    let missing = v.get("/ui/w/default/runs/run_nope").await;
+    assert_eq!(missing.status, 404);
+    for nav in [
+        "/ui/w/default/runs\"",
+        "/ui/w/default/policies\"",
+        "data-testid=\"logout\"",
+    ] {
+        assert!(missing.body.contains(nav), "the 404 page lacks {nav}");
+    }
+    let unknown = v.get("/ui/w/default/nothing-here").await;
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.body.contains("data-testid=\"logout\""),
+        "{}",
+        unknown.body
+    );
+
+    // `next` never leads off the dashboard: such values are dropped.
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/ui/",
+        "/\\evil.example",
+        "/ui/../../v1/runs",
+        "/ui//evil.example",
+    ] {
+        let mut w = Visitor::new(&gate);
+        let enc: String = url::form_urlencoded::byte_serialize(evil.as_bytes()).collect();
+        let login = w.get(&format!("/ui/login?next={enc}")).await;
+        assert!(!login.body.contains("name=\"next\""), "{evil} kept");
+        let csrf_token = csrf(&login.body);
+        let r = w
+            .post(
+                "/ui/login/key",
+                &[("csrf", &csrf_token), ("key", &admin.0), ("next", evil)],
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        assert_eq!(r.location.as_deref(), Some("/ui/w/default"), "{evil}");
+    }
+
+    // An approver's emailed link keeps `next` through the confirmation.
+    let mut a = Visitor::new(&gate);
+    let token = issue_link(&gate, "alice@example.com").await;
+    let confirm = a
+        .get(&format!(
+            "/ui/login/{token}?next=%2Fui%2Fw%2Fdefault%2Fruns%2F{run_id}"
+        ))
+        .await;
+    assert_eq!(confirm.status, 200);
+    let csrf_token = csrf(&confirm.body);
+    let form_next = crate::support::ui::attr_values(&confirm.body, "value")
+        .into_iter()
+        .find(|v| v.starts_with("/ui/"))
+        .unwrap();
+    let signed = a
+        .post(
+            &format!("/ui/login/{token}"),
+            &[("csrf", &csrf_token), ("next", &form_next)],
+        )
+        .await;
+    assert_eq!(signed.status, 303);
+    assert_eq!(signed.location.as_deref(), Some(wanted.as_str()));
 }

@@ -30,6 +30,8 @@ pub fn message() -> ApprovalMessage {
         risk: Some("medium".into()),
         reasoning: Some(HOSTILE_REASONING.into()),
         payload_summary: HOSTILE_PAYLOAD.into(),
+        summary: None,
+        dashboard_url: None,
         rule: Some("large-invoice-needs-finance".into()),
         reason: "Invoices over 10 000 EUR need a finance approver".into(),
         group: "finance".into(),

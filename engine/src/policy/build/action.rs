@@ -5,9 +5,11 @@ use serde_saphyr::Spanned;
 use super::loader::{FileScope, Loader, origin};
 use super::rule;
 use crate::policy::diagnostic::DiagnosticKind;
+use crate::policy::diagnostic::PolicyDiagnostic;
 use crate::policy::files::span_of;
 use crate::policy::model::{Action, Risk, Rule, Verdict};
 use crate::policy::raw::RawAction;
+use crate::policy::summary::SummaryTemplate;
 
 pub(super) fn action(
     l: &mut Loader,
@@ -34,6 +36,7 @@ pub(super) fn action(
         None => Risk::Medium,
     };
     let approvers = a.approvers.as_ref().and_then(|g| scope.group(l, g));
+    let summary = a.summary.as_ref().and_then(|t| summary(l, scope, t));
     let default = a.default.as_ref().and_then(|d| l.verdict(file, d));
     let on_error = a
         .on_error
@@ -101,6 +104,7 @@ pub(super) fn action(
     Some(Action {
         name: name.value.clone(),
         description: a.description.clone(),
+        summary,
         risk,
         approvers,
         rules,
@@ -110,4 +114,24 @@ pub(super) fn action(
         default_reason,
         origin: origin(file, name),
     })
+}
+
+/// The action's `summary:` template, checked; a problem is located inside
+/// the YAML scalar.
+fn summary(l: &mut Loader, scope: &FileScope<'_>, t: &Spanned<String>) -> Option<SummaryTemplate> {
+    match SummaryTemplate::parse(&t.value) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let file = scope.file;
+            let start = span_of(file, t).0;
+            let span = file.map_scalar_span(start, &t.value, e.span);
+            l.diags.push(
+                PolicyDiagnostic::new(DiagnosticKind::InvalidValue, e.message)
+                    .at(file, span)
+                    .label("here")
+                    .help(e.help),
+            );
+            None
+        }
+    }
 }

@@ -51,6 +51,8 @@ pub struct ActionView {
     pub name: String,
     /// Description.
     pub description: String,
+    /// The `summary:` template, as written.
+    pub summary: Option<String>,
     /// Risk.
     pub risk: String,
     /// Approver group.
@@ -129,6 +131,7 @@ pub async fn policies(
                 .map(|a| ActionView {
                     name: a.name.clone(),
                     description: a.description.clone().unwrap_or_default(),
+                    summary: a.summary.as_ref().map(|t| t.source().to_owned()),
                     risk: a.risk.as_str().to_owned(),
                     approvers: set
                         .action_group(a)

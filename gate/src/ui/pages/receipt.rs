@@ -55,6 +55,8 @@ pub struct ReceiptPage {
     pub execution_tone: &'static str,
     /// Execution detail.
     pub execution_detail: Option<String>,
+    /// What the action returned, pretty-printed (executed runs).
+    pub execution_result: Option<String>,
     /// Rule.
     pub rule: String,
     /// Reason.
@@ -117,6 +119,12 @@ pub fn receipt_page(
         governance_tone: tone(g.as_str()),
         execution: execution_label(e).to_owned(),
         execution_tone: tone(e.as_str()),
+        execution_result: run.execution.as_ref().and_then(|x| match &x.outcome {
+            countersign_store::ExecutionOutcome::Executed { result } if !result.is_null() => {
+                Some(crate::ui::view::pretty_json(&result.to_string(), 5_000))
+            }
+            _ => None,
+        }),
         execution_detail: run.execution.as_ref().map(|x| {
             reveal(&match &x.outcome {
                 countersign_store::ExecutionOutcome::Executed { .. } => {

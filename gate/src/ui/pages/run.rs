@@ -12,7 +12,8 @@ use super::common::{approver_id_for, respond, visible_run};
 use crate::state::AppState;
 use crate::ui::render::{UiError, page};
 use crate::ui::view::{
-    Chrome, RunRow, Tab, execution_label, governance_label, reveal, reveal_opt, tone, when,
+    Chrome, PayloadField, RunRow, Tab, execution_label, governance_label, payload_fields,
+    pretty_json, reveal, reveal_opt, risk_class, tone, until, when,
 };
 
 /// One entry of a run's timeline.
@@ -178,11 +179,15 @@ struct RunPage {
     run: RunRow,
     created: String,
     reasoning: Option<String>,
-    payload_summary: String,
     payload_hash: String,
+    fields: Vec<PayloadField>,
+    more_fields: usize,
+    payload_json: String,
+    title: String,
     source: Option<String>,
     reason: String,
     risk: Option<String>,
+    risk_class: &'static str,
     policy_version: String,
     approval: Option<String>,
     timeline: Vec<TimelineItem>,
@@ -190,6 +195,7 @@ struct RunPage {
     chain_hash: String,
     chain_ok: bool,
     execution: Option<String>,
+    result: Option<String>,
     can_answer: bool,
 }
 
@@ -258,6 +264,17 @@ pub async fn run_detail(
                 && events
                     .last()
                     .is_some_and(|e| e.seq == run.chain.seq && e.hash == run.chain.hash);
+            let policies = state.workspaces.get(&ws).map(|w| w.policies());
+            let read = policies
+                .as_deref()
+                .map(|p| crate::title::deciding_paths(p, &run))
+                .unwrap_or_default();
+            let (fields, more_fields) = payload_fields(&run.proposal.payload_json, &read);
+            let title = policies
+                .as_deref()
+                .and_then(|p| crate::title::run_title(p, &run))
+                .unwrap_or_else(|| run.proposal.action.clone());
+            let pending = run.governance_status == GovernanceStatus::PendingApproval;
             let can_answer = run.governance_status == GovernanceStatus::PendingApproval
                 && s.email()
                     .is_some_and(|email| approver_id_for(&run, email).is_some());
@@ -267,8 +284,11 @@ pub async fn run_detail(
                 run: RunRow::new(&run, format!("/ui/w/{ws}/runs/{run_id}"), now),
                 created: when(run.proposal.created_at),
                 reasoning: reveal_opt(run.proposal.reasoning.as_deref()),
-                payload_summary: reveal(&run.proposal.payload_summary),
                 payload_hash: run.proposal.payload_hash.clone(),
+                fields,
+                more_fields,
+                payload_json: pretty_json(&run.proposal.payload_json, 20_000),
+                title: reveal(&title),
                 source: run
                     .proposal
                     .source
@@ -276,28 +296,39 @@ pub async fn run_detail(
                     .map(|v| reveal(&crate::http::summarize_text(&v.to_string(), 500))),
                 reason: reveal(&run.proposal.decision.reason),
                 risk: reveal_opt(run.proposal.decision.risk.as_deref()),
+                risk_class: risk_class(run.proposal.decision.risk.as_deref().unwrap_or("")),
                 policy_version: run.proposal.decision.policy_version.clone(),
-                approval: run.proposal.approval.as_ref().map(|a| {
+                // Once decided, what it needed is history (the timeline
+                // keeps it); only a pending run says what it still needs.
+                approval: run.proposal.approval.as_ref().filter(|_| pending).map(|a| {
                     let ids: Vec<&str> = a.approvers.iter().map(|m| m.id.as_str()).collect();
-                    format!(
-                        "{} of {} ({}), expires {}",
+                    let (got, _) = crate::approvals::record::progress(&run);
+                    reveal(&format!(
+                        "{} of {} ({}); {got} so far; expires {} ({})",
                         a.quorum,
                         a.group,
                         ids.join(", "),
+                        until(a.expires_at, now),
                         when(a.expires_at)
-                    )
+                    ))
                 }),
                 timeline,
                 chain_seq: run.chain.seq,
                 chain_hash: run.chain.hash.clone(),
                 chain_ok,
+                result: run.execution.as_ref().and_then(|e| match &e.outcome {
+                    countersign_store::ExecutionOutcome::Executed { result }
+                        if !result.is_null() =>
+                    {
+                        Some(pretty_json(&result.to_string(), 5_000))
+                    }
+                    _ => None,
+                }),
                 execution: run.execution.as_ref().map(|e| {
                     reveal(&match &e.outcome {
-                        countersign_store::ExecutionOutcome::Executed { result } => format!(
-                            "executed {}: {}",
-                            when(e.reported_at),
-                            crate::http::summarize_text(&result.to_string(), 300)
-                        ),
+                        countersign_store::ExecutionOutcome::Executed { .. } => {
+                            format!("executed, reported {}", when(e.reported_at))
+                        }
                         countersign_store::ExecutionOutcome::Failed { error } => format!(
                             "failed {}: {}",
                             when(e.reported_at),

@@ -30,6 +30,7 @@ struct RunsPage {
     actor: String,
     next: Option<String>,
     first_page: bool,
+    filtered: bool,
     live_url: String,
     max_filter: usize,
 }
@@ -105,7 +106,8 @@ pub async fn runs(
 ) -> Response {
     respond(
         async {
-            let (s, _) = session::require_in(&state, &headers, &ws).await?;
+            let (s, workspace) = session::require_in(&state, &headers, &ws).await?;
+            let policies = workspace.policies();
             let filter = parse_filter(&q)?;
             let first_page = filter.cursor.is_none();
             // The live stream starts after the chain head read before the
@@ -117,7 +119,10 @@ pub async fn runs(
             let rows = page_of_runs
                 .runs
                 .iter()
-                .map(|r| RunRow::new(r, format!("/ui/w/{ws}/runs/{}", r.proposal.run_id), now))
+                .map(|r| {
+                    RunRow::new(r, format!("/ui/w/{ws}/runs/{}", r.proposal.run_id), now)
+                        .titled(&policies, r)
+                })
                 .collect();
             let next = page_of_runs.next_cursor.map(|c| {
                 let sep = if query.is_empty() { "" } else { "&" };
@@ -157,6 +162,7 @@ pub async fn runs(
                 actor: filter.actor.clone().unwrap_or_default(),
                 next,
                 first_page,
+                filtered: !query.is_empty(),
                 live_url,
                 max_filter: MAX_FILTER,
             };

@@ -124,7 +124,11 @@ impl PolicySet {
     /// [`PolicySet::decide_with`]. Empty for an undeclared action.
     pub fn aggregates(&self, action: &str) -> Vec<&AggregateSpec> {
         let mut out: Vec<&AggregateSpec> = Vec::new();
-        for rule in self.action(action).map(|a| a.rules.as_slice()).unwrap_or_default() {
+        for rule in self
+            .action(action)
+            .map(|a| a.rules.as_slice())
+            .unwrap_or_default()
+        {
             if let Condition::Expr(e) = &rule.condition {
                 for spec in e.aggregates() {
                     if !out.iter().any(|s| s.key() == spec.key()) {

@@ -60,6 +60,7 @@
 //! apart. The data types live in `model/`, one file per entity, and are
 //! re-exported here.
 
+mod aggregates;
 mod audit;
 mod backend;
 mod canonical;
@@ -85,6 +86,10 @@ mod ts;
 mod validate;
 mod workspace_events;
 
+pub use aggregates::{
+    AggregateQuery, AggregateResult, AggregateValue, DecideRun, SeriesField, SeriesReport,
+    SeriesSpec, group_key,
+};
 pub use audit::MAX_AUDIT_PROBLEMS;
 pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash, event_leaf_data};

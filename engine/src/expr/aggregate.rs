@@ -66,7 +66,12 @@ impl AggregateSpec {
 
     /// Whether a past run counts, given the group values of the request
     /// and the decision time.
-    pub fn counts(&self, run: &PastRun, values: &[Value], now: chrono::DateTime<chrono::Utc>) -> bool {
+    pub fn counts(
+        &self,
+        run: &PastRun,
+        values: &[Value],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
         let Ok(within) = chrono::Duration::from_std(self.within) else {
             return false;
         };
@@ -97,9 +102,9 @@ impl AggregateSpec {
             if let AggregateKind::Sum(field) = &self.kind {
                 match field.read(&run.payload, &run.actor, &run.source) {
                     Some(Value::Number(n)) => {
-                        sum = sum
-                            .checked_add(*n)
-                            .ok_or_else(|| "the sum is out of the exact decimal range".to_owned())?;
+                        sum = sum.checked_add(*n).ok_or_else(|| {
+                            "the sum is out of the exact decimal range".to_owned()
+                        })?;
                     }
                     _ => return Err(sum_field_error(field)),
                 }

@@ -52,7 +52,12 @@ pub struct RunField {
 impl RunField {
     /// Reads the field from a past run's values; `None` when a step is
     /// missing or reads into something that is not an object.
-    pub fn read<'v>(&self, payload: &'v Value, actor: &'v Value, source: &'v Value) -> Option<&'v Value> {
+    pub fn read<'v>(
+        &self,
+        payload: &'v Value,
+        actor: &'v Value,
+        source: &'v Value,
+    ) -> Option<&'v Value> {
         let mut v = match self.root {
             RunRoot::Payload => payload,
             RunRoot::Actor => actor,
@@ -115,7 +120,8 @@ impl RunStatus {
     /// What counts when `status:` is not given: every run that was let
     /// through or may still be (pending, allowed, approved, and so the
     /// executed and failed ones too); refused runs do not count.
-    pub const DEFAULT: [RunStatus; 3] = [RunStatus::Pending, RunStatus::Allowed, RunStatus::Approved];
+    pub const DEFAULT: [RunStatus; 3] =
+        [RunStatus::Pending, RunStatus::Allowed, RunStatus::Approved];
 
     /// The name used in `status:`.
     pub fn name(self) -> &'static str {

@@ -332,7 +332,13 @@ fn test_case(source: &Arc<SourceFile>, t: RawTest) -> Result<TestCase, Located> 
 fn past_run(source: &Arc<SourceFile>, r: &RawPastRun) -> Result<PastRun, Located> {
     let at = span_of(source, &r.at);
     let created_at = DateTime::parse_from_rfc3339(r.at.value.trim())
-        .map_err(|_| bad(source, at, format!("`{}` is not an RFC 3339 timestamp", r.at.value)))?
+        .map_err(|_| {
+            bad(
+                source,
+                at,
+                format!("`{}` is not an RFC 3339 timestamp", r.at.value),
+            )
+        })?
         .with_timezone(&Utc);
     let payload = match (&r.payload, &r.payload_json) {
         (Some(_), Some(_)) => {
@@ -343,8 +349,9 @@ fn past_run(source: &Arc<SourceFile>, r: &RawPastRun) -> Result<PastRun, Located
             ));
         }
         (Some(p), None) => p.clone(),
-        (None, Some(j)) => parse_json(j.as_bytes())
-            .map_err(|e| bad(source, at, format!("payload_json: {e}")))?,
+        (None, Some(j)) => {
+            parse_json(j.as_bytes()).map_err(|e| bad(source, at, format!("payload_json: {e}")))?
+        }
         (None, None) => Value::Object(Map::new()),
     };
     let statuses = match &r.status {

@@ -265,7 +265,8 @@ fn aggregate_call(text: &str) -> Option<usize> {
             i += 1;
             continue;
         }
-        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'.'));
+        let boundary = i == 0
+            || !(bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'.'));
         if let (true, Some(rest)) = (boundary, text.get(i..)) {
             for word in ["count", "sum"] {
                 if let Some(after) = rest.strip_prefix(word) {

@@ -48,7 +48,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
             Ok(bytes) => bytes,
             Err(e) => return fail(format!("cannot read payload file `{path}`: {e}")),
         },
-        None => args.payload.into_bytes(),
+        None => args.payload.clone().into_bytes(),
     };
     let payload = match parse_json(&payload_text) {
         Ok(v @ Value::Object(_)) => v,
@@ -83,7 +83,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
             return ExitCode::from(BAD_ARGUMENTS);
         }
     };
-    let actor = args.actor.map_or(Value::Null, Value::String);
+    let actor = args.actor.clone().map_or(Value::Null, Value::String);
     let now = Value::Timestamp(now);
     let aggregates = match aggregates(&set, &args, &actor, &payload, &source, &now) {
         Ok(a) => a,
@@ -121,8 +121,9 @@ fn aggregates(
     now: &Value,
 ) -> Result<Aggregates, String> {
     let text = match args.aggregates.strip_prefix('@') {
-        Some(path) => std::fs::read(path)
-            .map_err(|e| format!("cannot read aggregates file `{path}`: {e}"))?,
+        Some(path) => {
+            std::fs::read(path).map_err(|e| format!("cannot read aggregates file `{path}`: {e}"))?
+        }
         None => args.aggregates.clone().into_bytes(),
     };
     let given = match parse_json(&text) {
@@ -153,14 +154,16 @@ fn aggregates(
             ));
         }
         if !matches!(value, Value::Number(_)) {
-            return Err(format!("--aggregates: the value of `{key}` must be a number"));
+            return Err(format!(
+                "--aggregates: the value of `{key}` must be a number"
+            ));
         }
         out.insert(key, value.clone());
     }
     let mut missing = Vec::new();
     for spec in &specs {
         match spec.group_values(&bindings) {
-            Err(e) => out.insert_error(spec.key(), e.message),
+            Err(e) => out.insert_error(spec.key(), e.message()),
             Ok(_) if out.get(spec.key()).is_none() => missing.push(format!("`{}`", spec.key())),
             Ok(_) => {}
         }

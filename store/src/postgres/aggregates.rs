@@ -138,9 +138,12 @@ pub(crate) async fn backfill_chunk<C: GenericClient>(
     spec: &SeriesSpec,
     cursor: &Cursor,
 ) -> Result<(Cursor, u64), StoreError> {
-    let (after_at, after_id) = cursor
-        .clone()
-        .unwrap_or_else(|| (DateTime::<Utc>::MIN_UTC, String::new()));
+    let (after_at, after_id) = cursor.clone().unwrap_or_else(|| {
+        // Before any run: the store keeps years 1 to 9999.
+        let start = DateTime::<Utc>::from_timestamp(-62_135_596_800, 0)
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        (start, String::new())
+    });
     let limit = i64::from(BACKFILL_CHUNK);
     let rows = c
         .query(

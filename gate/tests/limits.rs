@@ -255,3 +255,115 @@ async fn a_limit_holds_across_two_gates_on_postgres() {
         .unwrap();
     let _: Value = json!(null);
 }
+
+const MODEL_POLICY: &str = r#"version: 1
+actions:
+  issue_refund:
+    default: allow
+    rules:
+      - name: twice_in_six_hours
+        when: >-
+          count(within: "6h", where: run.payload.customer == payload.customer) >= 2
+        decision: block
+      - name: budget
+        when: >-
+          sum(run.payload.amount, within: "3h", status: ["allowed"]) + payload.amount > 150
+        decision: block
+"#;
+
+/// One step of a property case: wait, then propose a refund.
+#[derive(Debug, Clone)]
+struct Step {
+    wait_secs: i64,
+    customer: u8,
+    cents: u32,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    (
+        prop_oneof![Just(0_i64), 1_i64..4_000, Just(10_800), Just(21_600)],
+        0_u8..3,
+        1_u32..9_000,
+    )
+        .prop_map(|(wait_secs, customer, cents)| Step {
+            wait_secs,
+            customer,
+            cents,
+        })
+}
+
+/// Runs the steps through a gate and checks each decision's recorded
+/// aggregate values against the reference model scanning the history.
+async fn check_against_model(steps: Vec<Step>) {
+    let gate = support::start(MODEL_POLICY, |_, _| {}).await;
+    let ws = gate.state.workspaces.get("default").unwrap().clone();
+    let policies = ws.policies();
+    let specs = policies.aggregates("issue_refund");
+    assert_eq!(specs.len(), 2);
+    let mut history: Vec<countersign_engine::PastRun> = Vec::new();
+    for s in steps {
+        gate.clock.advance(chrono::Duration::seconds(s.wait_secs));
+        let now = gate.state.clock.now();
+        let text = format!(
+            r#"{{"customer": "c{}", "amount": {}.{:02}}}"#,
+            s.customer,
+            s.cents / 100,
+            s.cents % 100
+        );
+        let payload = countersign_engine::parse_json(text.as_bytes()).unwrap();
+        let proposal = countersign_gate::intercept::ProposedAction {
+            action: "issue_refund".to_owned(),
+            payload: payload.clone(),
+            idempotency_key: None,
+            actor: None,
+            actor_bound: false,
+            reasoning: None,
+            source: None,
+        };
+        let done = countersign_gate::intercept::intercept(&gate.state, &ws, &proposal)
+            .await
+            .unwrap();
+        let recorded = &done.run.proposal.decision.details["aggregates"];
+        let null = countersign_engine::Value::Null;
+        let now_value = countersign_engine::Value::Timestamp(now);
+        let bindings = countersign_engine::Bindings {
+            actor: &null,
+            payload: &payload,
+            source: &null,
+            now: &now_value,
+        };
+        for spec in &specs {
+            let want = spec.scan(&bindings, now, &history).unwrap();
+            let got = countersign_engine::parse_json(recorded[spec.key()].to_string().as_bytes())
+                .unwrap();
+            assert_eq!(got, want, "{} at {now}: {recorded}", spec.key());
+        }
+        let status = done.run.proposal.decision.governance_status.to_string();
+        let state = countersign_engine::RunStatus::from_name(&status).unwrap();
+        history.push(countersign_engine::PastRun {
+            action: "issue_refund".to_owned(),
+            actor: null.clone(),
+            payload,
+            source: null.clone(),
+            created_at: now,
+            statuses: vec![state],
+        });
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// The gate's values (from the store's index, inside the deciding
+    /// transaction) equal the reference model's (a scan of the history).
+    #[test]
+    fn recorded_values_equal_a_scan_of_the_history(steps in proptest::collection::vec(step(), 1..30)) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(check_against_model(steps));
+    }
+}

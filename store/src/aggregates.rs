@@ -337,6 +337,31 @@ pub(crate) fn validate_series(s: &SeriesSpec) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Refuses a decided run for another workspace than the one whose
+/// aggregates were read.
+pub(crate) fn check_decided(run: &NewRun, workspace: &str) -> Result<(), StoreError> {
+    if run.proposal.workspace == workspace {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput {
+            message: "the decided run belongs to another workspace than its aggregates".to_owned(),
+        })
+    }
+}
+
+/// Adds an aggregate index problem to an audit report.
+pub(crate) fn add_problem(report: &mut crate::model::AuditReport, message: String) {
+    if report.problems.len() < crate::audit::MAX_AUDIT_PROBLEMS {
+        report.problems.push(crate::model::AuditProblem {
+            subject: crate::model::AuditSubject::Workspace,
+            column: Some("aggregate_entries".to_owned()),
+            message,
+        });
+    } else {
+        report.more_problems += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,30 +438,5 @@ mod tests {
                 .unwrap_err()
                 .contains("run.payload.amount")
         );
-    }
-}
-
-/// Refuses a decided run for another workspace than the one whose
-/// aggregates were read.
-pub(crate) fn check_decided(run: &NewRun, workspace: &str) -> Result<(), StoreError> {
-    if run.proposal.workspace == workspace {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidInput {
-            message: "the decided run belongs to another workspace than its aggregates".to_owned(),
-        })
-    }
-}
-
-/// Adds an aggregate index problem to an audit report.
-pub(crate) fn add_problem(report: &mut crate::model::AuditReport, message: String) {
-    if report.problems.len() < crate::audit::MAX_AUDIT_PROBLEMS {
-        report.problems.push(crate::model::AuditProblem {
-            subject: crate::model::AuditSubject::Workspace,
-            column: Some("aggregate_entries".to_owned()),
-            message,
-        });
-    } else {
-        report.more_problems += 1;
     }
 }

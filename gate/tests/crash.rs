@@ -137,7 +137,9 @@ impl Site {
         let start = text
             .find("      # --- Limits over time")
             .expect("the limits section");
-        let end = text.find("      - name: small-refund").expect("small-refund");
+        let end = text
+            .find("      - name: small-refund")
+            .expect("small-refund");
         let cut = format!("{}{}", &text[..start], &text[end..]);
         std::fs::write(&refunds, cut).expect("write refunds.yaml");
         std::fs::remove_file(root.join("policies/finance/refunds_test.yaml")).ok();

@@ -48,9 +48,13 @@ impl Finance {
             .map(|o| o.case.name.as_str())
             .collect();
         assert!(failing.is_empty(), "finance test cases fail: {failing:?}");
+        // Cases of actions whose rules count or sum past runs are left out:
+        // no stateless peer can express those rules, and deciding them
+        // needs the aggregates' values (which `decide` alone does not have).
         let cases = run
             .outcomes
             .into_iter()
+            .filter(|o| set.aggregates(&o.case.action).is_empty())
             .map(|o| Case {
                 expected: o.report.decision,
                 test: o.case,

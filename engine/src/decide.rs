@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::expr::Bindings;
+use crate::expr::{AggregateSpec, Aggregates, Bindings};
 use crate::policy::{
     Action, ApproverGroup, Condition, Member, Mode, PolicySet, Rule, Verdict, format_duration,
 };
@@ -119,6 +119,49 @@ impl PolicySet {
     /// assert_eq!(d.rule.unwrap().name, "small");
     /// ```
     pub fn decide<'p>(&'p self, req: &Request<'_>) -> Decision<'p> {
+        self.decide_with(req, &Aggregates::new())
+    }
+
+    /// The aggregates (`count`, `sum`) that the rules of `action` read,
+    /// one per key, in rule order: what the caller must compute before
+    /// [`PolicySet::decide_with`]. Empty for an undeclared action.
+    pub fn aggregates(&self, action: &str) -> Vec<&AggregateSpec> {
+        let mut out: Vec<&AggregateSpec> = Vec::new();
+        for rule in self
+            .action(action)
+            .map(|a| a.rules.as_slice())
+            .unwrap_or_default()
+        {
+            if let Condition::Expr(e) = &rule.condition {
+                for spec in e.aggregates() {
+                    if !out.iter().any(|s| s.key() == spec.key()) {
+                        out.push(spec);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every aggregate of every action, for a caller that prepares what
+    /// they need (its indexes) when the policy loads.
+    pub fn all_aggregates(&self) -> Vec<&AggregateSpec> {
+        self.actions
+            .iter()
+            .flat_map(|a| a.rules.iter())
+            .filter_map(|r| match &r.condition {
+                Condition::Expr(e) => Some(e.aggregates()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Decides one request, with the values of its aggregates (computed by
+    /// the caller over past runs; see [`PolicySet::aggregates`]). A
+    /// condition reading an aggregate that has no value, or whose value is
+    /// an error, fails and takes the action's `on_error` decision.
+    pub fn decide_with<'p>(&'p self, req: &Request<'_>, aggregates: &Aggregates) -> Decision<'p> {
         let Some(action) = self.action(req.action) else {
             return Decision {
                 verdict: Verdict::Block,
@@ -149,7 +192,7 @@ impl PolicySet {
         for rule in &action.rules {
             let outcome = match &rule.condition {
                 Condition::Always => Ok(true),
-                Condition::Expr(e) => e.test(&bindings).map_err(|e| e.message),
+                Condition::Expr(e) => e.test(&bindings, aggregates).map_err(|e| e.message),
                 Condition::Cel(c) => cel.test(c),
             };
             let hit = match outcome {

@@ -9,6 +9,7 @@
 //! plain data that depends on none of them. `when_cel:` conditions are
 //! compiled and evaluated by the `cel` crate (`cel`).
 
+pub(crate) mod aggregate;
 pub(crate) mod ast;
 mod bindings;
 pub(crate) mod cel;
@@ -16,6 +17,7 @@ pub(crate) mod compile;
 pub(crate) mod err;
 pub(crate) mod eval;
 pub(crate) mod functions;
+pub(crate) mod history;
 pub(crate) mod parser;
 pub(crate) mod program;
 
@@ -25,8 +27,11 @@ pub use ast::{Span, Var};
 pub use bindings::Bindings;
 pub use cel::{CelCondition, to_cel};
 pub use err::{EvalError, ExprDiagnostic, ExprErrorKind};
+pub use history::{
+    AggregateKind, Aggregates, MAX_WINDOW, PastRun, RunField, RunRoot, RunStatus, aggregate_key,
+};
 pub use parser::{MAX_EXPRESSION_BYTES, MAX_NESTING};
-pub use program::CompiledExpr;
+pub use program::{AggregateSpec, CompiledExpr};
 
 use crate::value::Value;
 
@@ -44,7 +49,7 @@ impl CompiledExpr {
     /// ```
     pub fn compile(text: &str, action: &str, risk: &str) -> Result<Self, Vec<ExprDiagnostic>> {
         let node = parser::parse(text).map_err(|d| vec![d])?;
-        let mut compiler = compile::Compiler::new(compile::Scope { action, risk });
+        let mut compiler = compile::Compiler::new(compile::Scope { action, risk, text });
         let op = compiler.condition(&node);
         if compiler.diagnostics.is_empty() {
             Ok(CompiledExpr {
@@ -52,20 +57,32 @@ impl CompiledExpr {
                 source: Arc::from(text),
                 canonical: Arc::from(node.canonical()),
                 payload_paths: Arc::from(node.payload_paths()),
+                aggregates: Arc::from(compiler.aggregates),
             })
         } else {
             Err(compiler.diagnostics)
         }
     }
 
-    /// Evaluates the expression.
+    /// Evaluates the expression (its aggregates, if any, fail: see
+    /// [`CompiledExpr::evaluate_with`]).
     pub fn evaluate(&self, bindings: &Bindings<'_>) -> Result<Value, EvalError> {
+        self.evaluate_with(bindings, &Aggregates::new())
+    }
+
+    /// Evaluates the expression with the values of its aggregates.
+    pub fn evaluate_with(
+        &self,
+        bindings: &Bindings<'_>,
+        aggregates: &Aggregates,
+    ) -> Result<Value, EvalError> {
         let env = eval::Env {
             actor: bindings.actor,
             payload: bindings.payload,
             source: bindings.source,
             context: bindings.context,
             now: bindings.now,
+            aggregates,
         };
         eval::eval(&self.op, &env)
             .map(std::borrow::Cow::into_owned)
@@ -73,13 +90,18 @@ impl CompiledExpr {
     }
 
     /// Evaluates a condition: anything but a boolean is an error.
-    pub(crate) fn test(&self, bindings: &Bindings<'_>) -> Result<bool, EvalError> {
+    pub(crate) fn test(
+        &self,
+        bindings: &Bindings<'_>,
+        aggregates: &Aggregates,
+    ) -> Result<bool, EvalError> {
         let env = eval::Env {
             actor: bindings.actor,
             payload: bindings.payload,
             source: bindings.source,
             context: bindings.context,
             now: bindings.now,
+            aggregates,
         };
         match eval::eval(&self.op, &env) {
             Ok(v) => match v.as_ref() {
@@ -107,6 +129,12 @@ impl CompiledExpr {
     /// The canonical spelling (see the policy version).
     pub fn canonical(&self) -> &str {
         &self.canonical
+    }
+
+    /// The aggregates (`count`, `sum`) the condition reads, one per key, in
+    /// order of first appearance.
+    pub fn aggregates(&self) -> &[AggregateSpec] {
+        &self.aggregates
     }
 
     /// The source text.

@@ -49,8 +49,9 @@ pub use decide::{
     Request, RuleError, RuleHit,
 };
 pub use expr::{
-    Bindings, CelCondition, CompiledExpr, EvalError, ExprDiagnostic, ExprErrorKind,
-    MAX_EXPRESSION_BYTES, MAX_NESTING, Span, Var, to_cel,
+    AggregateKind, AggregateSpec, Aggregates, Bindings, CelCondition, CompiledExpr, EvalError,
+    ExprDiagnostic, ExprErrorKind, MAX_EXPRESSION_BYTES, MAX_NESTING, MAX_WINDOW, PastRun,
+    RunField, RunRoot, RunStatus, Span, Var, aggregate_key, to_cel,
 };
 pub use policy::{
     Action, ApproverGroup, Condition, DEFAULT_TIMEOUT, DiagnosticKind, Location, MAX_FILE_BYTES,

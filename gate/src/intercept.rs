@@ -8,11 +8,13 @@
 //! authenticating, and other surfaces (an MCP proxy, limits over time) call
 //! it the same way. It neither parses requests nor writes responses.
 
-use chrono::Duration;
-use countersign_engine::{Value, Verdict};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use countersign_engine::{Aggregates, PolicySet, Value, Verdict};
 use countersign_store::{
-    ApiKeyRecord, ApprovalRequirement, CreateRunOutcome, DecisionRecord, GovernanceStatus, NewRun,
-    Proposal, Run, StoreError,
+    AggregateResult, ApiKeyRecord, ApprovalRequirement, CreateRunOutcome, DecideRun,
+    DecisionRecord, GovernanceStatus, NewRun, Proposal, Run, StoreError,
 };
 use sha2::{Digest, Sha256};
 
@@ -25,7 +27,7 @@ use crate::workspace::Workspace;
 
 /// A proposed action, validated: what an agent asks to do, whichever
 /// surface it came through (the JSON API today).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProposedAction {
     /// The action name.
     pub action: String,
@@ -113,6 +115,12 @@ impl From<InterceptError> for ApiError {
 /// approval requests, and records the run (or finds the earlier run of the
 /// same idempotent request). The caller has authenticated the proposer and
 /// records the metrics.
+///
+/// When the action's rules read aggregates over past runs (`count(…)`,
+/// `sum(…)`), the decision is taken inside the store's transaction, after
+/// the store computed their values from its index: concurrent intercepts
+/// of the workspace are serialized there, so they cannot both slip under a
+/// limit. The values are recorded with the decision (`details.aggregates`).
 pub async fn intercept(
     state: &AppState,
     workspace: &Workspace,
@@ -120,18 +128,106 @@ pub async fn intercept(
 ) -> Result<Intercepted, InterceptError> {
     let policies = workspace.policies();
     let now = state.clock.now();
+    let specs = policies.aggregates(&proposal.action);
+    let outcome = if specs.is_empty() {
+        let (new_run, _) = decide_run(
+            state,
+            workspace.name(),
+            &policies,
+            proposal,
+            now,
+            &Aggregates::new(),
+        )?;
+        state.store.create_run(new_run).await?
+    } else {
+        let actor_value = proposal.actor.clone().map_or(Value::Null, Value::String);
+        let source_value = proposal.source.clone().unwrap_or(Value::Null);
+        let context_value = proposal.context.clone().unwrap_or(Value::Null);
+        let now_value = Value::Timestamp(now);
+        let bindings = countersign_engine::Bindings {
+            actor: &actor_value,
+            payload: &proposal.payload,
+            source: &source_value,
+            context: &context_value,
+            now: &now_value,
+        };
+        let (queries, keys, failed) = crate::limits::queries(&specs, &bindings);
+        let shared_queries = Arc::new(queries.clone());
+        let (st, ws, pol, prop) = (
+            state.clone(),
+            workspace.name().to_owned(),
+            Arc::clone(&policies),
+            Arc::new(proposal.clone()),
+        );
+        let decide: DecideRun = Arc::new(move |results: &[AggregateResult]| {
+            let aggregates = crate::limits::values(&failed, &keys, results, &shared_queries);
+            decide_run(&st, &ws, &pol, &prop, now, &aggregates)
+                .map(|(run, _)| run)
+                .map_err(|e| StoreError::Unavailable {
+                    message: e.to_string(),
+                })
+        });
+        state
+            .store
+            .create_run_deciding(workspace.name(), now, queries, decide)
+            .await?
+    };
+    let (run, replay) = match outcome {
+        CreateRunOutcome::Created(run) => {
+            // Committed: the worker (here and on other gates) can send now.
+            if run.proposal.approval.is_some() {
+                state.outbox.queued();
+            }
+            (run, false)
+        }
+        CreateRunOutcome::Existing(run) => (run, true),
+    };
+    let kind = match run.proposal.decision.governance_status {
+        GovernanceStatus::Allowed => DecisionKind::Allowed,
+        GovernanceStatus::PendingApproval => DecisionKind::Pending,
+        _ => DecisionKind::Blocked,
+    };
+    // One line per intercept, never the payload (it may hold personal
+    // data); the action name is checked to a safe alphabet on the way in.
+    // `RUST_LOG=info,countersign::intercept=off` turns these lines off.
+    tracing::info!(
+        target: "countersign::intercept",
+        run = %run.proposal.run_id,
+        workspace = %run.proposal.workspace,
+        action = %run.proposal.action,
+        decision = %run.proposal.decision.governance_status.as_str(),
+        rule = %run.proposal.decision.rule.as_deref().unwrap_or("-"),
+        replay,
+        "intercept"
+    );
+    Ok(Intercepted { run, replay, kind })
+}
+
+/// Decides `proposal` with the aggregates' values and builds the run to
+/// record: its decision, approval requirement and deliveries.
+fn decide_run(
+    state: &AppState,
+    workspace: &str,
+    policies: &PolicySet,
+    proposal: &ProposedAction,
+    now: DateTime<Utc>,
+    aggregates: &Aggregates,
+) -> Result<(NewRun, DecisionKind), InterceptError> {
     let actor_value = proposal.actor.clone().map_or(Value::Null, Value::String);
     let source_value = proposal.source.clone().unwrap_or(Value::Null);
     let context_value = proposal.context.clone().unwrap_or(Value::Null);
     let now_value = Value::Timestamp(now);
-    let decision = policies.decide(&countersign_engine::Request {
-        action: &proposal.action,
-        actor: &actor_value,
-        payload: &proposal.payload,
-        source: &source_value,
-        context: &context_value,
-        now: &now_value,
-    });
+    let decision = policies.decide_with(
+        &countersign_engine::Request {
+            action: &proposal.action,
+            actor: &actor_value,
+            payload: &proposal.payload,
+            source: &source_value,
+            context: &context_value,
+            now: &now_value,
+        },
+        aggregates,
+    );
     let report = decision.to_report(&proposal.action);
     let (status, kind) = match decision.verdict {
         Verdict::Allow => (GovernanceStatus::Allowed, DecisionKind::Allowed),
@@ -141,11 +237,11 @@ pub async fn intercept(
     let mut deliveries = Vec::new();
     let approval = match decision.approval {
         Some(a) => {
-            let ws_config = state.config.workspace(workspace.name()).ok_or_else(|| {
+            let ws_config = state.config.workspace(workspace).ok_or_else(|| {
                 InterceptError::Internal("workspace missing from config".to_owned())
             })?;
             let plan = crate::approvals::plan::plan(
-                &policies,
+                policies,
                 a.group,
                 ws_config,
                 &state.channels,
@@ -176,11 +272,15 @@ pub async fn intercept(
     if let (true, Some(map)) = (proposal.actor_bound, details.as_object_mut()) {
         map.insert("actor_bound".to_owned(), serde_json::Value::Bool(true));
     }
+    // The aggregates' values the decision read, only when there were any.
+    if let (false, Some(map)) = (aggregates.is_empty(), details.as_object_mut()) {
+        map.insert("aggregates".to_owned(), crate::limits::recorded(aggregates));
+    }
     let payload_json = proposal.payload.to_json();
     let request_hash = request_hash(proposal, &payload_json);
     let new_run = NewRun {
         proposal: Proposal {
-            workspace: workspace.name().to_owned(),
+            workspace: workspace.to_owned(),
             run_id: RunId::generate().into_string(),
             action: proposal.action.clone(),
             actor: proposal.actor.clone(),
@@ -205,31 +305,7 @@ pub async fn intercept(
         },
         deliveries,
     };
-    let queues_deliveries = !new_run.deliveries.is_empty();
-    let (run, replay) = match state.store.create_run(new_run).await? {
-        CreateRunOutcome::Created(run) => {
-            // Committed: the worker (here and on other gates) can send now.
-            if queues_deliveries {
-                state.outbox.queued();
-            }
-            (run, false)
-        }
-        CreateRunOutcome::Existing(run) => (run, true),
-    };
-    // One line per intercept, never the payload (it may hold personal
-    // data); the action name is checked to a safe alphabet on the way in.
-    // `RUST_LOG=info,countersign::intercept=off` turns these lines off.
-    tracing::info!(
-        target: "countersign::intercept",
-        run = %run.proposal.run_id,
-        workspace = %run.proposal.workspace,
-        action = %run.proposal.action,
-        decision = %run.proposal.decision.governance_status.as_str(),
-        rule = %run.proposal.decision.rule.as_deref().unwrap_or("-"),
-        replay,
-        "intercept"
-    );
-    Ok(Intercepted { run, replay, kind })
+    Ok((new_run, kind))
 }
 
 pub(crate) fn sha256_hex(text: &str) -> String {

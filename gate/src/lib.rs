@@ -38,6 +38,7 @@ pub mod error;
 pub mod http;
 pub mod intercept;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod ratelimit;
 pub mod receipt_proof;

@@ -151,6 +151,8 @@ async fn build_state_from_parts(
 ) -> Result<AppState, StartError> {
     let mut workspaces = BTreeMap::new();
     for (w, ws) in config.workspaces.iter().zip(opened) {
+        // What the policies' aggregates read is built before they decide.
+        crate::limits::prepare(&*store, &w.name, &ws.policies()).await?;
         store
             .record_policy_reload(
                 &w.name,
@@ -209,7 +211,7 @@ pub fn spawn_background(state: &AppState) -> tokio::task::JoinHandle<()> {
                 if !ws.files_changed() {
                     continue;
                 }
-                let report = ws.reload();
+                let report = ws.reload_with_store(&*s.store).await;
                 s.metrics.record_reload(report.ok);
                 if report.ok {
                     tracing::info!(workspace = ws.name(), version = %report.policy_version, changed = report.changed, "policies reloaded");

@@ -136,13 +136,42 @@ impl Workspace {
     }
 
     /// Reloads from disk. On failure the previous set stays in force.
+    /// Builds no aggregate index: see [`Workspace::reload_with_store`].
     pub fn reload(&self) -> ReloadReport {
+        let old_version = self.policies().version().to_owned();
+        let loaded = self.load_candidate();
+        self.install(loaded, old_version)
+    }
+
+    /// Reloads from disk, and before the new set decides anything builds
+    /// from history the aggregate indexes it needs that do not exist yet
+    /// (the reload waits for them; the store logs its progress). If they
+    /// cannot be built, the previous set stays in force and the reload is
+    /// reported failed: a limit is never silently off after a deploy.
+    pub async fn reload_with_store(&self, store: &dyn countersign_store::Store) -> ReloadReport {
+        let old_version = self.policies().version().to_owned();
+        let loaded = match self.load_candidate() {
+            Ok(set) => match crate::limits::prepare(store, &self.name, &set).await {
+                Ok(_) => Ok(set),
+                Err(e) => Err(vec![format!(
+                    "the aggregate indexes of the new policies could not be built: {e}"
+                )]),
+            },
+            Err(d) => Err(d),
+        };
+        self.install(loaded, old_version)
+    }
+
+    fn load_candidate(&self) -> Result<PolicySet, Vec<String>> {
         let fp = fingerprint(&self.policy_dir);
         if let Ok(mut f) = self.fingerprint.write() {
             *f = fp;
         }
-        let old_version = self.policies().version().to_owned();
-        match load(&self.policy_dir, &self.destinations) {
+        load(&self.policy_dir, &self.destinations).map_err(|err| plain_diagnostics(&err))
+    }
+
+    fn install(&self, loaded: Result<PolicySet, Vec<String>>, old_version: String) -> ReloadReport {
+        match loaded {
             Ok(set) => {
                 let version = set.version().to_owned();
                 if let Ok(mut c) = self.current.write() {
@@ -158,8 +187,7 @@ impl Workspace {
                     diagnostics: Vec::new(),
                 }
             }
-            Err(err) => {
-                let diagnostics = plain_diagnostics(&err);
+            Err(diagnostics) => {
                 if let Ok(mut e) = self.last_error.write() {
                     *e = Some(diagnostics.clone());
                 }

@@ -558,3 +558,67 @@ fn receipt_verify_refuses_duplicate_keys_unsigned_members_and_trailing_content()
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("the signature does not match"));
 }
+
+const LIMIT_POLICY: &str = "version: 1
+actions:
+  issue_refund:
+    default: allow
+    rules:
+      - name: per-customer
+        when: >-
+          count(within: \"24h\", where: run.payload.customer == payload.customer) >= 3
+        decision: block
+";
+
+#[test]
+fn eval_takes_the_values_of_aggregates() {
+    let dir = set_up(LIMIT_POLICY, None);
+    let key = r#"count(within: "24h", where: run.payload.customer == payload.customer)"#;
+    let run = |n: u32| {
+        let aggregates = serde_json::json!({ key: n }).to_string();
+        eval_json(
+            dir.path(),
+            &[
+                "--action",
+                "issue_refund",
+                "--payload",
+                r#"{"customer": "c1"}"#,
+                "--aggregates",
+                &aggregates,
+            ],
+        )
+    };
+    assert_eq!(run(2)["decision"], "allow");
+    assert_eq!(run(3)["decision"], "block");
+    assert_eq!(run(3)["rule"], "per-customer");
+    // A missing value, or a value for no aggregate, is a usage error.
+    let cases: [(&str, &str); 2] = [
+        ("{}", "give the value of each aggregate with --aggregates"),
+        (
+            r#"{"count(within: \"1h\")": 1}"#,
+            "is not an aggregate of `issue_refund`",
+        ),
+    ];
+    for (aggregates, message) in cases {
+        let out = countersign(
+            &[
+                "eval",
+                "--policies",
+                "policies",
+                "--action",
+                "issue_refund",
+                "--payload",
+                r#"{"customer": "c1"}"#,
+                "--aggregates",
+                aggregates,
+            ],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{aggregates}");
+        assert!(text(&out.stderr).contains(message), "{}", text(&out.stderr));
+    }
+    // Without the `where:` field the aggregate fails and on_error blocks.
+    let v = eval_json(dir.path(), &["--action", "issue_refund", "--payload", "{}"]);
+    assert_eq!(v["decision"], "block");
+    assert_eq!(v["errors"][0]["rule"], "per-customer");
+}

@@ -6,6 +6,7 @@
 //! new run or grant is validated, a limit is within its bounds, and a key's
 //! record or a policy reload's event is already built.
 
+use crate::aggregates::{AggregateQuery, DecideRun, SeriesReport, SeriesSpec};
 use crate::chain::PendingEvent;
 use crate::error::StoreError;
 use crate::model::{
@@ -27,6 +28,23 @@ pub(crate) trait Backend: Send + Sync {
 
     /// `run` is validated and its timestamps normalized.
     async fn create_run(&self, run: NewRun) -> Result<CreateRunOutcome, StoreError>;
+
+    /// `queries` are checked; `decide`'s run is not (the backend validates
+    /// it inside its transaction).
+    async fn create_run_deciding(
+        &self,
+        workspace: &str,
+        now: DateTime<Utc>,
+        queries: Vec<AggregateQuery>,
+        decide: DecideRun,
+    ) -> Result<CreateRunOutcome, StoreError>;
+
+    /// `series` are checked.
+    async fn prepare_series(
+        &self,
+        workspace: &str,
+        series: Vec<SeriesSpec>,
+    ) -> Result<SeriesReport, StoreError>;
 
     async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError>;
 

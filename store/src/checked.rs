@@ -6,6 +6,7 @@
 //! ([`crate::SqliteStore::open`], [`crate::PostgresStore::connect`]) return a
 //! `Checked` store; a backend is never reachable without it.
 
+use crate::aggregates::{AggregateQuery, DecideRun, SeriesReport, SeriesSpec};
 use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::model::{
@@ -69,6 +70,33 @@ impl<B: Backend> Store for Checked<B> {
     async fn create_run(&self, mut run: NewRun) -> Result<CreateRunOutcome, StoreError> {
         validate_new_run(&mut run)?;
         self.backend.create_run(run).await
+    }
+
+    async fn create_run_deciding(
+        &self,
+        workspace: &str,
+        now: DateTime<Utc>,
+        queries: Vec<AggregateQuery>,
+        decide: DecideRun,
+    ) -> Result<CreateRunOutcome, StoreError> {
+        for q in &queries {
+            crate::aggregates::validate_query(q)?;
+        }
+        let now = normalize(now)?;
+        self.backend
+            .create_run_deciding(workspace, now, queries, decide)
+            .await
+    }
+
+    async fn prepare_series(
+        &self,
+        workspace: &str,
+        series: Vec<SeriesSpec>,
+    ) -> Result<SeriesReport, StoreError> {
+        for s in &series {
+            crate::aggregates::validate_series(s)?;
+        }
+        self.backend.prepare_series(workspace, series).await
     }
 
     async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {

@@ -10,6 +10,10 @@
 //!   report, idempotent creation), identically on SQLite
 //!   ([`SqliteStore`], embedded, group commit) and PostgreSQL
 //!   ([`PostgresStore`], for several gate instances);
+//! - answering limits over time: an index of past runs (`aggregates`,
+//!   a projection of the runs) from which [`Store::create_run_deciding`]
+//!   computes counts and sums inside the transaction that records the
+//!   decision, without knowing the policy language;
 //! - making the log verifiable by someone who does not trust the database:
 //!   each event is authenticated with a [`LogKey`] kept outside it, is a
 //!   leaf of its workspace's RFC 9162 Merkle tree ([`tlog`]; tree heads,
@@ -60,6 +64,7 @@
 //! apart. The data types live in `model/`, one file per entity, and are
 //! re-exported here.
 
+mod aggregates;
 mod audit;
 mod backend;
 mod canonical;
@@ -85,6 +90,10 @@ mod ts;
 mod validate;
 mod workspace_events;
 
+pub use aggregates::{
+    AggregateQuery, AggregateResult, AggregateValue, DecideRun, SeriesField, SeriesReport,
+    SeriesSpec, group_key,
+};
 pub use audit::MAX_AUDIT_PROBLEMS;
 pub use canonical::to_canonical_json;
 pub use chain::{GENESIS_HASH, compute_hash, event_leaf_data};

@@ -8,12 +8,14 @@
 //! transaction, so they see one snapshot.
 
 mod access;
+mod aggregates;
 mod log;
 pub(crate) mod notify;
 mod ops;
 mod read;
 pub mod tls;
 
+use crate::aggregates::{AggregateQuery, DecideRun, SeriesReport, SeriesSpec};
 use crate::backend::Backend;
 use crate::chain::PendingEvent;
 use crate::checked::Checked;
@@ -51,8 +53,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0006_key_events.sql"),
     ),
     (
+        7,
+        include_str!("../migrations/postgres/0007_run_context.sql"),
+    ),
+    (
         8,
-        include_str!("../migrations/postgres/0008_run_context.sql"),
+        include_str!("../migrations/postgres/0008_aggregates.sql"),
     ),
 ];
 
@@ -263,7 +269,14 @@ impl PostgresBackend {
         &self,
         workspace: &str,
     ) -> Result<(Option<StoreError>, AuditReport), StoreError> {
-        in_snapshot!(self, |tx| log::audit(&tx, &self.key, workspace))
+        in_snapshot!(self, |tx| async {
+            let (first_break, mut report) = log::audit(&tx, &self.key, workspace).await?;
+            let room = crate::audit::MAX_AUDIT_PROBLEMS.saturating_sub(report.problems.len());
+            for message in aggregates::check(&tx, workspace, room.max(1)).await? {
+                crate::aggregates::add_problem(&mut report, message);
+            }
+            Ok::<_, StoreError>((first_break, report))
+        })
     }
 }
 
@@ -277,6 +290,63 @@ impl Backend for PostgresBackend {
 
     async fn create_run(&self, run: NewRun) -> Result<CreateRunOutcome, StoreError> {
         in_tx!(self, |tx| ops::create_run(&tx, &self.key, &run))
+    }
+
+    async fn create_run_deciding(
+        &self,
+        workspace: &str,
+        now: DateTime<Utc>,
+        queries: Vec<AggregateQuery>,
+        decide: DecideRun,
+    ) -> Result<CreateRunOutcome, StoreError> {
+        in_tx!(self, |tx| async {
+            // The head lock serializes the workspace's appends, across
+            // gates; READ COMMITTED then shows every run committed before.
+            ops::lock_head(&tx, workspace).await?;
+            let values = aggregates::answer(&tx, workspace, now, &queries).await?;
+            let mut new = decide(&values)?;
+            crate::aggregates::check_decided(&new, workspace)?;
+            crate::validate::validate_new_run(&mut new)?;
+            ops::create_run(&tx, &self.key, &new).await
+        })
+    }
+
+    async fn prepare_series(
+        &self,
+        workspace: &str,
+        series: Vec<SeriesSpec>,
+    ) -> Result<SeriesReport, StoreError> {
+        let mut report = SeriesReport::default();
+        for spec in series {
+            let fresh: Result<bool, StoreError> = in_tx!(self, |tx| async {
+                ops::lock_head(&tx, workspace).await?;
+                aggregates::register(&tx, workspace, &spec).await
+            });
+            let fresh = fresh?;
+            if !fresh {
+                continue;
+            }
+            tracing::info!(workspace, action = %spec.action, series = %spec.id(), "building an aggregate index from history");
+            let mut cursor: aggregates::Cursor = None;
+            loop {
+                let step: Result<(aggregates::Cursor, u64), StoreError> =
+                    in_tx!(self, |tx| aggregates::backfill_chunk(
+                        &tx, workspace, &spec, &cursor
+                    ));
+                let (next, read) = step?;
+                report.runs_read += read;
+                tracing::info!(workspace, series = %spec.id(), runs_read = report.runs_read, "aggregate index progress");
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            let marked: Result<(), StoreError> =
+                in_tx!(self, |tx| aggregates::mark_built(&tx, workspace, &spec));
+            marked?;
+            report.built += 1;
+        }
+        Ok(report)
     }
 
     async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {

@@ -8,6 +8,7 @@
 //! the writer.
 
 mod access;
+mod aggregates;
 mod checkpoint;
 mod log;
 mod ops;
@@ -15,6 +16,7 @@ mod outbox;
 mod read;
 mod writer;
 
+use crate::aggregates::{AggregateQuery, DecideRun, SeriesReport, SeriesSpec};
 use crate::backend::Backend;
 use crate::chain::PendingEvent;
 use crate::checked::Checked;
@@ -46,7 +48,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (5, include_str!("../migrations/sqlite/0005_key_actor.sql")),
     (6, include_str!("../migrations/sqlite/0006_key_events.sql")),
-    (8, include_str!("../migrations/sqlite/0008_run_context.sql")),
+    (7, include_str!("../migrations/sqlite/0007_run_context.sql")),
+    (8, include_str!("../migrations/sqlite/0008_aggregates.sql")),
 ];
 
 /// The version whose migration authenticates the events already stored.
@@ -206,8 +209,15 @@ impl SqliteBackend {
     ) -> Result<(Option<StoreError>, AuditReport), StoreError> {
         let workspace = workspace.to_owned();
         let key = Arc::clone(&self.key);
-        self.read(move |conn| log::audit(conn, &key, &workspace))
-            .await
+        self.read(move |conn| {
+            let (first_break, mut report) = log::audit(conn, &key, &workspace)?;
+            let room = crate::audit::MAX_AUDIT_PROBLEMS.saturating_sub(report.problems.len());
+            for message in aggregates::check(conn, &workspace, room.max(1))? {
+                crate::aggregates::add_problem(&mut report, message);
+            }
+            Ok((first_break, report))
+        })
+        .await
     }
 
     /// Runs `f` on a read-only connection, inside one read transaction so
@@ -270,6 +280,72 @@ impl Backend for SqliteBackend {
             }
             ops::PreparedOutcome::Existing(run) => CreateRunOutcome::Existing(*run),
         })
+    }
+
+    async fn create_run_deciding(
+        &self,
+        workspace: &str,
+        now: DateTime<Utc>,
+        queries: Vec<AggregateQuery>,
+        decide: DecideRun,
+    ) -> Result<CreateRunOutcome, StoreError> {
+        let workspace = workspace.to_owned();
+        // Inside the writer's batch: the runs of earlier commands of the
+        // same group commit are counted.
+        self.writer
+            .submit(move |conn| {
+                let values = aggregates::answer(conn, &workspace, now, &queries)?;
+                let mut new = decide(&values)?;
+                crate::aggregates::check_decided(&new, &workspace)?;
+                crate::validate::validate_new_run(&mut new)?;
+                let prepared = ops::PreparedRun::new(new)?;
+                Ok(match ops::create_run(conn, &prepared)? {
+                    ops::PreparedOutcome::Created(chain) => {
+                        CreateRunOutcome::Created(prepared.run_at(chain))
+                    }
+                    ops::PreparedOutcome::Existing(run) => CreateRunOutcome::Existing(*run),
+                })
+            })
+            .await
+    }
+
+    async fn prepare_series(
+        &self,
+        workspace: &str,
+        series: Vec<SeriesSpec>,
+    ) -> Result<SeriesReport, StoreError> {
+        let mut report = SeriesReport::default();
+        for spec in series {
+            let (ws, sp) = (workspace.to_owned(), spec.clone());
+            let fresh = self
+                .writer
+                .submit(move |conn| aggregates::register(conn, &ws, &sp))
+                .await?;
+            if !fresh {
+                continue;
+            }
+            tracing::info!(workspace, action = %spec.action, series = %spec.id(), "building an aggregate index from history");
+            let mut cursor: aggregates::Cursor = None;
+            loop {
+                let (ws, sp, c) = (workspace.to_owned(), spec.clone(), cursor.clone());
+                let (next, read) = self
+                    .writer
+                    .submit(move |conn| aggregates::backfill_chunk(conn, &ws, &sp, &c))
+                    .await?;
+                report.runs_read += read;
+                tracing::info!(workspace, series = %spec.id(), runs_read = report.runs_read, "aggregate index progress");
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            let (ws, sp) = (workspace.to_owned(), spec.clone());
+            self.writer
+                .submit(move |conn| aggregates::mark_built(conn, &ws, &sp))
+                .await?;
+            report.built += 1;
+        }
+        Ok(report)
     }
 
     async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError> {

@@ -1,6 +1,7 @@
 //! The [`Store`] trait: the audit store as the gate uses it
 //! (`Arc<dyn Store>`), and the limits of its reads.
 
+use crate::aggregates::{AggregateQuery, DecideRun, SeriesReport, SeriesSpec};
 use crate::error::StoreError;
 use crate::model::{
     AnswerInput, AnswerOutcome, ApiKeyRecord, ApprovalToken, BatchStats, ChainPosition,
@@ -46,6 +47,35 @@ pub trait Store: Send + Sync {
     /// different request hash, [`StoreError::Conflict`] for a run id already
     /// taken, [`StoreError::InvalidInput`].
     async fn create_run(&self, run: NewRun) -> Result<CreateRunOutcome, StoreError>;
+
+    /// Creates a run decided with the values of `queries`, all inside one
+    /// store transaction: the values are computed (from the aggregate
+    /// index, seeing every run recorded before, including those of the same
+    /// group commit), `decide` builds the run from them, and the run is
+    /// recorded as [`Store::create_run`] does (it must be of `workspace`).
+    /// Concurrent calls for one workspace are serialized, so two of them
+    /// cannot both slip under a limit. A query whose series is not built
+    /// yet ([`Store::prepare_series`]) gives an error value, not a failed
+    /// call: `decide` fails closed on it.
+    /// Errors: those of [`Store::create_run`], and `decide`'s.
+    async fn create_run_deciding(
+        &self,
+        workspace: &str,
+        now: DateTime<Utc>,
+        queries: Vec<AggregateQuery>,
+        decide: DecideRun,
+    ) -> Result<CreateRunOutcome, StoreError>;
+
+    /// Registers the series of the aggregate index that `series` describe
+    /// and builds each new one from the runs already recorded (in chunks,
+    /// logging its progress), returning when all are built. From its
+    /// registration on, every new run gets its entries as it is created.
+    /// Errors: [`StoreError::InvalidInput`] for a malformed series.
+    async fn prepare_series(
+        &self,
+        workspace: &str,
+        series: Vec<SeriesSpec>,
+    ) -> Result<SeriesReport, StoreError>;
 
     /// A run of this workspace; `None` if unknown or of another workspace.
     async fn get_run(&self, workspace: &str, run_id: &str) -> Result<Option<Run>, StoreError>;

@@ -140,7 +140,7 @@ async fn reopening_keeps_data_and_schema_version() {
         )
         .unwrap();
     assert_eq!(versions, distinct, "each migration ran once");
-    assert_eq!(versions, 7, "every migration applied");
+    assert_eq!(versions, 8, "every migration applied");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();

@@ -162,6 +162,9 @@ pub enum NodeKind {
     Unary(UnOp, Box<Node>),
     /// An infix operator.
     Binary(BinOp, Box<Node>, Box<Node>),
+    /// A named argument of a call, `name: value` (only ever a call's
+    /// argument); the span of the name is kept for diagnostics.
+    Named(String, Span, Box<Node>),
 }
 
 impl Node {
@@ -275,6 +278,11 @@ impl Node {
                 });
                 x.write_canonical(out);
                 out.push(')');
+            }
+            NodeKind::Named(name, _, value) => {
+                out.push_str(name);
+                out.push_str(": ");
+                value.write_canonical(out);
             }
             NodeKind::Binary(op, a, b) => {
                 out.push('(');

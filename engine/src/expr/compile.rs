@@ -2,12 +2,21 @@
 //! checked where they are known at load, constants folded, regular
 //! expressions and time zones prepared once.
 
+use std::sync::Arc;
+
 use super::ast::{BinOp, Node, NodeKind, Span, UnOp, Var};
 use super::err::{ExprDiagnostic, ExprErrorKind, closest};
 use super::eval::{Env, eval};
 use super::functions;
-use super::program::{ConstSet, Func, Op, Path, Step, Ty, TzArg};
+use super::history::{
+    AggregateKind, Aggregates, MAX_WINDOW, RunField, RunRoot, RunStatus, aggregate_key,
+    parse_window,
+};
+use super::program::{AggregateSpec, ConstSet, Func, Op, Path, Step, Ty, TzArg};
 use crate::value::Value;
+
+/// The named arguments of `count` and `sum`.
+const AGGREGATE_ARGS: [&str; 4] = ["within", "action", "status", "where"];
 
 /// The largest compiled regular expression accepted, in bytes.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -16,11 +25,15 @@ const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 pub(crate) struct Scope<'a> {
     pub(crate) action: &'a str,
     pub(crate) risk: &'a str,
+    /// The expression's text (aggregates are known by theirs).
+    pub(crate) text: &'a str,
 }
 
 pub(crate) struct Compiler<'a> {
     scope: Scope<'a>,
     pub(crate) diagnostics: Vec<ExprDiagnostic>,
+    /// The aggregates met so far, one per key.
+    pub(crate) aggregates: Vec<AggregateSpec>,
 }
 
 impl<'a> Compiler<'a> {
@@ -28,6 +41,7 @@ impl<'a> Compiler<'a> {
         Self {
             scope,
             diagnostics: Vec::new(),
+            aggregates: Vec::new(),
         }
     }
 
@@ -100,10 +114,27 @@ impl<'a> Compiler<'a> {
             NodeKind::Call(name, name_span, args) => self.call(name, *name_span, args, span),
             NodeKind::Unary(op, operand) => self.unary(*op, operand, span),
             NodeKind::Binary(op, lhs, rhs) => self.binary(*op, lhs, rhs, span),
+            NodeKind::Named(name, name_span, _) => self.error(ExprDiagnostic::new(
+                ExprErrorKind::Aggregate,
+                format!("`{name}:` is a named argument, which only `count` and `sum` take"),
+                *name_span,
+            )),
         }
     }
 
     fn variable(&mut self, name: &str, span: Span) -> (Op, Ty) {
+        if name == "run" {
+            return self.error(
+                ExprDiagnostic::new(
+                    ExprErrorKind::Aggregate,
+                    "`run` (a past run) can only be read in an aggregate's `where:` or `sum`'s field",
+                    span,
+                )
+                .with_help(
+                    "for example `count(within: \"24h\", where: run.payload.customer == payload.customer)`",
+                ),
+            );
+        }
         let Some(var) = Var::from_name(name) else {
             let mut d = ExprDiagnostic::new(
                 ExprErrorKind::UnknownVariable,
@@ -233,15 +264,22 @@ impl<'a> Compiler<'a> {
     }
 
     fn call(&mut self, name: &str, name_span: Span, args: &[Node], span: Span) -> (Op, Ty) {
+        if name == "count" || name == "sum" {
+            return self.aggregate(name, args, span);
+        }
         let Some(func) = Func::from_name(name) else {
             let mut d = ExprDiagnostic::new(
                 ExprErrorKind::UnknownFunction,
                 format!("unknown function `{name}`"),
                 name_span,
             );
-            d = match closest(name, functions::NAMES) {
+            let names = functions::NAMES.into_iter().chain(["count", "sum"]);
+            d = match closest(name, names) {
                 Some(c) => d.with_help(format!("did you mean `{c}`?")),
-                None => d.with_help(format!("the functions are {}", functions::NAMES.join(", "))),
+                None => d.with_help(format!(
+                    "the functions are {}, count, sum",
+                    functions::NAMES.join(", ")
+                )),
             };
             return self.error(d);
         };
@@ -339,6 +377,159 @@ impl<'a> Compiler<'a> {
                 }
             }
             _ => self.fold((Op::Call(func, ops, span), func.result()), span),
+        }
+    }
+
+    /// `count(within: …, action: …, status: …, where: …)` and
+    /// `sum(run.field, …)`: checked and described here; the value comes
+    /// from the caller at evaluation.
+    fn aggregate(&mut self, name: &str, args: &[Node], span: Span) -> (Op, Ty) {
+        let mut positional = Vec::new();
+        let mut named: Vec<(&str, Span, &Node)> = Vec::new();
+        for arg in args {
+            match &arg.kind {
+                NodeKind::Named(n, ns, v) => named.push((n.as_str(), *ns, v)),
+                _ if !named.is_empty() => {
+                    return self.error(ExprDiagnostic::new(
+                        ExprErrorKind::Aggregate,
+                        format!("`{name}`'s positional argument must come before its named ones"),
+                        arg.span,
+                    ));
+                }
+                _ => positional.push(arg),
+            }
+        }
+        let kind = if name == "sum" {
+            let [field] = positional.as_slice() else {
+                return self.error(
+                    ExprDiagnostic::new(
+                        ExprErrorKind::Arity,
+                        format!(
+                            "`sum` takes one field to add up, but {} were given",
+                            positional.len()
+                        ),
+                        span,
+                    )
+                    .with_help("for example `sum(run.payload.amount, within: \"24h\")`"),
+                );
+            };
+            match run_field(field) {
+                Ok(f) => AggregateKind::Sum(f),
+                Err(d) => return self.error(d),
+            }
+        } else {
+            if let Some(first) = positional.first() {
+                return self.error(
+                    ExprDiagnostic::new(
+                        ExprErrorKind::Arity,
+                        "`count` takes only named arguments",
+                        first.span,
+                    )
+                    .with_help("for example `count(within: \"24h\", where: run.actor == actor)`"),
+                );
+            }
+            AggregateKind::Count
+        };
+        let mut within = None;
+        let mut action = None;
+        let mut statuses = None;
+        let mut group = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for (arg, arg_span, value) in named {
+            if seen.contains(&arg) {
+                return self.error(ExprDiagnostic::new(
+                    ExprErrorKind::Aggregate,
+                    format!("`{arg}:` is given twice"),
+                    arg_span,
+                ));
+            }
+            seen.push(arg);
+            let outcome = match arg {
+                "within" => window_arg(value).map(|w| within = Some(w)),
+                "action" => action_arg(value).map(|a| action = Some(a)),
+                "status" => status_arg(value).map(|s| statuses = Some(s)),
+                "where" => self.where_arg(value, &mut group),
+                other => {
+                    let mut d = ExprDiagnostic::new(
+                        ExprErrorKind::Aggregate,
+                        format!("`{name}` has no argument `{other}:`"),
+                        arg_span,
+                    );
+                    d = match closest(other, AGGREGATE_ARGS) {
+                        Some(c) => d.with_help(format!("did you mean `{c}:`?")),
+                        None => d.with_help("the arguments are within:, action:, status:, where:"),
+                    };
+                    Err(d)
+                }
+            };
+            if let Err(d) = outcome {
+                return self.error(d);
+            }
+        }
+        let Some(within) = within else {
+            return self.error(
+                ExprDiagnostic::new(
+                    ExprErrorKind::Aggregate,
+                    format!("`{name}` needs a window: `within:`"),
+                    span,
+                )
+                .with_help("for example `within: \"24h\"` (the runs of the last 24 hours)"),
+            );
+        };
+        if !self.diagnostics.is_empty() {
+            return (Op::Const(Value::Null), Ty::Any);
+        }
+        group.sort_by(|a: &(RunField, Op), b| a.0.cmp(&b.0));
+        let text = self
+            .scope
+            .text
+            .get(span.start..span.end)
+            .unwrap_or_default();
+        let key: Arc<str> = Arc::from(aggregate_key(text));
+        if !self.aggregates.iter().any(|a| a.key == key) {
+            self.aggregates.push(AggregateSpec {
+                key: Arc::clone(&key),
+                kind,
+                action: action.unwrap_or_else(|| self.scope.action.to_owned()),
+                within,
+                statuses: statuses.unwrap_or_else(|| RunStatus::DEFAULT.to_vec()),
+                group,
+            });
+        }
+        (Op::Aggregate(key, span), Ty::Num)
+    }
+
+    /// `where:`: equalities `run.field == value` joined with `and`.
+    fn where_arg(
+        &mut self,
+        node: &Node,
+        group: &mut Vec<(RunField, Op)>,
+    ) -> Result<(), ExprDiagnostic> {
+        match &node.kind {
+            NodeKind::Binary(BinOp::And, a, b) => {
+                self.where_arg(a, group)?;
+                self.where_arg(b, group)
+            }
+            NodeKind::Binary(BinOp::Eq, l, r) => {
+                let (field, value) = match (run_field(l), run_field(r)) {
+                    (Ok(f), _) if !mentions_run(r) => (f, r),
+                    (_, Ok(f)) if !mentions_run(l) => (f, l),
+                    (Err(d), _) if mentions_run(l) => return Err(d),
+                    (_, Err(d)) if mentions_run(r) => return Err(d),
+                    _ => return Err(where_shape(node.span)),
+                };
+                let (op, ty) = self.node(value);
+                if matches!(ty, Ty::Time) {
+                    return Err(ExprDiagnostic::new(
+                        ExprErrorKind::Aggregate,
+                        "a past run's field is never a timestamp",
+                        value.span,
+                    ));
+                }
+                group.push((field, op));
+                Ok(())
+            }
+            _ => Err(where_shape(node.span)),
         }
     }
 
@@ -525,12 +716,14 @@ impl<'a> Compiler<'a> {
             return (op, ty);
         }
         let null = Value::Null;
+        let none = Aggregates::new();
         let env = Env {
             actor: &null,
             payload: &null,
             source: &null,
             context: &null,
             now: &null,
+            aggregates: &none,
         };
         match eval(&op, &env) {
             Ok(v) => {
@@ -541,6 +734,175 @@ impl<'a> Compiler<'a> {
             Err(e) => self.error(ExprDiagnostic::new(ExprErrorKind::Type, e.message, span)),
         }
     }
+}
+
+fn where_shape(span: Span) -> ExprDiagnostic {
+    ExprDiagnostic::new(
+        ExprErrorKind::Aggregate,
+        "`where:` takes equalities `run.<field> == <value>` joined with `and`",
+        span,
+    )
+    .with_help(
+        "past runs are found through an index on these fields; for example \
+         `where: run.payload.customer_id == payload.customer_id and run.actor == actor`",
+    )
+}
+
+/// Whether `node` reads `run` anywhere.
+fn mentions_run(node: &Node) -> bool {
+    match &node.kind {
+        NodeKind::Ident(name) => name == "run",
+        NodeKind::Literal(_) => false,
+        NodeKind::List(items) | NodeKind::Call(_, _, items) => items.iter().any(mentions_run),
+        NodeKind::Member(b, _) | NodeKind::Unary(_, b) | NodeKind::Named(_, _, b) => {
+            mentions_run(b)
+        }
+        NodeKind::Index(a, b) | NodeKind::Binary(_, a, b) => mentions_run(a) || mentions_run(b),
+    }
+}
+
+/// A field of a past run: `run.payload.a.b`, `run.payload["odd key"]`,
+/// `run.actor`, `run.source.x`.
+fn run_field(node: &Node) -> Result<RunField, ExprDiagnostic> {
+    let mut steps = Vec::new();
+    let mut at = node;
+    loop {
+        match &at.kind {
+            NodeKind::Member(base, field) => {
+                steps.push(field.clone());
+                at = base;
+            }
+            NodeKind::Index(base, index) => match &index.kind {
+                NodeKind::Literal(Value::String(k)) => {
+                    steps.push(k.clone());
+                    at = base;
+                }
+                _ => {
+                    return Err(ExprDiagnostic::new(
+                        ExprErrorKind::Aggregate,
+                        "a past run's field is read with `.name` or `[\"name\"]` only",
+                        index.span,
+                    ));
+                }
+            },
+            NodeKind::Ident(name) if name == "run" => break,
+            _ => {
+                return Err(ExprDiagnostic::new(
+                    ExprErrorKind::Aggregate,
+                    "expected a field of a past run, such as `run.payload.amount`",
+                    node.span,
+                ));
+            }
+        }
+    }
+    steps.reverse();
+    let Some(first) = steps.first() else {
+        return Err(ExprDiagnostic::new(
+            ExprErrorKind::Aggregate,
+            "`run` alone is not a field: use `run.payload.<field>`, `run.actor` or `run.source`",
+            node.span,
+        ));
+    };
+    let Some(root) = RunRoot::from_name(first) else {
+        return Err(ExprDiagnostic::new(
+            ExprErrorKind::Aggregate,
+            format!("a past run has no `{first}`: it has payload, actor and source"),
+            node.span,
+        ));
+    };
+    steps.remove(0);
+    if root == RunRoot::Actor && !steps.is_empty() {
+        return Err(ExprDiagnostic::new(
+            ExprErrorKind::Aggregate,
+            "`run.actor` is a string and has no fields",
+            node.span,
+        ));
+    }
+    Ok(RunField { root, steps })
+}
+
+fn literal_string(node: &Node) -> Option<&str> {
+    match &node.kind {
+        NodeKind::Literal(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn window_arg(node: &Node) -> Result<std::time::Duration, ExprDiagnostic> {
+    let bad = |message: String| {
+        ExprDiagnostic::new(ExprErrorKind::Aggregate, message, node.span)
+            .with_help("a window is a string such as \"1h\", \"24h\", \"7d\" or \"1d12h\"")
+    };
+    let Some(text) = literal_string(node) else {
+        return Err(bad("`within:` must be a string literal".to_owned()));
+    };
+    match parse_window(text) {
+        Some(w) if w <= MAX_WINDOW => Ok(w),
+        Some(_) => Err(bad(format!(
+            "the window `{text}` is longer than the longest allowed, 366d"
+        ))),
+        None => Err(bad(format!("`{text}` is not a window"))),
+    }
+}
+
+fn action_arg(node: &Node) -> Result<String, ExprDiagnostic> {
+    let valid = |s: &str| {
+        let mut chars = s.chars();
+        matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+            && s.len() <= 128
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    };
+    match literal_string(node) {
+        Some(a) if valid(a) => Ok(a.to_owned()),
+        Some(a) => Err(ExprDiagnostic::new(
+            ExprErrorKind::Aggregate,
+            format!("`{a}` is not a valid action name"),
+            node.span,
+        )),
+        None => Err(ExprDiagnostic::new(
+            ExprErrorKind::Aggregate,
+            "`action:` must be a string literal naming an action",
+            node.span,
+        )),
+    }
+}
+
+fn status_arg(node: &Node) -> Result<Vec<RunStatus>, ExprDiagnostic> {
+    let names: Vec<&Node> = match &node.kind {
+        NodeKind::List(items) if !items.is_empty() => items.iter().collect(),
+        _ => vec![node],
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let Some(name) = literal_string(n) else {
+            return Err(ExprDiagnostic::new(
+                ExprErrorKind::Aggregate,
+                "`status:` must be a string or a list of strings",
+                n.span,
+            ));
+        };
+        if name == "any" {
+            out.extend(RunStatus::ALL);
+            continue;
+        }
+        let Some(status) = RunStatus::from_name(name) else {
+            let all = RunStatus::ALL.map(RunStatus::name);
+            let mut d = ExprDiagnostic::new(
+                ExprErrorKind::Aggregate,
+                format!("`{name}` is not a run status"),
+                n.span,
+            );
+            d = match closest(name, all) {
+                Some(c) => d.with_help(format!("did you mean `{c}`?")),
+                None => d.with_help(format!("the statuses are {}, and any", all.join(", "))),
+            };
+            return Err(d);
+        };
+        out.push(status);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 fn first_line(s: &str) -> String {
@@ -554,7 +916,7 @@ fn first_line(s: &str) -> String {
 fn all_inputs_const(op: &Op) -> bool {
     let c = |o: &Op| o.as_const().is_some();
     match op {
-        Op::Const(_) | Op::Path(_) | Op::Has(_) | Op::InSet(..) => false,
+        Op::Const(_) | Op::Path(_) | Op::Has(_) | Op::InSet(..) | Op::Aggregate(..) => false,
         Op::Member(b, _, _) | Op::Not(b, _) | Op::Neg(b, _) | Op::Matches(b, _, _) => c(b),
         Op::Index(a, b, _)
         | Op::And(a, b, _)

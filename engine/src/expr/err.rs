@@ -24,6 +24,9 @@ pub enum ExprErrorKind {
     Literal,
     /// The expression is too long or too deeply nested.
     Limit,
+    /// A malformed aggregate (`count`, `sum`): its window, action, status
+    /// or `where:`, a misplaced named argument, or `run` outside one.
+    Aggregate,
 }
 
 /// A problem in one expression, located by a byte span of its text.

@@ -9,6 +9,7 @@ use std::cmp::Ordering;
 use super::ast::{BinOp, Span, Var};
 use super::err::EvalError;
 use super::functions;
+use super::history::Aggregates;
 use super::program::{ConstSet, Func, Op, Path, Step, TzArg};
 use crate::value::{Value, compare};
 
@@ -20,6 +21,8 @@ pub(crate) struct Env<'r> {
     pub(crate) source: &'r Value,
     pub(crate) context: &'r Value,
     pub(crate) now: &'r Value,
+    /// The values of the aggregates, computed by the caller.
+    pub(crate) aggregates: &'r Aggregates,
 }
 
 type Res<'a> = Result<Cow<'a, Value>, EvalError>;
@@ -122,6 +125,14 @@ pub(crate) fn eval<'a>(op: &'a Op, env: &Env<'a>) -> Res<'a> {
             Value::String(s) => Ok(Cow::Owned(Value::Bool(re.is_match(s)))),
             other => Err(EvalError::new(
                 format!("`matches` expects a string, got {}", other.type_name()),
+                *span,
+            )),
+        },
+        Op::Aggregate(key, span) => match env.aggregates.get_key(key) {
+            Some(Ok(v)) => Ok(Cow::Borrowed(v)),
+            Some(Err(message)) => Err(EvalError::new(message.clone(), *span)),
+            None => Err(EvalError::new(
+                format!("no value was given for the aggregate `{key}`"),
                 *span,
             )),
         },

@@ -157,7 +157,8 @@ fn describe_expected(rules: &[Rule]) -> String {
                 "an operator"
             }
             Rule::member | Rule::index => "`.` or `[`",
-            Rule::field_name => "a field name",
+            Rule::field_name | Rule::argument_name => "a field name",
+            Rule::named_argument => "a value",
             Rule::EOI => "end of expression",
             _ => "a value",
         })
@@ -286,9 +287,7 @@ fn build_primary(pair: Pair<'_, Rule>) -> Result<Node, ExprDiagnostic> {
                 ExprDiagnostic::new(ExprErrorKind::Syntax, "missing function name", span)
             })?;
             let name_span = span_of(&name);
-            let args = inner
-                .map(|p| build_expr(p.into_inner()))
-                .collect::<Result<Vec<_>, _>>()?;
+            let args = inner.map(build_argument).collect::<Result<Vec<_>, _>>()?;
             NodeKind::Call(name.as_str().to_owned(), name_span, args)
         }
         other => {
@@ -300,6 +299,31 @@ fn build_primary(pair: Pair<'_, Rule>) -> Result<Node, ExprDiagnostic> {
         }
     };
     Ok(Node { kind, span })
+}
+
+/// One argument of a call: an expression, or `name: expression`.
+fn build_argument(pair: Pair<'_, Rule>) -> Result<Node, ExprDiagnostic> {
+    if pair.as_rule() != Rule::named_argument {
+        return build_expr(pair.into_inner());
+    }
+    let span = span_of(&pair);
+    let mut inner = pair.into_inner();
+    let (Some(name), Some(value)) = (inner.next(), inner.next()) else {
+        return Err(ExprDiagnostic::new(
+            ExprErrorKind::Syntax,
+            "a named argument needs a name and a value",
+            span,
+        ));
+    };
+    let name_span = span_of(&name);
+    Ok(Node {
+        kind: NodeKind::Named(
+            name.as_str().to_owned(),
+            name_span,
+            Box::new(build_expr(value.into_inner())?),
+        ),
+        span,
+    })
 }
 
 fn unescape(raw: &str, offset: usize) -> Result<String, ExprDiagnostic> {
@@ -360,6 +384,7 @@ mod tests {
             NodeKind::Unary(UnOp::Not, x) => format!("(not {})", shape(x)),
             NodeKind::Unary(UnOp::Neg, x) => format!("(-{})", shape(x)),
             NodeKind::Binary(op, a, b) => format!("({} {} {})", shape(a), op.symbol(), shape(b)),
+            NodeKind::Named(name, _, value) => format!("{name}: {}", shape(value)),
         }
     }
 
@@ -395,6 +420,20 @@ mod tests {
     fn word_operators_need_a_boundary() {
         assert_eq!(p("order and notice"), "(order and notice)");
         assert_eq!(p("android or inside"), "(android or inside)");
+    }
+
+    #[test]
+    fn named_arguments() {
+        assert_eq!(
+            p(r#"count(within: "24h", where: run.payload.c == payload.c) >= 3"#),
+            r#"(count(within: "24h",where: (run.payload.c == payload.c)) >= 3)"#
+        );
+        assert_eq!(
+            p(r#"sum(run.payload.amount, within: "1d",)"#),
+            r#"sum(run.payload.amount,within: "1d")"#
+        );
+        assert!(parse("count(within:)").is_err());
+        assert!(parse("count(: 1)").is_err());
     }
 
     #[test]

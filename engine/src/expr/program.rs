@@ -10,6 +10,7 @@ use regex::Regex;
 use rust_decimal::Decimal;
 
 use super::ast::{BinOp, Span, Var};
+use super::history::{AggregateKind, RunField, RunStatus};
 use crate::value::Value;
 
 /// A built-in function. What each one does is in `functions`.
@@ -128,6 +129,8 @@ pub(crate) enum Op {
     Call(Func, Vec<Op>, Span),
     Matches(Box<Op>, Box<Regex>, Span),
     Clock(Func, Box<Op>, TzArg, Span),
+    /// The value of an aggregate, given by the caller, by its key.
+    Aggregate(Arc<str>, Span),
 }
 
 impl Op {
@@ -139,6 +142,27 @@ impl Op {
     }
 }
 
+/// One aggregate (`count(…)` or `sum(…)`) of a condition: what the caller
+/// must compute over past runs before the engine can decide.
+///
+/// A run counts when it is a run of `action`, was proposed in the window
+/// `(now - within, now]`, is in one of `statuses`, and for each
+/// `(field, value)` of the group its field equals the value computed from
+/// the request being decided. The request being decided never counts.
+#[derive(Debug, Clone)]
+pub struct AggregateSpec {
+    /// The key the value is known by ([`super::history::aggregate_key`] of
+    /// the text as written).
+    pub(crate) key: Arc<str>,
+    pub(crate) kind: AggregateKind,
+    pub(crate) action: String,
+    pub(crate) within: std::time::Duration,
+    /// Sorted, without duplicates.
+    pub(crate) statuses: Vec<RunStatus>,
+    /// Sorted by field.
+    pub(crate) group: Vec<(RunField, Op)>,
+}
+
 /// A compiled condition, ready to evaluate many times.
 #[derive(Debug, Clone)]
 pub struct CompiledExpr {
@@ -147,4 +171,6 @@ pub struct CompiledExpr {
     pub(crate) canonical: Arc<str>,
     /// The payload paths the expression reads, dotted, in order of first use.
     pub(crate) payload_paths: Arc<[String]>,
+    /// The aggregates it reads, in order of first appearance, one per key.
+    pub(crate) aggregates: Arc<[AggregateSpec]>,
 }

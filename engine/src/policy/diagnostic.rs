@@ -152,6 +152,7 @@ impl DiagnosticKind {
             DiagnosticKind::Expression(E::TimeZone) => "countersign::expr::time_zone",
             DiagnosticKind::Expression(E::Literal) => "countersign::expr::literal",
             DiagnosticKind::Expression(E::Limit) => "countersign::expr::limit",
+            DiagnosticKind::Expression(E::Aggregate) => "countersign::expr::aggregate",
             DiagnosticKind::Cel => "countersign::cel",
             DiagnosticKind::Test => "countersign::test",
             DiagnosticKind::Empty => "countersign::empty",

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::format::{RawDiagnostic, RawExpect, RawExpression, RawTest, RawTestFile, Sources};
+use super::format::{
+    RawDiagnostic, RawExpect, RawExpression, RawPastRun, RawTest, RawTestFile, Sources,
+};
 use crate::decide::Request;
+use crate::expr::{Aggregates, PastRun, RunStatus};
 use crate::policy::{
     DiagnosticKind, PolicyDiagnostic, PolicyError, SourceFile, Verdict, find_yaml_files,
     read_source, span_of, yaml_diagnostic,
@@ -36,6 +39,13 @@ pub struct TestCase {
     pub context: Value,
     /// The evaluation instant, or null.
     pub now: Value,
+    /// The values of the aggregates its action's rules read (`aggregates:`,
+    /// keyed by each aggregate's text as written).
+    pub aggregates: Aggregates,
+    /// Past runs to compute the aggregates from (`history:`), with the
+    /// reference model ([`crate::AggregateSpec::scan`]); `None` when the
+    /// case gives `aggregates:` (or neither).
+    pub history: Option<Vec<PastRun>>,
     pub(super) expect: Expectation,
 }
 
@@ -286,6 +296,24 @@ fn test_case(source: &Arc<SourceFile>, t: RawTest) -> Result<TestCase, Located> 
             }
         },
     };
+    let aggregates = aggregates(source, &t)?;
+    let history = match &t.history {
+        None => None,
+        Some(runs) => {
+            if t.aggregates.is_some() {
+                return Err(bad(
+                    source,
+                    span_of(source, &t.name),
+                    "give `aggregates` or `history`, not both".to_owned(),
+                ));
+            }
+            Some(
+                runs.iter()
+                    .map(|r| past_run(source, r))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        }
+    };
     let expect = expectation(decision, &t.name.value, t.expect)
         .map_err(|msg| bad(source, span_of(source, &t.name), msg))?;
     Ok(TestCase {
@@ -298,8 +326,101 @@ fn test_case(source: &Arc<SourceFile>, t: RawTest) -> Result<TestCase, Located> 
         source: t.source,
         context: t.context,
         now,
+        aggregates,
+        history,
         expect,
     })
+}
+
+/// One run of `history:`.
+fn past_run(source: &Arc<SourceFile>, r: &RawPastRun) -> Result<PastRun, Located> {
+    let at = span_of(source, &r.at);
+    let created_at = DateTime::parse_from_rfc3339(r.at.value.trim())
+        .map_err(|_| {
+            bad(
+                source,
+                at,
+                format!("`{}` is not an RFC 3339 timestamp", r.at.value),
+            )
+        })?
+        .with_timezone(&Utc);
+    let payload = match (&r.payload, &r.payload_json) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                source,
+                at,
+                "give a past run's `payload` or `payload_json`, not both".to_owned(),
+            ));
+        }
+        (Some(p), None) => p.clone(),
+        (None, Some(j)) => {
+            parse_json(j.as_bytes()).map_err(|e| bad(source, at, format!("payload_json: {e}")))?
+        }
+        (None, None) => Value::Object(Map::new()),
+    };
+    let statuses = match &r.status {
+        None => vec![RunStatus::Allowed],
+        Some(s) => {
+            let names: Vec<&Value> = match &s.value {
+                Value::List(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            let mut out = Vec::new();
+            for n in names {
+                match n.as_str().and_then(RunStatus::from_name) {
+                    Some(st) => out.push(st),
+                    None => {
+                        return Err(bad(
+                            source,
+                            span_of(source, s),
+                            format!("`{}` is not a run status", n.to_json()),
+                        ));
+                    }
+                }
+            }
+            out
+        }
+    };
+    Ok(PastRun {
+        action: r.action.clone(),
+        actor: r.actor.clone(),
+        payload,
+        source: r.source.clone(),
+        created_at,
+        statuses,
+    })
+}
+
+/// `aggregates:`: a mapping from an aggregate's text to its number.
+fn aggregates(source: &Arc<SourceFile>, t: &RawTest) -> Result<Aggregates, Located> {
+    let mut out = Aggregates::new();
+    let Some(given) = &t.aggregates else {
+        return Ok(out);
+    };
+    let at = span_of(source, given);
+    let Value::Object(map) = &given.value else {
+        return Err(bad(
+            source,
+            at,
+            "`aggregates` must map each aggregate's text to its value".to_owned(),
+        ));
+    };
+    for (text, value) in map.iter() {
+        match value {
+            Value::Number(_) => out.insert(text, value.clone()),
+            other => {
+                return Err(bad(
+                    source,
+                    at,
+                    format!(
+                        "the value of aggregate `{text}` must be a number, not {}",
+                        other.type_name()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The payload: a mapping given as YAML (`payload`) or as JSON text

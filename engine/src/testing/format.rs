@@ -49,7 +49,33 @@ pub(super) struct RawTest {
     pub context: Value,
     #[serde(default)]
     pub now: Option<Spanned<String>>,
+    /// The values of the aggregates, keyed by their text.
+    #[serde(default)]
+    pub aggregates: Option<Spanned<Value>>,
+    /// Past runs the aggregates are computed from (instead of `aggregates`).
+    #[serde(default)]
+    pub history: Option<Vec<RawPastRun>>,
     pub expect: RawExpect,
+}
+
+/// One past run of a test's `history`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPastRun {
+    pub action: String,
+    #[serde(default)]
+    pub actor: Value,
+    #[serde(default)]
+    pub payload: Option<Value>,
+    #[serde(default)]
+    pub payload_json: Option<String>,
+    #[serde(default)]
+    pub source: Value,
+    /// When it was proposed (RFC 3339).
+    pub at: Spanned<String>,
+    /// Its states (default `allowed`).
+    #[serde(default)]
+    pub status: Option<Spanned<Value>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::case::{Expectation, TestCase};
 use crate::decide::{DecisionReport, HitReport};
+use crate::expr::{Aggregates, Bindings};
 use crate::policy::PolicySet;
 
 /// One expectation that did not hold.
@@ -79,7 +80,8 @@ pub fn run_tests(set: &PolicySet, cases: &[TestCase]) -> TestRun {
     let mut hit: HashSet<(&str, &str)> = HashSet::new();
     let mut outcomes = Vec::with_capacity(cases.len());
     for case in cases {
-        let decision = set.decide(&case.request());
+        let (aggregates, unknown) = case_aggregates(set, case);
+        let decision = set.decide_with(&case.request(), &aggregates);
         // A rule counts as covered only when its condition really held: a
         // test that reaches a rule only through an evaluation error does
         // not exercise it.
@@ -94,7 +96,8 @@ pub fn run_tests(set: &PolicySet, cases: &[TestCase]) -> TestRun {
             }
         }
         let report = decision.to_report(&case.action);
-        let mismatches = compare(&case.expect, &report);
+        let mut mismatches = compare(&case.expect, &report);
+        mismatches.extend(unknown);
         outcomes.push(CaseOutcome {
             case: case.clone(),
             report,
@@ -120,6 +123,76 @@ pub fn run_tests(set: &PolicySet, cases: &[TestCase]) -> TestRun {
         uncovered,
         total_rules: set.rule_count(),
     }
+}
+
+/// The aggregates a case hands the engine, as the gate would: an
+/// aggregate whose `where:` values cannot be computed from the request
+/// fails (so `on_error` applies) whatever the case gives; the others take
+/// the case's values. A value given for no aggregate of the action is a
+/// mismatch (a typo would otherwise pass unnoticed).
+fn case_aggregates(set: &PolicySet, case: &TestCase) -> (Aggregates, Vec<Mismatch>) {
+    let specs = set.aggregates(&case.action);
+    let bindings = Bindings {
+        actor: &case.actor,
+        payload: &case.payload,
+        source: &case.source,
+        now: &case.now,
+    };
+    let mut out = Aggregates::new();
+    // A case that gives neither `history` nor `aggregates` has no past runs.
+    let no_runs = Vec::new();
+    let history = match (&case.history, case.aggregates.is_empty()) {
+        (Some(h), _) => Some(h),
+        (None, true) => Some(&no_runs),
+        (None, false) => None,
+    };
+    for spec in &specs {
+        if let Some(history) = history {
+            let result = match &case.now {
+                crate::value::Value::Timestamp(now) => spec.scan(&bindings, *now, history),
+                // With no runs, the window does not matter.
+                _ if history.is_empty() => {
+                    spec.scan(&bindings, chrono::DateTime::UNIX_EPOCH, history)
+                }
+                _ => Err("a case with `history` needs `now`".to_owned()),
+            };
+            match result {
+                Ok(v) => out.insert(spec.key(), v),
+                Err(m) => out.insert_error(spec.key(), m),
+            }
+            continue;
+        }
+        match spec.group_values(&bindings) {
+            Err(e) => out.insert_error(spec.key(), e.message),
+            Ok(_) => match case.aggregates.get(spec.key()) {
+                Some(Ok(v)) => out.insert(spec.key(), v.clone()),
+                Some(Err(m)) => out.insert_error(spec.key(), m.clone()),
+                None => {}
+            },
+        }
+    }
+    let unknown = case
+        .aggregates
+        .iter()
+        .filter(|(k, _)| !specs.iter().any(|s| s.key() == *k))
+        .map(|(k, _)| Mismatch {
+            field: "aggregates",
+            expected: format!("an aggregate of `{}`'s rules", case.action),
+            actual: format!(
+                "`{k}` is none of them (they are: {})",
+                if specs.is_empty() {
+                    "none".to_owned()
+                } else {
+                    specs
+                        .iter()
+                        .map(|s| format!("`{}`", s.key()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        })
+        .collect();
+    (out, unknown)
 }
 
 fn show<T: ToString>(v: &Option<T>) -> String {

@@ -82,7 +82,7 @@ pub async fn policies(State(_state): State<AppState>, caller: Caller) -> Json<Va
 /// old set and come back as 422 with every diagnostic.
 pub async fn reload(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require_admin()?;
-    let report = caller.workspace.reload();
+    let report = caller.workspace.reload_with_store(&*state.store).await;
     state.metrics.record_reload(report.ok);
     state
         .store

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use countersign_engine::{PolicySet, Request, Value, parse_json};
+use countersign_engine::{Aggregates, Bindings, PolicySet, Request, Value, parse_json};
 
 /// Arguments of `countersign eval`.
 #[derive(Debug, Args)]
@@ -31,6 +31,11 @@ pub struct EvalArgs {
     /// The evaluation instant (RFC 3339); defaults to the current time.
     #[arg(long)]
     now: Option<String>,
+    /// The values of the aggregates the action's rules read (`count(…)`,
+    /// `sum(…)`): a JSON object from each aggregate's text, as written in
+    /// the rule, to its number; or @FILE.
+    #[arg(long, default_value = "{}")]
+    aggregates: String,
 }
 
 const BAD_ARGUMENTS: u8 = 2;
@@ -46,7 +51,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
             Ok(bytes) => bytes,
             Err(e) => return fail(format!("cannot read payload file `{path}`: {e}")),
         },
-        None => args.payload.into_bytes(),
+        None => args.payload.clone().into_bytes(),
     };
     let payload = match parse_json(&payload_text) {
         Ok(v @ Value::Object(_)) => v,
@@ -86,16 +91,23 @@ pub fn run(args: EvalArgs) -> ExitCode {
             return ExitCode::from(BAD_ARGUMENTS);
         }
     };
-    let actor = args.actor.map_or(Value::Null, Value::String);
+    let actor = args.actor.clone().map_or(Value::Null, Value::String);
     let now = Value::Timestamp(now);
-    let decision = set.decide(&Request {
-        action: &args.action,
-        actor: &actor,
-        payload: &payload,
-        source: &source,
-        context: &context,
-        now: &now,
-    });
+    let aggregates = match aggregates(&set, &args, &actor, &payload, &source, &context, &now) {
+        Ok(a) => a,
+        Err(message) => return fail(message),
+    };
+    let decision = set.decide_with(
+        &Request {
+            action: &args.action,
+            actor: &actor,
+            payload: &payload,
+            source: &source,
+            context: &context,
+            now: &now,
+        },
+        &aggregates,
+    );
     match serde_json::to_string_pretty(&decision.to_report(&args.action)) {
         Ok(json) => {
             outln!("{json}");
@@ -103,4 +115,83 @@ pub fn run(args: EvalArgs) -> ExitCode {
         }
         Err(e) => fail(format!("cannot print the decision: {e}")),
     }
+}
+
+/// The aggregates' values from `--aggregates`, as the gate would hand them
+/// over: an aggregate whose `where:` values the request lacks fails (and
+/// `on_error` applies). A value for no aggregate of the action, or an
+/// aggregate without a value, is a usage error.
+fn aggregates(
+    set: &PolicySet,
+    args: &EvalArgs,
+    actor: &Value,
+    payload: &Value,
+    source: &Value,
+    context: &Value,
+    now: &Value,
+) -> Result<Aggregates, String> {
+    let text = match args.aggregates.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read(path).map_err(|e| format!("cannot read aggregates file `{path}`: {e}"))?
+        }
+        None => args.aggregates.clone().into_bytes(),
+    };
+    let given = match parse_json(&text) {
+        Ok(Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(format!(
+                "--aggregates must be a JSON object, not {}",
+                other.json_type_name()
+            ));
+        }
+        Err(e) => return Err(format!("--aggregates is not valid JSON: {e}")),
+    };
+    let specs = set.aggregates(&args.action);
+    let bindings = Bindings {
+        actor,
+        payload,
+        source,
+        context,
+        now,
+    };
+    let mut out = Aggregates::new();
+    for (key, value) in given.iter() {
+        let known = countersign_engine::aggregate_key(key);
+        if !specs.iter().any(|s| s.key() == known) {
+            return Err(format!(
+                "--aggregates: `{key}` is not an aggregate of `{}`'s rules{}",
+                args.action,
+                list(&specs)
+            ));
+        }
+        if !matches!(value, Value::Number(_)) {
+            return Err(format!(
+                "--aggregates: the value of `{key}` must be a number"
+            ));
+        }
+        out.insert(key, value.clone());
+    }
+    let mut missing = Vec::new();
+    for spec in &specs {
+        match spec.group_values(&bindings) {
+            Err(e) => out.insert_error(spec.key(), e.message()),
+            Ok(_) if out.get(spec.key()).is_none() => missing.push(format!("`{}`", spec.key())),
+            Ok(_) => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "give the value of each aggregate with --aggregates '{{\"<text>\": <number>}}': {}",
+            missing.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+fn list(specs: &[&countersign_engine::AggregateSpec]) -> String {
+    if specs.is_empty() {
+        return " (they read none)".to_owned();
+    }
+    let keys: Vec<String> = specs.iter().map(|s| format!("`{}`", s.key())).collect();
+    format!(" (they read {})", keys.join(", "))
 }

@@ -260,6 +260,7 @@ pub(crate) async fn create_run(
     let (mut run, events) = run_state::initial_run(&new.proposal, &new.deliveries);
     append_for_run(tx, key, head, &mut run, events).await?;
     insert_run(tx, &run).await?;
+    super::aggregates::record_entries(tx, &run.proposal).await?;
     let expires_at = run.proposal.approval.as_ref().map(|a| a.expires_at);
     for d in &new.deliveries {
         tx.execute(

@@ -404,6 +404,7 @@ pub(crate) fn create_run(
     if !insert_run(conn, &prepared.row, seq, &hash)? {
         return existing_run(conn, new).map(|run| PreparedOutcome::Existing(Box::new(run)));
     }
+    super::aggregates::record_entries(conn, &new.proposal, &prepared.row.created_at)?;
     let mut stmt = conn.prepare_cached(INSERT_EVENT)?;
     let mut event_seq = start_seq;
     for ((e, link), body) in prepared.events.iter().zip(hashes.windows(2)).zip(&bodies) {

@@ -204,6 +204,21 @@ fn when_condition(
 /// CEL gives a position.
 fn cel_condition(l: &mut Loader, file: &Arc<SourceFile>, c: &Scalar) -> Condition {
     let text = c.value.as_deref().unwrap_or_default();
+    if let Some(at) = aggregate_call(text) {
+        let whole = span_of(file, c);
+        let end = (at + 5).min(text.len());
+        let (s, t) = file.map_scalar_span(whole.0, text, (at, end));
+        l.diags.push(
+            PolicyDiagnostic::new(
+                DiagnosticKind::Cel,
+                "CEL conditions have no aggregates (`count`, `sum` over past runs)",
+            )
+            .at(file, (s.min(whole.1), t.min(whole.1).max(s.min(whole.1))))
+            .label("here")
+            .help("write this rule's condition with `when:`, which has them"),
+        );
+        return Condition::Always;
+    }
     match CelCondition::compile(text) {
         Ok(cel) => Condition::Cel(cel),
         Err(e) => {
@@ -226,6 +241,44 @@ fn cel_condition(l: &mut Loader, file: &Arc<SourceFile>, c: &Scalar) -> Conditio
             Condition::Always
         }
     }
+}
+
+/// Where a CEL text calls `count(` or `sum(` (outside string literals), the
+/// aggregates that only `when:` has.
+fn aggregate_call(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if let Some(q) = quote {
+            if b == b'\\' {
+                i += 1;
+            } else if b == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' || b == b'\'' {
+            quote = Some(b);
+            i += 1;
+            continue;
+        }
+        let boundary = i == 0
+            || !(bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'.'));
+        if let (true, Some(rest)) = (boundary, text.get(i..)) {
+            for word in ["count", "sum"] {
+                if let Some(after) = rest.strip_prefix(word) {
+                    if after.trim_start().starts_with('(') {
+                        return Some(i);
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 /// The reason a rule gives when it decides and its policy wrote none.

@@ -1,4 +1,4 @@
--- Countersign store, SQLite schema version 8: a run keeps the `context` object its
+-- Countersign store, PostgreSQL schema version 7: a run keeps the `context` object its
 -- request carried (the MCP proxy's server, tool and client), as JSON text.
 -- NULL for requests without one and every run created before.
 ALTER TABLE runs ADD COLUMN context_json TEXT;

@@ -65,6 +65,7 @@ async fn burst(gates: &[(&AppState, &str)], n: usize, customer: &str, amount: &s
                 actor_bound: false,
                 reasoning: None,
                 source: None,
+                context: None,
             };
             let done = countersign_gate::intercept::intercept(&state, &ws, &proposal)
                 .await
@@ -320,6 +321,7 @@ async fn check_against_model(steps: Vec<Step>) {
             actor_bound: false,
             reasoning: None,
             source: None,
+            context: None,
         };
         let done = countersign_gate::intercept::intercept(&gate.state, &ws, &proposal)
             .await
@@ -331,6 +333,7 @@ async fn check_against_model(steps: Vec<Step>) {
             actor: &null,
             payload: &payload,
             source: &null,
+            context: &null,
             now: &now_value,
         };
         for spec in &specs {

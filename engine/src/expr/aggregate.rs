@@ -55,6 +55,7 @@ impl AggregateSpec {
             actor: bindings.actor,
             payload: bindings.payload,
             source: bindings.source,
+            context: bindings.context,
             now: bindings.now,
             aggregates: &none,
         };

@@ -136,6 +136,7 @@ fn case_aggregates(set: &PolicySet, case: &TestCase) -> (Aggregates, Vec<Mismatc
         actor: &case.actor,
         payload: &case.payload,
         source: &case.source,
+        context: &case.context,
         now: &case.now,
     };
     let mut out = Aggregates::new();

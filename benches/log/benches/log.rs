@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use countersign_log_bench::clock::{ProcessCpu, cpu_clock_requested};
 use countersign_log_bench::{Rng, WORKSPACE, drop_pg_schema, fail, postgres_store, sqlite_store};
 use countersign_store::Store;
 use countersign_store::tlog::{consistency_proof_plan, inclusion_proof_plan, tree_hash_plan};
-use countersign_log_bench::clock::{ProcessCpu, cpu_clock_requested};
 use criterion::Criterion;
 use criterion::measurement::Measurement;
 use tokio::runtime::Runtime;
@@ -55,7 +55,13 @@ fn report_plan_sizes(n: u64) {
     );
 }
 
-fn proofs<M: Measurement>(c: &mut Criterion<M>, label: &str, rt: &Runtime, store: Arc<dyn Store>, n: u64) {
+fn proofs<M: Measurement>(
+    c: &mut Criterion<M>,
+    label: &str,
+    rt: &Runtime,
+    store: Arc<dyn Store>,
+    n: u64,
+) {
     report_plan_sizes(n);
     let mut g = c.benchmark_group(format!("proofs/{label}"));
     g.measurement_time(Duration::from_secs(8));
@@ -102,7 +108,13 @@ fn proofs<M: Measurement>(c: &mut Criterion<M>, label: &str, rt: &Runtime, store
     g.finish();
 }
 
-fn audit<M: Measurement>(c: &mut Criterion<M>, label: &str, rt: &Runtime, store: Arc<dyn Store>, n: u64) {
+fn audit<M: Measurement>(
+    c: &mut Criterion<M>,
+    label: &str,
+    rt: &Runtime,
+    store: Arc<dyn Store>,
+    n: u64,
+) {
     let mut g = c.benchmark_group(format!("audit/{label}"));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));

@@ -40,7 +40,10 @@ pub fn allowed_run(i: u64) -> NewRun {
             actor: Some("agent-billing".into()),
             source: Some(json!({"agent": "billing-bot", "session": i % 97})),
             reasoning: Some("customer asked for a refund of a duplicate charge".into()),
-            payload_json: format!(r#"{{"amount": {}.50, "currency": "EUR", "order": "ord-{i}"}}"#, i % 500),
+            payload_json: format!(
+                r#"{{"amount": {}.50, "currency": "EUR", "order": "ord-{i}"}}"#,
+                i % 500
+            ),
             payload_hash: format!("{:064x}", i),
             payload_summary: "refund".into(),
             idempotency_key: None,
@@ -65,7 +68,11 @@ pub fn allowed_run(i: u64) -> NewRun {
 pub fn fill(rt: &Runtime, store: Arc<dyn Store>, events: u64) {
     let started = Instant::now();
     rt.block_on(async move {
-        let have = store.tree_head(WORKSPACE).await.map(|h| h.size).unwrap_or(0);
+        let have = store
+            .tree_head(WORKSPACE)
+            .await
+            .map(|h| h.size)
+            .unwrap_or(0);
         let limit = Arc::new(Semaphore::new(IN_FLIGHT));
         for i in have / 2..events / 2 {
             let permit = Arc::clone(&limit)
@@ -109,9 +116,8 @@ pub fn sqlite_store(rt: &Runtime, dir: &Path, events: u64) -> Arc<dyn Store> {
             let _ = std::fs::remove_file(PathBuf::from(p));
         }
         eprintln!("building {path:?} ({events} events, once)");
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&path, log_key()).unwrap_or_else(|e| fail(&e.to_string())),
-        );
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&path, log_key()).unwrap_or_else(|e| fail(&e.to_string())));
         fill(rt, Arc::clone(&store), events);
         check_size(rt, store.as_ref(), events);
         drop(store);

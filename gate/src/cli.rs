@@ -17,6 +17,7 @@ mod eval;
 mod fetch;
 mod receipt_check;
 mod render;
+pub mod schema;
 mod secrets;
 mod test;
 
@@ -39,6 +40,10 @@ enum Command {
     Check {
         /// Policy directories or files (default: ./policies).
         dirs: Vec<PathBuf>,
+        /// text (a summary, or the problems on stderr), json, or sarif
+        /// (SARIF 2.1.0, for code-scanning annotations). Exit 1 on problems.
+        #[arg(long, value_enum, default_value_t = check::CheckFormat::Text)]
+        format: check::CheckFormat,
     },
     /// Run the policy tests (`*_test.yaml`) found next to the policies.
     Test {
@@ -50,6 +55,9 @@ enum Command {
         /// List passing tests too.
         #[arg(long, short)]
         verbose: bool,
+        /// text, junit (JUnit XML for CI test reports) or json.
+        #[arg(long, value_enum, default_value_t = test::TestFormat::Text)]
+        format: test::TestFormat,
     },
     /// Time the evaluation of every test case's request, per action.
     Bench {
@@ -61,6 +69,12 @@ enum Command {
     },
     /// Decide one request and print the decision as JSON.
     Eval(eval::EvalArgs),
+    /// Print the JSON Schema (draft 2020-12) of policy or test files.
+    Schema {
+        /// policy or tests.
+        #[arg(value_enum)]
+        kind: schema::SchemaKind,
+    },
     /// Run the HTTP gate.
     Serve {
         /// Configuration file (default: 127.0.0.1:8080, ./countersign-data,
@@ -153,14 +167,23 @@ fn default_dirs(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { dirs } => check::run(&default_dirs(dirs)),
+        Command::Check { dirs, format } => check::run(&default_dirs(dirs), format),
         Command::Test {
             dirs,
             coverage,
             verbose,
-        } => test::run(&default_dirs(dirs), coverage, verbose),
+            format,
+        } => test::run(
+            &default_dirs(dirs),
+            test::TestOptions {
+                coverage,
+                verbose,
+                format,
+            },
+        ),
         Command::Bench { dirs, samples } => bench::run(&default_dirs(dirs), samples),
         Command::Eval(args) => eval::run(args),
+        Command::Schema { kind } => schema::run(kind),
         Command::Serve { config } => admin::serve(config.as_deref()),
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Audit(AuditCommand::Verify { workspace, config }) => {

@@ -17,6 +17,8 @@ mod eval;
 mod fetch;
 mod receipt_check;
 mod render;
+mod replay;
+mod replay_report;
 pub mod schema;
 mod secrets;
 mod test;
@@ -69,6 +71,9 @@ enum Command {
     },
     /// Decide one request and print the decision as JSON.
     Eval(eval::EvalArgs),
+    /// Re-decide the stored history with a policy set and report every run
+    /// whose outcome would differ. Exit 0: no change, 1: changes, 2: bad input.
+    Replay(replay::ReplayArgs),
     /// Print the JSON Schema (draft 2020-12) of policy or test files.
     Schema {
         /// policy or tests.
@@ -184,6 +189,7 @@ pub fn run() -> ExitCode {
         Command::Bench { dirs, samples } => bench::run(&default_dirs(dirs), samples),
         Command::Eval(args) => eval::run(args),
         Command::Schema { kind } => schema::run(kind),
+        Command::Replay(args) => replay::run(args),
         Command::Serve { config } => admin::serve(config.as_deref()),
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Audit(AuditCommand::Verify { workspace, config }) => {

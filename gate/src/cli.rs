@@ -13,6 +13,7 @@ mod admin;
 mod audit;
 mod bench;
 mod check;
+mod diff;
 mod eval;
 mod fetch;
 mod receipt_check;
@@ -74,6 +75,9 @@ enum Command {
     /// Re-decide the stored history with a policy set and report every run
     /// whose outcome would differ. Exit 0: no change, 1: changes, 2: bad input.
     Replay(replay::ReplayArgs),
+    /// Compare two policy sets by meaning (groups, members, actions, rules,
+    /// conditions, quorum, timeouts). Exit 0: no change, 1: changes, 2: bad input.
+    Diff(diff::DiffArgs),
     /// Print the JSON Schema (draft 2020-12) of policy or test files.
     Schema {
         /// policy or tests.
@@ -190,6 +194,7 @@ pub fn run() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Schema { kind } => schema::run(kind),
         Command::Replay(args) => replay::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Serve { config } => admin::serve(config.as_deref()),
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Audit(AuditCommand::Verify { workspace, config }) => {

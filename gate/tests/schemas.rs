@@ -245,3 +245,24 @@ fn structurally_broken_policies_are_refused_by_engine_and_schema() {
         assert!(!res.status.success(), "the schema accepts {name}");
     }
 }
+
+/// The CI recipes of the README are valid for their CI, by the schemas
+/// check-jsonschema ships for GitHub workflows and GitLab CI.
+#[test]
+fn the_ci_recipes_are_valid_workflow_files() {
+    for (schema, file) in [
+        ("vendor.github-workflows", "examples/ci/github-actions.yml"),
+        ("vendor.gitlab-ci", "examples/ci/gitlab-ci.yml"),
+    ] {
+        let res = Command::new(check_jsonschema())
+            .args(["--builtin-schema", schema])
+            .arg(root().join(file))
+            .output()
+            .unwrap();
+        assert!(res.status.success(), "{file}: {}", show(&res));
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        for step in ["check --format", "test --format junit", "diff --git", "replay --store"] {
+            assert!(text.contains(step), "{file} lacks `{step}`");
+        }
+    }
+}

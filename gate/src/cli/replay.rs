@@ -63,6 +63,9 @@ pub struct ReplayArgs {
     /// Run ids listed per change.
     #[arg(long, default_value_t = 5)]
     samples: usize,
+    /// Print to stderr where the time went (reading, parsing, deciding).
+    #[arg(long)]
+    stats: bool,
 }
 
 const BAD_INPUT: u8 = 2;
@@ -168,7 +171,22 @@ pub fn run(args: ReplayArgs) -> ExitCode {
             StoreUrl::Sqlite(path) => HistoryReader::open_sqlite(path)?,
             StoreUrl::Postgres(u) => HistoryReader::connect_postgres(u).await?,
         };
-        replay(&mut reader, &set, &query, args.samples).await
+        let started = std::time::Instant::now();
+        let acc = replay(&mut reader, &set, &query, args.samples).await;
+        if let (true, Ok(acc)) = (args.stats, &acc) {
+            let t = &acc.timing;
+            eprintln!(
+                "stats: {} runs in {} windows, {:.2} s in all: reading {:.2} s, \
+                 parsing payloads {:.2} s, deciding and comparing {:.2} s",
+                acc.replayed,
+                t.windows,
+                started.elapsed().as_secs_f64(),
+                t.read.as_secs_f64(),
+                t.parse.as_secs_f64(),
+                t.decide.as_secs_f64()
+            );
+        }
+        acc
     });
     let mut acc = match result {
         Ok(acc) => acc,
@@ -208,8 +226,12 @@ async fn replay(
     let mut after = 0;
     while after < high_water {
         let upto = after.saturating_add(HISTORY_PAGE_EVENTS).min(high_water);
-        for run in reader.window(query, after, upto).await? {
-            acc.add(set, &run);
+        let t = std::time::Instant::now();
+        let runs = reader.window(query, after, upto).await?;
+        acc.timing.read += t.elapsed();
+        acc.timing.windows += 1;
+        for run in &runs {
+            acc.add(set, run);
         }
         after = upto;
     }
@@ -236,7 +258,16 @@ type TransitionKey = (Verdict, Verdict, Cause, Option<String>);
 type ApprovalKey = (Requirement, Requirement, Option<String>);
 
 #[derive(Default)]
+struct Timing {
+    windows: u64,
+    read: std::time::Duration,
+    parse: std::time::Duration,
+    decide: std::time::Duration,
+}
+
+#[derive(Default)]
 struct Accumulator {
+    timing: Timing,
     samples: usize,
     high_water: u64,
     replayed: u64,
@@ -285,6 +316,7 @@ fn recorded_errors(details: &serde_json::Value) -> BTreeSet<String> {
 
 impl Accumulator {
     fn add(&mut self, set: &PolicySet, run: &HistoryRun) {
+        let t = std::time::Instant::now();
         let parsed = (|| -> Result<_, String> {
             let payload =
                 parse_json(run.payload_json.as_bytes()).map_err(|e| format!("payload: {e}"))?;
@@ -298,6 +330,8 @@ impl Accumulator {
                 .ok_or_else(|| format!("unknown decision status `{}`", run.decision_status))?;
             Ok((payload, source, details, old))
         })();
+        let t2 = std::time::Instant::now();
+        self.timing.parse += t2 - t;
         let (payload, source, details, old) = match parsed {
             Ok(p) => p,
             Err(e) => {
@@ -383,6 +417,7 @@ impl Accumulator {
         if changed {
             self.changed += 1;
         }
+        self.timing.decide += t2.elapsed();
     }
 
     fn report(&mut self, set: &PolicySet, url: &StoreUrl, query: &HistoryQuery) -> Report {

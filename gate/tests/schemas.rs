@@ -261,7 +261,12 @@ fn the_ci_recipes_are_valid_workflow_files() {
             .unwrap();
         assert!(res.status.success(), "{file}: {}", show(&res));
         let text = std::fs::read_to_string(root().join(file)).unwrap();
-        for step in ["check --format", "test --format junit", "diff --git", "replay --store"] {
+        for step in [
+            "check --format",
+            "test --format junit",
+            "diff --git",
+            "replay --store",
+        ] {
             assert!(text.contains(step), "{file} lacks `{step}`");
         }
     }

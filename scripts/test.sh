@@ -38,8 +38,8 @@ if ! command -v pg_isready >/dev/null && command -v apt-get >/dev/null && [ "$(i
 fi
 
 # Python peers for the Rust suites: a real SMTP server (aiosmtpd), the
-# reference Standard Webhooks verifier, and `cryptography` for the
-# independent checkpoint verifier. They go into a virtual environment this
+# reference Standard Webhooks verifier, `cryptography` for the
+# independent checkpoint verifier, and check-jsonschema for the schemas. They go into a virtual environment this
 # script owns (Debian's Python refuses `pip install` outside one), whose
 # `python3` is first on the PATH for every suite below.
 command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -57,6 +57,11 @@ if [ ! -x "$PY_VENV/bin/python3" ]; then
 fi
 if ! "$PY_VENV/bin/python3" -c "import aiosmtpd, standardwebhooks, cryptography" 2>/dev/null; then
   "$PY_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check aiosmtpd standardwebhooks cryptography
+fi
+# check-jsonschema: the real validator the schema tests (gate/tests/schemas.rs)
+# and the SARIF test (gate/tests/ci_output.rs) run.
+if [ ! -x "$PY_VENV/bin/check-jsonschema" ]; then
+  "$PY_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check check-jsonschema
 fi
 export PATH="$PY_VENV/bin:$PATH"
 

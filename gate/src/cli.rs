@@ -13,13 +13,17 @@ mod admin;
 mod audit;
 mod bench;
 mod check;
+mod diff;
 mod eval;
 mod fetch;
 mod log_writer;
 mod mcp;
 mod receipt_check;
 mod render;
+mod replay;
+mod replay_report;
 mod runs;
+pub mod schema;
 mod secrets;
 mod test;
 
@@ -42,6 +46,10 @@ enum Command {
     Check {
         /// Policy directories or files (default: ./policies).
         dirs: Vec<PathBuf>,
+        /// text (a summary, or the problems on stderr), json, or sarif
+        /// (SARIF 2.1.0, for code-scanning annotations). Exit 1 on problems.
+        #[arg(long, value_enum, default_value_t = check::CheckFormat::Text)]
+        format: check::CheckFormat,
     },
     /// Run the policy tests (`*_test.yaml`) found next to the policies.
     Test {
@@ -53,6 +61,9 @@ enum Command {
         /// List passing tests too.
         #[arg(long, short)]
         verbose: bool,
+        /// text, junit (JUnit XML for CI test reports) or json.
+        #[arg(long, value_enum, default_value_t = test::TestFormat::Text)]
+        format: test::TestFormat,
     },
     /// Time the evaluation of every test case's request, per action.
     Bench {
@@ -64,6 +75,18 @@ enum Command {
     },
     /// Decide one request and print the decision as JSON.
     Eval(eval::EvalArgs),
+    /// Re-decide the stored history with a policy set and report every run
+    /// whose outcome would differ. Exit 0: no change, 1: changes, 2: bad input.
+    Replay(replay::ReplayArgs),
+    /// Compare two policy sets by meaning (groups, members, actions, rules,
+    /// conditions, quorum, timeouts). Exit 0: no change, 1: changes, 2: bad input.
+    Diff(diff::DiffArgs),
+    /// Print the JSON Schema (draft 2020-12) of policy or test files.
+    Schema {
+        /// policy or tests.
+        #[arg(value_enum)]
+        kind: schema::SchemaKind,
+    },
     /// Run the HTTP gate.
     ///
     /// Flags win over COUNTERSIGN_* environment variables, which win over
@@ -165,17 +188,28 @@ fn default_dirs(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { dirs } => check::run(&default_dirs(dirs)),
+        Command::Check { dirs, format } => check::run(&default_dirs(dirs), format),
         Command::Test {
             dirs,
             coverage,
             verbose,
-        } => test::run(&default_dirs(dirs), coverage, verbose),
+            format,
+        } => test::run(
+            &default_dirs(dirs),
+            test::TestOptions {
+                coverage,
+                verbose,
+                format,
+            },
+        ),
         Command::Bench { dirs, samples } => bench::run(&default_dirs(dirs), samples),
         Command::Eval(args) => eval::run(args),
         Command::Serve(args) => admin::serve(args),
         Command::Health(args) => admin::health(args),
         Command::Runs(cmd) => runs::run(cmd),
+        Command::Schema { kind } => schema::run(kind),
+        Command::Replay(args) => replay::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Keys(cmd) => admin::keys(cmd),
         Command::Audit(AuditCommand::Verify { workspace, config }) => {
             audit::audit_verify(config.as_deref(), workspace)

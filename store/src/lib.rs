@@ -74,6 +74,7 @@ mod cursor;
 mod error;
 mod extension;
 mod grants;
+mod history;
 mod identity;
 mod log_key;
 mod model;
@@ -100,6 +101,7 @@ pub use chain::{GENESIS_HASH, compute_hash, event_leaf_data};
 pub use checked::Checked;
 pub use error::{ChainBreak, StoreError};
 pub use extension::MAX_EXTENSION;
+pub use history::{HISTORY_PAGE_EVENTS, HistoryQuery, HistoryReader, HistoryRun};
 pub use identity::{identity_skeleton, same_identity};
 pub use log_key::{EVENT_MAC_PREFIX, LOG_KEY_LEN, LogKey, LogKeyError};
 pub use model::{

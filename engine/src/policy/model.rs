@@ -302,6 +302,12 @@ impl PolicySet {
         action.approvers.map(|i| &self.groups[i])
     }
 
+    /// The approver group a rule names itself (`approvers:` on the rule),
+    /// without falling back to its action's.
+    pub fn rule_own_group(&self, rule: &Rule) -> Option<&ApproverGroup> {
+        rule.approvers.map(|i| &self.groups[i])
+    }
+
     /// The approver group a rule asks: its own, else its action's.
     pub fn rule_group(&self, action: &Action, rule: &Rule) -> Option<&ApproverGroup> {
         rule.approvers.or(action.approvers).map(|i| &self.groups[i])

@@ -36,6 +36,19 @@ pub struct EvalArgs {
     /// the rule, to its number; or @FILE.
     #[arg(long, default_value = "{}")]
     aggregates: String,
+    /// Exit with the decision, for scripts: 0 allow, 3 require_approval,
+    /// 4 block (2 stays bad input).
+    #[arg(long)]
+    exit_code: bool,
+}
+
+/// The exit code `--exit-code` gives a decision.
+pub fn verdict_exit_code(verdict: countersign_engine::Verdict) -> u8 {
+    match verdict {
+        countersign_engine::Verdict::Allow => 0,
+        countersign_engine::Verdict::RequireApproval => 3,
+        countersign_engine::Verdict::Block => 4,
+    }
 }
 
 const BAD_ARGUMENTS: u8 = 2;
@@ -111,7 +124,11 @@ pub fn run(args: EvalArgs) -> ExitCode {
     match serde_json::to_string_pretty(&decision.to_report(&args.action)) {
         Ok(json) => {
             outln!("{json}");
-            ExitCode::SUCCESS
+            if args.exit_code {
+                ExitCode::from(verdict_exit_code(decision.verdict))
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => fail(format!("cannot print the decision: {e}")),
     }

@@ -189,9 +189,9 @@ impl Node {
             NodeKind::List(items) | NodeKind::Call(_, _, items) => {
                 items.iter().for_each(|n| n.collect_paths(out));
             }
-            NodeKind::Member(base, _)
-            | NodeKind::Unary(_, base)
-            | NodeKind::Named(_, _, base) => base.collect_paths(out),
+            NodeKind::Member(base, _) | NodeKind::Unary(_, base) | NodeKind::Named(_, _, base) => {
+                base.collect_paths(out)
+            }
             NodeKind::Index(a, b) | NodeKind::Binary(_, a, b) => {
                 a.collect_paths(out);
                 b.collect_paths(out);

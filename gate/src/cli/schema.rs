@@ -118,6 +118,7 @@ fn action() -> Json {
         "additionalProperties": false,
         "properties": {
             "description": { "type": "string" },
+            "summary": { "type": "string", "description": "The approvers' one-line title, with {payload.field} placeholders (e.g. `Refund {payload.amount} {payload.currency}`); checked at load." },
             "risk": { "enum": ["low", "medium", "high", "critical"], "description": "Declared risk (default medium)." },
             "approvers": { "type": "string", "description": "The approver group asked for require_approval." },
             "default": verdict("The decision when no rule matches (default block)."),
@@ -221,7 +222,10 @@ fn test_case() -> Json {
             "payload": { "type": ["object", "null"], "description": "The payload, as YAML." },
             "payload_json": { "type": "string", "description": "The payload as JSON text (exact digits)." },
             "source": { "description": "Where the request comes from (any value)." },
+            "context": { "description": "What the calling surface adds (e.g. `{mcp: {server, tool}}`), read as `context`." },
             "now": { "type": "string", "description": "The evaluation instant, RFC 3339 (2026-05-23T13:31:08Z)." },
+            "aggregates": { "type": "object", "description": "The values of the rules' aggregates (`count(…)`, `sum(…)`), keyed by their text as written." },
+            "history": { "type": "array", "description": "Past runs the aggregates are computed from (instead of `aggregates`).", "items": { "$ref": "#/$defs/past_run" } },
             "expect": { "$ref": "#/$defs/expect" }
         }
     })
@@ -243,6 +247,25 @@ fn load_error() -> Json {
     })
 }
 
+fn past_run() -> Json {
+    json!({
+        "type": "object",
+        "description": "One past run of a test's history.",
+        "additionalProperties": false,
+        "required": ["action", "at"],
+        "not": { "required": ["payload", "payload_json"] },
+        "properties": {
+            "action": { "type": "string", "minLength": 1 },
+            "actor": {},
+            "payload": { "type": ["object", "null"] },
+            "payload_json": { "type": "string" },
+            "source": {},
+            "at": { "type": "string", "description": "When it was proposed, RFC 3339." },
+            "status": { "description": "Its state (default allowed): one status or a list." }
+        }
+    })
+}
+
 fn expression() -> Json {
     json!({
         "type": "object",
@@ -257,6 +280,7 @@ fn expression() -> Json {
             "payload": {},
             "payload_json": { "type": "string" },
             "source": {},
+            "context": {},
             "now": { "type": "string" },
             "value": { "description": "The expected value (any, null included)." },
             "eval_error": { "type": "string" },
@@ -290,7 +314,8 @@ pub fn tests_schema() -> Json {
             "test": test_case(),
             "expect": expect(),
             "load_error": load_error(),
-            "expression": expression()
+            "expression": expression(),
+            "past_run": past_run()
         }
     })
 }

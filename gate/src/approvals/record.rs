@@ -235,10 +235,14 @@ pub async fn answer_with_token(
         .store
         .answer_with_token(token_hash, input(a), state.clock.now())
         .await?;
-    Ok(match answered {
+    Ok(token_outcome(answered))
+}
+
+fn token_outcome(answered: TokenAnswer) -> Result<(Outcome, Run), TokenOutcome> {
+    match answered {
         TokenAnswer::Answered(o) => Ok(outcome(*o)),
         TokenAnswer::Refused(t) => Err(t),
-    })
+    }
 }
 
 /// Records the answer given through a shared destination's link token
@@ -255,10 +259,7 @@ pub async fn answer_with_shared_token(
         .store
         .answer_with_shared_token(token_hash, input(a), state.clock.now())
         .await?;
-    Ok(match answered {
-        TokenAnswer::Answered(o) => Ok(outcome(*o)),
-        TokenAnswer::Refused(t) => Err(t),
-    })
+    Ok(token_outcome(answered))
 }
 
 /// The channel of the delivery whose link token is stored under `key` (an

@@ -357,9 +357,7 @@ impl<'k> Auditor<'k> {
                         "the row is not among the run's deliveries in the log".to_owned(),
                     ),
                     Some(entry) => {
-                        for (column, message) in
-                            projection::delivery_differences(&run_id, &run_id, row, entry)
-                        {
+                        for (column, message) in projection::delivery_differences(row, entry) {
                             self.problem(subject.clone(), Some(column), message);
                         }
                     }

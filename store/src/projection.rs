@@ -417,8 +417,6 @@ pub(crate) fn project_deliveries(events: &[Event]) -> Result<Option<Vec<Delivery
 
 /// The columns where a stored delivery differs from the one the log lists.
 pub(crate) fn delivery_differences(
-    run_id: &str,
-    stored_run_id: &str,
     stored: &DeliveryFact,
     logged: &DeliveryFact,
 ) -> Vec<Difference> {
@@ -429,9 +427,6 @@ pub(crate) fn delivery_differences(
             format!("stored {s:?}, the log says {l:?}"),
         ));
     };
-    if stored_run_id != run_id {
-        differ("run_id", &stored_run_id, &run_id);
-    }
     if stored.approver_id != logged.approver_id {
         differ("approver_id", &stored.approver_id, &logged.approver_id);
     }

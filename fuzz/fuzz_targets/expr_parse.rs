@@ -22,6 +22,8 @@ struct Requests {
     realistic: (Value, Value, Value, Value),
     unset: (Value, Value, Value, Value),
     edges: (Value, Value, Value, Value),
+    /// `context` as the MCP proxy sends it (realistic and edges share it).
+    context: Value,
 }
 
 fn json(text: &str) -> Value {
@@ -39,6 +41,7 @@ fn timestamp(secs: i64) -> Value {
 }
 
 static REQUESTS: LazyLock<Requests> = LazyLock::new(|| Requests {
+    context: json(r#"{"mcp": {"server": "files", "tool": "write_file", "client": {"name": "claude-code", "version": "2.1.0"}}}"#),
     realistic: (
         Value::string("agent:billing-bot"),
         json(
@@ -101,8 +104,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(expr.source(), text);
     let _ = expr.constant();
     let requests = &*REQUESTS;
-    for (actor, payload, source, now) in [&requests.realistic, &requests.unset, &requests.edges] {
-        let bindings = Bindings { actor, payload, source, now };
+    let cases = [(&requests.realistic, &requests.context), (&requests.unset, &Value::Null), (&requests.edges, &requests.context)];
+    for ((actor, payload, source, now), context) in cases {
+        let bindings = Bindings { actor, payload, source, context, now };
         let first = expr.evaluate(&bindings);
         let second = expr.evaluate(&bindings);
         assert_eq!(first, second, "evaluating {text:?} twice gave different results");

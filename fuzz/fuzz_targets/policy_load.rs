@@ -108,7 +108,7 @@ fn exercise_set(text: &str, set: &PolicySet) {
     names.push("fuzz.undeclared-action");
     for name in names {
         for [actor, payload, source, now] in REQUESTS.iter() {
-            let req = Request { action: name, actor, payload, source, now };
+            let req = Request { action: name, actor, payload, source, context: &Value::Null, now };
             let first = set.decide(&req).to_report(name);
             let second = set.decide(&req).to_report(name);
             assert_eq!(first, second, "deciding `{name}` twice gave different reports");
